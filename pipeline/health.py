@@ -1,0 +1,46 @@
+"""What /health reports: database, NATS, and how far each worker lags behind the event store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError
+from psycopg import AsyncConnection, sql
+
+from pipeline.bus import EVENTS_STREAM
+from pipeline.eventstore import APPLICATION_CLASSES
+from projections.runner import PROJECTIONS, durable_name
+
+
+async def collect(conn: AsyncConnection, nc: Client) -> dict[str, Any]:
+    report: dict[str, Any] = {"status": "ok", "database": "ok", "nats": "ok", "workers": {}}
+    heads = {}
+    for cls in APPLICATION_CLASSES:
+        table = sql.Identifier(f"{cls.name}_events")
+        cur = await conn.execute(sql.SQL("SELECT COALESCE(MAX(notification_id), 0) FROM {}").format(table))
+        heads[cls.name] = (await cur.fetchone())[0]
+    cur = await conn.execute("SELECT application, notification_id FROM relay_positions")
+    relayed = dict(await cur.fetchall())
+    report["workers"]["relay"] = {
+        "lag_events": {name: head - relayed.get(name, 0) for name, head in heads.items()}}
+    cur = await conn.execute("SELECT projection, application, notification_id FROM projection_positions")
+    applied: dict[tuple[str, str], int] = {(p, a): n for p, a, n in await cur.fetchall()}
+    for projection in PROJECTIONS.values():
+        lag = {a: heads[a] - applied.get((projection.name, a), 0) for a in projection.applications}
+        report["workers"][durable_name(projection)] = {"lag_events": lag, **await _consumer(nc, durable_name(projection))}
+    if not nc.is_connected:
+        report["nats"] = "disconnected"
+        report["status"] = "degraded"
+    return report
+
+
+async def _consumer(nc: Client, durable: str) -> dict[str, Any]:
+    if not nc.is_connected:
+        return {"consumer": "unknown"}
+    try:
+        info = await nc.jetstream().consumer_info(EVENTS_STREAM, durable)
+    except NotFoundError:
+        return {"consumer": "not started"}
+    return {"consumer": "ok", "pending": info.num_pending, "unacknowledged": info.num_ack_pending,
+            "redelivered": info.num_redelivered}

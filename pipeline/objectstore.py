@@ -1,0 +1,95 @@
+"""Files (training files, checkpoints, adapters) in the NATS JetStream Object Store."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+from nats.js import JetStreamContext
+from nats.js.api import ObjectMeta, ObjectMetaOptions
+from nats.js.errors import NotFoundError
+
+from domain.values import ArtifactRef
+
+CHUNK_SIZE = 128 * 1024  # below the server's max_payload; one chunk in memory at a time
+
+
+class ArtifactMissingError(LookupError):
+    """No object with that reference exists (or its digest differs)."""
+
+
+class ArtifactCorruptError(ValueError):
+    """The bytes read back do not match the reference's digest or size."""
+
+
+class ObjectStore:
+    """Streams files in and out in chunks; every reference carries a SHA-256 digest."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def put_file(self, bucket: str, name: str, path: Path) -> ArtifactRef:
+        with open(path, "rb") as source:
+            return await self.put_fileobj(bucket, name, source)
+
+    async def put_fileobj(self, bucket: str, name: str, source: BinaryIO) -> ArtifactRef:
+        """Reads `source` chunk by chunk (in a thread) into the bucket; returns its reference."""
+        store = await self.js.object_store(bucket)
+        meta = ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=CHUNK_SIZE))
+        info = await store.put(name, source, meta=meta)
+        return ArtifactRef(bucket, name, _hex_digest(info.digest), info.size)
+
+    async def put_stream(self, bucket: str, name: str, chunks: AsyncIterator[bytes]) -> ArtifactRef:
+        """Spools an incoming stream (an HTTP upload) to disk, then stores it: constant memory."""
+        fd, tmp = tempfile.mkstemp(prefix="upload-")
+        try:
+            with os.fdopen(fd, "wb") as spool:
+                async for chunk in chunks:
+                    spool.write(chunk)
+            return await self.put_file(bucket, name, Path(tmp))
+        finally:
+            os.unlink(tmp)
+
+    async def get_file(self, ref: ArtifactRef, path: Path) -> Path:
+        """Writes the object to `path` chunk by chunk and checks its digest and size."""
+        store = await self.js.object_store(ref.bucket)
+        part = path.with_name(path.name + ".part")
+        try:
+            with open(part, "wb") as sink:
+                await store.get(ref.name, writeinto=sink)
+        except NotFoundError:
+            part.unlink(missing_ok=True)
+            raise ArtifactMissingError(f"no object {ref.bucket}/{ref.name}") from None
+        if part.stat().st_size != ref.size or _file_sha256(part) != ref.sha256:
+            part.unlink()
+            raise ArtifactCorruptError(f"object {ref.bucket}/{ref.name} does not match its reference")
+        part.replace(path)
+        return path
+
+    async def check(self, ref: ArtifactRef) -> None:
+        """Raises ArtifactMissingError unless the object exists with that digest and size."""
+        try:
+            info = await (await self.js.object_store(ref.bucket)).get_info(ref.name)
+        except NotFoundError:
+            raise ArtifactMissingError(f"no object {ref.bucket}/{ref.name}") from None
+        if info.size != ref.size or _hex_digest(info.digest) != ref.sha256:
+            raise ArtifactMissingError(f"object {ref.bucket}/{ref.name} has another digest or size")
+
+
+def _hex_digest(nats_digest: str) -> str:
+    """NATS writes `SHA-256=<base64url>`; references use lowercase hex."""
+    encoded = nats_digest.split("=", 1)[1]
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

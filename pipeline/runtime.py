@@ -1,0 +1,97 @@
+"""Resolves where PostgreSQL and NATS are: the configured URLs, or embedded servers."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import bus, db
+from pipeline.embedded import EmbeddedNats, EmbeddedPostgres
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The two servers a process talks to; embedded ones are stopped by `close()`."""
+
+    database_url: str
+    nats_url: str
+    owned: list[EmbeddedNats | EmbeddedPostgres] = field(default_factory=list)
+
+    def close(self) -> None:
+        for server in reversed(self.owned):
+            server.stop()
+        self.owned.clear()
+
+
+def start_services(settings: Settings) -> Services:
+    """Uses DATABASE_URL / NATS_URL when set; otherwise starts (or joins) the embedded servers
+    whose data lives in the state directory, so a restart keeps every job."""
+    owned: list[EmbeddedNats | EmbeddedPostgres] = []
+    try:
+        database_url = settings.database_url
+        if database_url is None:
+            pg = EmbeddedPostgres(settings.state_dir)
+            database_url = pg.start()
+            owned.append(pg)
+        nats_url = settings.nats_url
+        if nats_url is None:
+            nats_url = running_embedded_nats(settings.state_dir)
+            if nats_url is None:
+                server = EmbeddedNats(settings.state_dir)
+                nats_url = server.start()
+                owned.append(server)
+    except BaseException:
+        for server in reversed(owned):
+            server.stop()
+        raise
+    return Services(database_url, nats_url, owned)
+
+
+class AlreadyRunningError(Exception):
+    """Another `pipeline up` owns this state directory."""
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Held by `pipeline up` for its lifetime, so two stacks never share one state directory."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "up.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunningError(f"another `pipeline up` is running on {state_dir.resolve()}") from None
+    return fd
+
+
+def running_embedded_nats(state_dir: Path) -> str | None:
+    """The URL of an embedded nats-server another of our processes runs on this state dir."""
+    store = state_dir / "nats"
+    try:
+        pid = int((store / "nats.pid").read_text().strip())
+        port = int((store / "port").read_text().strip())
+        if b"nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return f"nats://127.0.0.1:{port}"
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_and_prepare(services: Services, settings: Settings) -> None:
+    """Fails fast with a one-line reason when a server is unreachable; migrates; declares streams."""
+    db.migrate(services.database_url, settings.connect_timeout_s)
+    asyncio.run(_declare(services.nats_url, settings.connect_timeout_s))
+
+
+async def _declare(nats_url: str, timeout: float) -> None:
+    nc = await bus.connect(nats_url, "pipeline-setup", timeout, max_reconnect_attempts=0)
+    try:
+        await bus.declare(nc.jetstream())
+    finally:
+        await nc.close()

@@ -1,0 +1,70 @@
+"""Process settings, read from the environment and `.env`, validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know; an unset URL means "start an embedded server"."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    nats_url: str | None = Field(default=None, alias="NATS_URL")
+    state_dir: Path = Field(default=Path(".state"), alias="PIPELINE_STATE_DIR")
+    web_host: str = Field(default="127.0.0.1", alias="PIPELINE_WEB_HOST")
+    web_port: int = Field(default=8000, ge=1, le=65535, alias="PIPELINE_WEB_PORT")
+    team: str = Field(default="default", min_length=1, alias="PIPELINE_TEAM")
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120, alias="PIPELINE_CONNECT_TIMEOUT")
+    relay_batch: int = Field(default=1000, ge=1, le=100_000, alias="PIPELINE_RELAY_BATCH")
+    relay_idle_poll_s: float = Field(default=0.05, gt=0, le=10, alias="PIPELINE_RELAY_POLL")
+    consumer_max_deliver: int = Field(default=10, ge=2, le=1000, alias="PIPELINE_MAX_DELIVER")
+    # Test-only fault injection (see docs/operations.md); empty in production.
+    fault: str = Field(default="", alias="PIPELINE_FAULT")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("postgresql", "postgres"), "DATABASE_URL")
+
+    @field_validator("nats_url")
+    @classmethod
+    def _check_nats_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("nats", "tls"), "NATS_URL")
+
+
+def _check_url(value: str | None, schemes: tuple[str, ...], name: str) -> str | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"{name} is not a URL ({exc})") from None
+    if parts.scheme not in schemes:
+        raise ValueError(f"{name} must start with {' or '.join(s + '://' for s in schemes)}")
+    if parts.scheme.startswith("postgres") and not (parts.hostname or "host=" in parts.query):
+        raise ValueError(f"{name} names no host")
+    if parts.scheme in ("nats", "tls") and not parts.hostname:
+        raise ValueError(f"{name} names no host")
+    return value
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message is one line, fit for a terminal."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads and validates settings; raises SettingsError with a one-line reason."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting {where}: {message}") from None

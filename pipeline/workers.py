@@ -1,0 +1,71 @@
+"""Entry points of the long-running workers: relay and projections (one process each)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import psycopg
+from faststream.nats import NatsBroker
+from psycopg_pool import ConnectionPool
+
+from pipeline import bus
+from pipeline.eventstore import EventStore
+from pipeline.relay import RELAY_LOCK_KEY, Relay, acquire_leadership
+from pipeline.settings import Settings
+from projections.runner import PROJECTIONS, add_live_projection
+
+log = logging.getLogger(__name__)
+
+PROJECTIONS_LOCK_KEY = 7_305_101_903
+
+
+def stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_relay(settings: Settings, database_url: str, nats_url: str) -> None:
+    stop = stop_on_signals()
+    store = EventStore.open(database_url, pool_size=2)
+    conn = psycopg.connect(database_url, autocommit=True)
+    nc = await bus.connect(nats_url, "relay", settings.connect_timeout_s)
+    try:
+        if await acquire_leadership(conn, stop, RELAY_LOCK_KEY):
+            log.info("relay: leader, publishing from the event store")
+            relay = Relay(conn, nc.jetstream(publish_async_max_pending=4000), store.applications(),
+                          settings.relay_batch, settings.fault)
+            await relay.run(stop, settings.relay_idle_poll_s)
+    finally:
+        await nc.close()
+        conn.close()
+        store.close()
+
+
+async def run_projections(settings: Settings, database_url: str, nats_url: str,
+                          names: list[str] | None = None) -> None:
+    stop = stop_on_signals()
+    store = EventStore.open(database_url, pool_size=2)
+    applications = {app.name: app for app in store.applications()}
+    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
+    lock_conn = psycopg.connect(database_url, autocommit=True)
+    # FastStream logs every message at INFO by default: that costs ~30 % of its throughput.
+    broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
+                        max_reconnect_attempts=-1)
+    for name in names or list(PROJECTIONS):
+        add_live_projection(broker, pool, PROJECTIONS[name], applications, settings.consumer_max_deliver)
+    try:
+        if await acquire_leadership(lock_conn, stop, PROJECTIONS_LOCK_KEY):
+            bus.probe(nats_url, settings.connect_timeout_s)
+            await broker.start()
+            log.info("projections: consuming %s", ", ".join(names or PROJECTIONS))
+            await stop.wait()
+    finally:
+        await broker.stop()
+        pool.close()
+        lock_conn.close()
+        store.close()

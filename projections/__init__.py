@@ -1,0 +1,1 @@
+"""Read models in PostgreSQL, built from domain events by one code path, live or rebuilt."""

@@ -1,0 +1,1 @@
+"""Litestar + Jinja2 dashboard and JSON API."""
