@@ -14,12 +14,19 @@ from collections.abc import Callable, Sequence
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
+from faststream.nats.subscriber.usecases import stream_pull_subscriber as _pull_subscriber
 from nats.aio.msg import Msg
 from psycopg_pool import ConnectionPool
 
 from pipeline.bus import EVENTS_STREAM
 
 log = logging.getLogger(__name__)
+
+# FastStream 0.7.8's batch pull loop catches nats.errors.TimeoutError, but nats-py 2.16 raises the
+# builtin TimeoutError when a fetch finds fewer messages than asked: the loop task then dies with
+# the partial batch fetched and unacked (redelivered only after ack_wait), and FastStream restarts
+# it. Catching the builtin (the nats error's base class) covers both. See docs/architecture.md.
+_pull_subscriber.TimeoutError = TimeoutError
 
 BatchHandler = Callable[[Sequence[bytes]], list[Exception | None]]
 """Runs in a worker thread; returns, per message in order, None (done) or the exception."""

@@ -60,7 +60,7 @@ def database_url(pg_admin_url: str) -> Iterator[str]:
 
 
 def _with_dbname(url: str, name: str) -> str:
-    head, _, rest = url.partition("/postgres")
+    head, _, rest = url.rpartition("/postgres")
     return f"{head}/{name}{rest}"
 
 

@@ -1,0 +1,117 @@
+"""`pipeline up` as a user runs it: embedded PostgreSQL and NATS, web on a port, jobs kept."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipeline.embedded import free_port
+from tests.helpers import pipeline_process, stop_process, wait_for
+
+
+def healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> dict[str, str]:
+    return {"PIPELINE_STATE_DIR": str(tmp_path / "state"), "PIPELINE_WEB_PORT": str(free_port())}
+
+
+def start_up(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    process = pipeline_process(["up"], env, log)
+    base = f"http://127.0.0.1:{env['PIPELINE_WEB_PORT']}"
+    wait_for(lambda: healthy(base) or process.poll() is not None, timeout=90, interval=0.2,
+             message="the stack to become healthy")
+    assert process.poll() is None, log.read_text()[-3000:]
+    return process, base
+
+
+def interrupt(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    return process.wait(30)
+
+
+def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    process, base = start_up(stack_env, tmp_path / "up1.log")
+    try:
+        upload = httpx.post(f"{base}/api/files", files={"data": ("advisor.json", b'{"conversations": []}')})
+        assert upload.status_code == 201, upload.text
+        created = httpx.post(f"{base}/api/jobs", json={"name": "Advisor tone v1", "training_file": upload.json()})
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        page = wait_for(lambda: (r := httpx.get(base)).status_code == 200 and "Advisor tone v1" in r.text and r.text,
+                        message="the job on /")
+        assert "queued" in page and f'data-job-id="{job_id}"' in page
+
+        refused = httpx.post(f"{base}/api/jobs", json={"name": "x", "training_file": upload.json()})
+        assert refused.status_code == 400 and "3-100 characters" in refused.text
+
+        events = subprocess.run([sys.executable, "-m", "pipeline", "events", job_id], env=os.environ | stack_env,
+                                capture_output=True, text=True, timeout=60)
+        assert events.returncode == 0, events.stderr
+        lines = [json.loads(line) for line in events.stdout.splitlines()]
+        assert [(e["version"], e["topic"]) for e in lines] == [(1, "TrainingJob.Created"), (2, "TrainingJob.Queued")]
+
+        health = wait_for(lambda: (h := httpx.get(f"{base}/health").json())["workers"]["projection-jobs"]
+                          ["lag_events"]["trainingjobs"] == 0 and h, message="no lag")
+        assert health["database"] == "ok" and health["nats"] == "ok"
+        assert health["workers"]["relay"]["lag_events"] == {"trainingjobs": 0, "budgets": 0}
+
+        second = pipeline_process(["up"], stack_env)
+        assert second.wait(60) == 2  # one stack per state directory
+    finally:
+        assert interrupt(process) == 0
+
+    process, base = start_up(stack_env, tmp_path / "up2.log")
+    try:
+        jobs = httpx.get(f"{base}/api/jobs").json()
+        assert [(j["id"], j["name"], j["status"]) for j in jobs] == [(job_id, "Advisor tone v1", "queued")]
+    finally:
+        assert interrupt(process) == 0
+
+
+def test_the_rebuild_command_reproduces_the_live_read_model(stack_env: dict[str, str], tmp_path: Path) -> None:
+    process, base = start_up(stack_env, tmp_path / "up.log")
+    try:
+        ref = httpx.post(f"{base}/api/files", files={"data": ("f.json", b"{}")}).json()
+        for i in range(3):
+            httpx.post(f"{base}/api/jobs", json={"name": f"Rebuild me {i}", "training_file": ref})
+        before = wait_for(lambda: len(jobs := httpx.get(f"{base}/api/jobs").json()) == 3 and jobs,
+                          message="3 jobs")
+        rebuilt = subprocess.run([sys.executable, "-m", "pipeline", "projections", "rebuild"],
+                                 env=os.environ | stack_env, capture_output=True, text=True, timeout=60)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert "rebuilt jobs from 6 event(s)" in rebuilt.stdout
+        assert httpx.get(f"{base}/api/jobs").json() == before
+    finally:
+        assert interrupt(process) == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DATABASE_URL": "definitely not a url"}, "pipeline: error: invalid setting DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none", "NATS_URL": "nats://127.0.0.1:1"},
+         "pipeline: error: cannot connect to PostgreSQL"),
+        ({"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres", "NATS_URL": "nats://127.0.0.1:1"},
+         "pipeline: error: cannot connect to NATS"),
+    ],
+)
+def test_bad_settings_exit_non_zero_with_a_one_line_reason(env: dict[str, str], expected: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "pipeline", "up"], capture_output=True, text=True, timeout=60,
+                            env=os.environ | env | {"PIPELINE_STATE_DIR": str(tmp_path / "s"),
+                                                    "PIPELINE_WEB_PORT": str(free_port())})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
