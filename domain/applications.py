@@ -1,63 +1,249 @@
-"""Application services: the only way commands reach aggregates and get saved."""
+"""The application service: the only way commands reach aggregates and get saved.
+
+Jobs and budgets live in one eventsourcing application so that a command touching both (a job
+queued with its budget reservation, a job's spend with its charge) is saved in one atomic
+`save(job, budget)`. Concurrent commands on one budget conflict on its version
+(IntegrityError); they are re-run on fresh state, a bounded number of times."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Transcoder
+from eventsourcing.persistence import IntegrityError, Transcoder
 
 from domain.aggregates.budget import Budget
+from domain.aggregates.catalog_file import CatalogFile
 from domain.aggregates.training_job import TrainingJob
+from domain.budget_month import budget_month
+from domain.cost_model import estimate_cost
+from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
+from domain.job_metadata import default_name
+from domain.job_status import CancelReason
+from domain.presets import check_unlocked, default_preset, preset_named
+from domain.training_file import TrainingFileStats, ValidationReport
 from domain.transcodings import register_domain_transcodings
 from domain.values import ArtifactRef
 
+T = TypeVar("T")
 
-class TrainingJobs(Application[UUID]):
-    """Training jobs; events stored in table `trainingjobs_events`."""
 
-    name = "trainingjobs"
+@dataclass(frozen=True)
+class BudgetPolicy:
+    team: str = "default"
+    time_zone: str = "UTC"
+    default_limit: Decimal = Decimal(500)
+    grace_percent: Decimal = Decimal(10)
+
+
+class Pipeline(Application[UUID]):
+    """Training jobs and monthly budgets; events stored in table `pipeline_events`."""
+
+    name = "pipeline"
+    conflict_retries = 30
+
+    def __init__(self, env: dict[str, str] | None = None, policy: BudgetPolicy | None = None) -> None:
+        super().__init__(env)
+        self.policy = policy or BudgetPolicy()
 
     def register_transcodings(self, transcoder: Transcoder) -> None:
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder)
 
-    def create_and_queue(
-        self, name: str, training_file: ArtifactRef, created_by: str, at: datetime
-    ) -> UUID:
-        """Creates a job and queues it, both events saved together."""
-        job = TrainingJob.create(uuid4(), name, training_file, created_by, at)
-        job.queue(at)
+    # --- the training-file catalog -----------------------------------------------------------
+
+    def register_training_file(self, name: str, file: ArtifactRef, report: ValidationReport,
+                               stats: TrainingFileStats | None, registered_by: str, at: datetime) -> UUID:
+        """Records a stored file with its validation result and statistics; the same bytes
+        registered again return the existing entry."""
+        existing = self.catalog_file(CatalogFile.id_for(file.sha256))
+        if existing is not None:
+            return existing.id
+        entry = CatalogFile.register(name, file, report, stats, registered_by, at)
+        try:
+            self.save(entry)
+        except IntegrityError:
+            pass  # registered concurrently: same id, same content
+        return entry.id
+
+    def catalog_file(self, file_id: UUID) -> CatalogFile | None:
+        try:
+            entry = self.repository.get(file_id)
+        except AggregateNotFoundError:
+            return None
+        return entry if isinstance(entry, CatalogFile) else None
+
+    def create_job_from_file(self, file_id: UUID, *, created_by: str, at: datetime, name: str | None = None,
+                             preset: str | None = None, gpu_tier: str = "spot", successful_jobs: int = 0,
+                             prices: PriceSource | None = None,
+                             interruption_probability: Decimal = DEFAULT_INTERRUPTION_RATE,
+                             notes: str | None = None, **metadata: Any) -> UUID:
+        """Creates and configures a job for a catalogued file (FR1.1.1-FR1.3.1): eligibility, preset
+        (default by conversation count, Aggressive lock, VRAM), GPU option and cost estimate."""
+        entry = self.catalog_file(file_id)
+        if entry is None:
+            raise TrainingFileNotFoundError("Training file not found")
+        entry.check_eligible()
+        chosen = preset_named(preset) if preset else default_preset(entry.conversation_count)
+        check_unlocked(chosen, entry.conversation_count, successful_jobs)
+        chosen.check_fits(GPU_MEMORY_GB)
+        gpu = gpu_option(PricingTier(gpu_tier), prices)
+        estimate = estimate_cost(chosen, entry.pair_count, gpu, interruption_probability=interruption_probability)
+        job = TrainingJob.create(
+            uuid4(), name=name or default_name(entry.name, chosen.title, at.date()), training_file=entry.file,
+            file_name=entry.name, conversation_count=entry.conversation_count, pair_count=entry.pair_count,
+            created_by=created_by, at=at, **metadata)
+        job.configure(preset=chosen.name, hyperparameters=chosen.as_config(), gpu_tier=gpu.tier.value,
+                      gpu_type=gpu.gpu_type, hourly_rate=gpu.hourly_rate,
+                      estimated_duration_hours=estimate.duration_hours, estimated_cost_min=estimate.cost_min,
+                      estimated_cost_max=estimate.cost_max, estimation_algorithm=estimate.algorithm_version,
+                      estimation_confidence=None if estimate.confidence is None else Decimal(estimate.confidence),
+                      at=at)
+        if notes:
+            job.add_note(notes, created_by, at)
         self.save(job)
         return job.id
 
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def create_job(self, *, name: str, training_file: ArtifactRef, file_name: str, conversation_count: int,
+                   pair_count: int, created_by: str, at: datetime, **metadata: Any) -> UUID:
+        """Creates a job awaiting configuration; `metadata`: description, tags, client, project,
+        retry_of, retry_number, resumed_from, resume_checkpoint."""
+        job = TrainingJob.create(uuid4(), name=name, training_file=training_file, file_name=file_name,
+                                 conversation_count=conversation_count, pair_count=pair_count,
+                                 created_by=created_by, at=at, **metadata)
+        self.save(job)
+        return job.id
+
+    def configure_job(self, job_id: UUID, **configuration: Any) -> None:
+        """Applies preset, GPU tier and cost estimate (see TrainingJob.configure)."""
+        job = self.get_job(job_id)
+        job.configure(**configuration)
+        self.save(job)
+
+    def start_job(self, job_id: UUID, actor: str, role: str, at: datetime,
+                  override_justification: str | None = None) -> list[str]:
+        """Queues the job and reserves its estimated maximum on this month's budget, in one save.
+        Raises BudgetExceededError (nothing saved) unless a manager overrides. Returns warnings."""
+
+        def attempt() -> list[str]:
+            job = self.get_job(job_id)
+            budget = self._budget_for(at)
+            entry = self.catalog_file(CatalogFile.id_for(job.training_file.sha256))
+            if entry is not None:
+                entry.claim(job.id, at)
+            warnings = budget.reserve(job.id, job.estimated_cost_max, actor, role, at, override_justification)
+            job.queue(at)
+            self.save(*(a for a in (job, budget, entry) if a is not None))
+            return warnings
+
+        return self._retrying(attempt)
+
+    def record_job_spend(self, job_id: UUID, now: datetime) -> Decimal:
+        """Charges the job's spend so far to the budget it reserved on; returns the spend."""
+
+        def attempt() -> Decimal:
+            job = self.get_job(job_id)
+            spend = job.cost(now).total_cost
+            budget = self._budget_for(job.queued_at or now)
+            budget.record_spend(job.id, spend, now)
+            entry = None
+            if job.is_terminal and not job.running_pods():
+                budget.release(job.id, now)
+                entry = self.catalog_file(CatalogFile.id_for(job.training_file.sha256))
+                if entry is not None:
+                    entry.release(job.id, now)
+            self.save(*(a for a in (budget, entry) if a is not None))
+            return spend
+
+        return self._retrying(attempt)
+
+    def cancel_job(self, job_id: UUID, reason: CancelReason, notes: str, actor: str, at: datetime) -> None:
+        job = self.get_job(job_id)
+        job.cancel(reason, notes, actor, at)
+        self.save(job)
+        if job.queued_at is not None and not job.running_pods():
+            self.record_job_spend(job_id, at)
+
     def get_job(self, job_id: UUID) -> TrainingJob:
         try:
-            return self.repository.get(job_id)
+            job = self.repository.get(job_id)
         except AggregateNotFoundError:
             raise JobNotFoundError(f"no training job {job_id}") from None
+        if not isinstance(job, TrainingJob):
+            raise JobNotFoundError(f"no training job {job_id}")
+        return job
 
+    # --- budgets ------------------------------------------------------------------------------
 
-class Budgets(Application[UUID]):
-    """Monthly team budgets; events stored in table `budgets_events`."""
-
-    name = "budgets"
-
-    def register_transcodings(self, transcoder: Transcoder) -> None:
-        super().register_transcodings(transcoder)
-        register_domain_transcodings(transcoder)
-
-    def open_month(self, team: str, month: str, limit: Decimal, at: datetime) -> UUID:
-        """Opens the team's budget for a month; opening it again changes nothing."""
-        budget_id = Budget.id_for(team, month)
+    def budget(self, month: str) -> Budget | None:
         try:
-            self.repository.get(budget_id)
+            return self.repository.get(Budget.id_for(self.policy.team, month))
         except AggregateNotFoundError:
-            self.save(Budget.open(team, month, limit, at))
-        return budget_id
+            return None
+
+    def change_limit(self, month: str, new_limit: Decimal, actor: str, role: str, justification: str,
+                     at: datetime) -> None:
+        def attempt() -> None:
+            budget = self._budget_for_month(month, at)
+            budget.change_limit(new_limit, actor, role, justification, at)
+            self.save(budget)
+
+        self._retrying(attempt)
+
+    def request_limit_increase(self, month: str, new_limit: Decimal, justification: str,
+                               requested_by: str, at: datetime) -> UUID:
+        request_id = uuid4()
+
+        def attempt() -> UUID:
+            budget = self._budget_for_month(month, at)
+            budget.request_limit_increase(request_id, new_limit, justification, requested_by, at)
+            self.save(budget)
+            return request_id
+
+        return self._retrying(attempt)
+
+    def decide_limit_increase(self, month: str, request_id: UUID, approve: bool, decided_by: str,
+                              role: str, at: datetime, reason: str = "") -> None:
+        def attempt() -> None:
+            budget = self._budget_for_month(month, at)
+            budget.decide_limit_increase(request_id, approve, decided_by, role, at, reason)
+            self.save(budget)
+
+        self._retrying(attempt)
+
+    def _budget_for(self, at: datetime) -> Budget:
+        return self._budget_for_month(budget_month(at, self.policy.time_zone), at)
+
+    def _budget_for_month(self, month: str, at: datetime) -> Budget:
+        return self.budget(month) or Budget.open(
+            self.policy.team, month, self.policy.default_limit, at, self.policy.grace_percent)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Re-runs a command on fresh state after an optimistic-concurrency conflict."""
+        for tries in range(self.conflict_retries):
+            try:
+                return attempt()
+            except IntegrityError:
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(tries, 6)))
+        raise ConcurrencyConflictError("too many concurrent changes; try again")
 
 
 class JobNotFoundError(LookupError):
     """No training job has that id."""
+
+
+class TrainingFileNotFoundError(LookupError):
+    """No catalogued training file has that id."""
+
+
+class ConcurrencyConflictError(RuntimeError):
+    """A command kept conflicting with concurrent ones and was given up (nothing saved)."""

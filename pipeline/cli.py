@@ -8,12 +8,14 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 from uuid import UUID
 
 from pipeline import bus, db
 from pipeline.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
 from pipeline.settings import Settings, SettingsError, load_settings
 
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "financial-advisory.json"
 EXPECTED_ERRORS = (SettingsError, AlreadyRunningError, db.DatabaseUnavailableError, bus.BusUnavailableError)
 
 
@@ -48,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
     rebuild = proj.add_parser("rebuild", help="rebuild read models from the event store")
     rebuild.add_argument("names", nargs="*")
     rebuild.set_defaults(run=cmd_projections_rebuild)
+    files = sub.add_parser("files", help="training-file catalog").add_subparsers(dest="files_command", required=True)
+    add = files.add_parser("add", help="validate a training file, store it and add it to the catalog")
+    add.add_argument("path", type=Path)
+    add.add_argument("--name", help="name shown in the catalog (default: the file's own name)")
+    add.add_argument("--by", default="cli", help="who registers it (default: cli)")
+    add.set_defaults(run=cmd_files_add)
     events = sub.add_parser("events", help="print the stored events of one job, in order")
     events.add_argument("job_id", type=UUID)
     events.set_defaults(run=cmd_events)
@@ -70,6 +78,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     lock_state_dir(settings.state_dir)
     services = _prepared(settings)
     try:
+        if settings.seed_sample and SAMPLE.is_file():
+            added = asyncio.run(_add_file(settings, services, SAMPLE, None, "sample"))
+            print(f"sample training file: {describe_added_file(added)}", flush=True)
         return supervise(settings, services)
     finally:
         services.close()
@@ -143,13 +154,50 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+def cmd_files_add(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.path.is_file():
+        raise SettingsError(f"no such file: {args.path}")
+    services = _prepared(settings)
+    try:
+        added = asyncio.run(_add_file(settings, services, args.path, args.name, args.by))
+    finally:
+        services.close()
+    print(describe_added_file(added))
+    return 0 if added.report.ok else 1
+
+
+async def _add_file(settings: Settings, services: Services, path: Path, name: str | None, by: str):
+    from pipeline.catalog import add_training_file
+    from pipeline.eventstore import EventStore
+    from pipeline.objectstore import ObjectStore
+
+    store = EventStore.open(services.database_url, pool_size=1, policy=settings.budget_policy())
+    nc = await bus.connect(services.nats_url, "cli", settings.connect_timeout_s)
+    try:
+        return await add_training_file(ObjectStore(nc.jetstream()), store.app, path, name, by)
+    finally:
+        await nc.close()
+        store.close()
+
+
+def describe_added_file(added) -> str:
+    if not added.report.ok:
+        lines = [f"{added.name}: invalid ({added.report.problem_count} problem(s)), registered as {added.file_id}"]
+        lines += [f"  {p.place}: {p.message}" if p.place else f"  {p.message}" for p in added.report.problems[:20]]
+        return "\n".join(lines)
+    st = added.stats
+    return (f"{added.name}: {st.conversation_count} conversations, {st.training_pair_count} training pairs, "
+            f"average quality {st.quality.overall} ({st.quality_indicator}), "
+            f"{st.human_reviewed_percent}% human-reviewed; catalog id {added.file_id}")
+
+
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.eventstore import EventStore
 
     services = _prepared(settings)
     store = EventStore.open(services.database_url, pool_size=1)
     try:
-        stored = store.jobs.recorder.select_events(args.job_id)
+        stored = store.app.recorder.select_events(args.job_id)
         if not stored:
             print(f"pipeline: error: no events for job {args.job_id}", file=sys.stderr)
             return 1

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from eventsourcing.application import Application
 from psycopg.conninfo import conninfo_to_dict
 
-from domain.applications import Budgets, TrainingJobs
+from domain.applications import BudgetPolicy, Pipeline
 
-APPLICATION_CLASSES: tuple[type[Application], ...] = (TrainingJobs, Budgets)
+APPLICATION_CLASSES: tuple[type[Application], ...] = (Pipeline,)
 
 
 def application_env(database_url: str, *, create_table: bool = False, pool_size: int = 5) -> dict[str, str]:
@@ -39,18 +39,16 @@ def create_event_tables(database_url: str) -> None:
 
 @dataclass
 class EventStore:
-    """The applications one process uses, built from one database URL."""
+    """The application(s) one process uses, built from one database URL."""
 
-    jobs: TrainingJobs
-    budgets: Budgets
+    app: Pipeline
 
     @classmethod
-    def open(cls, database_url: str, pool_size: int = 5) -> EventStore:
-        env = application_env(database_url, pool_size=pool_size)
-        return cls(jobs=TrainingJobs(env=env), budgets=Budgets(env=env))
+    def open(cls, database_url: str, pool_size: int = 5, policy: BudgetPolicy | None = None) -> EventStore:
+        return cls(app=Pipeline(env=application_env(database_url, pool_size=pool_size), policy=policy))
 
     def applications(self) -> tuple[Application, ...]:
-        return (self.jobs, self.budgets)
+        return (self.app,)
 
     def close(self) -> None:
         for app in self.applications():

@@ -27,12 +27,21 @@ async def collect(conn: AsyncConnection, nc: Client) -> dict[str, Any]:
     cur = await conn.execute("SELECT projection, application, notification_id FROM projection_positions")
     applied: dict[tuple[str, str], int] = {(p, a): n for p, a, n in await cur.fetchall()}
     for projection in PROJECTIONS.values():
-        lag = {a: heads[a] - applied.get((projection.name, a), 0) for a in projection.applications}
+        lag = {a: await _unapplied(conn, a, applied.get((projection.name, a), 0), projection.topics)
+               for a in projection.applications}
         report["workers"][durable_name(projection)] = {"lag_events": lag, **await _consumer(nc, durable_name(projection))}
     if not nc.is_connected:
         report["nats"] = "disconnected"
         report["status"] = "degraded"
     return report
+
+
+async def _unapplied(conn: AsyncConnection, application: str, position: int, topics: tuple[str, ...]) -> int:
+    """Stored events of the projection's topics past its position."""
+    query = sql.SQL("SELECT count(*) FROM {} WHERE notification_id > %s AND topic = ANY(%s)").format(
+        sql.Identifier(f"{application}_events"))
+    cur = await conn.execute(query, (position, list(topics)))
+    return (await cur.fetchone())[0]
 
 
 async def _consumer(nc: Client, durable: str) -> dict[str, Any]:

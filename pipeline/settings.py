@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.applications import BudgetPolicy
 
 
 class Settings(BaseSettings):
@@ -20,12 +24,28 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", alias="PIPELINE_WEB_HOST")
     web_port: int = Field(default=8000, ge=1, le=65535, alias="PIPELINE_WEB_PORT")
     team: str = Field(default="default", min_length=1, alias="PIPELINE_TEAM")
+    time_zone: str = Field(default="UTC", alias="PIPELINE_TIME_ZONE")
+    budget_default_limit: Decimal = Field(default=Decimal(500), ge=0, alias="PIPELINE_BUDGET_LIMIT")
+    budget_grace_percent: Decimal = Field(default=Decimal(10), ge=0, le=100, alias="PIPELINE_BUDGET_GRACE")
     connect_timeout_s: float = Field(default=5.0, gt=0, le=120, alias="PIPELINE_CONNECT_TIMEOUT")
     relay_batch: int = Field(default=1000, ge=1, le=100_000, alias="PIPELINE_RELAY_BATCH")
     relay_idle_poll_s: float = Field(default=0.05, gt=0, le=10, alias="PIPELINE_RELAY_POLL")
     consumer_max_deliver: int = Field(default=10, ge=2, le=1000, alias="PIPELINE_MAX_DELIVER")
+    seed_sample: bool = Field(default=True, alias="PIPELINE_SEED_SAMPLE")
     # Test-only fault injection (see docs/operations.md); empty in production.
     fault: str = Field(default="", alias="PIPELINE_FAULT")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def budget_policy(self) -> BudgetPolicy:
+        return BudgetPolicy(self.team, self.time_zone, self.budget_default_limit, self.budget_grace_percent)
 
     @field_validator("database_url")
     @classmethod

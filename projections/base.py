@@ -6,18 +6,29 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import psycopg
+from eventsourcing.domain import Aggregate
 
 
 class OutOfOrderError(Exception):
     """An event arrived before an earlier event of its aggregate; retry it later."""
 
 
+def event_topics(aggregate: type[Aggregate]) -> tuple[str, ...]:
+    """The stored topics of an aggregate's event classes (what a projection of it reads)."""
+    return tuple(sorted(
+        value.TOPIC for name, value in vars(aggregate).items()
+        if isinstance(value, type) and issubclass(value, Aggregate.Event) and name != "Event"))
+
+
 class Projection:
-    """Subclasses set `name`, `applications`, `tables`, and implement `version_of` and `apply`."""
+    """Subclasses set `name`, `applications`, `tables`, `topics` and `subject`, and implement
+    `version_of` and `apply`."""
 
     name: ClassVar[str]
     applications: ClassVar[tuple[str, ...]]
     tables: ClassVar[tuple[str, ...]]
+    topics: ClassVar[tuple[str, ...]]
+    subject: ClassVar[str]
 
     def version_of(self, cur: psycopg.Cursor, originator_id: UUID) -> int:
         """The aggregate version this read model has applied (0 for none)."""

@@ -1,4 +1,4 @@
-"""Jobs list read model: one row per training job."""
+"""Jobs list read model: one row per training job, its name and status."""
 
 from __future__ import annotations
 
@@ -7,16 +7,27 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.types.json import Jsonb
 
-from domain.aggregates.training_job import JobStatus, TrainingJob
-from projections.base import Projection
+from domain.aggregates.training_job import TrainingJob
+from domain.job_status import JobStatus
+from projections.base import Projection, event_topics
+from projections.json import jsonb
+
+J = TrainingJob
+# Events that move the job to a fixed status; StageChanged carries its own.
+STATUS_OF = {
+    J.Queued: JobStatus.QUEUED, J.ProvisioningFailed: JobStatus.QUEUED_WAITING_FOR_GPU,
+    J.Interrupted: JobStatus.INTERRUPTED, J.RecoveryStarted: JobStatus.RECOVERING,
+    J.Completed: JobStatus.COMPLETED, J.Failed: JobStatus.FAILED, J.Cancelled: JobStatus.CANCELLED,
+}
 
 
 class JobsProjection(Projection):
     name = "jobs"
-    applications = ("trainingjobs",)
+    applications = ("pipeline",)
     tables = ("jobs",)
+    topics = event_topics(TrainingJob)
+    subject = "events.TrainingJob.>"
 
     def version_of(self, cur: psycopg.Cursor, originator_id: UUID) -> int:
         row = cur.execute("SELECT version FROM jobs WHERE id = %s FOR UPDATE", (originator_id,)).fetchone()
@@ -24,9 +35,11 @@ class JobsProjection(Projection):
 
     @singledispatchmethod
     def apply(self, event: Any, cur: psycopg.Cursor) -> None:
-        """Events this read model does not show only advance the version."""
-        cur.execute("UPDATE jobs SET version = %s WHERE id = %s",
-                    (event.originator_version, event.originator_id))
+        status = STATUS_OF.get(type(event))
+        if status is None:  # events this read model does not show only advance the version
+            cur.execute("UPDATE jobs SET version = %s WHERE id = %s", (event.originator_version, event.originator_id))
+        else:
+            self._set(cur, event, "status", status.value)
 
     @apply.register
     def _created(self, event: TrainingJob.Created, cur: psycopg.Cursor) -> None:
@@ -34,20 +47,36 @@ class JobsProjection(Projection):
             "INSERT INTO jobs (id, name, status, training_file, created_by, created_at,"
             " updated_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (event.originator_id, event.name, JobStatus.PENDING_CONFIGURATION.value,
-             Jsonb(event.training_file.as_dict()), event.created_by, event.at, event.at,
+             jsonb(event.training_file.as_dict()), event.created_by, event.at, event.at,
              event.originator_version),
         )
 
     @apply.register
-    def _queued(self, event: TrainingJob.Queued, cur: psycopg.Cursor) -> None:
-        self._set_status(cur, event, JobStatus.QUEUED)
-
-    @staticmethod
-    def _set_status(cur: psycopg.Cursor, event: Any, status: JobStatus) -> None:
+    def _configured(self, event: TrainingJob.Configured, cur: psycopg.Cursor) -> None:
         cur.execute(
-            "UPDATE jobs SET status = %s, updated_at = %s, version = %s WHERE id = %s",
-            (status.value, event.at, event.originator_version, event.originator_id),
+            "UPDATE jobs SET status = %s, preset = %s, gpu_tier = %s, estimated_cost_min = %s,"
+            " estimated_cost_max = %s, updated_at = %s, version = %s WHERE id = %s",
+            (JobStatus.CONFIGURED.value, event.preset, event.gpu_tier, event.estimated_cost_min,
+             event.estimated_cost_max, event.at, event.originator_version, event.originator_id),
         )
 
+    @apply.register
+    def _provisioning(self, event: TrainingJob.ProvisioningStarted, cur: psycopg.Cursor) -> None:
+        cur.execute("UPDATE jobs SET status = %s, gpu_tier = %s, updated_at = %s, version = %s WHERE id = %s",
+                    (JobStatus.PROVISIONING.value, event.gpu_tier, event.at, event.originator_version,
+                     event.originator_id))
 
-PROJECTIONS: dict[str, Projection] = {p.name: p for p in (JobsProjection(),)}
+    @apply.register
+    def _stage_changed(self, event: TrainingJob.StageChanged, cur: psycopg.Cursor) -> None:
+        self._set(cur, event, "status", event.stage)
+
+    @apply.register
+    def _renamed(self, event: TrainingJob.Renamed, cur: psycopg.Cursor) -> None:
+        self._set(cur, event, "name", event.name)
+
+    @staticmethod
+    def _set(cur: psycopg.Cursor, event: Any, column: str, value: str) -> None:
+        cur.execute(
+            f"UPDATE jobs SET {column} = %s, updated_at = %s, version = %s WHERE id = %s",  # noqa: S608 - fixed names
+            (value, event.at, event.originator_version, event.originator_id),
+        )

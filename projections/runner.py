@@ -13,10 +13,10 @@ from psycopg_pool import ConnectionPool
 from pipeline import envelope
 from pipeline.consumers import PoisonMessageError, add_consumer
 from projections.base import Projection, process
+from projections.catalog import CatalogProjection
 from projections.jobs import JobsProjection
 
-PROJECTIONS: dict[str, Projection] = {p.name: p for p in (JobsProjection(),)}
-SUBJECTS = {"jobs": "events.TrainingJob.>"}
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in (JobsProjection(), CatalogProjection())}
 
 
 def durable_name(projection: Projection) -> str:
@@ -35,7 +35,7 @@ def rebuild(conn: psycopg.Connection, projection: Projection, applications: dict
         for name in projection.applications:
             app = applications[name]
             start = 1
-            while batch := app.recorder.select_notifications(start, 1000):
+            while batch := app.recorder.select_notifications(start, 1000, topics=projection.topics):
                 for notification in batch:
                     process(conn, projection, name, notification.id, app.mapper.to_domain_event(notification))
                 count += len(batch)
@@ -67,5 +67,5 @@ def add_live_projection(broker: NatsBroker, pool: ConnectionPool, projection: Pr
                     outcomes.append(exc)
         return outcomes
 
-    add_consumer(broker, pool, durable=durable_name(projection), subject=SUBJECTS[projection.name],
+    add_consumer(broker, pool, durable=durable_name(projection), subject=projection.subject,
                  handle=handle, max_deliver=max_deliver)

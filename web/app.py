@@ -1,152 +1,185 @@
-"""The web process: HTML pages and the JSON API, reading projections, commanding applications."""
+"""The web process: HTML pages and the JSON API, reading projections, commanding the application."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
-from uuid import UUID, uuid4
+from typing import Annotated, Any, Literal
+from urllib.parse import quote_plus
+from uuid import UUID
 
 from litestar import Litestar, MediaType, Response, get, post
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import Body
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
-from domain.aggregates.training_job import InvalidJobError
-from domain.values import ArtifactRef
+from domain.job_status import CancelReason
 from pipeline import bus, health
 from pipeline.eventstore import EventStore
-from pipeline.objectstore import ArtifactMissingError, ObjectStore
+from pipeline.objectstore import ObjectStore
 from pipeline.settings import Settings
+from web import queries
+from web.errors import DOMAIN_ERRORS, domain_error_response, message_of
+from web.flows import ANONYMOUS, add_uploaded_file, create_job
 
 HERE = Path(__file__).parent
-FILES_BUCKET = "files"
-ANONYMOUS = "anonymous"  # until sign-in lands (issue 7), every job's creator is this
-
-
-class ArtifactRefModel(BaseModel):
-    bucket: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=512)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size: int = Field(ge=0)
 
 
 class CreateJob(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    training_file: ArtifactRefModel
-
-
-class JobView(BaseModel):
-    id: UUID
-    name: str
-    status: str
-    training_file: ArtifactRefModel
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
+    training_file_id: UUID
+    name: str | None = Field(default=None, max_length=200)
+    preset: Literal["conservative", "balanced", "aggressive"] | None = None
+    gpu_tier: Literal["spot", "on_demand"] = "spot"
+    description: str | None = Field(default=None, max_length=5000)
+    notes: str | None = Field(default=None, max_length=20000)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    client: str | None = Field(default=None, max_length=1000)
+    project: str | None = Field(default=None, max_length=1000)
+    start: bool = True
+    override_justification: str | None = Field(default=None, max_length=2000)
 
 
 class CreatedJob(BaseModel):
     id: UUID
-    status: str
+    started: bool
+    warnings: list[str]
+
+
+class CancelJob(BaseModel):
+    reason: CancelReason
+    notes: str = Field(default="", max_length=2000)
 
 
 @dataclass
 class JobForm:
-    name: str
+    training_file_id: UUID
+    preset: str = ""
+    gpu_tier: str = "spot"
+    name: str = ""
+    description: str = ""
+    tags: str = ""
+    client: str = ""
+    project: str = ""
+    notes: str = ""
+
+
+@dataclass
+class FileForm:
     file: UploadFile
+    name: str = ""
 
 
-JOB_COLUMNS = "id, name, status, training_file, created_by, created_at, updated_at"
+def _redirect(path: str, **message: str) -> Redirect:
+    query = "&".join(f"{k}={quote_plus(v[:500])}" for k, v in message.items() if v)
+    return Redirect(f"{path}?{query}" if query else path, status_code=303)
 
 
-async def list_jobs(pool: AsyncConnectionPool, limit: int = 200) -> list[dict[str, Any]]:
-    async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, id LIMIT %s", (limit,))
-        return await cur.fetchall()
-
-
-def safe_name(filename: str | None) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename or "upload").name).strip("._")
-    return cleaned[:100] or "upload"
-
-
-async def store_upload(state: State, upload: UploadFile) -> ArtifactRef:
-    name = f"{uuid4()}/{safe_name(upload.filename)}"
-    return await state.objects.put_fileobj(FILES_BUCKET, name, upload.file)
-
-
-async def create_job(state: State, name: str, ref: ArtifactRef) -> UUID:
-    await state.objects.check(ref)
-    return await asyncio.to_thread(
-        state.store.jobs.create_and_queue, name, ref, ANONYMOUS, datetime.now(timezone.utc))
-
+# --- pages -----------------------------------------------------------------------------------
 
 @get("/", media_type=MediaType.HTML)
-async def index(state: State, error: str | None = None) -> Template:
-    return Template("index.html", context={"jobs": await list_jobs(state.pool), "error": error})
+async def index(state: State, error: str | None = None, notice: str | None = None) -> Template:
+    return Template("index.html", context={
+        "jobs": await queries.list_jobs(state.pool), "files": await queries.list_files(state.pool, True),
+        "error": error, "notice": notice})
 
 
 @post("/jobs", media_type=MediaType.HTML)
-async def create_job_form(
-    state: State, data: Annotated[JobForm, Body(media_type=RequestEncodingType.MULTI_PART)]
-) -> Redirect:
-    if not data.file.filename:
-        return Redirect("/?error=Choose+a+training+file")
+async def create_job_form(state: State, data: Annotated[JobForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
+                          ) -> Redirect:
     try:
-        ref = await store_upload(state, data.file)
-        await create_job(state, data.name, ref)
-    except (InvalidJobError, ArtifactMissingError) as exc:
-        return Redirect(f"/?error={_quote(str(exc))}")
-    return Redirect("/", status_code=303)
+        _, warnings = await create_job(
+            state, ANONYMOUS, training_file_id=data.training_file_id, preset=data.preset or None,
+            gpu_tier=data.gpu_tier, name=data.name or None, description=data.description or None,
+            tags=[t for t in data.tags.replace(",", " ").split() if t], client=data.client or None,
+            project=data.project or None, notes=data.notes or None)
+    except DOMAIN_ERRORS as exc:
+        return _redirect("/", error=getattr(exc, "figures", None) or message_of(exc))
+    return _redirect("/", notice=" ".join(warnings) or "Job queued.")
+
+
+@get("/files", media_type=MediaType.HTML)
+async def files_page(state: State, error: str | None = None, notice: str | None = None) -> Template:
+    return Template("files.html", context={"files": await queries.list_files(state.pool), "error": error,
+                                           "notice": notice})
+
+
+@post("/files", media_type=MediaType.HTML)
+async def upload_file_form(state: State, data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]
+                           ) -> Redirect:
+    if not data.file.filename:
+        return _redirect("/files", error="Choose a training file")
+    try:
+        added = await add_uploaded_file(state, data.file, data.name or None, ANONYMOUS)
+    except DOMAIN_ERRORS as exc:
+        return _redirect("/files", error=message_of(exc))
+    if not added.report.ok:
+        return _redirect("/files", error=f"{added.name}: {added.report.first_problem.message}")
+    return _redirect("/files", notice=f"{added.name} added: {added.stats.conversation_count} conversations")
+
+
+# --- JSON API --------------------------------------------------------------------------------
+
+@get("/api/files")
+async def api_list_files(state: State) -> list[dict[str, Any]]:
+    return await queries.list_files(state.pool)
+
+
+@post("/api/files", status_code=201)
+async def api_upload_file(state: State, data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]
+                          ) -> dict[str, Any]:
+    added = await add_uploaded_file(state, data.file, data.name or None, ANONYMOUS)
+    return {"id": added.file_id, "name": added.name, "status": "active" if added.report.ok else "invalid",
+            "problem_count": added.report.problem_count,
+            "problems": [{"place": p.place, "message": p.message} for p in added.report.problems],
+            "conversation_count": added.stats.conversation_count if added.stats else 0,
+            "training_pair_count": added.stats.training_pair_count if added.stats else 0}
 
 
 @get("/api/jobs")
-async def api_list_jobs(state: State) -> list[JobView]:
-    return [JobView(**row) for row in await list_jobs(state.pool)]
+async def api_list_jobs(state: State) -> list[dict[str, Any]]:
+    return await queries.list_jobs(state.pool)
 
 
 @get("/api/jobs/{job_id:uuid}")
-async def api_get_job(state: State, job_id: UUID) -> JobView:
-    async with state.pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
-        row = await cur.fetchone()
+async def api_get_job(state: State, job_id: UUID) -> dict[str, Any]:
+    row = await queries.get_job(state.pool, job_id)
     if row is None:
         raise NotFoundException(f"no training job {job_id} (it may still be on its way to the read model)")
-    return JobView(**row)
+    return row
 
 
 @post("/api/jobs", status_code=201)
 async def api_create_job(state: State, data: CreateJob) -> CreatedJob:
-    ref = ArtifactRef(**data.training_file.model_dump())
-    try:
-        job_id = await create_job(state, data.name, ref)
-    except (InvalidJobError, ArtifactMissingError) as exc:
-        raise ValidationException(str(exc)) from None
-    return CreatedJob(id=job_id, status="queued")
+    options = data.model_dump(exclude={"training_file_id", "start", "override_justification"})
+    job_id, warnings = await create_job(state, ANONYMOUS, training_file_id=data.training_file_id, start=data.start,
+                                        override_justification=data.override_justification, **options)
+    return CreatedJob(id=job_id, started=data.start, warnings=warnings)
 
 
-@post("/api/files", status_code=201)
-async def api_upload_file(
-    state: State, data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)]
-) -> ArtifactRefModel:
-    return ArtifactRefModel(**(await store_upload(state, data)).as_dict())
+@post("/api/jobs/{job_id:uuid}/start", status_code=200)
+async def api_start_job(state: State, job_id: UUID, override_justification: str | None = None) -> CreatedJob:
+    warnings = await asyncio.to_thread(state.store.app.start_job, job_id, ANONYMOUS.name, ANONYMOUS.role,
+                                       datetime.now(timezone.utc), override_justification)
+    return CreatedJob(id=job_id, started=True, warnings=warnings)
+
+
+@post("/api/jobs/{job_id:uuid}/cancel", status_code=200)
+async def api_cancel_job(state: State, job_id: UUID, data: CancelJob) -> dict[str, str]:
+    await asyncio.to_thread(state.store.app.cancel_job, job_id, data.reason, data.notes, ANONYMOUS.name,
+                            datetime.now(timezone.utc))
+    return {"id": str(job_id), "status": "cancelled"}
 
 
 @get("/health")
@@ -160,19 +193,13 @@ async def health_check(state: State) -> Response[dict[str, Any]]:
     return Response(report, status_code=200 if report["status"] == "ok" else 503)
 
 
-def _quote(text: str) -> str:
-    from urllib.parse import quote_plus
-
-    return quote_plus(text[:300])
-
-
 def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         nc = await bus.connect(nats_url, "web", settings.connect_timeout_s)
         pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False)
         await pool.open(wait=True, timeout=settings.connect_timeout_s)
-        store = await asyncio.to_thread(EventStore.open, database_url)
+        store = await asyncio.to_thread(EventStore.open, database_url, 5, settings.budget_policy())
         app.state.update(nc=nc, pool=pool, store=store, objects=ObjectStore(nc.jetstream()))
         try:
             yield
@@ -182,12 +209,13 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
             await nc.close()
 
     return Litestar(
-        route_handlers=[index, create_job_form, api_list_jobs, api_get_job, api_create_job,
-                        api_upload_file, health_check,
+        route_handlers=[index, create_job_form, files_page, upload_file_form, api_list_files, api_upload_file,
+                        api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, health_check,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
+        exception_handlers={cls: domain_error_response for cls in DOMAIN_ERRORS},
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(title="LoRA Pipeline API", version="0.1.0"),
-        request_max_body_size=1024 * 1024 * 1024,
+        request_max_body_size=256 * 1024 * 1024,
         debug=False,
     )

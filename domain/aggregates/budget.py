@@ -1,4 +1,7 @@
-"""Budget: a team's spending limit for one calendar month."""
+"""Budget: a team's spending limit for one calendar month (FR1.2.2, FR7.2.1, FR7.2.2).
+
+remaining = limit − charged − reserved. A queued or running job reserves its estimated maximum;
+its spend converts the reservation into charges as it runs; what is left is released at its end."""
 
 from __future__ import annotations
 
@@ -7,6 +10,13 @@ from decimal import Decimal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
+
+from domain.money import usd
+
+THRESHOLDS = (80, 90, 95, 100)
+OVERRIDE_JUSTIFICATION_MIN = 20
+LIMIT_JUSTIFICATION_MIN = 50
+MANAGER_ROLES = frozenset({"manager", "admin"})
 
 
 class Budget(Aggregate):
@@ -19,6 +29,66 @@ class Budget(Aggregate):
         team: str
         month: str
         limit: Decimal
+        grace_percent: Decimal
+        at: datetime
+
+    class Reserved(Aggregate.Event):
+        TOPIC = "Budget.Reserved"
+        job_id: UUID
+        amount: Decimal
+        at: datetime
+
+    class OverrideRecorded(Aggregate.Event):
+        TOPIC = "Budget.OverrideRecorded"
+        job_id: UUID
+        amount: Decimal
+        over_by: Decimal
+        justification: str
+        actor: str
+        at: datetime
+
+    class SpendRecorded(Aggregate.Event):
+        TOPIC = "Budget.SpendRecorded"
+        job_id: UUID
+        amount: Decimal
+        job_total: Decimal
+        at: datetime
+
+    class Released(Aggregate.Event):
+        TOPIC = "Budget.Released"
+        job_id: UUID
+        amount: Decimal
+        at: datetime
+
+    class ThresholdCrossed(Aggregate.Event):
+        TOPIC = "Budget.ThresholdCrossed"
+        percent: int
+        spent: Decimal
+        limit: Decimal
+        at: datetime
+
+    class LimitIncreaseRequested(Aggregate.Event):
+        TOPIC = "Budget.LimitIncreaseRequested"
+        request_id: UUID
+        new_limit: Decimal
+        justification: str
+        requested_by: str
+        at: datetime
+
+    class LimitIncreaseDecided(Aggregate.Event):
+        TOPIC = "Budget.LimitIncreaseDecided"
+        request_id: UUID
+        approved: bool
+        decided_by: str
+        reason: str
+        at: datetime
+
+    class LimitChanged(Aggregate.Event):
+        TOPIC = "Budget.LimitChanged"
+        old_limit: Decimal
+        new_limit: Decimal
+        actor: str
+        justification: str
         at: datetime
 
     @staticmethod
@@ -26,14 +96,201 @@ class Budget(Aggregate):
         return uuid5(NAMESPACE_URL, f"lora-pipeline:budget:{team}:{month}")
 
     @classmethod
-    def open(cls, team: str, month: str, limit: Decimal, at: datetime) -> Budget:
-        if limit < 0:
-            raise ValueError("budget limit must not be negative")
-        return cls._create(cls.Created, id=cls.id_for(team, month), team=team, month=month, limit=limit, at=at)
+    def open(cls, team: str, month: str, limit: Decimal, at: datetime,
+             grace_percent: Decimal = Decimal(10)) -> Budget:
+        if limit < 0 or grace_percent < 0:
+            raise InvalidBudgetCommandError("The budget limit and grace margin must not be negative")
+        return cls._create(cls.Created, id=cls.id_for(team, month), team=team, month=month, limit=limit,
+                           grace_percent=grace_percent, at=at)
 
     @event(Created)
-    def __init__(self, team: str, month: str, limit: Decimal, at: datetime) -> None:
-        self.team = team
-        self.month = month
-        self.limit = limit
+    def __init__(self, team: str, month: str, limit: Decimal, grace_percent: Decimal, at: datetime) -> None:
+        self.team, self.month, self.limit, self.grace_percent = team, month, limit, grace_percent
         self.opened_at = at
+        self.reservations: dict[str, Decimal] = {}
+        self.spent_by_job: dict[str, Decimal] = {}
+        self.charged = Decimal(0)
+        self.thresholds_crossed: list[int] = []
+        self.requests: dict[str, dict] = {}
+
+    # --- queries ----------------------------------------------------------------------------
+
+    @property
+    def reserved(self) -> Decimal:
+        return sum(self.reservations.values(), Decimal(0))
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.limit - self.charged - self.reserved
+
+    @property
+    def ceiling(self) -> Decimal:
+        """The most that may be committed without an override: the limit plus the grace margin."""
+        return self.limit * (1 + self.grace_percent / 100)
+
+    def utilisation(self) -> Decimal:
+        return self.charged * 100 / self.limit if self.limit else Decimal(100)
+
+    # --- reservations and spend -------------------------------------------------------------
+
+    def reserve(self, job_id: UUID, amount: Decimal, actor: str, role: str, at: datetime,
+                override_justification: str | None = None) -> list[str]:
+        """Reserves a job's estimated maximum; returns warnings. Over the limit plus grace it is
+        refused, unless a manager or admin overrides with a justification."""
+        if amount < 0:
+            raise InvalidBudgetCommandError("A reservation must not be negative")
+        if str(job_id) in self.reservations or str(job_id) in self.spent_by_job:
+            return []
+        committed = self.charged + self.reserved + amount
+        if committed > self.ceiling:
+            self._check_override(role, override_justification, amount)
+            self._override_recorded(job_id=job_id, amount=amount, over_by=committed - self.limit,
+                                    justification=override_justification.strip(), actor=actor, at=at)
+        self._reserved(job_id=job_id, amount=amount, at=at)
+        return self._overage_warning(committed)
+
+    def _check_override(self, role: str, justification: str | None, amount: Decimal) -> None:
+        if not justification:
+            raise BudgetExceededError(amount, self.remaining)
+        if role not in MANAGER_ROLES:
+            raise PermissionDeniedError("Only a manager or admin may override the budget limit")
+        if len(justification.strip()) < OVERRIDE_JUSTIFICATION_MIN:
+            raise InvalidBudgetCommandError(
+                f"An override needs a justification of at least {OVERRIDE_JUSTIFICATION_MIN} characters")
+
+    def _overage_warning(self, committed: Decimal) -> list[str]:
+        if committed <= self.limit or self.limit == 0:
+            return []
+        over = (committed - self.limit) * 100 / self.limit
+        return [f"⚠ Slight Overage: This job will exceed budget by {over:.0f}% ({usd(committed)} total vs "
+                f"{usd(self.limit)} limit). Proceeding allowed as within {self.grace_percent:.0f}% grace period."]
+
+    @event(OverrideRecorded)
+    def _override_recorded(self, job_id: UUID, amount: Decimal, over_by: Decimal, justification: str,
+                           actor: str, at: datetime) -> None:
+        pass
+
+    @event(Reserved)
+    def _reserved(self, job_id: UUID, amount: Decimal, at: datetime) -> None:
+        self.reservations[str(job_id)] = amount
+
+    def record_spend(self, job_id: UUID, job_total: Decimal, at: datetime) -> None:
+        """Brings the job's charges up to its cumulative spend `job_total`; a repeated or older
+        report changes nothing."""
+        amount = job_total - self.spent_by_job.get(str(job_id), Decimal(0))
+        if amount <= 0:
+            return
+        self._spend_recorded(job_id=job_id, amount=amount, job_total=job_total, at=at)
+        for percent in THRESHOLDS:
+            if percent not in self.thresholds_crossed and self.utilisation() >= percent:
+                self._threshold_crossed(percent=percent, spent=self.charged, limit=self.limit, at=at)
+
+    @event(SpendRecorded)
+    def _spend_recorded(self, job_id: UUID, amount: Decimal, job_total: Decimal, at: datetime) -> None:
+        key = str(job_id)
+        self.spent_by_job[key] = job_total
+        self.charged += amount
+        if key in self.reservations:
+            self.reservations[key] = max(Decimal(0), self.reservations[key] - amount)
+
+    @event(ThresholdCrossed)
+    def _threshold_crossed(self, percent: int, spent: Decimal, limit: Decimal, at: datetime) -> None:
+        self.thresholds_crossed.append(percent)
+
+    def release(self, job_id: UUID, at: datetime) -> None:
+        """The job ended: what it reserved and did not spend is free again."""
+        amount = self.reservations.get(str(job_id))
+        if amount is None:
+            return
+        self._released(job_id=job_id, amount=amount, at=at)
+
+    @event(Released)
+    def _released(self, job_id: UUID, amount: Decimal, at: datetime) -> None:
+        del self.reservations[str(job_id)]
+
+    # --- the limit --------------------------------------------------------------------------
+
+    def request_limit_increase(self, request_id: UUID, new_limit: Decimal, justification: str,
+                               requested_by: str, at: datetime) -> None:
+        if new_limit <= self.limit:
+            raise InvalidBudgetCommandError(f"The new limit must be above the current {usd(self.limit)}")
+        if len(justification.strip()) < LIMIT_JUSTIFICATION_MIN:
+            raise InvalidBudgetCommandError(
+                f"Justification (required) must be at least {LIMIT_JUSTIFICATION_MIN} characters")
+        if str(request_id) in self.requests:
+            return
+        self._limit_increase_requested(request_id=request_id, new_limit=new_limit,
+                                       justification=justification.strip(), requested_by=requested_by, at=at)
+
+    @event(LimitIncreaseRequested)
+    def _limit_increase_requested(self, request_id: UUID, new_limit: Decimal, justification: str,
+                                  requested_by: str, at: datetime) -> None:
+        self.requests[str(request_id)] = {"new_limit": new_limit, "justification": justification,
+                                          "requested_by": requested_by, "status": "pending"}
+
+    def decide_limit_increase(self, request_id: UUID, approve: bool, decided_by: str, role: str,
+                              at: datetime, reason: str = "") -> None:
+        request = self.requests.get(str(request_id))
+        if request is None:
+            raise UnknownRequestError(f"No limit-increase request {request_id}")
+        if request["status"] != "pending":
+            raise InvalidBudgetCommandError(f"This request was already {request['status']}")
+        if role not in MANAGER_ROLES:
+            raise PermissionDeniedError("Only a manager or admin may approve or deny a limit increase")
+        if decided_by == request["requested_by"]:
+            raise PermissionDeniedError("A limit increase must be decided by someone other than its requester")
+        self._limit_increase_decided(request_id=request_id, approved=approve, decided_by=decided_by,
+                                     reason=reason.strip(), at=at)
+        if approve:
+            self._limit_changed(old_limit=self.limit, new_limit=request["new_limit"], actor=decided_by,
+                                justification=request["justification"], at=at)
+
+    @event(LimitIncreaseDecided)
+    def _limit_increase_decided(self, request_id: UUID, approved: bool, decided_by: str, reason: str,
+                                at: datetime) -> None:
+        self.requests[str(request_id)]["status"] = "approved" if approved else "denied"
+
+    def change_limit(self, new_limit: Decimal, actor: str, role: str, justification: str, at: datetime) -> None:
+        if role not in MANAGER_ROLES:
+            raise PermissionDeniedError("Only a manager or admin may change the budget limit")
+        if new_limit < 0:
+            raise InvalidBudgetCommandError("The budget limit must not be negative")
+        if len(justification.strip()) < LIMIT_JUSTIFICATION_MIN:
+            raise InvalidBudgetCommandError(
+                f"Justification (required) must be at least {LIMIT_JUSTIFICATION_MIN} characters")
+        if new_limit != self.limit:
+            self._limit_changed(old_limit=self.limit, new_limit=new_limit, actor=actor,
+                                justification=justification.strip(), at=at)
+
+    @event(LimitChanged)
+    def _limit_changed(self, old_limit: Decimal, new_limit: Decimal, actor: str, justification: str,
+                       at: datetime) -> None:
+        self.limit = new_limit
+
+
+class BudgetExceededError(Exception):
+    """A reservation would go over the limit plus the grace margin (FR1.2.2)."""
+
+    def __init__(self, estimated: Decimal, remaining: Decimal) -> None:
+        self.estimated, self.remaining = estimated, remaining
+        self.shortfall = estimated - remaining
+        super().__init__(
+            f"Estimated cost ({usd(estimated)}) exceeds remaining monthly budget ({usd(remaining)}). "
+            "Adjust configuration or increase budget limit.")
+
+    @property
+    def figures(self) -> str:
+        return (f"❌ Budget Exceeded - Estimated Cost: {usd(self.estimated)}, Remaining Budget: "
+                f"{usd(self.remaining)}, Shortfall: {usd(self.shortfall)}")
+
+
+class PermissionDeniedError(Exception):
+    """The actor's role does not allow this command."""
+
+
+class InvalidBudgetCommandError(ValueError):
+    """A budget command carried an invalid value; nothing was changed."""
+
+
+class UnknownRequestError(LookupError):
+    """No limit-increase request has that id."""

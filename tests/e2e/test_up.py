@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from pipeline.embedded import free_port
-from tests.helpers import pipeline_process, stop_process, wait_for
+from tests.helpers import pipeline_process, wait_for
 
 
 def healthy(base: str) -> bool:
@@ -45,28 +45,39 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
 ) -> None:
     process, base = start_up(stack_env, tmp_path / "up1.log")
     try:
-        upload = httpx.post(f"{base}/api/files", files={"data": ("advisor.json", b'{"conversations": []}')})
-        assert upload.status_code == 201, upload.text
-        created = httpx.post(f"{base}/api/jobs", json={"name": "Advisor tone v1", "training_file": upload.json()})
+        files = wait_for(lambda: httpx.get(f"{base}/api/files").json(), message="the seeded sample file")
+        assert [(f["name"], f["status"], f["conversation_count"]) for f in files] == \
+            [("Financial advisory - sample", "active", 300)]
+        refused = httpx.post(f"{base}/api/jobs", json={"name": "x", "training_file_id": files[0]["id"]})
+        assert refused.status_code == 400 and "between 3 and 100 characters" in refused.json()["detail"]
+        created = httpx.post(f"{base}/api/jobs", json={"name": "Advisor tone v1", "training_file_id": files[0]["id"]})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        page = wait_for(lambda: (r := httpx.get(base)).status_code == 200 and "Advisor tone v1" in r.text and r.text,
-                        message="the job on /")
-        assert "queued" in page and f'data-job-id="{job_id}"' in page
+        page = wait_for(lambda: (r := httpx.get(base)).status_code == 200 and "status-queued" in r.text and r.text,
+                        message="the queued job on /")
+        assert "Advisor tone v1" in page and f'data-job-id="{job_id}"' in page
 
-        refused = httpx.post(f"{base}/api/jobs", json={"name": "x", "training_file": upload.json()})
-        assert refused.status_code == 400 and "3-100 characters" in refused.text
+        in_use = httpx.post(f"{base}/api/jobs", json={"name": "Second run", "training_file_id": files[0]["id"]})
+        assert in_use.status_code == 400 and in_use.json()["detail"] == "Training file is in use by an active job"
+
+        broken = (Path(__file__).parents[2] / "samples" / "broken-missing-target.json").read_bytes()
+        upload = httpx.post(f"{base}/api/files", files={"file": ("broken.json", broken)})
+        assert upload.status_code == 201 and upload.json()["status"] == "invalid"
+        assert upload.json()["problems"][0]["message"] == \
+            "Training pair #4 (conversation conv_abc123) is missing 'target_response'"
 
         events = subprocess.run([sys.executable, "-m", "pipeline", "events", job_id], env=os.environ | stack_env,
                                 capture_output=True, text=True, timeout=60)
         assert events.returncode == 0, events.stderr
         lines = [json.loads(line) for line in events.stdout.splitlines()]
-        assert [(e["version"], e["topic"]) for e in lines] == [(1, "TrainingJob.Created"), (2, "TrainingJob.Queued")]
+        assert [(e["version"], e["topic"]) for e in lines] == \
+            [(1, "TrainingJob.Created"), (2, "TrainingJob.Configured"), (3, "TrainingJob.Queued")]
+        assert lines[1]["preset"] == "balanced" and lines[1]["gpu_tier"] == "spot"
 
         health = wait_for(lambda: (h := httpx.get(f"{base}/health").json())["workers"]["projection-jobs"]
-                          ["lag_events"]["trainingjobs"] == 0 and h, message="no lag")
+                          ["lag_events"]["pipeline"] == 0 and h, message="no lag")
         assert health["database"] == "ok" and health["nats"] == "ok"
-        assert health["workers"]["relay"]["lag_events"] == {"trainingjobs": 0, "budgets": 0}
+        assert health["workers"]["relay"]["lag_events"] == {"pipeline": 0}
 
         second = pipeline_process(["up"], stack_env)
         assert second.wait(60) == 2  # one stack per state directory
@@ -77,6 +88,7 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
     try:
         jobs = httpx.get(f"{base}/api/jobs").json()
         assert [(j["id"], j["name"], j["status"]) for j in jobs] == [(job_id, "Advisor tone v1", "queued")]
+        assert len(httpx.get(f"{base}/api/files").json()) == 2  # the sample was not registered twice
     finally:
         assert interrupt(process) == 0
 
@@ -84,15 +96,18 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
 def test_the_rebuild_command_reproduces_the_live_read_model(stack_env: dict[str, str], tmp_path: Path) -> None:
     process, base = start_up(stack_env, tmp_path / "up.log")
     try:
-        ref = httpx.post(f"{base}/api/files", files={"data": ("f.json", b"{}")}).json()
-        for i in range(3):
-            httpx.post(f"{base}/api/jobs", json={"name": f"Rebuild me {i}", "training_file": ref})
-        before = wait_for(lambda: len(jobs := httpx.get(f"{base}/api/jobs").json()) == 3 and jobs,
-                          message="3 jobs")
+        file_id = wait_for(lambda: httpx.get(f"{base}/api/files").json(), message="sample")[0]["id"]
+        for i in range(3):  # configured, not started: one file serves one active job at a time
+            created = httpx.post(f"{base}/api/jobs", json={"name": f"Rebuild me {i}", "training_file_id": file_id,
+                                                          "start": False})
+            assert created.status_code == 201, created.text
+        before = wait_for(lambda: len(jobs := httpx.get(f"{base}/api/jobs").json()) == 3
+                          and all(j["status"] == "configured" for j in jobs) and jobs, message="3 jobs")
         rebuilt = subprocess.run([sys.executable, "-m", "pipeline", "projections", "rebuild"],
                                  env=os.environ | stack_env, capture_output=True, text=True, timeout=60)
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert "rebuilt jobs from 6 event(s)" in rebuilt.stdout
+        assert "rebuilt catalog from 1 event(s)" in rebuilt.stdout
         assert httpx.get(f"{base}/api/jobs").json() == before
     finally:
         assert interrupt(process) == 0

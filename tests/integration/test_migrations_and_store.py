@@ -5,11 +5,10 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from domain.values import ArtifactRef
 from pipeline import db
 from pipeline.eventstore import EventStore
+from tests.factories import REF, queue_sample_job
 
-REF = ArtifactRef("files", "a.json", "c" * 64, 3)
 
 
 def test_migrations_apply_once_each_even_when_two_processes_start_together(database_url: str) -> None:
@@ -34,19 +33,20 @@ def test_migrations_apply_once_each_even_when_two_processes_start_together(datab
         tables = {row[0] for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert versions == [v for v, _ in db.migration_files()]
-    assert {"jobs", "relay_positions", "trainingjobs_events", "budgets_events"} <= tables
+    assert {"jobs", "relay_positions", "pipeline_events"} <= tables
 
 
 def test_a_saved_job_is_read_back_from_postgresql_with_its_events_in_order(migrated: str) -> None:
     store = EventStore.open(migrated)
     try:
         at = datetime(2026, 11, 24, tzinfo=timezone.utc)
-        job_id = store.jobs.create_and_queue("Stored job", REF, "carol", at)
+        job_id = queue_sample_job(store.app, name="Stored job", at=at)
         reopened = EventStore.open(migrated)
-        job = reopened.jobs.get_job(job_id)
-        assert (job.name, job.status, job.training_file, job.version) == ("Stored job", "queued", REF, 2)
-        topics = [n.topic for n in reopened.jobs.recorder.select_notifications(1, 10)]
-        assert topics == ["TrainingJob.Created", "TrainingJob.Queued"]
+        job = reopened.app.get_job(job_id)
+        assert (job.name, job.status, job.training_file, job.version) == ("Stored job", "queued", REF, 3)
+        topics = [n.topic for n in reopened.app.recorder.select_notifications(1, 10)]
+        assert topics == ["TrainingJob.Created", "TrainingJob.Configured", "TrainingJob.Queued",
+                          "Budget.Created", "Budget.Reserved"]
         reopened.close()
     finally:
         store.close()

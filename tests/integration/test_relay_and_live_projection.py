@@ -2,19 +2,16 @@
 
 import asyncio
 import signal
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from domain.values import ArtifactRef
 from pipeline import bus
 from pipeline.eventstore import EventStore
+from tests.factories import queue_sample_job
 from tests.helpers import pipeline_process, stop_process, wait_for
 
-REF = ArtifactRef("files", "a.json", "e" * 64, 3)
-AT = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
 
 
 def stream_messages(url: str, stream: str = "EVENTS") -> list[tuple[str, str]]:
@@ -44,7 +41,7 @@ def job_rows(url: str) -> list[tuple]:
 def relay_position(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            "SELECT notification_id FROM relay_positions WHERE application = 'trainingjobs'").fetchone()
+            "SELECT notification_id FROM relay_positions WHERE application = 'pipeline'").fetchone()
     return row[0] if row else 0
 
 
@@ -64,26 +61,28 @@ def test_a_relay_killed_between_publish_and_tracking_republishes_without_duplica
     env: dict[str, str], tmp_path: Path
 ) -> None:
     store = EventStore.open(env["DATABASE_URL"])
-    ids = [store.jobs.create_and_queue(f"Job {i}", REF, "gina", AT) for i in range(3)]
+    ids = [queue_sample_job(store.app, name=f"Job {i}") for i in range(3)]
+    last = store.app.recorder.max_notification_id()
     store.close()
 
     crashing = pipeline_process(["relay"], env | {"PIPELINE_FAULT": "relay_kill_after_publish"},
                                 tmp_path / "relay1.log")
     assert crashing.wait(30) == -signal.SIGKILL
     assert relay_position(env["DATABASE_URL"]) == 0  # it died before recording its position
-    assert len(stream_messages(env["NATS_URL"])) == 6
+    assert len(stream_messages(env["NATS_URL"])) == last
 
     projections = pipeline_process(["projections", "run"], env, tmp_path / "projections.log")
     relay = pipeline_process(["relay"], env, tmp_path / "relay2.log")
     try:
-        wait_for(lambda: relay_position(env["DATABASE_URL"]) == 6, message="relay to catch up")
+        wait_for(lambda: relay_position(env["DATABASE_URL"]) == last, message="relay to catch up")
         wait_for(lambda: [r[2] for r in job_rows(env["DATABASE_URL"])] == ["queued"] * 3,
                  message="read model")
         rows_before = job_rows(env["DATABASE_URL"])
         messages = stream_messages(env["NATS_URL"])
-        assert len(messages) == 6
-        assert sorted(m for _, m in messages) == sorted(f"trainingjobs:{n}" for n in range(1, 7))
-        assert [s for s, _ in messages[:2]] == ["events.TrainingJob.Created", "events.TrainingJob.Queued"]
+        assert len(messages) == last
+        assert sorted(m for _, m in messages) == sorted(f"pipeline:{n}" for n in range(1, last + 1))
+        assert [s for s, _ in messages[:3]] == ["events.TrainingJob.Created", "events.TrainingJob.Configured",
+                                                "events.TrainingJob.Queued"]
         assert sorted(r[0] for r in job_rows(env["DATABASE_URL"])) == sorted(ids)
         assert job_rows(env["DATABASE_URL"]) == rows_before
     finally:
@@ -95,7 +94,7 @@ def test_redelivered_and_poison_messages_change_nothing_and_the_consumer_keeps_g
     env: dict[str, str], tmp_path: Path
 ) -> None:
     store = EventStore.open(env["DATABASE_URL"])
-    store.jobs.create_and_queue("First", REF, "hank", AT)
+    queue_sample_job(store.app, name="First")
     projections = pipeline_process(["projections", "run"], env, tmp_path / "projections.log")
     relay = pipeline_process(["relay"], env, tmp_path / "relay.log")
     try:
@@ -105,14 +104,14 @@ def test_redelivered_and_poison_messages_change_nothing_and_the_consumer_keeps_g
         async def republish_and_poison() -> None:
             nc = await bus.connect(env["NATS_URL"], "test-publisher")
             js = nc.jetstream()
-            for seq in (1, 2):  # the same events again, under new ids, as a redelivery would
+            for seq in (1, 2, 3):  # the same job events again, under new ids, as a redelivery would
                 msg = await js.get_msg("EVENTS", seq)
                 await js.publish(msg.subject, msg.data, headers={"Nats-Msg-Id": f"again-{seq}"})
             await js.publish("events.TrainingJob.Queued", b"{not json", headers={"Nats-Msg-Id": "poison"})
             await nc.close()
 
         asyncio.run(republish_and_poison())
-        second = store.jobs.create_and_queue("Second", REF, "hank", AT)
+        second = queue_sample_job(store.app, name="Second")
         wait_for(lambda: len(job_rows(env["DATABASE_URL"])) == 2, message="consumer past the poison")
         with psycopg.connect(env["DATABASE_URL"]) as conn:
             dead = conn.execute("SELECT consumer, msg_id, error FROM dead_letters").fetchall()

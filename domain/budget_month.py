@@ -1,0 +1,14 @@
+"""The budget month: a calendar month in the team's configured time zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+def budget_month(at: datetime, time_zone: str) -> str:
+    """`YYYY-MM` of `at` (timezone-aware) as seen in `time_zone`."""
+    if at.tzinfo is None:
+        raise ValueError("budget_month needs a timezone-aware datetime")
+    local = at.astimezone(ZoneInfo(time_zone))
+    return f"{local.year:04d}-{local.month:02d}"

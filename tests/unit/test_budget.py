@@ -1,0 +1,185 @@
+"""Budget rules (FR1.2.2, FR7.2.2) and their invariants under random command sequences."""
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.aggregates.budget import (
+    Budget, BudgetExceededError, InvalidBudgetCommandError, PermissionDeniedError,
+)
+from domain.budget_month import budget_month
+from domain.cost_ledger import allocate_cents
+from tests.factories import T0
+
+D = Decimal
+
+
+def budget(limit: str = "500") -> Budget:
+    return Budget.open("ml", "2026-11", D(limit), T0)
+
+
+def test_remaining_is_limit_minus_charges_minus_reservations() -> None:
+    b = budget()
+    job = uuid.uuid4()
+    b.reserve(job, D("100"), "alice", "member", T0)
+    b.record_spend(job, D("30"), T0)
+    assert (b.charged, b.reserved, b.remaining) == (D("30"), D("70"), D("400"))
+    b.release(job, T0)
+    assert (b.reserved, b.remaining) == (D(0), D("470"))
+
+
+def test_a_reservation_over_the_limit_plus_grace_is_refused_with_the_spec_message() -> None:
+    b = budget()
+    b.reserve(uuid.uuid4(), D("450"), "alice", "member", T0)
+    with pytest.raises(BudgetExceededError) as caught:
+        b.reserve(uuid.uuid4(), D("105"), "alice", "member", T0)
+    assert str(caught.value) == ("Estimated cost ($105.00) exceeds remaining monthly budget ($50.00). "
+                                 "Adjust configuration or increase budget limit.")
+    assert caught.value.figures == ("❌ Budget Exceeded - Estimated Cost: $105.00, Remaining Budget: $50.00, "
+                                    "Shortfall: $55.00")
+    assert len(b.reservations) == 1
+
+
+def test_within_the_grace_margin_a_job_proceeds_with_the_spec_warning() -> None:
+    warnings = budget().reserve(uuid.uuid4(), D("525"), "alice", "member", T0)
+    assert warnings == ["⚠ Slight Overage: This job will exceed budget by 5% ($525.00 total vs $500.00 limit). "
+                        "Proceeding allowed as within 10% grace period."]
+
+
+def test_only_a_manager_with_a_justification_may_override() -> None:
+    b = budget()
+    with pytest.raises(PermissionDeniedError):
+        b.reserve(uuid.uuid4(), D("700"), "alice", "member", T0, "Client deadline needs this run")
+    with pytest.raises(InvalidBudgetCommandError, match="at least 20 characters"):
+        b.reserve(uuid.uuid4(), D("700"), "carol", "manager", T0, "urgent")
+    b.reserve(uuid.uuid4(), D("700"), "carol", "manager", T0, "Client deadline needs this run")
+    override = [e for e in b.collect_events() if isinstance(e, Budget.OverrideRecorded)]
+    assert [(o.actor, o.over_by, o.justification) for o in override] == \
+        [("carol", D("200"), "Client deadline needs this run")]
+
+
+def test_thresholds_fire_once_each_per_month() -> None:
+    b = budget()
+    job = uuid.uuid4()
+    b.reserve(job, D("540"), "alice", "member", T0)
+    for total in ("100", "400", "400", "460", "476", "505", "520"):
+        b.record_spend(job, D(total), T0)
+    crossed = [(e.percent, e.spent) for e in b.collect_events() if isinstance(e, Budget.ThresholdCrossed)]
+    assert crossed == [(80, D("400")), (90, D("460")), (95, D("476")), (100, D("505"))]
+
+
+def test_a_repeated_or_older_spend_report_changes_nothing() -> None:
+    b = budget()
+    job = uuid.uuid4()
+    b.record_spend(job, D("10"), T0)
+    version = b.version
+    b.record_spend(job, D("10"), T0)
+    b.record_spend(job, D("9"), T0)
+    assert (b.version, b.charged) == (version, D("10"))
+
+
+def test_a_limit_increase_needs_a_50_character_justification_and_another_managers_approval() -> None:
+    b = budget()
+    with pytest.raises(InvalidBudgetCommandError, match="at least 50 characters"):
+        b.request_limit_increase(uuid.uuid4(), D("750"), "need more", "alice", T0)
+    request = uuid.uuid4()
+    b.request_limit_increase(request, D("750"), "Q1 client delivery needs two extra Balanced runs this month", "alice", T0)
+    with pytest.raises(PermissionDeniedError):
+        b.decide_limit_increase(request, True, "bob", "member", T0)
+    b.decide_limit_increase(request, True, "carol", "manager", T0)
+    assert b.limit == D("750")
+    with pytest.raises(InvalidBudgetCommandError, match="already approved"):
+        b.decide_limit_increase(request, False, "carol", "manager", T0)
+
+
+def test_a_denied_request_leaves_the_limit_alone() -> None:
+    b = budget()
+    request = uuid.uuid4()
+    b.request_limit_increase(request, D("900"), "j" * 50, "alice", T0)
+    b.decide_limit_increase(request, False, "carol", "admin", T0, "Not this month")
+    assert b.limit == D("500") and b.requests[str(request)]["status"] == "denied"
+
+
+def test_the_budget_month_is_the_calendar_month_in_the_team_time_zone() -> None:
+    late = datetime(2026, 12, 1, 3, 0, tzinfo=timezone.utc)
+    assert budget_month(late, "UTC") == "2026-12"
+    assert budget_month(late, "America/Los_Angeles") == "2026-11"
+
+
+money = st.decimals(min_value=0, max_value=400, places=2, allow_nan=False, allow_infinity=False)
+command = st.one_of(
+    st.tuples(st.just("reserve"), st.integers(0, 5), money),
+    st.tuples(st.just("override"), st.integers(0, 5), money),
+    st.tuples(st.just("spend"), st.integers(0, 5), money),
+    st.tuples(st.just("release"), st.integers(0, 5), money),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(command, max_size=40))
+def test_no_reservation_is_admitted_past_limit_plus_grace_without_an_override(commands) -> None:
+    b = budget()
+    jobs = [uuid.uuid4() for _ in range(6)]
+    spent = {j: D(0) for j in jobs}
+    for kind, index, amount in commands:
+        job = jobs[index]
+        try:
+            if kind == "reserve":
+                before = dict(b.reservations)
+                b.reserve(job, amount, "alice", "member", T0)
+                if b.reservations != before:  # admitted without an override: within limit + grace
+                    assert b.charged + b.reserved <= b.ceiling
+            elif kind == "override":
+                b.reserve(job, amount, "carol", "manager", T0, "Approved by finance for a client")
+            elif kind == "spend":
+                spent[job] += amount
+                b.record_spend(job, spent[job], T0)
+            else:
+                b.release(job, T0)
+        except BudgetExceededError:
+            pass
+        assert all(v >= 0 for v in b.reservations.values())
+        assert b.charged == sum(spent.values(), D(0))
+    replayed = None
+    for e in b.collect_events():
+        replayed = e.mutate(replayed)
+    assert (replayed.charged, replayed.reserved, replayed.limit) == (b.charged, b.reserved, b.limit)
+
+
+@given(st.lists(st.decimals(min_value=0, max_value=1000, places=6, allow_nan=False), min_size=1, max_size=5))
+def test_cents_split_always_adds_up_to_the_rounded_total(amounts) -> None:
+    total = sum(amounts, D(0)).quantize(D("0.01"))
+    parts = allocate_cents(amounts, total)
+    assert sum(parts, D(0)) == total
+    assert all(abs(p - a) < D("0.01") for p, a in zip(parts, amounts, strict=True))
+
+
+def test_ledger_parts_always_reconcile_for_random_pod_histories() -> None:
+    from domain.cost_ledger import PodLifetime, ledger
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10_000), st.integers(0, 10_000),
+                              st.booleans(), st.decimals(min_value="0.5", max_value="9.99", places=2)),
+                    min_size=1, max_size=4))
+    def check(pods) -> None:
+        lifetimes = []
+        for i, (setup, work, tail, interrupted, rate) in enumerate(pods):
+            start = T0 + timedelta(seconds=i * 50_000)
+            train = start + timedelta(seconds=setup)
+            stop = train + timedelta(seconds=work + tail)
+            lifetimes.append(PodLifetime(f"p{i}", rate, start, train, train + timedelta(seconds=work),
+                                         stop if interrupted else None, stop))
+        totals = ledger(tuple(lifetimes), T0)
+        assert totals.useful_seconds >= 0 and totals.lost_seconds >= 0 and totals.setup_seconds >= 0
+        assert totals.total_seconds == sum((seconds(p) for p in lifetimes), D(0))
+        cents = totals.in_cents()
+        assert cents["useful"] + cents["lost"] + cents["setup"] == cents["total"]
+
+    def seconds(p) -> Decimal:
+        return D((p.stopped_at - p.started_at).total_seconds())
+
+    check()

@@ -1,0 +1,71 @@
+"""The command flows pages and API share: add a training file; create, configure and start a job."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from litestar.datastructures import State, UploadFile
+
+from domain.training_file import MAX_FILE_BYTES
+from pipeline.catalog import AddedFile, TrainingFileTooLargeError, add_training_file
+from web import queries
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts. Until sign-in lands (issue 7) every request is this anonymous member."""
+
+    name: str = "anonymous"
+    role: str = "member"
+
+
+ANONYMOUS = Actor()
+
+
+async def add_uploaded_file(state: State, upload: UploadFile, name: str | None, actor: Actor) -> AddedFile:
+    """Copies the upload to a temporary file chunk by chunk, then adds it to the catalog."""
+    fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=Path(upload.filename or "").suffix)
+    try:
+        written = 0
+        with os.fdopen(fd, "wb") as sink:
+            while chunk := await upload.read(CHUNK):
+                written += len(chunk)
+                if written > MAX_FILE_BYTES:
+                    raise TrainingFileTooLargeError(
+                        f"Training file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+                sink.write(chunk)
+        named = Path(tmp).with_name(Path(upload.filename or "training-file.json").name)
+        os.replace(tmp, named)
+        tmp = str(named)
+        return await add_training_file(state.objects, state.store.app, named, name, actor.name)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+async def create_job(state: State, actor: Actor, *, training_file_id: UUID, start: bool = True,
+                     override_justification: str | None = None, **options: Any) -> tuple[UUID, list[str]]:
+    """Creates and configures a job from a catalogued file, then (by default) starts it, which
+    reserves its estimated maximum on this month's budget. Returns the id and any warnings."""
+    app = state.store.app
+    successful = await queries.successful_jobs(state.pool, actor.name)
+    now = datetime.now(timezone.utc)
+    job_id = await asyncio.to_thread(app.create_job_from_file, training_file_id, created_by=actor.name, at=now,
+                                     successful_jobs=successful, **options)
+    warnings: list[str] = []
+    if start:
+        try:
+            warnings = await asyncio.to_thread(app.start_job, job_id, actor.name, actor.role, now,
+                                               override_justification)
+        except Exception as exc:
+            exc.job_id = job_id  # the job stays configured: adjust it or raise the limit, then start it
+            raise
+    return job_id, warnings
