@@ -22,6 +22,16 @@ def default_name(file_name: str, preset_display_name: str, on: date) -> str:
     return file_name[: NAME_MAX - len(suffix)].rstrip() + suffix
 
 
+_RETRY_SUFFIX = re.compile(r" \(Retry #\d+\)$")
+
+
+def retry_name(original: str, retry_number: int) -> str:
+    """`"{name} (Retry #N)"` (FR3.3.1): a retry of a retry replaces the suffix; fits 100 characters."""
+    suffix = f" (Retry #{retry_number})"
+    base = _RETRY_SUFFIX.sub("", original)
+    return base[: NAME_MAX - len(suffix)].rstrip() + suffix
+
+
 def clean_name(name: str) -> str:
     name = name.strip()
     if not NAME_MIN <= len(name) <= NAME_MAX:

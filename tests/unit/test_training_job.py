@@ -8,7 +8,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.aggregates.budget import Budget
 from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
-from domain.job_metadata import InvalidMetadataError, default_name
+from domain.job_metadata import InvalidMetadataError, default_name, retry_name
 from domain.job_status import CancelReason, FailureType, JobStatus
 from domain.values import ArtifactRef
 from tests.factories import T0, configuration, configured_job, new_job
@@ -162,6 +162,12 @@ def test_configuring_with_an_inconsistent_estimate_is_refused() -> None:
     with pytest.raises(ValueError, match="0 ≤ min ≤ max"):
         job.configure(**configuration(estimated_cost_min=Decimal(50), estimated_cost_max=Decimal(40)))
     assert job.status == S.PENDING_CONFIGURATION
+
+
+def test_a_retry_is_named_with_its_number_once() -> None:
+    assert retry_name("Advisor tone v1", 2) == "Advisor tone v1 (Retry #2)"
+    assert retry_name("Advisor tone v1 (Retry #2)", 3) == "Advisor tone v1 (Retry #3)"
+    assert len(retry_name("n" * 100, 12)) == 100
 
 
 def test_retries_and_resumes_link_to_the_original_job() -> None:
