@@ -1,0 +1,3 @@
+from gpu_agent.main import main
+
+raise SystemExit(main())

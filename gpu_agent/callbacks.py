@@ -1,0 +1,113 @@
+"""Trainer callbacks: telemetry per step/eval/epoch, checkpoint upload, stop on SIGTERM.
+Steering goes only through TrainerControl (should_save, should_training_stop)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from gpu_agent.checkpoints import CheckpointUploader
+from gpu_agent.publisher import Publisher
+from gpu_agent.signals import SigtermWatcher
+
+
+class TelemetryCallback(TrainerCallback):
+    """One `step` message per optimizer step; `eval` after each evaluation; `epoch` at epoch ends."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.last_time = time.monotonic()
+        self.last_tokens = 0
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        logs = logs or {}
+        if "loss" not in logs:
+            return
+        now, tokens = time.monotonic(), state.num_input_tokens_seen or 0
+        rate = (tokens - self.last_tokens) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_tokens = now, tokens
+        self.publisher.emit("step", {
+            "step": state.global_step, "total_steps": state.max_steps, "epoch": state.epoch,
+            "loss": logs.get("loss"), "learning_rate": logs.get("learning_rate"),
+            "grad_norm": _number(logs.get("grad_norm")), "tokens_per_s": round(rate, 1), **gpu_figures()})
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
+        loss = (metrics or {}).get("eval_loss")
+        if loss is not None:
+            self.publisher.emit("eval", {"step": state.global_step, "epoch": state.epoch, "eval_loss": loss,
+                                         "perplexity": math.exp(min(loss, 50))})
+
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        epoch = state.epoch or 0
+        if abs(epoch - round(epoch)) < 1e-6:  # not when training stopped mid-epoch
+            self.publisher.emit("epoch", {"epoch": round(epoch), "step": state.global_step})
+
+
+class CheckpointCallback(TrainerCallback):
+    """Hands every checkpoint Trainer writes to the background uploader."""
+
+    def __init__(self, uploader: CheckpointUploader) -> None:
+        self.uploader = uploader
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.uploader.submit(state.global_step, os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+
+
+class StopCallback(TrainerCallback):
+    """At the step boundary after SIGTERM: save a checkpoint of that step, then stop. Also the
+    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N`)."""
+
+    def __init__(self, watcher: SigtermWatcher, fault: str = "") -> None:
+        self.watcher = watcher
+        self.interrupted_at: int | None = None
+        kind, _, step = fault.partition(":")
+        self.fault = (kind, int(step)) if step.isdigit() else None
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> None:
+        if self.fault and state.global_step == self.fault[1]:
+            if self.fault[0] == "oom_at_step":
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)")
+            if self.fault[0] == "sigkill_at_step":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.fault[0] == "sigterm_at_step":
+                os.kill(os.getpid(), signal.SIGTERM)
+                self.watcher.requested.wait(2)
+        if self.watcher.requested.is_set() and self.interrupted_at is None:
+            self.interrupted_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        if self.interrupted_at is not None:  # no evaluation or second save inside the 5 s window
+            control.should_evaluate = False
+            control.should_save = False
+
+
+def gpu_figures() -> dict[str, float]:
+    if not torch.cuda.is_available():
+        return {}
+    free, total = torch.cuda.mem_get_info()
+    figures = {"gpu_memory_used_gb": round((total - free) / 2**30, 2), "gpu_memory_total_gb": round(total / 2**30, 2)}
+    try:
+        figures["gpu_utilization"] = float(torch.cuda.utilization())
+    except Exception:  # noqa: BLE001 - needs pynvml; memory figures are enough without it
+        pass
+    return figures
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,97 @@
+"""The agent's configuration: environment variables set by the pod provider, validated at start."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from domain.values import ArtifactRef
+
+REQUIRED_HYPERPARAMETERS = ("r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate",
+                            "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps")
+
+
+class ConfigError(ValueError):
+    """The pod's configuration is unusable; the message is one line."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to train: decoded from PIPELINE_JOB_CONFIG (base64 of a JSON object)."""
+
+    training_file: ArtifactRef
+    hyperparameters: dict[str, Any]
+    base_model: str = "tiny"
+    qlora: bool = False
+    checkpoint_every: int = 100
+    seed: int = 42
+    max_steps: int = -1
+    max_seq_length: int = 256
+    heartbeat_s: float = 5.0
+    fault: str = ""  # test-only fault injection, e.g. "oom_at_step:3"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    job_id: str
+    attempt: int
+    nats_url: str
+    work_dir: Path
+    spec: JobSpec
+    resume_from: ArtifactRef | None = None
+    nats_options: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_spec(spec: dict[str, Any]) -> str:
+    """One base64 value for the pod's env: user text never reaches a shell or GraphQL raw."""
+    return base64.b64encode(json.dumps(spec, separators=(",", ":")).encode()).decode()
+
+
+def decode_json(value: str, name: str) -> Any:
+    try:
+        return json.loads(base64.b64decode(value, validate=True))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name} is not base64-encoded JSON ({exc})") from None
+
+
+def load_config(env: Mapping[str, str] = os.environ) -> AgentConfig:
+    try:
+        job_id = _required(env, "PIPELINE_JOB_ID")
+        attempt = int(env.get("PIPELINE_ATTEMPT", "1"))
+        raw = decode_json(_required(env, "PIPELINE_JOB_CONFIG"), "PIPELINE_JOB_CONFIG")
+        spec = _spec(raw)
+        resume = env.get("PIPELINE_RESUME_FROM")
+        resume_from = ArtifactRef(**decode_json(resume, "PIPELINE_RESUME_FROM")) if resume else None
+        options = {k: env[v] for k, v in (("user", "NATS_USER"), ("password", "NATS_PASSWORD"),
+                                            ("token", "NATS_TOKEN")) if env.get(v)}
+        work_dir = Path(env.get("PIPELINE_WORK_DIR", f"/tmp/lora-agent-{job_id}"))
+        return AgentConfig(job_id, attempt, _required(env, "NATS_URL"), work_dir, spec, resume_from, options)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"invalid agent configuration: {exc}") from None
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return value
+
+
+def _spec(raw: Any) -> JobSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError("PIPELINE_JOB_CONFIG must be a JSON object")
+    hyper = raw.get("hyperparameters")
+    if not isinstance(hyper, dict) or (missing := [k for k in REQUIRED_HYPERPARAMETERS if k not in hyper]):
+        raise ConfigError(f"hyperparameters missing: {', '.join(missing) if isinstance(hyper, dict) else 'all'}")
+    known = {k: raw[k] for k in ("base_model", "qlora", "checkpoint_every", "seed", "max_steps",
+                                 "max_seq_length", "heartbeat_s", "fault") if k in raw}
+    spec = JobSpec(training_file=ArtifactRef(**raw["training_file"]), hyperparameters=hyper, **known)
+    if spec.checkpoint_every < 1 or spec.max_seq_length < 8:
+        raise ConfigError("checkpoint_every must be ≥ 1 and max_seq_length ≥ 8")
+    return spec

@@ -1,0 +1,46 @@
+"""Finalization: the adapter (safetensors + adapter_config.json) with training_summary.json,
+perplexity of the base model and of base + adapter on the validation split (FR6.1.1), uploaded."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer
+
+from domain.values import ArtifactRef
+from gpu_agent.checkpoints import pack
+from gpu_agent.publisher import Publisher
+from pipeline.objectstore import ObjectStore
+
+BUCKET = "adapters"
+
+
+def perplexities(trainer: Trainer) -> tuple[float | None, float | None]:
+    if trainer.eval_dataset is None:
+        return None, None
+    tuned = trainer.evaluate()["eval_loss"]
+    with trainer.model.disable_adapter():
+        base = trainer.evaluate()["eval_loss"]
+    return math.exp(min(base, 50)), math.exp(min(tuned, 50))
+
+
+def finalize(trainer: Trainer, publisher: Publisher, objects: ObjectStore, job_id: str, attempt: int,
+             work_dir: Path, extra: dict[str, Any]) -> tuple[ArtifactRef, dict[str, Any]]:
+    adapter_dir = work_dir / "adapter"
+    trainer.model.save_pretrained(adapter_dir)
+    base_ppl, tuned_ppl = perplexities(trainer)
+    history = [e for e in trainer.state.log_history if "loss" in e]
+    metrics = {
+        "final_loss": history[-1]["loss"] if history else None, "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch, "base_perplexity": base_ppl, "adapter_perplexity": tuned_ppl,
+        "perplexity_improvement_percent": (base_ppl - tuned_ppl) / base_ppl * 100 if base_ppl and tuned_ppl else None,
+    }
+    summary = {"job_id": job_id, "attempt": attempt, **metrics, **extra}
+    (adapter_dir / "training_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    archive = pack(adapter_dir, work_dir / "adapter.tar")
+    name = f"{job_id}/adapter-attempt-{attempt}.tar"
+    ref = publisher.call_retrying(lambda: objects.put_file(BUCKET, name, archive), f"upload of {name}")
+    return ref, metrics

@@ -1,0 +1,180 @@
+"""`python -m gpu_agent`: preprocessing → model loading → training → finalization, reported on TELEMETRY.
+
+Exit codes: 0 completed, 1 failed (a `failed` message says why), 2 bad configuration,
+143 interrupted by SIGTERM (an `interrupted` message carries the checkpoint to resume from)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from gpu_agent.config import AgentConfig, ConfigError, load_config
+from gpu_agent.signals import SigtermWatcher
+
+log = logging.getLogger("gpu_agent")
+OOM_FIXES = ["Reduce batch_size to {half} (recommended)", "Switch to Conservative preset (r=8 instead of r={r})",
+             "Reduce sequence length (if conversations are very long)"]
+
+
+def main() -> int:
+    watcher = SigtermWatcher().install()  # before torch starts any thread
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s gpu_agent %(levelname)s %(message)s")
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"gpu_agent: error: {exc}", file=sys.stderr)
+        report_bad_config(str(exc))
+        return 2
+    if threads := os.environ.get("AGENT_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return Agent(config, watcher).run()
+
+
+def report_bad_config(message: str) -> None:
+    """A `failed` message when the job and NATS are known, so the control plane learns why."""
+    job_id, url = os.environ.get("PIPELINE_JOB_ID"), os.environ.get("NATS_URL")
+    if not job_id or not url:
+        return
+    from gpu_agent.config import JobSpec
+    from gpu_agent.publisher import Publisher
+
+    spec = JobSpec(training_file=None, hyperparameters={})  # type: ignore[arg-type]
+    attempt = int(os.environ.get("PIPELINE_ATTEMPT", "1")) if os.environ.get("PIPELINE_ATTEMPT", "1").isdigit() else 1
+    publisher = Publisher(AgentConfig(job_id, attempt, url, Path("/tmp"), spec))
+    try:
+        publisher.start(connect_timeout_s=3)
+        publisher.emit("failed", {"failure_type": "unknown", "message": message, "stage": "configuration"})
+        publisher.flush(5)
+    except Exception:  # noqa: BLE001 - best effort: the exit code and stderr say it too
+        pass
+    finally:
+        publisher.close()
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, watcher: SigtermWatcher) -> None:
+        from gpu_agent.publisher import Publisher
+
+        self.config, self.watcher = config, watcher
+        self.publisher = Publisher(config)
+        self.stage = "starting"
+        self.step = 0
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+
+    def run(self) -> int:
+        from domain.training_file import DatasetFormatError
+
+        self.publisher.start()
+        self.watcher.on_timeout = self.interrupted_without_checkpoint
+        threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
+        try:
+            return self.stages()
+        except DatasetFormatError as exc:
+            return self.fail("dataset_format", str(exc), {"problem": exc.report.first_problem.message,
+                                                            "place": exc.report.first_problem.place})
+        except Exception as exc:  # noqa: BLE001 - every crash is reported once, typed
+            if is_oom(exc):
+                return self.fail("oom", str(exc), self.oom_details())
+            log.exception("training failed")
+            return self.fail("unknown", f"{type(exc).__name__}: {exc}", {})
+        finally:
+            self.watcher.finished.set()
+            self.publisher.flush(10)
+            self.publisher.close()
+
+    def stages(self) -> int:
+        from gpu_agent import data, train
+        from gpu_agent.callbacks import CheckpointCallback, StopCallback, TelemetryCallback
+        from gpu_agent.checkpoints import CheckpointUploader, unpack
+        from gpu_agent.finalize import finalize
+        from gpu_agent.model import base_model, build_tokenizer, with_adapters
+        from pipeline.objectstore import ObjectStore
+
+        spec, work = self.config.spec, self.config.work_dir
+        objects = ObjectStore(self.publisher.nc.jetstream())
+        self.enter("preprocessing", "Downloading and validating the training file...")
+        path = self.publisher.call_retrying(lambda: objects.get_file(spec.training_file, work / "training-file"),
+                                            "download of the training file")
+        training_file, examples = data.examples(path.read_bytes())
+        split = data.split(examples)
+        self.enter("model_loading", f"Loading {spec.base_model} ({'4-bit QLoRA' if spec.qlora else 'LoRA'})...")
+        tokenizer = build_tokenizer(spec, [m["content"] for e in examples for m in e.messages])
+        model = with_adapters(base_model(spec, tokenizer, work), spec)
+        resume_dir = self.fetch_resume(objects, unpack)
+        uploader = CheckpointUploader(self.publisher, objects, self.config.job_id, work)
+        stop = StopCallback(self.watcher, spec.fault)
+        run = train.build(spec, model, tokenizer, split.train, split.validation, work / "trainer",
+                          [TelemetryCallback(self.publisher), CheckpointCallback(uploader), stop], resume_dir)
+        self.enter("training", f"Training {len(split.train)} examples, validating on {len(split.validation)}...")
+        run.train()
+        uploader.wait()
+        if stop.interrupted_at is not None:
+            return self.interrupted(stop.interrupted_at, uploader)
+        self.enter("finalization", "Saving adapters and finalizing...")
+        ref, metrics = finalize(run.trainer, self.publisher, objects, self.config.job_id, self.config.attempt, work,
+                                {"conversations": len(training_file.conversations), "examples": len(examples),
+                                 "hyperparameters": spec.hyperparameters, "base_model": spec.base_model})
+        self.publisher.emit("completed", {"adapter": ref.as_dict(), "metrics": metrics})
+        return 0
+
+    def fetch_resume(self, objects: Any, unpack: Any) -> Path | None:
+        ref = self.config.resume_from
+        if ref is None:
+            return None
+        archive = self.publisher.call_retrying(lambda: objects.get_file(ref, self.config.work_dir / "resume.tar"),
+                                               "download of the checkpoint")
+        return unpack(archive, self.config.work_dir / "resume")
+
+    def enter(self, stage: str, status: str) -> None:
+        self.stage = stage
+        self.publisher.emit("stage", {"stage": stage, "status": status})
+        log.info("%s: %s", stage, status)
+
+    def heartbeat(self) -> None:
+        while not self.watcher.finished.wait(self.config.spec.heartbeat_s):
+            self.publisher.emit("heartbeat", {"stage": self.stage, "pod_id": os.environ.get("RUNPOD_POD_ID", "")})
+
+    def interrupted(self, step: int, uploader: Any) -> int:
+        latest = uploader.latest
+        self.publisher.emit("interrupted", {
+            "reason": "sigterm", "step": step, "emergency_checkpoint": latest is not None and latest[0] == step,
+            "checkpoint": latest[1].as_dict() if latest else None, "checkpoint_step": latest[0] if latest else None})
+        self.publisher.flush(3)
+        os._exit(143)  # sys.exit takes over a second to tear down torch; the pod has ~5 s
+
+    def interrupted_without_checkpoint(self) -> None:
+        """The watcher's path when no step boundary came within the grace period."""
+        self.publisher.emit("interrupted", {"reason": "sigterm", "step": None, "emergency_checkpoint": False,
+                                            "checkpoint": None, "checkpoint_step": None})
+        self.publisher.flush(0.8)
+
+    def fail(self, failure_type: str, message: str, details: dict[str, Any]) -> int:
+        self.publisher.emit("failed", {"failure_type": failure_type, "message": message, "stage": self.stage,
+                                       "details": details})
+        log.error("failed (%s): %s", failure_type, message)
+        return 1
+
+    def oom_details(self) -> dict[str, Any]:
+        import torch
+
+        hyper = self.config.spec.hyperparameters
+        batch = int(hyper["per_device_train_batch_size"])
+        details: dict[str, Any] = {
+            "batch_size": batch, "r": hyper["r"], "gpu_memory_total_gb": 80,
+            "suggested_fixes": [f.format(half=max(1, batch // 2), r=hyper["r"]) for f in OOM_FIXES]}
+        if torch.cuda.is_available():
+            details["max_memory_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            details["gpu_memory_total_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2)
+        return details
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()

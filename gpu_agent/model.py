@@ -1,0 +1,77 @@
+"""Model loading: the base model (a tiny Llama built from a config for CPU and tests, or a hub id on
+CUDA), 4-bit NF4 + double quantisation when the job asks for QLoRA, LoRA adapters via peft."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+from transformers import (
+    AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+from gpu_agent.config import JobSpec
+
+TINY = "tiny"
+SPECIAL = ["<|pad|>", "<|begin|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def build_tokenizer(spec: JobSpec, texts: list[str]) -> PreTrainedTokenizerFast:
+    """The tiny model's byte-level BPE is trained on the training file itself: deterministic, so a
+    resumed run rebuilds exactly the same tokenizer."""
+    if spec.base_model != TINY:
+        tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=512, min_frequency=2, special_tokens=SPECIAL,
+                                                      show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<|pad|>", bos_token="<|begin|>",
+                                        eos_token="<|end|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def quantization(spec: JobSpec) -> BitsAndBytesConfig | None:
+    if not spec.qlora:
+        return None
+    compute = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
+
+
+def base_model(spec: JobSpec, tokenizer: PreTrainedTokenizerFast, work_dir: Path) -> Any:
+    torch.manual_seed(spec.seed)
+    if spec.base_model != TINY:
+        return AutoModelForCausalLM.from_pretrained(
+            spec.base_model, quantization_config=quantization(spec), device_map="auto",
+            dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    model = LlamaForCausalLM(config)
+    if not spec.qlora:
+        return model
+    saved = work_dir / "tiny-base"  # bitsandbytes quantizes while loading: go through a saved copy
+    model.save_pretrained(saved)
+    return AutoModelForCausalLM.from_pretrained(saved, quantization_config=quantization(spec),
+                                                device_map={"": "cpu"})
+
+
+def with_adapters(model: Any, spec: JobSpec) -> PeftModel:
+    hyper = spec.hyperparameters
+    if spec.qlora:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    lora = LoraConfig(r=int(hyper["r"]), lora_alpha=int(hyper["lora_alpha"]), lora_dropout=float(hyper["lora_dropout"]),
+                      target_modules=list(hyper["target_modules"]), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)

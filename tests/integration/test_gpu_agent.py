@@ -1,0 +1,219 @@
+"""The GPU agent for real: tiny Llama on the CPU, real nats-server, real Trainer, real peft."""
+
+from __future__ import annotations
+
+import random
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from domain.values import ArtifactRef
+from pipeline.embedded import EmbeddedNats
+from tests.agent_helpers import (
+    agent_env, declare_streams, download, of_kind, small_training_file, spec, start_agent, telemetry, upload,
+)
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
+FAST_LR = {"learning_rate": 5e-3}
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory: pytest.TempPathFactory):
+    server = EmbeddedNats(tmp_path_factory.mktemp("agent-nats"))
+    server.start()
+    declare_streams(server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def training_ref(nats, tmp_path_factory):
+    return upload(nats.url, small_training_file(12), tmp_path_factory.mktemp("file"))
+
+
+def job_spec(ref, **overrides):
+    base = spec(ref, **overrides)
+    base["hyperparameters"] = base["hyperparameters"] | FAST_LR
+    return base
+
+
+def run_agent(nats, tmp: Path, job_spec, job_id=None, attempt=1, resume=None, timeout=240):
+    job_id = job_id or str(uuid.uuid4())
+    process = start_agent(agent_env(job_id, nats.url, job_spec, tmp / f"work-{attempt}", attempt, resume),
+                          tmp / f"agent-{attempt}.log")
+    code = process.wait(timeout)
+    return job_id, code, telemetry(nats.url, job_id)
+
+
+def losses(messages, attempt=None) -> dict[int, float]:
+    return {m.data["step"]: m.data["loss"] for m in messages if m.kind == "step" and attempt in (None, m.attempt)}
+
+
+def adapter_weights(nats, ref: dict, tmp: Path) -> bytes:
+    archive = download(nats.url, ArtifactRef(**ref), tmp / f"adapter-{uuid.uuid4().hex}.tar")
+    with tarfile.open(archive) as tar:
+        return tar.extractfile("adapter/adapter_model.safetensors").read()
+
+
+@pytest.fixture(scope="module")
+def reference(nats, training_ref, tmp_path_factory):
+    """One uninterrupted run: the yardstick for the resume tests."""
+    tmp = tmp_path_factory.mktemp("reference")
+    job_id, code, messages = run_agent(nats, tmp, job_spec(training_ref))
+    assert code == 0, (tmp / "agent-1.log").read_text()[-3000:]
+    return job_id, messages, tmp
+
+
+def test_a_full_run_reports_every_stage_and_step_once_and_ships_an_adapter_that_beats_the_base(
+    nats, training_ref, reference, tmp_path
+) -> None:
+    from peft import PeftModel
+
+    from gpu_agent.config import JobSpec
+    from gpu_agent.data import examples
+    from gpu_agent.model import base_model, build_tokenizer
+
+    _, messages, _ = reference
+    assert [d["stage"] for d in of_kind(messages, "stage")] == ["preprocessing", "model_loading", "training",
+                                                                "finalization"]
+    steps = [d["step"] for d in of_kind(messages, "step")]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) == 24
+    assert [d["step"] for d in of_kind(messages, "checkpoint")] == [5, 10, 15, 20, 24]
+    assert [d["epoch"] for d in of_kind(messages, "epoch")] == [1, 2]
+    assert of_kind(messages, "heartbeat")
+    (completed,) = of_kind(messages, "completed")
+    metrics = completed["metrics"]
+    assert metrics["adapter_perplexity"] < metrics["base_perplexity"]
+    assert metrics["steps"] == 24
+
+    archive = download(nats.url, ArtifactRef(**completed["adapter"]), tmp_path / "adapter.tar")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+        names = set(tar.getnames())
+    assert {"adapter/adapter_model.safetensors", "adapter/adapter_config.json",
+            "adapter/training_summary.json"} <= names
+    job = JobSpec(training_file=training_ref, hyperparameters=job_spec(training_ref)["hyperparameters"], seed=7)
+    _, items = examples(small_training_file(12))
+    tokenizer = build_tokenizer(job, [m["content"] for e in items for m in e.messages])
+    loaded = PeftModel.from_pretrained(base_model(job, tokenizer, tmp_path), tmp_path / "adapter")
+    assert loaded.peft_config["default"].r == 8
+
+
+def test_sigterm_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(
+    nats, training_ref, reference, tmp_path
+) -> None:
+    ref_job, ref_messages, ref_tmp = reference
+    stop_at = random.Random().randint(2, 22)
+    job_id, code, messages = run_agent(nats, tmp_path, job_spec(training_ref, fault=f"sigterm_at_step:{stop_at}"))
+    assert code == 143, f"stop at {stop_at}: " + (tmp_path / "agent-1.log").read_text()[-2000:]
+    (interrupted,) = of_kind(messages, "interrupted")
+    assert interrupted["step"] == stop_at and interrupted["emergency_checkpoint"], interrupted
+    resume = ArtifactRef(**interrupted["checkpoint"])
+    job_id, code, messages = run_agent(nats, tmp_path, job_spec(training_ref), job_id, attempt=2, resume=resume)
+    assert code == 0, (tmp_path / "agent-2.log").read_text()[-3000:]
+    resumed = losses(messages, attempt=2)
+    assert min(resumed) == stop_at + 1  # 0 steps lost
+    expected = losses(ref_messages)
+    assert resumed == {s: expected[s] for s in resumed}
+    (completed,) = of_kind(messages, "completed")
+    (ref_completed,) = of_kind(ref_messages, "completed")
+    assert adapter_weights(nats, completed["adapter"], tmp_path) == adapter_weights(nats, ref_completed["adapter"],
+                                                                                      ref_tmp)
+
+
+def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint_and_resumes_identically(
+    nats, training_ref, reference, tmp_path
+) -> None:
+    _, ref_messages, _ = reference
+    job_id, code, messages = run_agent(nats, tmp_path, job_spec(training_ref, fault="sigkill_at_step:13"))
+    assert code == -9
+    assert not of_kind(messages, "interrupted")  # no chance to say anything
+    checkpoints = of_kind(messages, "checkpoint")
+    latest = max(checkpoints, key=lambda c: c["step"])
+    assert 13 - latest["step"] <= 5
+    job_id, code, messages = run_agent(nats, tmp_path, job_spec(training_ref), job_id, attempt=2,
+                                       resume=ArtifactRef(**latest["checkpoint"]))
+    assert code == 0
+    resumed = losses(messages, attempt=2)
+    assert min(resumed) == latest["step"] + 1
+    assert resumed == {s: losses(ref_messages)[s] for s in resumed}
+
+
+def test_a_malformed_training_file_fails_in_preprocessing_with_the_exact_place(nats, tmp_path) -> None:
+    broken = (Path(__file__).parents[2] / "samples" / "broken-missing-target.json").read_bytes()
+    ref = upload(nats.url, broken, tmp_path)
+    _, code, messages = run_agent(nats, tmp_path, job_spec(ref))
+    assert code == 1
+    (failed,) = of_kind(messages, "failed")
+    assert (failed["failure_type"], failed["stage"]) == ("dataset_format", "preprocessing")
+    assert failed["details"]["place"] == "conversations[1].training_pairs[1].target_response"
+    assert failed["details"]["problem"] == "Training pair #4 (conversation conv_abc123) is missing 'target_response'"
+
+
+def test_out_of_memory_fails_typed_with_the_suggested_fixes(nats, training_ref, tmp_path) -> None:
+    _, code, messages = run_agent(nats, tmp_path, job_spec(training_ref, fault="oom_at_step:2"))
+    assert code == 1
+    (failed,) = of_kind(messages, "failed")
+    assert failed["failure_type"] == "oom" and "out of memory" in failed["message"]
+    assert failed["details"]["suggested_fixes"][0] == "Reduce batch_size to 2 (recommended)"
+
+
+def test_a_bad_configuration_is_refused_with_one_line_and_a_failed_message(nats, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    job_id = str(uuid.uuid4())
+    env = {"PIPELINE_JOB_ID": job_id, "NATS_URL": nats.url, "PIPELINE_JOB_CONFIG": "not base64!"}
+    result = subprocess.run([sys.executable, "-m", "gpu_agent"], env=os.environ | env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "gpu_agent: error: PIPELINE_JOB_CONFIG is not base64-encoded JSON (Only base64 data is allowed)"]
+    (failed,) = of_kind(telemetry(nats.url, job_id), "failed")
+    assert failed["stage"] == "configuration"
+
+
+def test_the_qlora_path_trains_in_4_bit_and_resumes_identically(nats, training_ref, tmp_path) -> None:
+    qlora = job_spec(training_ref, qlora=True, max_steps=10)
+    (tmp_path / "reference").mkdir()
+    _, code, ref_messages = run_agent(nats, tmp_path / "reference", qlora)
+    assert code == 0
+    job_id, code, messages = run_agent(nats, tmp_path, qlora | {"fault": "sigterm_at_step:4"})
+    assert code == 143
+    (interrupted,) = of_kind(messages, "interrupted")
+    _, code, messages = run_agent(nats, tmp_path, qlora, job_id, attempt=2,
+                                  resume=ArtifactRef(**interrupted["checkpoint"]))
+    assert code == 0
+    resumed = losses(messages, attempt=2)
+    assert sorted(resumed) == list(range(5, 11))
+    assert resumed == {s: losses(ref_messages)[s] for s in resumed}
+
+
+def test_nats_down_for_a_while_mid_run_loses_no_step_and_counts_none_twice(training_ref, tmp_path) -> None:
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    try:
+        ref = upload(server.url, small_training_file(40), tmp_path)
+        job_id = str(uuid.uuid4())
+        longer = job_spec(ref, checkpoint_every=20) | {"hyperparameters": job_spec(ref)["hyperparameters"] | {
+            "num_train_epochs": 3, "per_device_train_batch_size": 2}}
+        process = start_agent(agent_env(job_id, server.url, longer, tmp_path / "work"), tmp_path / "agent.log")
+        wait_for(lambda: any(m.kind == "step" for m in telemetry(server.url, job_id)), timeout=120,
+                 message="training to start")
+        server.stop()
+        time.sleep(3)
+        server.start()
+        assert process.wait(300) == 0, (tmp_path / "agent.log").read_text()[-3000:]
+        messages = telemetry(server.url, job_id)
+        steps = [d["step"] for d in of_kind(messages, "step")]
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) > 60
+        assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
+        assert len(of_kind(messages, "completed")) == 1
+        assert b"Connect call failed" in (tmp_path / "agent.log").read_bytes()  # the outage did happen mid-run
+    finally:
+        server.stop()
