@@ -166,6 +166,19 @@ class Pipeline(Application[UUID]):
 
         return self._retrying(attempt)
 
+    def update_job(self, job_id: UUID, command: Callable[[TrainingJob], T]) -> T:
+        """Runs `command` on the job and saves what it recorded; re-run on fresh state after a
+        concurrent change (reactors and telemetry touch the same job)."""
+
+        def attempt() -> T:
+            job = self.get_job(job_id)
+            result = command(job)
+            if job.pending_events:
+                self.save(job)
+            return result
+
+        return self._retrying(attempt)
+
     def cancel_job(self, job_id: UUID, reason: CancelReason, notes: str, actor: str, at: datetime) -> None:
         job = self.get_job(job_id)
         job.cancel(reason, notes, actor, at)

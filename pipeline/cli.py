@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="run the whole stack (web on PIPELINE_WEB_PORT, default 8000)").set_defaults(run=cmd_up)
     sub.add_parser("web", help="run the web process only").set_defaults(run=cmd_web)
     sub.add_parser("relay", help="run the event-store → JetStream relay only").set_defaults(run=cmd_relay)
+    hp = sub.add_parser("handlers", help="reactors").add_subparsers(dest="handlers_command", required=True)
+    hp.add_parser("run", help="run provisioning and telemetry reactors (local pods)").set_defaults(run=cmd_handlers)
     dbp = sub.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
     dbp.add_parser("migrate", help="apply pending migrations").set_defaults(run=cmd_migrate)
     proj = sub.add_parser("projections", help="read-model commands").add_subparsers(dest="proj_command", required=True)
@@ -116,6 +118,17 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
     services = _prepared(settings)
     try:
         asyncio.run(run_relay(settings, services.database_url, services.nats_url))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_handlers(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.workers import run_handlers
+
+    services = _prepared(settings)
+    try:
+        asyncio.run(run_handlers(settings, services.database_url, services.nats_url))
     finally:
         services.close()
     return 0

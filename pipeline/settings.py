@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     relay_batch: int = Field(default=1000, ge=1, le=100_000, alias="PIPELINE_RELAY_BATCH")
     relay_idle_poll_s: float = Field(default=0.05, gt=0, le=10, alias="PIPELINE_RELAY_POLL")
     consumer_max_deliver: int = Field(default=10, ge=2, le=1000, alias="PIPELINE_MAX_DELIVER")
+    agent_base_model: str = Field(default="tiny", min_length=1, alias="PIPELINE_AGENT_BASE_MODEL")
+    agent_max_steps: int = Field(default=-1, ge=-1, alias="PIPELINE_AGENT_MAX_STEPS")
+    agent_checkpoint_every: int = Field(default=100, ge=1, alias="PIPELINE_AGENT_CHECKPOINT_EVERY")
+    agent_threads: int = Field(default=1, ge=1, le=64, alias="PIPELINE_AGENT_THREADS")
     seed_sample: bool = Field(default=True, alias="PIPELINE_SEED_SAMPLE")
     # Test-only fault injection (see docs/operations.md); empty in production.
     fault: str = Field(default="", alias="PIPELINE_FAULT")

@@ -18,6 +18,7 @@ log = logging.getLogger("pipeline.up")
 WORKERS = {
     "relay": ["relay"],
     "projections": ["projections", "run"],
+    "handlers": ["handlers", "run"],
     "web": ["web"],
 }
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Callable, Sequence
 
 import psycopg
 from faststream.nats import NatsBroker
 from psycopg_pool import ConnectionPool
 
-from pipeline import bus
+from pipeline import bus, envelope
 from pipeline.eventstore import EventStore
 from pipeline.relay import RELAY_LOCK_KEY, Relay, acquire_leadership
 from pipeline.settings import Settings
@@ -47,6 +49,67 @@ async def run_relay(settings: Settings, database_url: str, nats_url: str) -> Non
         await nc.close()
         conn.close()
         store.close()
+
+
+HANDLERS_LOCK_KEY = 7_305_101_904
+
+
+async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> None:
+    """Provisioning (EVENTS) and telemetry (TELEMETRY) reactors with the local pod provider."""
+    from handlers.pods.local import LocalProvider
+    from handlers.provisioning import AgentSettings, Provisioner
+    from handlers.telemetry import TelemetryHandler
+    from pipeline.bus import TELEMETRY_STREAM
+    from pipeline.consumers import add_consumer
+
+    stop = stop_on_signals()
+    store = EventStore.open(database_url, pool_size=4, policy=settings.budget_policy())
+    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
+    lock_conn = psycopg.connect(database_url, autocommit=True)
+    provider = LocalProvider(settings.state_dir.resolve() / "pods", threads=settings.agent_threads)
+    provisioner = Provisioner(store.app, provider, AgentSettings(
+        nats_url=nats_url, base_model=settings.agent_base_model, max_steps=settings.agent_max_steps,
+        checkpoint_every=settings.agent_checkpoint_every))
+    telemetry = TelemetryHandler(store.app)
+    broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
+                        max_reconnect_attempts=-1, logger=FASTSTREAM_LOG)
+    add_consumer(broker, pool, durable="handler-provisioning", subject="events.TrainingJob.Queued",
+                 handle=each(lambda body: provisioner.provision(envelope.decode(body).stored_event.originator_id)),
+                 max_deliver=settings.consumer_max_deliver)
+    add_consumer(broker, pool, durable="handler-telemetry", subject="telemetry.>", stream=TELEMETRY_STREAM,
+                 handle=each(telemetry.handle), max_deliver=settings.consumer_max_deliver)
+    try:
+        if await acquire_leadership(lock_conn, stop, HANDLERS_LOCK_KEY):
+            bus.probe(nats_url, settings.connect_timeout_s)
+            await broker.start()
+            log.info("handlers: provisioning and telemetry, local pod provider")
+            while not stop.is_set():
+                await asyncio.to_thread(provisioner.record_exits)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        await broker.stop()
+        provider.stop_all()
+        pool.close()
+        lock_conn.close()
+        store.close()
+
+
+def each(handle: Callable[[bytes], None]) -> Callable[[Sequence[bytes]], list[Exception | None]]:
+    """A batch handler from a per-message one: every message settled on its own outcome."""
+
+    def run(bodies: Sequence[bytes]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        for body in bodies:
+            try:
+                handle(body)
+                outcomes.append(None)
+            except Exception as exc:  # noqa: BLE001 - settled per message by the consumer
+                log.warning("handler failed on a message: %s", exc)
+                outcomes.append(exc)
+        return outcomes
+
+    return run
 
 
 async def run_projections(settings: Settings, database_url: str, nats_url: str,

@@ -1,0 +1,1 @@
+"""Reactors on EVENTS and TELEMETRY: provisioning, telemetry, (later) recovery and notifiers."""

@@ -1,0 +1,63 @@
+"""Queue → completed through the whole stack: web, event store, relay, provisioning reactor, the
+GPU agent on a local pod (tiny model, CPU), telemetry reactor, read model, budget."""
+
+import json
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.e2e.test_up import interrupt, start_up
+from tests.helpers import wait_for
+from pipeline.embedded import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> dict[str, str]:
+    return {"PIPELINE_STATE_DIR": str(tmp_path / "state"), "PIPELINE_WEB_PORT": str(free_port()),
+            "PIPELINE_AGENT_MAX_STEPS": "12", "PIPELINE_AGENT_CHECKPOINT_EVERY": "5"}
+
+
+def stored_events(state: Path) -> list[tuple[str, dict]]:
+    url = f"postgresql://postgres@/pipeline?host={state / 'pg'}"
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT topic, state FROM pipeline_events ORDER BY notification_id").fetchall()
+    return [(topic, json.loads(state)) for topic, state in rows]
+
+
+def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charge_and_release(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    process, base = start_up(stack_env, tmp_path / "up.log")
+    try:
+        file_id = wait_for(lambda: httpx.get(f"{base}/api/files").json(), message="sample")[0]["id"]
+        created = httpx.post(f"{base}/api/jobs", json={"name": "First real run", "training_file_id": file_id,
+                                                       "preset": "conservative"})
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        job = wait_for(lambda: (j := httpx.get(f"{base}/api/jobs/{job_id}").json()).get("status") in
+                       ("completed", "failed") and j, timeout=240, interval=0.5, message="the job to finish")
+        agent_logs = "".join(p.read_text()[-3000:] for p in Path(stack_env["PIPELINE_STATE_DIR"]).glob("pods/*/*/agent.log"))
+        assert job["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:] + agent_logs
+        state = Path(stack_env["PIPELINE_STATE_DIR"])
+        wait_for(lambda: "Budget.Released" in [t for t, _ in stored_events(state)], timeout=30,
+                 message="the reservation released")
+        events = stored_events(state)
+        job_topics = [t for t, s in events if t.startswith("TrainingJob.")]
+        for expected in ("TrainingJob.Queued", "TrainingJob.ProvisioningStarted", "TrainingJob.PodStarted",
+                         "TrainingJob.StageChanged", "TrainingJob.CheckpointSaved", "TrainingJob.Completed",
+                         "TrainingJob.PodStopped"):
+            assert expected in job_topics, job_topics
+        (completed,) = [s for t, s in events if t == "TrainingJob.Completed"]
+        assert completed["adapter"]["_data_"]["bucket"] == "adapters"
+        spend = [s for t, s in events if t == "Budget.SpendRecorded"]
+        assert spend and float(spend[-1]["job_total"]["_data_"]) > 0
+        (released,) = [s for t, s in events if t == "Budget.Released"]
+        assert float(released["amount"]["_data_"]) > 0
+        files = httpx.get(f"{base}/api/files").json()
+        assert files[0]["active_jobs"] == 0  # the file is free again
+    finally:
+        assert interrupt(process) == 0
