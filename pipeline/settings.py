@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     agent_max_steps: int = Field(default=-1, ge=-1, alias="PIPELINE_AGENT_MAX_STEPS")
     agent_checkpoint_every: int = Field(default=100, ge=1, alias="PIPELINE_AGENT_CHECKPOINT_EVERY")
     agent_threads: int = Field(default=1, ge=1, le=64, alias="PIPELINE_AGENT_THREADS")
+    heartbeat_timeout_s: float = Field(default=120.0, gt=0, alias="PIPELINE_HEARTBEAT_TIMEOUT")
+    # Test-only: a fault injected into every job's first pod attempt (gpu_agent faults, e.g. sigkill_at_step:8).
+    agent_fault: str = Field(default="", alias="PIPELINE_AGENT_FAULT")
     seed_sample: bool = Field(default=True, alias="PIPELINE_SEED_SAMPLE")
     # Test-only fault injection (see docs/operations.md); empty in production.
     fault: str = Field(default="", alias="PIPELINE_FAULT")

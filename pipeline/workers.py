@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from uuid import UUID
 from collections.abc import Callable, Sequence
 
 import psycopg
@@ -69,13 +71,24 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
     provider = LocalProvider(settings.state_dir.resolve() / "pods", threads=settings.agent_threads)
     provisioner = Provisioner(store.app, provider, AgentSettings(
         nats_url=nats_url, base_model=settings.agent_base_model, max_steps=settings.agent_max_steps,
-        checkpoint_every=settings.agent_checkpoint_every))
+        checkpoint_every=settings.agent_checkpoint_every, first_attempt_fault=settings.agent_fault))
     telemetry = TelemetryHandler(store.app)
     broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
                         max_reconnect_attempts=-1, logger=FASTSTREAM_LOG)
-    add_consumer(broker, pool, durable="handler-provisioning", subject="events.TrainingJob.Queued",
-                 handle=each(lambda body: provisioner.provision(envelope.decode(body).stored_event.originator_id)),
-                 max_deliver=settings.consumer_max_deliver)
+    def on_job_event(body: bytes) -> None:
+        stored = envelope.decode(body).stored_event
+        provisioner.on_event(stored.topic, stored.originator_id)
+
+    add_consumer(broker, pool, durable="handler-provisioning", subject="events.TrainingJob.>",
+                 handle=each(on_job_event), max_deliver=settings.consumer_max_deliver)
+
+    @broker.subscriber("control.pods")
+    async def pod_control(body: dict) -> dict:
+        """Fault injection (local provider): {"job_id"?, "action": preempt|kill|no_capacity, "count"?}."""
+        job_id = UUID(body["job_id"]) if body.get("job_id") else None
+        pods = await asyncio.to_thread(provisioner.fault, job_id, body["action"], int(body.get("count", 1)))
+        return {"ok": True, "pods": pods}
+
     add_consumer(broker, pool, durable="handler-telemetry", subject="telemetry.>", stream=TELEMETRY_STREAM,
                  handle=each(telemetry.handle), max_deliver=settings.consumer_max_deliver)
     try:
@@ -85,6 +98,7 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
             log.info("handlers: provisioning and telemetry, local pod provider")
             while not stop.is_set():
                 await asyncio.to_thread(provisioner.record_exits)
+                provisioner.watchdog(telemetry.heartbeats, settings.heartbeat_timeout_s, time.monotonic())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -182,6 +183,20 @@ async def api_cancel_job(state: State, job_id: UUID, data: CancelJob) -> dict[st
     return {"id": str(job_id), "status": "cancelled"}
 
 
+class PodFault(BaseModel):
+    action: Literal["preempt", "kill", "no_capacity"]
+    count: int = Field(default=1, ge=1, le=100)
+
+
+@post("/api/jobs/{job_id:uuid}/faults", status_code=200)
+async def api_inject_fault(state: State, job_id: UUID, data: PodFault) -> dict[str, Any]:
+    """Fault injection on the local pod provider (tests, demos): preempt = SIGTERM, kill = SIGKILL,
+    no_capacity = the next `count` pod requests fail."""
+    reply = await state.nc.request("control.pods", json.dumps({"job_id": str(job_id), **data.model_dump()}).encode(),
+                                   timeout=10)
+    return json.loads(reply.data)
+
+
 @get("/health")
 async def health_check(state: State) -> Response[dict[str, Any]]:
     try:
@@ -210,7 +225,8 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
 
     return Litestar(
         route_handlers=[index, create_job_form, files_page, upload_file_form, api_list_files, api_upload_file,
-                        api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, health_check,
+                        api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
+                        health_check,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
         exception_handlers={cls: domain_error_response for cls in DOMAIN_ERRORS},

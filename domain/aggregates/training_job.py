@@ -202,6 +202,7 @@ class TrainingJob(Aggregate):
         self.configuration: dict[str, Any] | None = None
         self.attempt = 0
         self.pods: dict[str, PodLifetime] = {}
+        self.attempt_pods: dict[int, str] = {}
         self.current_pod: str | None = None
         self.last_step = self.total_steps = 0
         self.last_epoch = 0
@@ -317,6 +318,7 @@ class TrainingJob(Aggregate):
     @event(PodStarted)
     def _pod_started(self, pod_id: str, attempt: int, hourly_rate: Decimal, at: datetime) -> None:
         self.pods[pod_id] = PodLifetime(pod_id, hourly_rate, at)
+        self.attempt_pods[attempt] = pod_id
         if attempt == self.attempt:
             self.current_pod = pod_id
 
