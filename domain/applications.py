@@ -180,9 +180,9 @@ class Pipeline(Application[UUID]):
         return self._retrying(attempt)
 
     def cancel_job(self, job_id: UUID, reason: CancelReason, notes: str, actor: str, at: datetime) -> None:
-        job = self.get_job(job_id)
-        job.cancel(reason, notes, actor, at)
-        self.save(job)
+        """Cancels; with no pod running, the spend is final at once and the reservation and file are
+        released (otherwise when the pod stops)."""
+        job = self.update_job(job_id, lambda j: (j.cancel(reason, notes, actor, at), j)[1])
         if job.queued_at is not None and not job.running_pods():
             self.record_job_spend(job_id, at)
 

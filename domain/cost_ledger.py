@@ -1,6 +1,7 @@
 """A job's cost ledger: pod lifetimes × hourly rate, split into useful, lost and setup time.
 
-- setup: from a pod's start until training begins on it (provisioning, loading, idle);
+- setup: from a pod's start until training begins on it, and from an interruption until the pod
+  is gone (provisioning, loading, idle);
 - lost: training work redone after an interruption (since the last checkpoint on that pod);
 - useful: the rest.
 Seconds are exact (Decimal); money is kept exact and split to cents so the parts sum to the
@@ -45,6 +46,7 @@ class PodLifetime:
         if self.interrupted_at is not None:
             redo_from = max(self.last_checkpoint_at or self.training_started_at, self.training_started_at)
             lost = min(total - setup, seconds_between(redo_from, self.interrupted_at))
+            setup += min(total - setup - lost, seconds_between(self.interrupted_at, end))
         return total - setup - lost, lost, setup
 
     def with_(self, **changes: object) -> PodLifetime:

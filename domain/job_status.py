@@ -49,7 +49,9 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.TRAINING: frozenset({S.FINALIZATION, S.COMPLETED, S.INTERRUPTED, S.FAILED}),
     S.FINALIZATION: frozenset({S.COMPLETED, S.INTERRUPTED, S.FAILED}),
     S.INTERRUPTED: frozenset({S.RECOVERING, S.FAILED}),
-    S.RECOVERING: frozenset({S.PROVISIONING, *STAGES, S.INTERRUPTED, S.FAILED}),
+    # A new attempt always goes through provisioning: a late stage report of the old pod cannot
+    # move a recovering job.
+    S.RECOVERING: frozenset({S.PROVISIONING, S.INTERRUPTED, S.FAILED}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),

@@ -37,8 +37,10 @@ def unpack(archive: Path, into: Path) -> Path:
 
 
 class CheckpointUploader:
-    def __init__(self, publisher: Publisher, objects: ObjectStore, job_id: str, work_dir: Path) -> None:
+    def __init__(self, publisher: Publisher, objects: ObjectStore, job_id: str, work_dir: Path,
+                 attempt: int = 1) -> None:
         self.publisher, self.objects, self.job_id, self.work_dir = publisher, objects, job_id, work_dir
+        self.attempt = attempt
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-upload")
         self.latest: tuple[int, ArtifactRef] | None = None
         self.lock = threading.Lock()
@@ -60,7 +62,9 @@ class CheckpointUploader:
             return
         archive = pack(directory, self.work_dir / f"checkpoint-step-{step}.tar")
         shutil.rmtree(directory, ignore_errors=True)
-        name = f"{self.job_id}/checkpoint-step-{step}.tar"
+        # The attempt in the name: a stale pod of an older attempt can never overwrite the checkpoint
+        # a newer attempt resumes from.
+        name = f"{self.job_id}/attempt-{self.attempt}/checkpoint-step-{step}.tar"
         ref = self.publisher.call_retrying(lambda: self.objects.put_file(BUCKET, name, archive), f"upload of {name}")
         archive.unlink(missing_ok=True)
         with self.lock:

@@ -107,7 +107,7 @@ class Agent:
         tokenizer = build_tokenizer(spec, [m["content"] for e in examples for m in e.messages])
         model = with_adapters(base_model(spec, tokenizer, work), spec)
         resume_dir = self.fetch_resume(objects, unpack)
-        uploader = CheckpointUploader(self.publisher, objects, self.config.job_id, work)
+        uploader = CheckpointUploader(self.publisher, objects, self.config.job_id, work, self.config.attempt)
         stop = StopCallback(self.watcher, spec.fault)
         run = train.build(spec, model, tokenizer, split.train, split.validation, work / "trainer",
                           [TelemetryCallback(self.publisher), CheckpointCallback(uploader), stop], resume_dir)

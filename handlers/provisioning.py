@@ -1,9 +1,13 @@
-"""Provisioning reactor: a queued job gets a pod running the GPU agent; pod exits are recorded
-and costed (FR1.3.2 start workflow, FR3.1.3)."""
+"""Provisioning reactor: queued jobs get pods running the GPU agent (FIFO, at most `max_running` at
+once), no capacity is retried (FR3.1.3), interrupted jobs resume on a new pod from their latest
+checkpoint (FR3.2.1), ended jobs lose their pods, and pod lifetimes are costed as they run."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -16,8 +20,15 @@ from handlers.pods.provider import NoCapacityError, PodExit, PodProvider
 
 log = logging.getLogger(__name__)
 PROVISIONABLE = {JobStatus.QUEUED, JobStatus.QUEUED_WAITING_FOR_GPU, JobStatus.RECOVERING}
-# gpu_agent exit codes after which it has already said why on TELEMETRY (docs/gpu-agent.md).
+ENDED = ("TrainingJob.Cancelled", "TrainingJob.Failed", "TrainingJob.Completed")
+# gpu_agent exit codes after which it should have said why on TELEMETRY (docs/gpu-agent.md);
+# if its report does not arrive within REPORT_GRACE_S the job is interrupted all the same.
 REPORTED_EXITS = {0, 1, 2, 143}
+REPORT_GRACE_S = 60.0
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -31,35 +42,97 @@ class AgentSettings:
     first_attempt_fault: str = ""  # test-only: injected into attempt 1 only (see docs/operations.md)
 
 
+@dataclass(frozen=True)
+class QueuePolicy:
+    max_running: int = 3          # FR2.3.2: at most this many jobs hold a pod (or are getting one)
+    retry_every_s: float = 300.0  # FR3.1.3: no capacity → try again every 5 minutes…
+    retry_window_s: float = 3600.0  # …for up to an hour, then the job waits for the user's choice
+
+
 class Provisioner:
-    def __init__(self, app: Pipeline, provider: PodProvider, agent: AgentSettings) -> None:
-        self.app, self.provider, self.agent = app, provider, agent
+    """A singleton per deployment (the handlers worker holds an advisory lock). Its operations run
+    under one lock: the consumer thread and the worker's loop both call in."""
+
+    def __init__(self, app: Pipeline, provider: PodProvider, agent: AgentSettings,
+                 queue: QueuePolicy = QueuePolicy(), queued_jobs: Callable[[], list[UUID]] = list) -> None:
+        self.app, self.provider, self.agent, self.queue = app, provider, agent, queue
+        self.queued_jobs = queued_jobs
         self.pods: dict[str, UUID] = {}
+        self.pod_started_at: dict[str, float] = {}
+        self.active: set[UUID] = set()
+        self.waiting: dict[UUID, tuple[float, float]] = {}  # job → (first failure, next try), monotonic
+        self.awaiting_report: dict[UUID, tuple[int, float]] = {}  # job → (attempt, deadline), monotonic
+        self.lock = threading.RLock()
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def on_event(self, topic: str, job_id: UUID) -> None:
+        with self.lock:
+            if topic == "TrainingJob.Queued":
+                self.admit(job_id)
+            elif topic == "TrainingJob.Interrupted":
+                self.recover(job_id)
+            elif topic in ENDED:
+                self.stop_pods(job_id)
+                self.active.discard(job_id)
+                self.waiting.pop(job_id, None)
+                self.awaiting_report.pop(job_id, None)
+                self.app.record_job_spend(job_id, now())  # releases what is left once no pod runs
+                self.promote()
+
+    def admit(self, job_id: UUID) -> None:
+        """A newly queued job: provisioned now if a slot is free, else it waits its turn (FIFO)."""
+        with self.lock:
+            if job_id in self.active or len(self.active) < self.queue.max_running:
+                self.provision(job_id)
+
+    def promote(self) -> None:
+        """Fills free slots with the oldest queued jobs."""
+        with self.lock:
+            for job_id in self.queued_jobs():
+                if len(self.active) >= self.queue.max_running:
+                    return
+                if job_id not in self.active:
+                    self.provision(job_id)
+
+    # --- pods -----------------------------------------------------------------------------------
 
     def provision(self, job_id: UUID) -> None:
         """Starts a pod attempt for a job that needs one; a repeated event finds nothing to do."""
-        now = datetime.now(timezone.utc)
+        with self.lock:
+            started = self.app.update_job(job_id, lambda job: self._start(job))
+            if started is None:
+                return
+            self.active.add(job_id)
+            attempt, gpu_tier, env = started
+            try:
+                pod = self.provider.create_pod(str(job_id), attempt, gpu_tier, env)
+            except Exception as exc:  # noqa: BLE001 - no capacity, or any provider error: retried
+                reason = str(exc) if isinstance(exc, NoCapacityError) else f"{type(exc).__name__}: {exc}"
+                log.warning("job %s: no pod (%s); retrying in %.0fs", job_id, reason, self.queue.retry_every_s)
+                self.app.update_job(job_id, lambda job: job.provisioning_failed(attempt, reason, now()))
+                first = self.waiting.get(job_id, (time.monotonic(), 0.0))[0]
+                self.waiting[job_id] = (first, time.monotonic() + self.queue.retry_every_s)
+                return
+            self.waiting.pop(job_id, None)
+            self.pods[pod.pod_id] = job_id
+            self.pod_started_at[pod.pod_id] = time.monotonic()
+            ended = self.app.update_job(job_id, lambda job: self._pod_started(job, pod, attempt))
+            if ended:  # cancelled while the pod was being created
+                self.provider.terminate(pod.pod_id)
+            log.info("job %s: attempt %d on pod %s", job_id, attempt, pod.pod_id)
 
-        def start(job: Any) -> tuple[int, dict[str, str]] | None:
-            if job.status not in PROVISIONABLE:
-                return None
-            attempt = job.start_provisioning(job.configuration["gpu_tier"], now)
-            return attempt, self.agent_env(job, attempt)
+    def _start(self, job: Any) -> tuple[int, str, dict[str, str]] | None:
+        if job.status not in PROVISIONABLE:
+            return None
+        tier = job.configuration["gpu_tier"]
+        attempt = job.start_provisioning(tier, now())
+        return attempt, tier, self.agent_env(job, attempt)
 
-        started = self.app.update_job(job_id, start)
-        if started is None:
-            return
-        attempt, env = started
-        gpu_tier = self.app.get_job(job_id).configuration["gpu_tier"]
-        try:
-            pod = self.provider.create_pod(str(job_id), attempt, gpu_tier, env)
-        except NoCapacityError as exc:
-            log.warning("job %s: no capacity (%s)", job_id, exc)
-            self.app.update_job(job_id, lambda job: job.provisioning_failed(attempt, str(exc), datetime.now(timezone.utc)))
-            return
-        self.pods[pod.pod_id] = job_id
-        self.app.update_job(job_id, lambda job: job.pod_started(pod.pod_id, attempt, pod.hourly_rate, pod.started_at))
-        log.info("job %s: attempt %d on pod %s", job_id, attempt, pod.pod_id)
+    @staticmethod
+    def _pod_started(job: Any, pod: Any, attempt: int) -> bool:
+        job.pod_started(pod.pod_id, attempt, pod.hourly_rate, pod.started_at)
+        return job.is_terminal
 
     def agent_env(self, job: Any, attempt: int) -> dict[str, str]:
         config = job.configuration
@@ -76,46 +149,132 @@ class Provisioner:
 
     def record_exits(self) -> list[PodExit]:
         """Pods that stopped: their lifetime closes in the job's ledger and the spend is charged. A
-        pod that died while its job still needed it (SIGKILL, host lost) interrupts the job, which
-        the recovery reactor then resumes elsewhere."""
-        exits = self.provider.exited()
-        for gone in exits:
-            job_id = self.pods.pop(gone.pod_id, None)
-            if job_id is None:
-                continue
-            self.app.update_job(job_id, lambda job, g=gone: self._pod_gone(job, g))
-            self.app.record_job_spend(job_id, gone.at)
-            log.info("job %s: pod %s exited with %s", job_id, gone.pod_id, gone.exit_code)
-        return exits
+        pod that died without its agent reporting (SIGKILL, crash) interrupts its job; one whose
+        agent should have reported gets REPORT_GRACE_S for the report to arrive."""
+        with self.lock:
+            exits = self.provider.exited()
+            for gone in exits:
+                job_id = self.pods.pop(gone.pod_id, None)
+                self.pod_started_at.pop(gone.pod_id, None)
+                if job_id is None:
+                    continue
+                attempt = self.app.update_job(job_id, lambda job, g=gone: self._pod_gone(job, g))
+                if attempt is not None:
+                    self.awaiting_report[job_id] = (attempt, time.monotonic() + REPORT_GRACE_S)
+                self.app.record_job_spend(job_id, gone.at)
+                log.info("job %s: pod %s exited with %s", job_id, gone.pod_id, gone.exit_code)
+            return exits
 
     @staticmethod
-    def _pod_gone(job: Any, gone: PodExit) -> None:
+    def _pod_gone(job: Any, gone: PodExit) -> int | None:
+        """Records the stop; returns the attempt whose report is still awaited, if any."""
         job.pod_stopped(gone.pod_id, gone.at)
-        if gone.exit_code in REPORTED_EXITS:
-            return  # the agent reported its own outcome (completed, failed, interrupted) before exiting
         attempt = next((a for a, pod in job.attempt_pods.items() if pod == gone.pod_id), None)
-        if attempt is not None:
-            job.interrupt(f"pod exited with {gone.exit_code}", job.last_step, attempt, gone.at)
+        if attempt is None or attempt != job.attempt:
+            return None
+        if gone.exit_code in REPORTED_EXITS:
+            return attempt
+        job.interrupt(f"pod exited with {gone.exit_code}", job.last_step, attempt, gone.at)
+        return None
+
+    def check_reports(self, now_monotonic: float) -> None:
+        """An agent that exited 'having reported' but whose report never came: interrupted."""
+        with self.lock:
+            for job_id, (attempt, deadline) in list(self.awaiting_report.items()):
+                if now_monotonic >= deadline:
+                    del self.awaiting_report[job_id]
+                    self.app.update_job(job_id, lambda job, a=attempt: job.interrupt(
+                        "pod exited without a report", job.last_step, a, now()))
+
+    # --- recovery, cancellation, watchdog --------------------------------------------------------
 
     def recover(self, job_id: UUID, max_attempts: int = 3) -> None:
         """After an interruption: stop what is left of the old pod, start a new one that resumes from
-        the latest checkpoint (FR3.2.1); after `max_attempts` failed recoveries: recovery_exhausted."""
+        the latest checkpoint (FR3.2.1); after `max_attempts` failed recoveries: recovery_exhausted.
+        A redelivered Interrupted finds the job no longer interrupted and does nothing."""
+        with self.lock:
+            job = self.app.get_job(job_id)
+            if job.status != JobStatus.INTERRUPTED:
+                return
+            for pod_id in job.running_pods():
+                self.provider.terminate(pod_id)
+            started = self.app.update_job(
+                job_id, lambda j: j.status == JobStatus.INTERRUPTED and j.begin_recovery(now(), max_attempts))
+            if started:
+                self.provision(job_id)
+            else:
+                self.active.discard(job_id)
+
+    def stop_pods(self, job_id: UUID) -> None:
+        """A cancelled (or otherwise ended) job: its pods are terminated (SIGTERM, then SIGKILL)."""
         for pod_id in self.app.get_job(job_id).running_pods():
             self.provider.terminate(pod_id)
-        now = datetime.now(timezone.utc)
-        started = self.app.update_job(
-            job_id, lambda job: job.status == JobStatus.INTERRUPTED and job.begin_recovery(now, max_attempts))
-        if started:
-            self.provision(job_id)
 
-    def on_event(self, topic: str, job_id: UUID) -> None:
-        """The job events this reactor acts on."""
-        if topic == "TrainingJob.Queued":
-            self.provision(job_id)
-        elif topic == "TrainingJob.Interrupted":
-            self.recover(job_id)
-        elif topic in ("TrainingJob.Cancelled", "TrainingJob.Failed", "TrainingJob.Completed"):
-            self.stop_pods(job_id)
+    def watchdog(self, last_heard: dict[str, float], timeout_s: float, now_monotonic: float,
+                 bus_connected: bool = True) -> None:
+        """No telemetry from a running pod for `timeout_s` (counted from the pod's start at the
+        earliest): the job is interrupted and the pod terminated. Paused while this worker itself
+        is cut off from NATS, when silence says nothing about the pods."""
+        if not bus_connected:
+            for job in list(last_heard):
+                last_heard[job] = now_monotonic
+            return
+        with self.lock:
+            for pod_id, job_id in list(self.pods.items()):
+                heard = max(last_heard.get(str(job_id), 0.0), self.pod_started_at.get(pod_id, now_monotonic))
+                if now_monotonic - heard > timeout_s:
+                    log.warning("job %s: no telemetry for %.0fs from pod %s", job_id, now_monotonic - heard, pod_id)
+                    self.app.update_job(job_id, lambda job: job.interrupt("heartbeat lost", job.last_step,
+                                                                          job.attempt, now()))
+                    self.provider.terminate(pod_id)
+                    last_heard[str(job_id)] = now_monotonic
+
+    def retry_waiting(self, now_monotonic: float) -> None:
+        with self.lock:
+            for job_id, (first, next_try) in list(self.waiting.items()):
+                if now_monotonic < next_try:
+                    continue
+                if now_monotonic - first > self.queue.retry_window_s:
+                    log.warning("job %s: no GPU within %.0fs; waiting for the user to switch or cancel",
+                                job_id, self.queue.retry_window_s)
+                    del self.waiting[job_id]
+                    continue
+                self.provision(job_id)
+
+    def charge_running(self) -> None:
+        """Spend of running jobs charged as they run, so budgets and alerts stay current."""
+        with self.lock:
+            jobs = set(self.pods.values())
+        for job_id in jobs:
+            self.app.record_job_spend(job_id, now())
+
+    def adopt(self, active_jobs: list[UUID], waiting_jobs: list[UUID]) -> None:
+        """At start (after a restart of this worker): pods recorded as running that the provider
+        does not know are gone: recorded as stopped and their jobs interrupted (then recovered);
+        jobs waiting for a GPU are retried at once."""
+        with self.lock:
+            self.active = set(active_jobs)
+            for job_id in active_jobs:
+                job = self.app.get_job(job_id)
+                lost = [p for p in job.running_pods() if p not in self.pods]
+                if lost:
+                    self.app.update_job(job_id, lambda j, pods=lost: self._lost(j, pods))
+                elif job.status == JobStatus.PROVISIONING:  # died between asking and getting a pod
+                    self.app.update_job(job_id, lambda j: j.provisioning_failed(j.attempt, "worker restarted", now()))
+                    waiting_jobs = [*waiting_jobs, job_id]
+                elif job.status == JobStatus.RECOVERING:
+                    waiting_jobs = [*waiting_jobs, job_id]
+                elif job.status == JobStatus.INTERRUPTED:
+                    self.recover(job_id)
+            for job_id in waiting_jobs:
+                self.waiting[job_id] = (time.monotonic(), 0.0)
+
+    @staticmethod
+    def _lost(job: Any, pods: list[str]) -> None:
+        at = now()
+        for pod_id in pods:
+            job.pod_stopped(pod_id, at)
+        job.interrupt("pod lost while the handlers restarted", job.last_step, job.attempt, at)
 
     def fault(self, job_id: UUID | None, action: str, count: int = 1) -> list[str]:
         """Fault injection on the local provider: preempt (SIGTERM), kill (SIGKILL), no_capacity."""
@@ -126,20 +285,3 @@ class Provisioner:
         for pod_id in pods:
             getattr(self.provider, {"preempt": "preempt", "kill": "kill"}[action])(pod_id)
         return pods
-
-    def stop_pods(self, job_id: UUID) -> None:
-        """A cancelled (or otherwise ended) job: its pods are terminated (SIGTERM, then SIGKILL)."""
-        for pod_id in self.app.get_job(job_id).running_pods():
-            self.provider.terminate(pod_id)
-
-    def watchdog(self, last_heard: dict[str, float], timeout_s: float, now_monotonic: float) -> None:
-        """No telemetry from a running pod for `timeout_s`: the job is interrupted (the pod may be
-        stopped, lost, or hung) and its pod terminated."""
-        for pod_id, job_id in list(self.pods.items()):
-            heard = last_heard.setdefault(str(job_id), now_monotonic)
-            if now_monotonic - heard > timeout_s:
-                log.warning("job %s: no heartbeat for %.0fs from pod %s", job_id, now_monotonic - heard, pod_id)
-                now = datetime.now(timezone.utc)
-                self.app.update_job(job_id, lambda job: job.interrupt("heartbeat lost", job.last_step, job.attempt, now))
-                self.provider.terminate(pod_id)
-                last_heard[str(job_id)] = now_monotonic

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+import psycopg
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
@@ -36,6 +37,15 @@ class PoisonMessageError(ValueError):
     """The message can never be processed (malformed); dead-letter it without retrying."""
 
 
+class RetryLaterError(Exception):
+    """The message is fine but cannot be applied yet (an earlier one is missing); retried without
+    counting towards dead-lettering."""
+
+
+# Failures that say nothing about the message: retried however often it takes (with backoff).
+TRANSIENT: tuple[type[Exception], ...] = (RetryLaterError, psycopg.OperationalError)
+
+
 def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subject: str,
                  handle: BatchHandler, max_deliver: int, stream: str = EVENTS_STREAM,
                  batch_size: int = 500, max_wait_s: float = 0.05) -> None:
@@ -57,6 +67,10 @@ async def settle(broker: NatsBroker, pool: ConnectionPool, durable: str, msg: Ms
         await msg.ack()
         return
     delivered = msg.metadata.num_delivered
+    if isinstance(error, TRANSIENT) or type(error).__name__ == "ConcurrencyConflictError":
+        log.info("%s: delivery %d will be retried: %s", durable, delivered, error)
+        await msg.nak(delay=min(30.0, 0.1 * 2 ** min(delivered, 9)))
+        return
     if isinstance(error, PoisonMessageError) or delivered >= max_deliver:
         await dead_letter(broker, pool, durable, msg, delivered, error)
         await msg.ack()

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     agent_max_steps: int = Field(default=-1, ge=-1, alias="PIPELINE_AGENT_MAX_STEPS")
     agent_checkpoint_every: int = Field(default=100, ge=1, alias="PIPELINE_AGENT_CHECKPOINT_EVERY")
     agent_threads: int = Field(default=1, ge=1, le=64, alias="PIPELINE_AGENT_THREADS")
+    max_running: int = Field(default=3, ge=1, le=1000, alias="PIPELINE_MAX_RUNNING")
+    max_queued: int = Field(default=10, ge=0, le=10_000, alias="PIPELINE_MAX_QUEUED")
+    provisioning_retry_s: float = Field(default=300.0, gt=0, alias="PIPELINE_PROVISIONING_RETRY_S")
+    provisioning_window_s: float = Field(default=3600.0, gt=0, alias="PIPELINE_PROVISIONING_WINDOW_S")
     heartbeat_timeout_s: float = Field(default=120.0, gt=0, alias="PIPELINE_HEARTBEAT_TIMEOUT")
     # Test-only: a fault injected into every job's first pod attempt (gpu_agent faults, e.g. sigkill_at_step:8).
     agent_fault: str = Field(default="", alias="PIPELINE_AGENT_FAULT")

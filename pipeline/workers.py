@@ -59,7 +59,8 @@ HANDLERS_LOCK_KEY = 7_305_101_904
 async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> None:
     """Provisioning (EVENTS) and telemetry (TELEMETRY) reactors with the local pod provider."""
     from handlers.pods.local import LocalProvider
-    from handlers.provisioning import AgentSettings, Provisioner
+    from domain.job_status import ACTIVE
+    from handlers.provisioning import AgentSettings, Provisioner, QueuePolicy
     from handlers.telemetry import TelemetryHandler
     from pipeline.bus import TELEMETRY_STREAM
     from pipeline.consumers import add_consumer
@@ -69,9 +70,17 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
     pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
     lock_conn = psycopg.connect(database_url, autocommit=True)
     provider = LocalProvider(settings.state_dir.resolve() / "pods", threads=settings.agent_threads)
-    provisioner = Provisioner(store.app, provider, AgentSettings(
-        nats_url=nats_url, base_model=settings.agent_base_model, max_steps=settings.agent_max_steps,
-        checkpoint_every=settings.agent_checkpoint_every, first_attempt_fault=settings.agent_fault))
+    def job_ids(query: str, params: tuple = ()) -> list[UUID]:
+        with pool.connection() as conn:
+            return [row[0] for row in conn.execute(query, params)]
+
+    provisioner = Provisioner(
+        store.app, provider,
+        AgentSettings(nats_url=nats_url, base_model=settings.agent_base_model, max_steps=settings.agent_max_steps,
+                      checkpoint_every=settings.agent_checkpoint_every, first_attempt_fault=settings.agent_fault),
+        QueuePolicy(settings.max_running, settings.provisioning_retry_s, settings.provisioning_window_s),
+        queued_jobs=lambda: job_ids("SELECT id FROM jobs WHERE status = 'queued' ORDER BY queued_at, id"))
+
     telemetry = TelemetryHandler(store.app)
     broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
                         max_reconnect_attempts=-1, logger=FASTSTREAM_LOG)
@@ -94,11 +103,24 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
     try:
         if await acquire_leadership(lock_conn, stop, HANDLERS_LOCK_KEY):
             bus.probe(nats_url, settings.connect_timeout_s)
+            provider.reap_orphans()
+            active = job_ids("SELECT id FROM jobs WHERE status = ANY(%s)", ([status.value for status in ACTIVE],))
+            await asyncio.to_thread(provisioner.adopt, active, [])
             await broker.start()
             log.info("handlers: provisioning and telemetry, local pod provider")
+            last_charge = time.monotonic()
             while not stop.is_set():
-                await asyncio.to_thread(provisioner.record_exits)
-                provisioner.watchdog(telemetry.heartbeats, settings.heartbeat_timeout_s, time.monotonic())
+                now = time.monotonic()
+                connection = getattr(getattr(broker.config, "connection_state", None), "connection", None)
+                connected = bool(connection is not None and connection.is_connected)
+                await guarded(provisioner.record_exits)
+                await guarded(provisioner.check_reports, now)
+                await guarded(provisioner.watchdog, telemetry.heartbeats, settings.heartbeat_timeout_s, now, connected)
+                await guarded(provisioner.retry_waiting, now)
+                await guarded(provisioner.promote)
+                if now - last_charge >= SPEND_EVERY_S:
+                    await guarded(provisioner.charge_running)
+                    last_charge = now
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
     finally:
@@ -107,6 +129,17 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
         pool.close()
         lock_conn.close()
         store.close()
+
+
+SPEND_EVERY_S = 30.0
+
+
+async def guarded(step: Callable[..., object], *args: object) -> None:
+    """One step of the handlers' loop in a thread; an error is logged, never fatal to the loop."""
+    try:
+        await asyncio.to_thread(step, *args)
+    except Exception:  # noqa: BLE001 - the next round retries; the worker must keep running
+        log.exception("handlers: %s failed", getattr(step, "__name__", step))
 
 
 def each(handle: Callable[[bytes], None]) -> Callable[[Sequence[bytes]], list[Exception | None]]:

@@ -8,8 +8,10 @@ from uuid import UUID
 import psycopg
 from eventsourcing.domain import Aggregate
 
+from pipeline.consumers import RetryLaterError
 
-class OutOfOrderError(Exception):
+
+class OutOfOrderError(RetryLaterError):
     """An event arrived before an earlier event of its aggregate; retry it later."""
 
 

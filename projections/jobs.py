@@ -16,7 +16,7 @@ from projections.json import jsonb
 J = TrainingJob
 # Events that move the job to a fixed status; StageChanged carries its own.
 STATUS_OF = {
-    J.Queued: JobStatus.QUEUED, J.ProvisioningFailed: JobStatus.QUEUED_WAITING_FOR_GPU,
+    J.ProvisioningFailed: JobStatus.QUEUED_WAITING_FOR_GPU,
     J.Interrupted: JobStatus.INTERRUPTED, J.RecoveryStarted: JobStatus.RECOVERING,
     J.Completed: JobStatus.COMPLETED, J.Failed: JobStatus.FAILED, J.Cancelled: JobStatus.CANCELLED,
 }
@@ -59,6 +59,11 @@ class JobsProjection(Projection):
             (JobStatus.CONFIGURED.value, event.preset, event.gpu_tier, event.estimated_cost_min,
              event.estimated_cost_max, event.at, event.originator_version, event.originator_id),
         )
+
+    @apply.register
+    def _queued(self, event: TrainingJob.Queued, cur: psycopg.Cursor) -> None:
+        cur.execute("UPDATE jobs SET status = %s, queued_at = %s, updated_at = %s, version = %s WHERE id = %s",
+                    (JobStatus.QUEUED.value, event.at, event.at, event.originator_version, event.originator_id))
 
     @apply.register
     def _provisioning(self, event: TrainingJob.ProvisioningStarted, cur: psycopg.Cursor) -> None:

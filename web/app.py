@@ -33,7 +33,7 @@ from pipeline.objectstore import ObjectStore
 from pipeline.settings import Settings
 from web import queries
 from web.errors import DOMAIN_ERRORS, domain_error_response, message_of
-from web.flows import ANONYMOUS, add_uploaded_file, create_job
+from web.flows import ANONYMOUS, add_uploaded_file, check_queue, create_job
 
 HERE = Path(__file__).parent
 
@@ -171,6 +171,7 @@ async def api_create_job(state: State, data: CreateJob) -> CreatedJob:
 
 @post("/api/jobs/{job_id:uuid}/start", status_code=200)
 async def api_start_job(state: State, job_id: UUID, override_justification: str | None = None) -> CreatedJob:
+    await check_queue(state)
     warnings = await asyncio.to_thread(state.store.app.start_job, job_id, ANONYMOUS.name, ANONYMOUS.role,
                                        datetime.now(timezone.utc), override_justification)
     return CreatedJob(id=job_id, started=True, warnings=warnings)
@@ -215,7 +216,7 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
         pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False)
         await pool.open(wait=True, timeout=settings.connect_timeout_s)
         store = await asyncio.to_thread(EventStore.open, database_url, 5, settings.budget_policy())
-        app.state.update(nc=nc, pool=pool, store=store, objects=ObjectStore(nc.jetstream()))
+        app.state.update(nc=nc, pool=pool, store=store, objects=ObjectStore(nc.jetstream()), settings=settings)
         try:
             yield
         finally:

@@ -13,13 +13,14 @@ from domain.presets import InsufficientVramError, PresetLockedError, UnknownPres
 from domain.training_file import IneligibleTrainingFileError
 from pipeline.catalog import TrainingFileTooLargeError
 from pipeline.objectstore import ArtifactMissingError
+from web.flows import QueueFullError
 
 STATUS: dict[type[Exception], int] = {
     InvalidJobError: 400, InvalidBudgetCommandError: 400, IneligibleTrainingFileError: 400,
     PresetLockedError: 400, UnknownPresetError: 400, InsufficientVramError: 400,
     InvalidEstimateInputError: 400, ArtifactMissingError: 400, PermissionDeniedError: 403,
     JobNotFoundError: 404, TrainingFileNotFoundError: 404, BudgetExceededError: 409,
-    IllegalTransitionError: 409, ConcurrencyConflictError: 409, TrainingFileTooLargeError: 413,
+    IllegalTransitionError: 409, ConcurrencyConflictError: 409, QueueFullError: 409, TrainingFileTooLargeError: 413,
 }
 DOMAIN_ERRORS = tuple(STATUS)
 

@@ -51,11 +51,25 @@ async def add_uploaded_file(state: State, upload: UploadFile, name: str | None, 
         Path(tmp).unlink(missing_ok=True)
 
 
+class QueueFullError(Exception):
+    """FR2.3.2: every slot runs and the waiting queue is full."""
+
+
+async def check_queue(state: State) -> None:
+    active, queued = await queries.queue_load(state.pool)
+    limit = state.settings.max_running
+    if active >= limit and queued >= state.settings.max_queued:
+        raise QueueFullError(f"Queue full ({min(active, limit)}/{limit} active jobs). "
+                             "Wait for completion or cancel an active job.")
+
+
 async def create_job(state: State, actor: Actor, *, training_file_id: UUID, start: bool = True,
                      override_justification: str | None = None, **options: Any) -> tuple[UUID, list[str]]:
     """Creates and configures a job from a catalogued file, then (by default) starts it, which
     reserves its estimated maximum on this month's budget. Returns the id and any warnings."""
     app = state.store.app
+    if start:
+        await check_queue(state)
     successful = await queries.successful_jobs(state.pool, actor.name)
     now = datetime.now(timezone.utc)
     job_id = await asyncio.to_thread(app.create_job_from_file, training_file_id, created_by=actor.name, at=now,

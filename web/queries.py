@@ -38,3 +38,13 @@ async def list_files(pool: AsyncConnectionPool, eligible_only: bool = False) -> 
 async def successful_jobs(pool: AsyncConnectionPool, user: str) -> int:
     found = await rows(pool, "SELECT count(*) AS n FROM jobs WHERE created_by = %s AND status = 'completed'", (user,))
     return int(found[0]["n"])
+
+
+async def queue_load(pool: AsyncConnectionPool) -> tuple[int, int]:
+    """(active, queued) jobs: active ones hold or are getting a pod."""
+    from domain.job_status import ACTIVE
+
+    found = await rows(pool, "SELECT count(*) FILTER (WHERE status = ANY(%s)) AS active,"
+                             " count(*) FILTER (WHERE status = 'queued') AS queued FROM jobs",
+                       ([s.value for s in ACTIVE],))
+    return int(found[0]["active"]), int(found[0]["queued"])

@@ -239,6 +239,9 @@ class Budget(Aggregate):
             raise PermissionDeniedError("Only a manager or admin may approve or deny a limit increase")
         if decided_by == request["requested_by"]:
             raise PermissionDeniedError("A limit increase must be decided by someone other than its requester")
+        if approve and request["new_limit"] <= self.limit:
+            raise InvalidBudgetCommandError(
+                f"The limit is already {usd(self.limit)}: this request for {usd(request['new_limit'])} is outdated")
         self._limit_increase_decided(request_id=request_id, approved=approve, decided_by=decided_by,
                                      reason=reason.strip(), at=at)
         if approve:

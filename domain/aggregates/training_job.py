@@ -424,9 +424,12 @@ class TrainingJob(Aggregate):
     # --- endings ----------------------------------------------------------------------------
 
     def complete(self, adapter: ArtifactRef, metrics: dict[str, Any], attempt: int, at: datetime) -> None:
-        if self.status == S.COMPLETED or attempt != self.attempt:
+        """The current attempt's adapter is done. Wins over an interruption reported meanwhile (a
+        false alarm, or a pod lost right after its last upload); ignored once the job has ended."""
+        if self.status in TERMINAL or attempt != self.attempt:
             return
-        self._check_move(S.COMPLETED)
+        if self.status not in (S.INTERRUPTED, S.RECOVERING):
+            self._check_move(S.COMPLETED)
         self._completed(adapter=adapter, metrics=dict(metrics), at=at)
 
     @event(Completed)
@@ -434,7 +437,7 @@ class TrainingJob(Aggregate):
         self.status, self.adapter, self.final_metrics, self.updated_at = S.COMPLETED, adapter, metrics, at
 
     def fail(self, failure_type: FailureType, message: str, details: dict[str, Any], at: datetime) -> None:
-        if self.status == S.FAILED:
+        if self.status in TERMINAL:
             return
         self._check_move(S.FAILED)
         self._failed(failure_type=FailureType(failure_type).value, message=message, details=dict(details), at=at)

@@ -43,6 +43,7 @@ class LocalProvider:
         log = open(work / "agent.log", "ab")  # noqa: SIM115 - owned by the child
         process = subprocess.Popen([sys.executable, "-m", "gpu_agent"], env=pod_env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
+        (work / "pod.pid").write_text(str(process.pid))
         with self.lock:
             self.processes[pod_id] = process
         rate = OfflinePrices().hourly_rate("H100_PCIE_80GB", PricingTier(gpu_tier))
@@ -79,6 +80,21 @@ class LocalProvider:
     def running(self) -> list[str]:
         with self.lock:
             return [pod_id for pod_id, p in self.processes.items() if p.poll() is None]
+
+    def reap_orphans(self) -> int:
+        """Agents left by a previous handlers process that died without stopping them (their jobs
+        are recovered on new pods): killed, so they do not train on unseen."""
+        killed = 0
+        for pid_file in self.work_root.glob("*/attempt-*/pod.pid"):
+            try:
+                pid = int(pid_file.read_text())
+                if b"gpu_agent" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+            except (OSError, ValueError):
+                pass
+            pid_file.unlink(missing_ok=True)
+        return killed
 
     def stop_all(self) -> None:
         for pod_id in self.running():

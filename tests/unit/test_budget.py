@@ -96,6 +96,16 @@ def test_a_limit_increase_needs_a_50_character_justification_and_another_manager
         b.decide_limit_increase(request, False, "carol", "manager", T0)
 
 
+def test_an_outdated_request_cannot_lower_the_limit() -> None:
+    b = budget()
+    request = uuid.uuid4()
+    b.request_limit_increase(request, D("1000"), "j" * 50, "alice", T0)
+    b.change_limit(D("3000"), "carol", "admin", "Annual planning raised the whole team's monthly limit", T0)
+    with pytest.raises(InvalidBudgetCommandError, match="outdated"):
+        b.decide_limit_increase(request, True, "dave", "manager", T0)
+    assert b.limit == D("3000")
+
+
 def test_a_denied_request_leaves_the_limit_alone() -> None:
     b = budget()
     request = uuid.uuid4()

@@ -144,12 +144,30 @@ def test_the_cost_ledger_splits_setup_useful_and_lost_time_and_reconciles() -> N
     job.interrupt("preempted", 150, attempt, t(55))         # 10 min since the checkpoint is redone
     job.pod_stopped("pod-1", t(56))
     cost = job.cost(t(100))
-    assert cost.setup_seconds == Decimal(15 * 60)
+    assert cost.setup_seconds == Decimal(15 * 60 + 60)  # loading, and the minute the dead pod idled
     assert cost.lost_seconds == Decimal(10 * 60)
-    assert cost.useful_seconds == Decimal(56 * 60 - 15 * 60 - 10 * 60)
+    assert cost.useful_seconds == Decimal(56 * 60 - 16 * 60 - 10 * 60)
     assert cost.total_cost == Decimal("3.360")
     cents = cost.in_cents()
     assert cents["useful"] + cents["lost"] + cents["setup"] == cents["total"] == Decimal("3.36")
+
+
+def test_late_reports_after_the_end_are_ignored_and_a_completion_beats_an_interruption() -> None:
+    job, attempt = running_job()
+    job.interrupt("heartbeat lost", 10, attempt, t(30))          # a false alarm…
+    job.complete(CKPT, {"final_loss": 0.3}, attempt, t(31))      # …then the adapter arrives
+    assert job.status == S.COMPLETED
+    job.fail(FailureType.UNKNOWN, "late", {}, t(32))
+    job.complete(CKPT, {}, attempt, t(33))
+    assert job.status == S.COMPLETED and job.failure is None
+
+
+def test_a_recovering_job_ignores_stage_reports_of_its_old_pod() -> None:
+    job, attempt = running_job()
+    job.interrupt("preempted", 10, attempt, t(30))
+    job.begin_recovery(t(31))
+    job.change_stage(S.TRAINING, attempt, t(32))
+    assert job.status == S.RECOVERING
 
 
 def test_a_running_pod_is_costed_up_to_now() -> None:

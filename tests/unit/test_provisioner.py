@@ -1,0 +1,141 @@
+"""The provisioning reactor against the in-memory application and a scripted pod provider:
+redelivery, races between telemetry and pod exits, restarts."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from uuid import UUID
+
+import time
+
+import pytest
+
+from domain.applications import BudgetPolicy, Pipeline
+from domain.job_status import CancelReason, JobStatus
+from domain.values import ArtifactRef
+from handlers.pods.provider import NoCapacityError, Pod, PodExit
+from handlers.provisioning import AgentSettings, Provisioner, QueuePolicy
+from tests.factories import queue_sample_job
+
+ADAPTER = ArtifactRef("adapters", "j/adapter.tar", "e" * 64, 10)
+
+
+class ScriptedProvider:
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.terminated: list[str] = []
+        self.exits: list[PodExit] = []
+        self.no_capacity_left = 0
+        self.on_create = lambda: None
+
+    def create_pod(self, job_id: str, attempt: int, gpu_tier: str, env: dict[str, str]) -> Pod:
+        if self.no_capacity_left:
+            self.no_capacity_left -= 1
+            raise NoCapacityError("no H100 left")
+        self.on_create()
+        pod_id = f"pod-{len(self.created) + 1}"
+        self.created.append(pod_id)
+        return Pod(pod_id, Decimal("3.60"), datetime.now(timezone.utc))
+
+    def terminate(self, pod_id: str) -> None:
+        self.terminated.append(pod_id)
+
+    def exited(self) -> list[PodExit]:
+        gone, self.exits = self.exits, []
+        return gone
+
+    def exit(self, pod_id: str, code: int) -> None:
+        self.exits.append(PodExit(pod_id, code, datetime.now(timezone.utc)))
+
+
+@pytest.fixture
+def app() -> Pipeline:
+    return Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=BudgetPolicy(default_limit=Decimal(5000)))
+
+
+def provisioner(app: Pipeline, provider: ScriptedProvider, **queue: float) -> Provisioner:
+    return Provisioner(app, provider, AgentSettings("nats://x"), QueuePolicy(**queue))
+
+
+def test_a_redelivered_interruption_does_not_touch_the_replacement_pod(app: Pipeline) -> None:
+    provider = ScriptedProvider()
+    p = provisioner(app, provider)
+    job_id = queue_sample_job(app)
+    p.on_event("TrainingJob.Queued", job_id)
+    app.update_job(job_id, lambda job: job.interrupt("preempted", 0, job.attempt, datetime.now(timezone.utc)))
+    p.on_event("TrainingJob.Interrupted", job_id)
+    p.on_event("TrainingJob.Interrupted", job_id)  # redelivered
+    assert provider.created == ["pod-1", "pod-2"]
+    assert provider.terminated == ["pod-1"]
+    assert app.get_job(job_id).status == JobStatus.PROVISIONING
+
+
+def test_a_pod_exit_seen_before_the_completed_report_still_releases_budget_and_file(app: Pipeline) -> None:
+    provider = ScriptedProvider()
+    p = provisioner(app, provider)
+    job_id = queue_sample_job(app)
+    p.on_event("TrainingJob.Queued", job_id)
+    app.update_job(job_id, lambda j: j.change_stage(JobStatus.TRAINING, j.attempt, datetime.now(timezone.utc)))
+    provider.exit("pod-1", 0)
+    p.record_exits()
+    app.update_job(job_id, lambda j: j.complete(ADAPTER, {}, j.attempt, datetime.now(timezone.utc)))
+    p.on_event("TrainingJob.Completed", job_id)
+    budget = app.budget("2026-11")
+    assert str(job_id) not in budget.reservations and budget.charged > 0
+
+
+def test_a_job_cancelled_while_its_pod_was_being_created_gets_that_pod_terminated(app: Pipeline) -> None:
+    provider = ScriptedProvider()
+    p = provisioner(app, provider)
+    job_id = queue_sample_job(app)
+    provider.on_create = lambda: app.cancel_job(job_id, CancelReason.TESTING, "", "bob", datetime.now(timezone.utc))
+    p.on_event("TrainingJob.Queued", job_id)
+    assert provider.terminated == ["pod-1"]
+
+
+def test_a_pod_killed_without_a_report_interrupts_its_job_and_a_silent_reported_exit_does_too_later(
+    app: Pipeline
+) -> None:
+    provider = ScriptedProvider()
+    p = provisioner(app, provider)
+    killed, silent = queue_sample_job(app, name="Killed pod"), queue_sample_job(app, name="Silent pod")
+    p.on_event("TrainingJob.Queued", killed)
+    p.on_event("TrainingJob.Queued", silent)
+    provider.exit("pod-1", -9)
+    provider.exit("pod-2", 143)
+    p.record_exits()
+    assert app.get_job(killed).status == JobStatus.INTERRUPTED
+    assert app.get_job(silent).status == JobStatus.PROVISIONING
+    p.check_reports(now_monotonic=10**9)
+    assert app.get_job(silent).status == JobStatus.INTERRUPTED
+
+
+def test_no_capacity_waits_and_is_retried_and_jobs_beyond_the_limit_wait_their_turn(app: Pipeline) -> None:
+    provider = ScriptedProvider()
+    provider.no_capacity_left = 1
+    queued: list[UUID] = []
+    p = Provisioner(app, provider, AgentSettings("nats://x"), QueuePolicy(max_running=1, retry_every_s=5),
+                    queued_jobs=lambda: queued)
+    first, second = queue_sample_job(app, name="First"), queue_sample_job(app, name="Second")
+    p.on_event("TrainingJob.Queued", first)
+    p.on_event("TrainingJob.Queued", second)
+    queued.append(second)
+    assert app.get_job(first).status == JobStatus.QUEUED_WAITING_FOR_GPU
+    assert app.get_job(second).status == JobStatus.QUEUED
+    p.retry_waiting(now_monotonic=time.monotonic() + 10)
+    assert provider.created == ["pod-1"] and app.get_job(first).status == JobStatus.PROVISIONING
+    app.update_job(first, lambda j: j.change_stage(JobStatus.TRAINING, j.attempt, datetime.now(timezone.utc)))
+    app.update_job(first, lambda j: j.complete(ADAPTER, {}, j.attempt, datetime.now(timezone.utc)))
+    p.on_event("TrainingJob.Completed", first)
+    assert provider.created == ["pod-1", "pod-2"] and app.get_job(second).status == JobStatus.PROVISIONING
+
+
+def test_after_a_restart_pods_the_provider_does_not_know_are_recorded_lost_and_their_jobs_interrupted(
+    app: Pipeline
+) -> None:
+    before = provisioner(app, ScriptedProvider())
+    job_id = queue_sample_job(app)
+    before.on_event("TrainingJob.Queued", job_id)
+    after = provisioner(app, ScriptedProvider())
+    after.adopt([job_id], [])
+    job = app.get_job(job_id)
+    assert job.status == JobStatus.INTERRUPTED and job.running_pods() == []
