@@ -112,38 +112,30 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.workers import run_relay
+def _run_worker(settings: Settings, worker_name: str, *extra: object) -> int:
+    """A long-running worker (pipeline.workers.run_<name>) against the resolved servers."""
+    from pipeline import workers
 
     services = _prepared(settings)
     try:
-        asyncio.run(run_relay(settings, services.database_url, services.nats_url))
+        worker = getattr(workers, f"run_{worker_name}")
+        asyncio.run(worker(settings, services.database_url, services.nats_url, *extra))
     finally:
         services.close()
     return 0
+
+
+def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_worker(settings, "relay")
 
 
 def cmd_handlers(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.workers import run_handlers
-
-    services = _prepared(settings)
-    try:
-        asyncio.run(run_handlers(settings, services.database_url, services.nats_url))
-    finally:
-        services.close()
-    return 0
+    return _run_worker(settings, "handlers")
 
 
 def cmd_projections_run(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.workers import run_projections
-
     _check_projection_names(args.names)
-    services = _prepared(settings)
-    try:
-        asyncio.run(run_projections(settings, services.database_url, services.nats_url, args.names))
-    finally:
-        services.close()
-    return 0
+    return _run_worker(settings, "projections", args.names)
 
 
 def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
