@@ -64,34 +64,50 @@ class CheckpointCallback(TrainerCallback):
 
 class StopCallback(TrainerCallback):
     """At the step boundary after SIGTERM: save a checkpoint of that step, then stop. Also the
-    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N`)."""
+    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N`).
+
+    A save due on the last step of an epoch (periodic or emergency) is moved after the epoch-end
+    evaluation: creating the evaluation's data loader draws from the global RNG, so a checkpoint
+    taken before it would resume with another RNG state than the uninterrupted run had."""
 
     def __init__(self, watcher: SigtermWatcher, fault: str = "") -> None:
         self.watcher = watcher
         self.interrupted_at: int | None = None
+        self.deferred_save = False
+        self.stopped_mid_epoch = False
         kind, _, step = fault.partition(":")
         self.fault = (kind, int(step)) if step.isdigit() else None
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
         if self.fault and state.global_step == self.fault[1]:
-            if self.fault[0] == "oom_at_step":
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)")
-            if self.fault[0] == "sigkill_at_step":
-                os.kill(os.getpid(), signal.SIGKILL)
-            if self.fault[0] == "sigterm_at_step":
-                os.kill(os.getpid(), signal.SIGTERM)
-                self.watcher.requested.wait(2)
+            self.inject(self.fault[0])
+        epoch_end = abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-9 and args.eval_strategy == "epoch"
         if self.watcher.requested.is_set() and self.interrupted_at is None:
             self.interrupted_at = state.global_step
+            self.stopped_mid_epoch = not epoch_end
             control.should_save = True
-            control.should_training_stop = True
+            control.should_training_stop = not epoch_end  # at an epoch's end: after its evaluation
+        if epoch_end and control.should_save:
+            control.should_save, self.deferred_save = False, True
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:
-        if self.interrupted_at is not None:  # no evaluation or second save inside the 5 s window
-            control.should_evaluate = False
-            control.should_save = False
+        if self.deferred_save:
+            control.should_save, self.deferred_save = True, False
+        if self.interrupted_at is not None:
+            control.should_training_stop = True
+            if self.stopped_mid_epoch:  # no evaluation of a partial epoch inside the 5 s window
+                control.should_evaluate = False
+
+    def inject(self, kind: str) -> None:
+        if kind == "oom_at_step":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)")
+        if kind == "sigkill_at_step":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "sigterm_at_step":
+            os.kill(os.getpid(), signal.SIGTERM)
+            self.watcher.requested.wait(2)
 
 
 def gpu_figures() -> dict[str, float]:

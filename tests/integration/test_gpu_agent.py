@@ -103,11 +103,12 @@ def test_a_full_run_reports_every_stage_and_step_once_and_ships_an_adapter_that_
     assert loaded.peft_config["default"].r == 8
 
 
+@pytest.mark.parametrize("where", ["a random step", "the last step of an epoch"])
 def test_sigterm_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(
-    nats, training_ref, reference, tmp_path
+    nats, training_ref, reference, tmp_path, where
 ) -> None:
     ref_job, ref_messages, ref_tmp = reference
-    stop_at = random.Random().randint(2, 22)
+    stop_at = 12 if where == "the last step of an epoch" else random.Random().randint(2, 22)
     job_id, code, messages = run_agent(nats, tmp_path, job_spec(training_ref, fault=f"sigterm_at_step:{stop_at}"))
     assert code == 143, f"stop at {stop_at}: " + (tmp_path / "agent-1.log").read_text()[-2000:]
     (interrupted,) = of_kind(messages, "interrupted")
