@@ -57,7 +57,7 @@ def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charg
         assert spend and float(spend[-1]["job_total"]["_data_"]) > 0
         (released,) = [s for t, s in events if t == "Budget.Released"]
         assert float(released["amount"]["_data_"]) > 0
-        files = httpx.get(f"{base}/api/files").json()
-        assert files[0]["active_jobs"] == 0  # the file is free again
+        wait_for(lambda: httpx.get(f"{base}/api/files").json()[0]["active_jobs"] == 0, timeout=20,
+                 message="the file free again (catalog read model)")
     finally:
         assert interrupt(process) == 0
