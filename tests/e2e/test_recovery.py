@@ -81,7 +81,8 @@ def test_cancelling_a_training_job_stops_its_pod_and_settles_its_cost(tmp_path: 
         assert cancelled.status_code == 200, cancelled.text
         wait_for(lambda: "TrainingJob.PodStopped" in [t for t, _ in job_events(env, job_id)], timeout=60,
                  message="the pod stopped within 60 s")
-        assert httpx.get(f"{base}/api/jobs/{job_id}").json()["status"] == "cancelled"
+        wait_for(lambda: httpx.get(f"{base}/api/jobs/{job_id}").json()["status"] == "cancelled",
+                 message="the read model to show the cancellation")
         again = httpx.post(f"{base}/api/jobs/{job_id}/start")
         assert again.status_code == 409  # a cancelled job cannot be resumed
     finally:

@@ -89,7 +89,9 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
     try:
         jobs = httpx.get(f"{base}/api/jobs").json()
         assert [(j["id"], j["name"]) for j in jobs] == [(job_id, "Advisor tone v1")]
-        assert len(httpx.get(f"{base}/api/files").json()) == 2  # the sample was not registered twice
+        wait_for(lambda: len(httpx.get(f"{base}/api/files").json()) == 2,  # the sample was not registered twice
+                 message="the catalog read model to catch up")
+        assert len(httpx.get(f"{base}/api/files").json()) == 2
     finally:
         assert interrupt(process) == 0
 
