@@ -38,6 +38,11 @@ def job_rows(url: str) -> list[tuple]:
         return conn.execute("SELECT * FROM jobs ORDER BY id").fetchall()
 
 
+def dead_letters(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT consumer, msg_id, error FROM dead_letters").fetchall()
+
+
 def relay_position(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute(
@@ -98,7 +103,8 @@ def test_redelivered_and_poison_messages_change_nothing_and_the_consumer_keeps_g
     projections = pipeline_process(["projections", "run"], env, tmp_path / "projections.log")
     relay = pipeline_process(["relay"], env, tmp_path / "relay.log")
     try:
-        wait_for(lambda: len(job_rows(env["DATABASE_URL"])) == 1, message="first job projected")
+        wait_for(lambda: [r[2] for r in job_rows(env["DATABASE_URL"])] == ["queued"],
+                 message="the first job fully projected")
         before = job_rows(env["DATABASE_URL"])
 
         async def republish_and_poison() -> None:
@@ -113,8 +119,7 @@ def test_redelivered_and_poison_messages_change_nothing_and_the_consumer_keeps_g
         asyncio.run(republish_and_poison())
         second = queue_sample_job(store.app, name="Second")
         wait_for(lambda: len(job_rows(env["DATABASE_URL"])) == 2, message="consumer past the poison")
-        with psycopg.connect(env["DATABASE_URL"]) as conn:
-            dead = conn.execute("SELECT consumer, msg_id, error FROM dead_letters").fetchall()
+        dead = wait_for(lambda: dead_letters(env["DATABASE_URL"]), message="the poison message dead-lettered")
         assert [(c, m) for c, m, _ in dead] == [("projection-jobs", "poison")]
         assert "not an event envelope" in dead[0][2]
         rows = job_rows(env["DATABASE_URL"])
