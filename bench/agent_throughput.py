@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from gpu_agent import data, train  # noqa: E402
 from gpu_agent.callbacks import CheckpointCallback, StopCallback, TelemetryCallback  # noqa: E402
 from gpu_agent.checkpoints import CheckpointUploader  # noqa: E402
+from pipeline import bus  # noqa: E402
 from gpu_agent.config import AgentConfig, JobSpec  # noqa: E402
 from gpu_agent.model import base_model, build_tokenizer, with_adapters  # noqa: E402
 from gpu_agent.publisher import Publisher  # noqa: E402
@@ -70,6 +71,7 @@ def main() -> None:
         config = AgentConfig(str(uuid.uuid4()), 1, nats.url, tmp, job)
         publisher = Publisher(config)
         publisher.start()
+        publisher.call(bus.ensure_job_bucket(publisher.nc.jetstream(), config.job_id))
         objects = ObjectStore(publisher.nc.jetstream())
         uploaders: list[CheckpointUploader] = []
 

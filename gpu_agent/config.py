@@ -44,6 +44,9 @@ class AgentConfig:
     spec: JobSpec
     resume_from: ArtifactRef | None = None
     nats_options: dict[str, Any] = field(default_factory=dict)
+    # Random per pod attempt, part of every message id: another job's pod cannot guess our ids
+    # and have JetStream drop our messages as duplicates.
+    pod_nonce: str = "0"
 
 
 def encode_spec(spec: dict[str, Any]) -> str:
@@ -67,9 +70,11 @@ def load_config(env: Mapping[str, str] = os.environ) -> AgentConfig:
         resume = env.get("PIPELINE_RESUME_FROM")
         resume_from = ArtifactRef(**decode_json(resume, "PIPELINE_RESUME_FROM")) if resume else None
         options = {k: env[v] for k, v in (("user", "NATS_USER"), ("password", "NATS_PASSWORD"),
-                                            ("token", "NATS_TOKEN")) if env.get(v)}
+                                            ("token", "NATS_TOKEN"), ("inbox_prefix", "NATS_INBOX_PREFIX"))
+                   if env.get(v)}
         work_dir = Path(env.get("PIPELINE_WORK_DIR", f"/tmp/lora-agent-{job_id}"))
-        return AgentConfig(job_id, attempt, _required(env, "NATS_URL"), work_dir, spec, resume_from, options)
+        return AgentConfig(job_id, attempt, _required(env, "NATS_URL"), work_dir, spec, resume_from, options,
+                           env.get("PIPELINE_POD_NONCE", "0"))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise

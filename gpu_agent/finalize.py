@@ -13,9 +13,9 @@ from transformers import Trainer
 from domain.values import ArtifactRef
 from gpu_agent.checkpoints import pack
 from gpu_agent.publisher import Publisher
+from pipeline.bus import job_bucket
 from pipeline.objectstore import ObjectStore
 
-BUCKET = "adapters"
 
 
 def perplexities(trainer: Trainer) -> tuple[float | None, float | None]:
@@ -42,5 +42,5 @@ def finalize(trainer: Trainer, publisher: Publisher, objects: ObjectStore, job_i
     (adapter_dir / "training_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     archive = pack(adapter_dir, work_dir / "adapter.tar")
     name = f"{job_id}/adapter-attempt-{attempt}.tar"
-    ref = publisher.call_retrying(lambda: objects.put_file(BUCKET, name, archive), f"upload of {name}")
+    ref = publisher.call_retrying(lambda: objects.put_file(job_bucket(job_id), name, archive), f"upload of {name}")
     return ref, metrics

@@ -1,5 +1,6 @@
 """The TELEMETRY stream's messages: subject `telemetry.<job_id>.<kind>`, JSON bodies, and
-`Nats-Msg-Id: <job_id>:<attempt>:<seq>` so a re-send after an outage is dropped as a duplicate."""
+`Nats-Msg-Id: <job_id>:<attempt>:<pod nonce>:<seq>` so a re-send after an outage is dropped as a
+duplicate (the nonce: another pod cannot forge our ids)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,6 @@ class Telemetry(BaseModel):
     @property
     def subject(self) -> str:
         return f"telemetry.{self.job_id}.{self.kind}"
-
-    @property
-    def msg_id(self) -> str:
-        return f"{self.job_id}:{self.attempt}:{self.seq}"
 
 
 def subject_filter(job_id: str) -> str:

@@ -136,5 +136,5 @@ class Publisher:
         for seq, kind, at, data in window:
             body = json.dumps({"job_id": job, "attempt": attempt, "seq": seq, "kind": kind, "at": at, "data": data})
             futures.append(await js.publish_async(f"telemetry.{job}.{kind}", body.encode(),
-                                                  headers={"Nats-Msg-Id": f"{job}:{attempt}:{seq}"}))
+                                                  headers={"Nats-Msg-Id": f"{job}:{attempt}:{self.config.pod_nonce}:{seq}"}))
         await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout_s)

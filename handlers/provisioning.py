@@ -5,6 +5,7 @@ checkpoint (FR3.2.1), ended jobs lose their pods, and pod lifetimes are costed a
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -15,8 +16,14 @@ from uuid import UUID
 
 from domain.applications import Pipeline
 from domain.job_status import JobStatus
+from domain.values import ArtifactRef
 from gpu_agent.config import encode_spec
 from handlers.pods.provider import NoCapacityError, PodExit, PodProvider
+from pipeline import bus
+from pipeline.natsauth import NatsAuthority
+
+Stager = Callable[[UUID, list[ArtifactRef]], list[ArtifactRef]]
+"""Copies a job's input objects into the job's own bucket (pipeline/staging.py); returns their refs there."""
 
 log = logging.getLogger(__name__)
 PROVISIONABLE = {JobStatus.QUEUED, JobStatus.QUEUED_WAITING_FOR_GPU, JobStatus.RECOVERING}
@@ -54,10 +61,14 @@ class Provisioner:
     under one lock: the consumer thread and the worker's loop both call in."""
 
     def __init__(self, app: Pipeline, provider: PodProvider, agent: AgentSettings,
-                 queue: QueuePolicy = QueuePolicy(), queued_jobs: Callable[[], list[UUID]] = list) -> None:
+                 queue: QueuePolicy = QueuePolicy(), queued_jobs: Callable[[], list[UUID]] = list,
+                 stage: Stager | None = None, authority: NatsAuthority | None = None) -> None:
         self.app, self.provider, self.agent, self.queue = app, provider, agent, queue
         self.queued_jobs = queued_jobs
+        self.stage: Stager = stage or (lambda job_id, refs: refs)
+        self.authority = authority
         self.pods: dict[str, UUID] = {}
+        self.pod_attempts: dict[str, int] = {}
         self.pod_started_at: dict[str, float] = {}
         self.active: set[UUID] = set()
         self.waiting: dict[UUID, tuple[float, float]] = {}  # job → (first failure, next try), monotonic
@@ -74,6 +85,7 @@ class Provisioner:
                 self.recover(job_id)
             elif topic in ENDED:
                 self.stop_pods(job_id)
+                self.revoke(job_id)
                 self.active.discard(job_id)
                 self.waiting.pop(job_id, None)
                 self.awaiting_report.pop(job_id, None)
@@ -104,48 +116,63 @@ class Provisioner:
             if started is None:
                 return
             self.active.add(job_id)
-            attempt, gpu_tier, env = started
+            attempt, gpu_tier, job = started
             try:
+                env = self.pod_env(job, attempt)
                 pod = self.provider.create_pod(str(job_id), attempt, gpu_tier, env)
             except Exception as exc:  # noqa: BLE001 - no capacity, or any provider error: retried
                 reason = str(exc) if isinstance(exc, NoCapacityError) else f"{type(exc).__name__}: {exc}"
                 log.warning("job %s: no pod (%s); retrying in %.0fs", job_id, reason, self.queue.retry_every_s)
+                self.revoke(job_id, attempt)
                 self.app.update_job(job_id, lambda job: job.provisioning_failed(attempt, reason, now()))
                 first = self.waiting.get(job_id, (time.monotonic(), 0.0))[0]
                 self.waiting[job_id] = (first, time.monotonic() + self.queue.retry_every_s)
                 return
             self.waiting.pop(job_id, None)
             self.pods[pod.pod_id] = job_id
+            self.pod_attempts[pod.pod_id] = attempt
             self.pod_started_at[pod.pod_id] = time.monotonic()
             ended = self.app.update_job(job_id, lambda job: self._pod_started(job, pod, attempt))
             if ended:  # cancelled while the pod was being created
                 self.provider.terminate(pod.pod_id)
             log.info("job %s: attempt %d on pod %s", job_id, attempt, pod.pod_id)
 
-    def _start(self, job: Any) -> tuple[int, str, dict[str, str]] | None:
+    @staticmethod
+    def _start(job: Any) -> tuple[int, str, Any] | None:
         if job.status not in PROVISIONABLE:
             return None
         tier = job.configuration["gpu_tier"]
-        attempt = job.start_provisioning(tier, now())
-        return attempt, tier, self.agent_env(job, attempt)
+        return job.start_provisioning(tier, now()), tier, job
 
     @staticmethod
     def _pod_started(job: Any, pod: Any, attempt: int) -> bool:
         job.pod_started(pod.pod_id, attempt, pod.hourly_rate, pod.started_at)
         return job.is_terminal
 
-    def agent_env(self, job: Any, attempt: int) -> dict[str, str]:
+    def pod_env(self, job: Any, attempt: int) -> dict[str, str]:
+        """The agent's environment: its job's objects staged into the job's bucket, and NATS
+        credentials that reach nothing else (when the server's users are ours to manage)."""
+        resume = job.latest_checkpoint
+        staged = self.stage(job.id, [job.training_file, *([resume] if resume else [])])
         config = job.configuration
-        spec = {"training_file": job.training_file.as_dict(), "hyperparameters": config["hyperparameters"],
+        spec = {"training_file": staged[0].as_dict(), "hyperparameters": config["hyperparameters"],
                 "base_model": self.agent.base_model, "qlora": self.agent.qlora,
                 "checkpoint_every": self.agent.checkpoint_every, "max_steps": self.agent.max_steps,
                 "heartbeat_s": self.agent.heartbeat_s, "seed": 42,
                 "fault": self.agent.first_attempt_fault if attempt == 1 else ""}
         env = {"PIPELINE_JOB_ID": str(job.id), "PIPELINE_ATTEMPT": str(attempt), "NATS_URL": self.agent.nats_url,
-               "PIPELINE_JOB_CONFIG": encode_spec(spec)}
-        if job.latest_checkpoint is not None:
-            env["PIPELINE_RESUME_FROM"] = encode_spec(job.latest_checkpoint.as_dict())
+               "PIPELINE_JOB_CONFIG": encode_spec(spec), "PIPELINE_POD_NONCE": secrets.token_hex(8)}
+        if resume is not None:
+            env["PIPELINE_RESUME_FROM"] = encode_spec(staged[1].as_dict())
+        if self.authority is not None:
+            env |= self.authority.grant(str(job.id), attempt).env()
+            env["NATS_URL"] = bus.shown(self.agent.nats_url)
         return env
+
+    def revoke(self, job_id: UUID, attempt: int | None = None) -> None:
+        """The pod's NATS user goes with the pod (or all the job's users, once the job ended)."""
+        if self.authority is not None:
+            self.authority.revoke(str(job_id), attempt)
 
     def record_exits(self) -> list[PodExit]:
         """Pods that stopped: their lifetime closes in the job's ledger and the spend is charged. A
@@ -158,6 +185,8 @@ class Provisioner:
                 self.pod_started_at.pop(gone.pod_id, None)
                 if job_id is None:
                     continue
+                if (pod_attempt := self.pod_attempts.pop(gone.pod_id, None)) is not None:
+                    self.revoke(job_id, pod_attempt)
                 attempt = self.app.update_job(job_id, lambda job, g=gone: self._pod_gone(job, g))
                 if attempt is not None:
                     self.awaiting_report[job_id] = (attempt, time.monotonic() + REPORT_GRACE_S)
@@ -254,6 +283,8 @@ class Provisioner:
         jobs waiting for a GPU are retried at once."""
         with self.lock:
             self.active = set(active_jobs)
+            if self.authority is not None:
+                self.authority.retain({str(job_id) for job_id in active_jobs})
             for job_id in active_jobs:
                 job = self.app.get_job(job_id)
                 lost = [p for p in job.running_pods() if p not in self.pods]

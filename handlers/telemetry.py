@@ -13,6 +13,11 @@ from domain.applications import Pipeline
 from domain.job_status import FailureType, JobStatus
 from domain.values import ArtifactRef
 from gpu_agent.messages import Telemetry
+from pipeline.consumers import PoisonMessageError
+
+
+class ForgedTelemetryError(PoisonMessageError):
+    """A telemetry message whose subject and body name different jobs."""
 
 PROGRESS_EVERY_STEPS = 25
 PROGRESS_EVERY_S = 30.0
@@ -24,8 +29,12 @@ class TelemetryHandler:
         self.last_progress: dict[str, tuple[int, float]] = {}
         self.heartbeats: dict[str, float] = {}
 
-    def handle(self, body: bytes) -> None:
+    def handle(self, subject: str, body: bytes) -> None:
+        """`subject` is where the pod published: its credentials allow only its own job's
+        subjects, so a body naming another job is forged and refused (dead-lettered, recorded)."""
         message = Telemetry.model_validate_json(body)
+        if subject != message.subject:
+            raise ForgedTelemetryError(f"message on {subject} claims to be {message.subject}: refused")
         job_id, data = UUID(message.job_id), message.data
         at = datetime.fromisoformat(message.at)
         self.heartbeats[message.job_id] = time.monotonic()

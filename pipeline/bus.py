@@ -47,7 +47,7 @@ async def connect(url: str, name: str, timeout: float = 5.0, **options: object) 
         }
         return await nats.connect(url, **(params | options))
     except Exception as exc:  # nats raises several unrelated types for "cannot connect"
-        raise BusUnavailableError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from None
+        raise BusUnavailableError(f"cannot connect to NATS at {shown(url)}: {exc or type(exc).__name__}") from None
 
 
 def probe(url: str, timeout: float) -> None:
@@ -56,7 +56,13 @@ def probe(url: str, timeout: float) -> None:
     try:
         socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout).close()
     except OSError as exc:
-        raise BusUnavailableError(f"cannot connect to NATS at {url}: {exc.strerror or exc}") from None
+        raise BusUnavailableError(f"cannot connect to NATS at {shown(url)}: {exc.strerror or exc}") from None
+
+
+def shown(url: str) -> str:
+    """A URL fit for logs and messages: without its user and password."""
+    parts = urlsplit(url)
+    return url if "@" not in parts.netloc else url.replace(parts.netloc, parts.netloc.rsplit("@", 1)[1], 1)
 
 
 async def declare(js: JetStreamContext) -> None:
@@ -73,6 +79,21 @@ async def declare(js: JetStreamContext) -> None:
             await js.object_store(bucket)
         except (NotFoundError, BadRequestError):
             await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE))
+
+
+def job_bucket(job_id: str) -> str:
+    """Each job's files live in a bucket of its own (its training file copy, checkpoints, adapter),
+    so a pod's credentials can be limited to its job's objects (pipeline/natsauth.py)."""
+    return f"job-{job_id}"
+
+
+async def ensure_job_bucket(js: JetStreamContext, job_id: str) -> str:
+    bucket = job_bucket(job_id)
+    try:
+        await js.object_store(bucket)
+    except (NotFoundError, BadRequestError):
+        await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE))
+    return bucket
 
 
 def event_subject(topic: str) -> str:

@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
 from uuid import UUID
 
-from pipeline import bus, db
+from pipeline import audit, bus, db
 from pipeline.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
 from pipeline.settings import Settings, SettingsError, load_settings
 
@@ -61,6 +62,13 @@ def parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="print the stored events of one job, in order")
     events.add_argument("job_id", type=UUID)
     events.set_defaults(run=cmd_events)
+    audits = sub.add_parser("audit", help="audit commands").add_subparsers(dest="audit_command", required=True)
+    replay = audits.add_parser("replay", help="print the ordered history from the event store")
+    replay.add_argument("--job", type=UUID, help="only this job's events and those naming it (budget, catalog)")
+    replay.add_argument("--since", type=audit.parse_when, help="from this ISO 8601 time on (UTC unless given)")
+    replay.add_argument("--until", type=audit.parse_when, help="before this ISO 8601 time")
+    replay.add_argument("--format", choices=audit.FORMATS, default="text", help="text, json (JSON Lines) or csv")
+    replay.set_defaults(run=cmd_audit_replay)
     return p
 
 
@@ -141,7 +149,8 @@ def cmd_projections_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.eventstore import EventStore
     from pipeline.progress import Progress
-    from projections.runner import PROJECTIONS, rebuild
+    from projections import metrics
+    from projections.runner import NAMES, rebuild_named
 
     _check_projection_names(args.names)
     services = _prepared(settings)
@@ -149,10 +158,10 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
     try:
         applications = {app.name: app for app in store.applications()}
         with db.connect(services.database_url, settings.connect_timeout_s) as conn:
-            for name in args.names or list(PROJECTIONS):
+            for name in args.names or NAMES:
                 with Progress(f"rebuilding {name}") as progress:
-                    count = rebuild(conn, PROJECTIONS[name], applications, progress.update)
-                print(f"rebuilt {name} from {count} event(s)")
+                    count = rebuild_named(conn, name, applications, services.nats_url, progress.update)
+                print(f"rebuilt {name} from {count} {'message' if name == metrics.NAME else 'event'}(s)")
     finally:
         store.close()
         services.close()
@@ -217,8 +226,29 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check_projection_names(names: list[str]) -> None:
-    from projections.runner import PROJECTIONS
+    from projections.runner import NAMES
 
-    unknown = sorted(set(names) - set(PROJECTIONS))
+    unknown = sorted(set(names) - set(NAMES))
     if unknown:
-        raise SettingsError(f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(PROJECTIONS)}")
+        raise SettingsError(f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(NAMES)}")
+
+
+def cmd_audit_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.eventstore import EventStore
+
+    services = start_services(settings)  # an audit reads the event store only: NATS may be down
+    try:
+        db.migrate(services.database_url, settings.connect_timeout_s)
+        store = EventStore.open(services.database_url, pool_size=1)
+        try:
+            count = audit.replay(store.app, audit.Filters(args.job, args.since, args.until), args.format, sys.stdout)
+        finally:
+            store.close()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        services.close()
+    if not count:
+        print("pipeline: no events matched", file=sys.stderr)
+    return 0 if count else 1

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 _pull_subscriber.TimeoutError = TimeoutError
 
 BatchHandler = Callable[[Sequence[bytes]], list[Exception | None]]
-"""Runs in a worker thread; returns, per message in order, None (done) or the exception."""
+"""Runs in a worker thread; returns, per message in order, None (done) or the exception. With
+`with_subjects`, it gets (subject, body) pairs instead of bodies."""
 
 
 class PoisonMessageError(ValueError):
@@ -48,7 +49,7 @@ TRANSIENT: tuple[type[Exception], ...] = (RetryLaterError, psycopg.OperationalEr
 
 def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subject: str,
                  handle: BatchHandler, max_deliver: int, stream: str = EVENTS_STREAM,
-                 batch_size: int = 500, max_wait_s: float = 0.05) -> None:
+                 batch_size: int = 500, max_wait_s: float = 0.05, with_subjects: bool = False) -> None:
     @broker.subscriber(
         subject, stream=JStream(stream, declare=False), durable=durable,
         pull_sub=PullSub(batch_size=batch_size, timeout=max_wait_s, batch=True),
@@ -56,7 +57,8 @@ def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subj
     )
     async def consume(message: NatsMessage) -> None:
         raw: list[Msg] = list(message.raw_message)
-        outcomes = await asyncio.to_thread(handle, [m.data for m in raw])
+        items = [(m.subject, m.data) for m in raw] if with_subjects else [m.data for m in raw]
+        outcomes = await asyncio.to_thread(handle, items)
         for msg, error in zip(raw, outcomes, strict=True):
             await settle(broker, pool, durable, msg, error, max_deliver)
 

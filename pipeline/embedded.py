@@ -15,6 +15,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from pipeline import natsauth
+
 DATABASE_NAME = "pipeline"
 
 
@@ -48,24 +50,36 @@ def nats_server_binary() -> str:
 
 @dataclass
 class EmbeddedNats:
-    """A nats-server child process with JetStream, its store under `state_dir/nats`."""
+    """A nats-server child process with JetStream, its store under `state_dir/nats`. With `auth`,
+    clients need a user: the control plane's (in `url`) or a pod's (pipeline/natsauth.py)."""
 
     state_dir: Path
     process: subprocess.Popen | None = None
     port: int = 0
+    auth: bool = False
+
+    @property
+    def auth_dir(self) -> Path:
+        return self.state_dir / "nats"
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return embedded_nats_url(self.auth_dir, self.port)
 
     def start(self, timeout: float = 10.0) -> str:
-        store = self.state_dir / "nats"
+        store = self.auth_dir
         store.mkdir(parents=True, exist_ok=True)
         _stop_stale(store / "nats.pid")
         self.port = _sticky_port(store / "port")
+        options: list[str] = []
+        if self.auth:
+            natsauth.write_auth_file(store, natsauth.load_pod_users(store))
+            options = ["-c", str(store / natsauth.AUTH_FILE)]
+        else:
+            (store / natsauth.AUTH_FILE).unlink(missing_ok=True)
         log = open(store / "nats.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
+            [nats_server_binary(), *options, "-a", "127.0.0.1", "-p", str(self.port), "-js",
              "-sd", str(store), "-P", str(store / "nats.pid")],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -80,6 +94,14 @@ class EmbeddedNats:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def embedded_nats_url(store: Path, port: int) -> str:
+    """With an auth file in the store, the URL carries the control plane's user."""
+    url = f"nats://127.0.0.1:{port}"
+    if (store / natsauth.AUTH_FILE).exists():
+        return natsauth.with_credentials(url, natsauth.CONTROL_USER, natsauth.control_password(store))
+    return url
 
 
 @dataclass

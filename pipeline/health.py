@@ -8,8 +8,9 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 from psycopg import AsyncConnection, sql
 
-from pipeline.bus import EVENTS_STREAM
+from pipeline.bus import EVENTS_STREAM, TELEMETRY_STREAM
 from pipeline.eventstore import APPLICATION_CLASSES
+from projections import metrics
 from projections.runner import PROJECTIONS, durable_name
 
 
@@ -30,6 +31,8 @@ async def collect(conn: AsyncConnection, nc: Client) -> dict[str, Any]:
         lag = {a: await _unapplied(conn, a, applied.get((projection.name, a), 0), projection.topics)
                for a in projection.applications}
         report["workers"][durable_name(projection)] = {"lag_events": lag, **await _consumer(nc, durable_name(projection))}
+    # The metric history keeps no position of its own: its consumer's pending count is its lag.
+    report["workers"][metrics.DURABLE] = await _consumer(nc, metrics.DURABLE, TELEMETRY_STREAM)
     if not nc.is_connected:
         report["nats"] = "disconnected"
         report["status"] = "degraded"
@@ -44,11 +47,11 @@ async def _unapplied(conn: AsyncConnection, application: str, position: int, top
     return (await cur.fetchone())[0]
 
 
-async def _consumer(nc: Client, durable: str) -> dict[str, Any]:
+async def _consumer(nc: Client, durable: str, stream: str = EVENTS_STREAM) -> dict[str, Any]:
     if not nc.is_connected:
         return {"consumer": "unknown"}
     try:
-        info = await nc.jetstream().consumer_info(EVENTS_STREAM, durable)
+        info = await nc.jetstream().consumer_info(stream, durable)
     except NotFoundError:
         return {"consumer": "not started"}
     return {"consumer": "ok", "pending": info.num_pending, "unacknowledged": info.num_ack_pending,

@@ -42,7 +42,7 @@ class ObjectStore:
         store = await self.js.object_store(bucket)
         meta = ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=CHUNK_SIZE))
         info = await store.put(name, source, meta=meta)
-        return ArtifactRef(bucket, name, _hex_digest(info.digest), info.size)
+        return ArtifactRef(bucket, name, hex_digest(info.digest), info.size)
 
     async def put_stream(self, bucket: str, name: str, chunks: AsyncIterator[bytes]) -> ArtifactRef:
         """Spools an incoming stream (an HTTP upload) to disk, then stores it: constant memory."""
@@ -77,11 +77,11 @@ class ObjectStore:
             info = await (await self.js.object_store(ref.bucket)).get_info(ref.name)
         except NotFoundError:
             raise ArtifactMissingError(f"no object {ref.bucket}/{ref.name}") from None
-        if info.size != ref.size or _hex_digest(info.digest) != ref.sha256:
+        if info.size != ref.size or hex_digest(info.digest) != ref.sha256:
             raise ArtifactMissingError(f"object {ref.bucket}/{ref.name} has another digest or size")
 
 
-def _hex_digest(nats_digest: str) -> str:
+def hex_digest(nats_digest: str) -> str:
     """NATS writes `SHA-256=<base64url>`; references use lowercase hex."""
     encoded = nats_digest.split("=", 1)[1]
     return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import bus, db
-from pipeline.embedded import EmbeddedNats, EmbeddedPostgres
+from pipeline import bus, db, natsauth
+from pipeline.embedded import EmbeddedNats, EmbeddedPostgres, embedded_nats_url
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ class Services:
 
     database_url: str
     nats_url: str
+    nats_auth_dir: Path | None = None  # set when we run nats-server with per-pod users
     owned: list[EmbeddedNats | EmbeddedPostgres] = field(default_factory=list)
 
     def close(self) -> None:
@@ -40,18 +41,19 @@ def start_services(settings: Settings) -> Services:
             pg = EmbeddedPostgres(settings.state_dir)
             database_url = pg.start()
             owned.append(pg)
-        nats_url = settings.nats_url
+        nats_url, auth_dir = settings.nats_url, settings.nats_auth_dir
         if nats_url is None:
+            server = EmbeddedNats(settings.state_dir, auth=True)
             nats_url = running_embedded_nats(settings.state_dir)
             if nats_url is None:
-                server = EmbeddedNats(settings.state_dir)
                 nats_url = server.start()
                 owned.append(server)
+            auth_dir = server.auth_dir if (server.auth_dir / natsauth.AUTH_FILE).exists() else None
     except BaseException:
         for server in reversed(owned):
             server.stop()
         raise
-    return Services(database_url, nats_url, owned)
+    return Services(database_url, nats_url, auth_dir, owned)
 
 
 class AlreadyRunningError(Exception):
@@ -77,7 +79,7 @@ def running_embedded_nats(state_dir: Path) -> str | None:
         pid = int((store / "nats.pid").read_text().strip())
         port = int((store / "port").read_text().strip())
         if b"nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return f"nats://127.0.0.1:{port}"
+            return embedded_nats_url(store, port)
     except (OSError, ValueError):
         pass
     return None

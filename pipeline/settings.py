@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.applications import BudgetPolicy
@@ -40,11 +41,31 @@ class Settings(BaseSettings):
     provisioning_retry_s: float = Field(default=300.0, gt=0, alias="PIPELINE_PROVISIONING_RETRY_S")
     provisioning_window_s: float = Field(default=3600.0, gt=0, alias="PIPELINE_PROVISIONING_WINDOW_S")
     heartbeat_timeout_s: float = Field(default=120.0, gt=0, alias="PIPELINE_HEARTBEAT_TIMEOUT")
+    # Where nats-server reads its users (auth.conf) and writes nats.pid: set, pods get users of
+    # their own (pipeline/natsauth.py). `pipeline up` sets it for the embedded server.
+    nats_auth_dir: Path | None = Field(default=None, alias="PIPELINE_NATS_AUTH_DIR")
     # Test-only: a fault injected into every job's first pod attempt (gpu_agent faults, e.g. sigkill_at_step:8).
     agent_fault: str = Field(default="", alias="PIPELINE_AGENT_FAULT")
     seed_sample: bool = Field(default=True, alias="PIPELINE_SEED_SAMPLE")
     # Test-only fault injection (see docs/operations.md); empty in production.
     fault: str = Field(default="", alias="PIPELINE_FAULT")
+    # The pod provider; RunPod's settings (docs/operations.md, "RunPod provider") matter only for "runpod".
+    pod_provider: Literal["local", "runpod"] = Field(default="local", alias="PIPELINE_POD_PROVIDER")
+    runpod_api_key: str = Field(default="", validation_alias=AliasChoices("PIPELINE_RUNPOD_API_KEY", "RUNPOD_API_KEY"))
+    runpod_image: str = Field(default="", alias="PIPELINE_RUNPOD_IMAGE")
+    runpod_gpu_type_id: str = Field(default="NVIDIA H100 PCIe", min_length=1, alias="PIPELINE_RUNPOD_GPU_TYPE")
+    runpod_cloud_type: Literal["SECURE", "COMMUNITY", "ALL"] = Field(
+        default="SECURE", alias="PIPELINE_RUNPOD_CLOUD_TYPE")
+    runpod_volume_gb: int = Field(default=0, ge=0, alias="PIPELINE_RUNPOD_VOLUME_GB")
+    runpod_container_disk_gb: int = Field(default=20, ge=1, alias="PIPELINE_RUNPOD_CONTAINER_DISK_GB")
+    runpod_api_url: str = Field(default="https://api.runpod.io", pattern=r"^https?://", alias="PIPELINE_RUNPOD_API_URL")
+    runpod_poll_s: float = Field(default=30.0, gt=0, alias="PIPELINE_RUNPOD_POLL_S")
+
+    @model_validator(mode="after")
+    def _check_runpod(self) -> Settings:
+        if self.pod_provider == "runpod" and not (self.runpod_api_key and self.runpod_image):
+            raise ValueError("PIPELINE_POD_PROVIDER=runpod needs RUNPOD_API_KEY and PIPELINE_RUNPOD_IMAGE")
+        return self
 
     @field_validator("time_zone")
     @classmethod

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from pipeline import bus
 from pipeline.runtime import Services
 from pipeline.settings import Settings
 
@@ -35,6 +36,8 @@ class Child:
 
 def supervise(settings: Settings, services: Services) -> int:
     env = os.environ | {"DATABASE_URL": services.database_url, "NATS_URL": services.nats_url}
+    if services.nats_auth_dir is not None:
+        env["PIPELINE_NATS_AUTH_DIR"] = str(services.nats_auth_dir.resolve())
     children = [Child(name, [sys.executable, "-m", "pipeline", *argv]) for name, argv in WORKERS.items()]
     stopping = False
 
@@ -45,7 +48,7 @@ def supervise(settings: Settings, services: Services) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     print(f"LoRA Pipeline on http://{settings.web_host}:{settings.web_port}  "
-          f"(database {services.database_url}, nats {services.nats_url}; Ctrl-C stops)", flush=True)
+          f"(database {services.database_url}, nats {bus.shown(services.nats_url)}; Ctrl-C stops)", flush=True)
     while not stopping:
         now = time.monotonic()
         for child in children:

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import signal
 import time
-from uuid import UUID
 from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
 
 import psycopg
 from faststream.nats import NatsBroker
@@ -18,7 +19,7 @@ from pipeline import bus, envelope
 from pipeline.eventstore import EventStore
 from pipeline.relay import RELAY_LOCK_KEY, Relay, acquire_leadership
 from pipeline.settings import Settings
-from projections.runner import PROJECTIONS, add_live_projection
+from projections.runner import NAMES, add_live
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
     from domain.job_status import ACTIVE
     from handlers.provisioning import AgentSettings, Provisioner, QueuePolicy
     from handlers.telemetry import TelemetryHandler
+    from domain.values import ArtifactRef
+    from pipeline import staging
+    from pipeline.natsauth import NatsAuthority
+    from pipeline.objectstore import ObjectStore
     from pipeline.bus import TELEMETRY_STREAM
     from pipeline.consumers import add_consumer
 
@@ -74,12 +79,23 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
         with pool.connection() as conn:
             return [row[0] for row in conn.execute(query, params)]
 
+    loop = asyncio.get_running_loop()
+    objects_nc = await bus.connect(nats_url, "handlers-objects", settings.connect_timeout_s)
+    objects = ObjectStore(objects_nc.jetstream())
+
+    def stage(job_id: UUID, refs: list[ArtifactRef]) -> list[ArtifactRef]:
+        return asyncio.run_coroutine_threadsafe(staging.stage(objects, str(job_id), refs), loop).result(600)
+
+    authority = NatsAuthority(settings.nats_auth_dir, nats_url) if settings.nats_auth_dir else None
+    if authority is None:
+        log.warning("handlers: PIPELINE_NATS_AUTH_DIR is not set: pods get this worker's NATS credentials")
     provisioner = Provisioner(
         store.app, provider,
         AgentSettings(nats_url=nats_url, base_model=settings.agent_base_model, max_steps=settings.agent_max_steps,
                       checkpoint_every=settings.agent_checkpoint_every, first_attempt_fault=settings.agent_fault),
         QueuePolicy(settings.max_running, settings.provisioning_retry_s, settings.provisioning_window_s),
-        queued_jobs=lambda: job_ids("SELECT id FROM jobs WHERE status = 'queued' ORDER BY queued_at, id"))
+        queued_jobs=lambda: job_ids("SELECT id FROM jobs WHERE status = 'queued' ORDER BY queued_at, id"),
+        stage=stage, authority=authority)
 
     telemetry = TelemetryHandler(store.app)
     broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
@@ -99,7 +115,7 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
         return {"ok": True, "pods": pods}
 
     add_consumer(broker, pool, durable="handler-telemetry", subject="telemetry.>", stream=TELEMETRY_STREAM,
-                 handle=each(telemetry.handle), max_deliver=settings.consumer_max_deliver)
+                 handle=each(telemetry.handle), max_deliver=settings.consumer_max_deliver, with_subjects=True)
     try:
         if await acquire_leadership(lock_conn, stop, HANDLERS_LOCK_KEY):
             bus.probe(nats_url, settings.connect_timeout_s)
@@ -126,6 +142,7 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
     finally:
         await broker.stop()
         provider.stop_all()
+        await objects_nc.close()
         pool.close()
         lock_conn.close()
         store.close()
@@ -142,14 +159,15 @@ async def guarded(step: Callable[..., object], *args: object) -> None:
         log.exception("handlers: %s failed", getattr(step, "__name__", step))
 
 
-def each(handle: Callable[[bytes], None]) -> Callable[[Sequence[bytes]], list[Exception | None]]:
-    """A batch handler from a per-message one: every message settled on its own outcome."""
+def each(handle: Callable[..., None]) -> Callable[[Sequence[Any]], list[Exception | None]]:
+    """A batch handler from a per-message one: every message settled on its own outcome. Items
+    are bodies, or (subject, body) pairs passed as two arguments."""
 
-    def run(bodies: Sequence[bytes]) -> list[Exception | None]:
+    def run(items: Sequence[Any]) -> list[Exception | None]:
         outcomes: list[Exception | None] = []
-        for body in bodies:
+        for item in items:
             try:
-                handle(body)
+                handle(*item) if isinstance(item, tuple) else handle(item)
                 outcomes.append(None)
             except Exception as exc:  # noqa: BLE001 - settled per message by the consumer
                 log.warning("handler failed on a message: %s", exc)
@@ -169,13 +187,13 @@ async def run_projections(settings: Settings, database_url: str, nats_url: str,
     # FastStream logs every message at INFO by default: that costs ~30 % of its throughput.
     broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
                         max_reconnect_attempts=-1, logger=FASTSTREAM_LOG)
-    for name in names or list(PROJECTIONS):
-        add_live_projection(broker, pool, PROJECTIONS[name], applications, settings.consumer_max_deliver)
+    for name in names or NAMES:
+        add_live(broker, pool, name, applications, settings.consumer_max_deliver)
     try:
         if await acquire_leadership(lock_conn, stop, PROJECTIONS_LOCK_KEY):
             bus.probe(nats_url, settings.connect_timeout_s)
             await broker.start()
-            log.info("projections: consuming %s", ", ".join(names or PROJECTIONS))
+            log.info("projections: consuming %s", ", ".join(names or NAMES))
             await stop.wait()
     finally:
         await broker.stop()

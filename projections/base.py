@@ -24,7 +24,7 @@ def event_topics(aggregate: type[Aggregate]) -> tuple[str, ...]:
 
 class Projection:
     """Subclasses set `name`, `applications`, `tables`, `topics` and `subject`, and implement
-    `version_of` and `apply`."""
+    `version_of` and `apply` (or `write`, when the rows need the event's place in the log)."""
 
     name: ClassVar[str]
     applications: ClassVar[tuple[str, ...]]
@@ -39,6 +39,9 @@ class Projection:
     def apply(self, event: Any, cur: psycopg.Cursor) -> None:
         raise NotImplementedError
 
+    def write(self, event: Any, cur: psycopg.Cursor, notification_id: int) -> None:
+        self.apply(event, cur)
+
 
 def process(conn: psycopg.Connection, projection: Projection, application: str,
             notification_id: int, event: Any) -> bool:
@@ -52,7 +55,7 @@ def process(conn: psycopg.Connection, projection: Projection, application: str,
             )
         changed = event.originator_version == applied + 1
         if changed:
-            projection.apply(event, cur)
+            projection.write(event, cur, notification_id)
         cur.execute(
             "INSERT INTO projection_positions (projection, application, notification_id)"
             " VALUES (%s, %s, %s) ON CONFLICT (projection, application) DO UPDATE"

@@ -1,7 +1,9 @@
-"""Runs projections: live from JetStream (durable consumers) or rebuilt from the event store."""
+"""Runs projections: live from JetStream (durable consumers) or rebuilt from their source (the event
+store; the TELEMETRY stream for the metric history)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 import psycopg
@@ -12,11 +14,18 @@ from psycopg_pool import ConnectionPool
 
 from pipeline import envelope
 from pipeline.consumers import PoisonMessageError, add_consumer
+from projections import metrics
 from projections.base import Projection, process
 from projections.catalog import CatalogProjection
+from projections.event_log import EventLogProjection
 from projections.jobs import JobsProjection
 
-PROJECTIONS: dict[str, Projection] = {p.name: p for p in (JobsProjection(), CatalogProjection())}
+# Read models of the event store.
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p for p in (JobsProjection(), CatalogProjection(), EventLogProjection())}
+# Every read model `projections run` and `projections rebuild` know: those and the metric history,
+# a read model of the TELEMETRY stream (projections/metrics.py).
+NAMES: tuple[str, ...] = (*PROJECTIONS, metrics.NAME)
 
 
 def durable_name(projection: Projection) -> str:
@@ -53,8 +62,9 @@ def add_live_projection(broker: NatsBroker, pool: ConnectionPool, projection: Pr
             app = applications[env.application]
         except (ValueError, KeyError) as exc:
             raise PoisonMessageError(str(exc)) from None
-        event = app.mapper.to_domain_event(env.stored_event)
-        process(conn, projection, env.application, env.notification_id, event)
+        if env.stored_event.topic in projection.topics:  # its subject may carry more (event_log: events.>)
+            event = app.mapper.to_domain_event(env.stored_event)
+            process(conn, projection, env.application, env.notification_id, event)
 
     def handle(bodies: Sequence[bytes]) -> list[Exception | None]:
         outcomes: list[Exception | None] = []
@@ -69,3 +79,19 @@ def add_live_projection(broker: NatsBroker, pool: ConnectionPool, projection: Pr
 
     add_consumer(broker, pool, durable=durable_name(projection), subject=projection.subject,
                  handle=handle, max_deliver=max_deliver)
+
+
+def add_live(broker: NatsBroker, pool: ConnectionPool, name: str, applications: dict[str, Application],
+             max_deliver: int) -> None:
+    if name == metrics.NAME:
+        metrics.add_live_metrics(broker, pool, max_deliver)
+    else:
+        add_live_projection(broker, pool, PROJECTIONS[name], applications, max_deliver)
+
+
+def rebuild_named(conn: psycopg.Connection, name: str, applications: dict[str, Application], nats_url: str,
+                  progress: Callable[[int], None] | None = None) -> int:
+    """Rebuilds one read model from its source: the event store, or the TELEMETRY stream."""
+    if name == metrics.NAME:
+        return asyncio.run(metrics.rebuild(conn, nats_url, progress))
+    return rebuild(conn, PROJECTIONS[name], applications, progress)

@@ -63,6 +63,8 @@ def spec(ref: ArtifactRef, **overrides: Any) -> dict[str, Any]:
 
 def agent_env(job_id: str, url: str, job_spec: dict[str, Any], work: Path, attempt: int = 1,
               resume: ArtifactRef | None = None) -> dict[str, str]:
+    """The env a provider gives a pod; the job's bucket exists, as staging makes it."""
+    asyncio.run(_with_js(url, lambda js: bus.ensure_job_bucket(js, job_id)))
     env = {"PIPELINE_JOB_ID": job_id, "PIPELINE_ATTEMPT": str(attempt), "NATS_URL": url,
            "PIPELINE_JOB_CONFIG": encode_spec(job_spec), "PIPELINE_WORK_DIR": str(work),
            "AGENT_THREADS": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -52,7 +52,7 @@ def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charg
                          "TrainingJob.PodStopped"):
             assert expected in job_topics, job_topics
         (completed,) = [s for t, s in events if t == "TrainingJob.Completed"]
-        assert completed["adapter"]["_data_"]["bucket"] == "adapters"
+        assert completed["adapter"]["_data_"]["bucket"] == f"job-{job_id}"  # the job's own bucket
         spend = [s for t, s in events if t == "Budget.SpendRecorded"]
         assert spend and float(spend[-1]["job_total"]["_data_"]) > 0
         (released,) = [s for t, s in events if t == "Budget.Released"]

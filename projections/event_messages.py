@@ -1,0 +1,86 @@
+"""What the event log shows for each domain event: its category (the FR2.1.3 colours), a sentence,
+and who did it when the event says so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from domain.aggregates.budget import Budget as B
+from domain.aggregates.training_job import TrainingJob as J
+from domain.money import usd
+
+CATEGORIES = ("status", "metrics", "warning", "error")
+ERRORS = frozenset({J.Failed, J.ProvisioningFailed})
+WARNINGS = frozenset({J.Interrupted, J.RecoveryStarted, B.OverrideRecorded, B.ThresholdCrossed})
+METRICS = frozenset({J.ProgressRecorded, J.EpochCompleted, J.CheckpointSaved, B.SpendRecorded})
+# The fields that name a person (or the reactor) behind an event, in the order they are looked for.
+ACTOR_FIELDS = ("created_by", "actor", "decided_by", "requested_by", "author", "registered_by")
+
+
+def category(event: Any) -> str:
+    kind = type(event)
+    return "error" if kind in ERRORS else "warning" if kind in WARNINGS else "metrics" if kind in METRICS else "status"
+
+
+def actor_of(event: Any) -> str | None:
+    return next((getattr(event, name) for name in ACTOR_FIELDS if getattr(event, name, None)), None)
+
+
+def message(event: Any) -> str:
+    """The sentence for `event`; an event class added without one is logged by its name rather than
+    stopping the log (a unit test asks for a sentence for every class)."""
+    describe = MESSAGES.get(type(event))
+    return describe(event) if describe else type(event).__name__
+
+
+def _words(value: str) -> str:
+    return value.replace("_", " ")
+
+
+def _progress(e: J.ProgressRecorded) -> str:
+    of = f" of {e.total_steps:,}" if e.total_steps else ""
+    loss = f": loss {e.loss:.4f}" if e.loss is not None else ""
+    return f"Step {e.step:,}{of}{loss}, epoch {e.epoch:.2f}"
+
+
+def _recovery(e: J.RecoveryStarted) -> str:
+    start = f"from checkpoint {e.from_checkpoint.name}" if e.from_checkpoint else "from the beginning (no checkpoint)"
+    return f"Recovery attempt {e.recovery_attempt} started {start}"
+
+
+MESSAGES: dict[type, Callable[[Any], str]] = {
+    J.Created: lambda e: f"Created by {e.created_by}: {e.name} ({e.file_name}, {e.conversation_count} conversations)",
+    J.Configured: lambda e: (f"Configured: {e.preset} preset on {e.gpu_type} {e.gpu_tier} at {usd(e.hourly_rate)}/h,"
+                             f" estimated {usd(e.estimated_cost_min)}–{usd(e.estimated_cost_max)}"),
+    J.Renamed: lambda e: f"Renamed to {e.name}",
+    J.MetadataUpdated: lambda e: "Description, tags, client or project updated",
+    J.NoteAdded: lambda e: f"Note by {e.author}: {e.text}",
+    J.Queued: lambda e: "Queued",
+    J.ProvisioningStarted: lambda e: f"Provisioning a {e.gpu_tier} GPU (attempt {e.attempt})",
+    J.ProvisioningFailed: lambda e: f"Provisioning failed (attempt {e.attempt}): {e.reason}",
+    J.PodStarted: lambda e: f"Pod {e.pod_id} started (attempt {e.attempt}, {usd(e.hourly_rate)}/h)",
+    J.PodStopped: lambda e: f"Pod {e.pod_id} stopped",
+    J.StageChanged: lambda e: f"{_words(e.stage).capitalize()} started",
+    J.ProgressRecorded: _progress,
+    J.CheckpointSaved: lambda e: f"Checkpoint saved at step {e.step:,}",
+    J.EpochCompleted: lambda e: f"Epoch {e.epoch} completed" + (
+        f": validation loss {e.validation_loss:.4f}" if e.validation_loss is not None else ""),
+    J.Interrupted: lambda e: f"Interrupted at step {e.step:,}: {e.reason}",
+    J.RecoveryStarted: _recovery,
+    J.Resumed: lambda e: f"Resumed after {e.downtime_seconds:.0f} s of downtime",
+    J.Completed: lambda e: f"Completed: adapter {e.adapter.name}",
+    J.Failed: lambda e: f"Failed ({_words(e.failure_type)}): {e.message}",
+    J.Cancelled: lambda e: f"Cancelled by {e.actor}: {_words(e.reason)}" + (f" — {e.notes}" if e.notes else ""),
+    B.Created: lambda e: f"Budget {e.month} of team {e.team} opened with a limit of {usd(e.limit)}",
+    B.Reserved: lambda e: f"Budget reserved: {usd(e.amount)}",
+    B.OverrideRecorded: lambda e: (f"Budget override by {e.actor}: {usd(e.over_by)} over the limit —"
+                                   f" {e.justification}"),
+    B.SpendRecorded: lambda e: f"Spend recorded: {usd(e.amount)} (job total {usd(e.job_total)})",
+    B.Released: lambda e: f"Unspent reservation released: {usd(e.amount)}",
+    B.ThresholdCrossed: lambda e: f"Budget {e.percent}% used: {usd(e.spent)} of {usd(e.limit)}",
+    B.LimitIncreaseRequested: lambda e: f"Limit increase to {usd(e.new_limit)} requested by {e.requested_by}",
+    B.LimitIncreaseDecided: lambda e: (f"Limit increase {'approved' if e.approved else 'denied'} by {e.decided_by}"
+                                       + (f": {e.reason}" if e.reason else "")),
+    B.LimitChanged: lambda e: f"Limit changed from {usd(e.old_limit)} to {usd(e.new_limit)} by {e.actor}",
+}

@@ -1,0 +1,182 @@
+"""Metric history read model (FR2.1.1): the agent's `step` and `eval` telemetry, one row per job
+and training step, live from the TELEMETRY stream and rebuilt from it.
+
+Telemetry never enters the event store, so the stream is this read model's source. Every write is
+a merge keyed by (job, step) — duplicates, redeliveries and steps out of order change nothing —
+so it keeps no position of its own: its durable consumer's acks are its position."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from uuid import UUID
+
+import psycopg
+from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel, Field
+
+from gpu_agent.messages import Telemetry
+from pipeline import bus
+from pipeline.bus import TELEMETRY_STREAM
+from pipeline.consumers import PoisonMessageError, add_consumer
+
+NAME = "metrics"
+DURABLE = "projection-metrics"
+KINDS = ("step", "eval")
+INT_MAX = 2**31 - 1
+# Read-model column ← field of the agent's message (gpu_agent/callbacks.py).
+FIELDS = {"epoch": "epoch", "loss": "loss", "eval_loss": "eval_loss", "perplexity": "perplexity",
+          "learning_rate": "learning_rate", "grad_norm": "grad_norm", "tokens_per_s": "tokens_per_s",
+          "gpu_util": "gpu_utilization", "gpu_memory_gb": "gpu_memory_used_gb"}
+
+
+class MetricData(BaseModel):
+    """The figures of a `step` or `eval` message; any of them may be missing (eval has no loss,
+    a CPU pod no GPU figures). NaN is kept: a diverged loss is worth seeing."""
+
+    step: int = Field(ge=0, le=INT_MAX)
+    epoch: float | None = None
+    loss: float | None = None
+    eval_loss: float | None = None
+    perplexity: float | None = None
+    learning_rate: float | None = None
+    grad_norm: float | None = None
+    tokens_per_s: float | None = None
+    gpu_utilization: float | None = None
+    gpu_memory_used_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class Point:
+    kind: str
+    job_id: UUID
+    step: int
+    attempt: int
+    values: tuple[float | None, ...]  # in FIELDS order
+    at: datetime
+
+
+def point(subject: str, body: bytes) -> Point | None:
+    """The row a message carries, None for other kinds. Malformed messages, and bodies naming
+    another job than the subject their pod could publish on, are poison."""
+    try:
+        message = Telemetry.model_validate_json(body)
+        if message.kind not in KINDS:
+            return None
+        data = MetricData.model_validate(message.data)
+        job_id, at = UUID(message.job_id), datetime.fromisoformat(message.at)
+    except ValueError as exc:  # pydantic's ValidationError included
+        raise PoisonMessageError(f"not a metric message: {exc}") from None
+    if subject != message.subject:
+        raise PoisonMessageError(f"message on {subject} claims to be {message.subject}: refused")
+    if message.attempt > INT_MAX:
+        raise PoisonMessageError(f"attempt {message.attempt} out of range")
+    return Point(message.kind, job_id, data.step, message.attempt,
+                 tuple(getattr(data, name) for name in FIELDS.values()),
+                 at if at.tzinfo else at.replace(tzinfo=timezone.utc))
+
+
+def _upsert(at: str) -> sql.Composed:
+    """Non-null figures merge into the step's row; a later attempt's figures replace an earlier's,
+    an earlier attempt's arriving late change nothing."""
+    columns = [sql.Identifier(name) for name in FIELDS]
+    return sql.SQL(
+        "INSERT INTO job_metrics (job_id, step, attempt, {columns}, at) VALUES ({values})"
+        " ON CONFLICT (job_id, step) DO UPDATE SET attempt = EXCLUDED.attempt, {merged}, at = {at}"
+        " WHERE EXCLUDED.attempt >= job_metrics.attempt"
+    ).format(
+        columns=sql.SQL(", ").join(columns),
+        values=sql.SQL(", ").join(sql.Placeholder() * (len(columns) + 4)),
+        merged=sql.SQL(", ").join(sql.SQL("{0} = COALESCE(EXCLUDED.{0}, job_metrics.{0})").format(c) for c in columns),
+        at=sql.SQL(at),
+    )
+
+
+# A row's time is its training step's; an evaluation only dates a row no step message has reached yet.
+UPSERT = {"step": _upsert("EXCLUDED.at"), "eval": _upsert("job_metrics.at")}
+
+
+def write(conn: psycopg.Connection, points: Sequence[Point]) -> None:
+    """One round trip for the whole batch (pipeline mode), rows in stream order; the caller owns
+    the transaction."""
+    with conn.pipeline(), conn.cursor() as cur:
+        for p in points:
+            cur.execute(UPSERT[p.kind], (p.job_id, p.step, p.attempt, *p.values, p.at))
+
+
+def parse(items: Sequence[tuple[str, bytes]]) -> tuple[list[Point], list[Exception | None]]:
+    """The points of a batch of (subject, body), and per message None or why it is poison."""
+    points: list[Point] = []
+    outcomes: list[Exception | None] = []
+    for subject, body in items:
+        try:
+            found = point(subject, body)
+        except PoisonMessageError as exc:
+            outcomes.append(exc)
+            continue
+        outcomes.append(None)
+        if found is not None:
+            points.append(found)
+    return points, outcomes
+
+
+def add_live_metrics(broker: NatsBroker, pool: ConnectionPool, max_deliver: int) -> None:
+    def handle(items: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
+        points, outcomes = parse(items)
+        if points:
+            try:
+                with pool.connection() as conn, conn.transaction():
+                    write(conn, points)
+            except Exception as exc:  # noqa: BLE001 - settled per message by the consumer
+                return [outcome or exc for outcome in outcomes]
+        return outcomes
+
+    add_consumer(broker, pool, durable=DURABLE, subject="telemetry.>", stream=TELEMETRY_STREAM,
+                 handle=handle, max_deliver=max_deliver, with_subjects=True)
+
+
+async def rebuild(conn: psycopg.Connection, nats_url: str, progress: Callable[[int], None] | None = None,
+                  timeout: float = 5.0) -> int:
+    """Empties job_metrics and refills it from the whole TELEMETRY stream in one transaction
+    (readers wait for it and never see it half filled); returns how many messages were read.
+    The live consumer's writes meanwhile wait for the lock, then merge as usual."""
+    nc = await bus.connect(nats_url, "metrics-rebuild", timeout)
+    count = 0
+    try:
+        with conn.transaction():
+            conn.execute("TRUNCATE job_metrics")
+            async for batch in stream_batches(nc.jetstream()):
+                write(conn, parse([(m.subject, m.data) for m in batch])[0])
+                count += len(batch)
+                if progress:
+                    progress(count)
+    finally:
+        await nc.close()
+    return count
+
+
+async def stream_batches(js: JetStreamContext, size: int = 1000, timeout: float = 2.0) -> AsyncIterator[list[Msg]]:
+    """The stream's step and eval messages from its first, in order, through an ephemeral
+    consumer without acks; stops at the end it finds."""
+    if (await js.stream_info(TELEMETRY_STREAM)).state.messages == 0:
+        return
+    sub = await js.pull_subscribe("telemetry.>", stream=TELEMETRY_STREAM, config=ConsumerConfig(
+        filter_subjects=[f"telemetry.*.{kind}" for kind in KINDS], deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.NONE, inactive_threshold=30.0))
+    try:
+        while True:
+            try:
+                batch = await sub.fetch(size, timeout)
+            except TimeoutError:
+                return
+            yield batch
+            if batch[-1].metadata.num_pending == 0:
+                return
+    finally:
+        await sub.unsubscribe()
