@@ -25,9 +25,11 @@ from domain.aggregates.training_job import TrainingJob
 from domain.budget_month import budget_month
 from domain.cost_model import estimate_cost
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
-from domain.job_metadata import default_name
+from domain.job_metadata import default_name, retry_name
+from domain.money import cents
 from domain.job_status import CancelReason
 from domain.presets import check_unlocked, default_preset, preset_named
+from domain.retries import RetryPlan, check_retryable, remaining_fraction
 from domain.training_file import TrainingFileStats, ValidationReport
 from domain.transcodings import register_domain_transcodings
 from domain.values import ArtifactRef
@@ -185,6 +187,80 @@ class Pipeline(Application[UUID]):
         job = self.update_job(job_id, lambda j: (j.cancel(reason, notes, actor, at), j)[1])
         if job.queued_at is not None and not job.running_pods():
             self.record_job_spend(job_id, at)
+
+    def retry_job(self, original_id: UUID, plan: RetryPlan, *, actor: str, role: str, at: datetime,
+                  override_justification: str | None = None, prices: PriceSource | None = None
+                  ) -> tuple[UUID, list[str]]:
+        """A new job linked to a failed or cancelled one (FR3.3.1, FR3.3.2; FR3.2.2 when
+        `plan.resume`: it starts from the original's latest checkpoint, its estimate scaled to the
+        work left). Created, configured, queued and its budget reserved in one save: refused by
+        the budget, nothing is left behind. Returns the new job's id and the budget's warnings."""
+
+        def attempt() -> tuple[UUID, list[str]]:
+            original = self.get_job(original_id)
+            check_retryable(original, plan.resume)
+            number = (original.retry_number or 1) + 1
+            gpu = gpu_option(PricingTier(plan.gpu_tier), prices)
+            estimate = estimate_cost(preset_named(plan.preset), original.pair_count, gpu,
+                                     epochs=int(plan.hyperparameters["num_train_epochs"]))
+            left = Decimal(str(remaining_fraction(original))) if plan.resume else Decimal(1)
+            job = TrainingJob.create(
+                uuid4(), name=retry_name(original.name, number), training_file=original.training_file,
+                file_name=original.file_name, conversation_count=original.conversation_count,
+                pair_count=original.pair_count, created_by=actor, at=at, description=original.description,
+                tags=original.tags, client=original.client, project=original.project,
+                retry_of=original.retry_of or original.id, retry_number=number,
+                resumed_from=original.id if plan.resume else None,
+                resume_checkpoint=original.latest_checkpoint if plan.resume else None)
+            job.configure(preset=plan.preset, hyperparameters=plan.hyperparameters, gpu_tier=gpu.tier.value,
+                          gpu_type=gpu.gpu_type, hourly_rate=gpu.hourly_rate,
+                          estimated_duration_hours=estimate.duration_hours * left,
+                          estimated_cost_min=cents(estimate.cost_min * left),
+                          estimated_cost_max=cents(estimate.cost_max * left),
+                          estimation_algorithm=estimate.algorithm_version,
+                          estimation_confidence=None if estimate.confidence is None else Decimal(estimate.confidence),
+                          at=at)
+            what = "Resumed from step {} of".format(original.last_checkpoint_step) if plan.resume else "Retry of"
+            changes = "; ".join(c.describe() for c in plan.changes) or "same configuration"
+            job.add_note(f"{what} job {original.id} ({changes})", actor, at)
+            budget = self._budget_for(at)
+            entry = self.catalog_file(CatalogFile.id_for(job.training_file.sha256))
+            if entry is not None:
+                entry.claim(job.id, at)
+            warnings = budget.reserve(job.id, job.estimated_cost_max, actor, role, at, override_justification)
+            job.queue(at)
+            self.save(*(a for a in (job, budget, entry) if a is not None))
+            return job.id, warnings
+
+        return self._retrying(attempt)
+
+    def switch_gpu_tier(self, job_id: UUID, gpu_tier: str, *, actor: str, role: str, at: datetime,
+                        override_justification: str | None = None, prices: PriceSource | None = None) -> list[str]:
+        """FR3.1.3 "Switch to on-demand": a waiting job's GPU tier, estimate and reservation change
+        together in one save (the budget may refuse the larger reservation). Returns warnings."""
+
+        def attempt() -> list[str]:
+            job = self.get_job(job_id)
+            gpu = gpu_option(PricingTier(gpu_tier), prices)
+            config = job.configuration or {}
+            old_rate = Decimal(config.get("hourly_rate") or gpu.hourly_rate)
+            ratio = gpu.hourly_rate / old_rate
+            low, high = (cents(Decimal(config.get(k) or 0) * ratio) for k in ("estimated_cost_min", "estimated_cost_max"))
+            job.change_gpu_tier(gpu.tier.value, gpu.hourly_rate, low, high, actor, at)
+            if not job.pending_events:
+                return []
+            budget = self._budget_for(job.queued_at or at)
+            spent = budget.spent_by_job.get(str(job.id), Decimal(0))
+            warnings = budget.change_reservation(job.id, max(Decimal(0), high - spent), actor, role, at,
+                                                 override_justification)
+            self.save(job, budget)
+            return warnings
+
+        return self._retrying(attempt)
+
+    def promote_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> None:
+        """FR2.3.2: a manager moves a queued job to the front of the queue."""
+        self.update_job(job_id, lambda job: job.promote(actor, role, at))
 
     def get_job(self, job_id: UUID) -> TrainingJob:
         try:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -83,6 +84,8 @@ class Provisioner:
                 self.admit(job_id)
             elif topic == "TrainingJob.Interrupted":
                 self.recover(job_id)
+            elif topic == "TrainingJob.GpuTierChanged":
+                self.switched(job_id)
             elif topic in ENDED:
                 self.stop_pods(job_id)
                 self.revoke(job_id)
@@ -106,6 +109,14 @@ class Provisioner:
                     return
                 if job_id not in self.active:
                     self.provision(job_id)
+
+    def switched(self, job_id: UUID) -> None:
+        """Switched to another GPU tier while waiting for one: tried again at once, the retry
+        window starting afresh (a queued job simply keeps its place)."""
+        with self.lock:
+            if job_id in self.waiting or self.app.get_job(job_id).status == JobStatus.QUEUED_WAITING_FOR_GPU:
+                self.waiting.pop(job_id, None)
+                self.provision(job_id)
 
     # --- pods -----------------------------------------------------------------------------------
 
@@ -267,6 +278,8 @@ class Provisioner:
                     log.warning("job %s: no GPU within %.0fs; waiting for the user to switch or cancel",
                                 job_id, self.queue.retry_window_s)
                     del self.waiting[job_id]
+                    waited = Decimal(round(now_monotonic - first))
+                    self.app.update_job(job_id, lambda job, w=waited: job.provisioning_timed_out(w, now()))
                     continue
                 self.provision(job_id)
 
@@ -293,7 +306,8 @@ class Provisioner:
                 elif job.status == JobStatus.PROVISIONING:  # died between asking and getting a pod
                     self.app.update_job(job_id, lambda j: j.provisioning_failed(j.attempt, "worker restarted", now()))
                     waiting_jobs = [*waiting_jobs, job_id]
-                elif job.status == JobStatus.RECOVERING:
+                elif job.status == JobStatus.RECOVERING or (
+                        job.status == JobStatus.QUEUED_WAITING_FOR_GPU and not job.awaiting_gpu_decision):
                     waiting_jobs = [*waiting_jobs, job_id]
                 elif job.status == JobStatus.INTERRUPTED:
                     self.recover(job_id)
@@ -308,9 +322,15 @@ class Provisioner:
         job.interrupt("pod lost while the handlers restarted", job.last_step, job.attempt, at)
 
     def fault(self, job_id: UUID | None, action: str, count: int = 1) -> list[str]:
-        """Fault injection on the local provider: preempt (SIGTERM), kill (SIGKILL), no_capacity."""
+        """Fault injection on the local provider: preempt (SIGTERM), kill (SIGKILL), no_capacity for
+        the next `count` requests, slow_start (`count` seconds per pod start)."""
+        if not hasattr(self.provider, "preempt"):
+            raise ValueError("fault injection needs the local pod provider")
         if action == "no_capacity":
             self.provider.no_capacity(count)
+            return []
+        if action == "slow_start":
+            self.provider.start_delay_s = float(count)
             return []
         pods = [p for p, j in self.pods.items() if j == job_id]
         for pod_id in pods:

@@ -62,6 +62,12 @@ def parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="print the stored events of one job, in order")
     events.add_argument("job_id", type=UUID)
     events.set_defaults(run=cmd_events)
+    pods = sub.add_parser("pods", help="pod commands").add_subparsers(dest="pods_command", required=True)
+    fault = pods.add_parser("fault", help="fault injection on the local pod provider (tests, demos)")
+    fault.add_argument("action", choices=["preempt", "kill", "no_capacity", "slow_start"])
+    fault.add_argument("--job", type=UUID, help="the job whose pods preempt/kill hit")
+    fault.add_argument("--count", type=int, default=1, help="no_capacity: requests refused; slow_start: seconds")
+    fault.set_defaults(run=cmd_pods_fault)
     audits = sub.add_parser("audit", help="audit commands").add_subparsers(dest="audit_command", required=True)
     replay = audits.add_parser("replay", help="print the ordered history from the event store")
     replay.add_argument("--job", type=UUID, help="only this job's events and those naming it (budget, catalog)")
@@ -222,6 +228,30 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         store.close()
         services.close()
+    return 0
+
+
+def cmd_pods_fault(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action in ("preempt", "kill") and args.job is None:
+        raise SettingsError(f"{args.action} needs --job JOB_ID")
+    services = start_services(settings)
+
+    async def ask() -> dict:
+        nc = await bus.connect(services.nats_url, "cli", settings.connect_timeout_s)
+        try:
+            body = {"job_id": str(args.job) if args.job else None, "action": args.action, "count": args.count}
+            return json.loads((await nc.request("control.pods", json.dumps(body).encode(), timeout=10)).data)
+        finally:
+            await nc.close()
+
+    try:
+        answer = asyncio.run(ask())
+    finally:
+        services.close()
+    if not answer.get("ok"):
+        print(f"pipeline: error: {answer.get('error')}", file=sys.stderr)
+        return 1
+    print(f"{args.action}: done" + (f" (pods {', '.join(answer['pods'])})" if answer.get("pods") else ""))
     return 0
 
 

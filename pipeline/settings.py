@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # Where nats-server reads its users (auth.conf) and writes nats.pid: set, pods get users of
     # their own (pipeline/natsauth.py). `pipeline up` sets it for the embedded server.
     nats_auth_dir: Path | None = Field(default=None, alias="PIPELINE_NATS_AUTH_DIR")
+    # The NATS URL pods connect to (RunPod pods need a public address); default: NATS_URL.
+    agent_nats_url: str | None = Field(default=None, alias="PIPELINE_AGENT_NATS_URL")
+    # Behind a proxy that authenticates users: trust its X-Pipeline-User / X-Pipeline-Role headers.
+    trust_identity_headers: bool = Field(default=False, alias="PIPELINE_TRUST_IDENTITY_HEADERS")
     # Test-only: a fault injected into every job's first pod attempt (gpu_agent faults, e.g. sigkill_at_step:8).
     agent_fault: str = Field(default="", alias="PIPELINE_AGENT_FAULT")
     seed_sample: bool = Field(default=True, alias="PIPELINE_SEED_SAMPLE")

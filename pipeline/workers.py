@@ -74,7 +74,12 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
     store = EventStore.open(database_url, pool_size=4, policy=settings.budget_policy())
     pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
     lock_conn = psycopg.connect(database_url, autocommit=True)
-    provider = LocalProvider(settings.state_dir.resolve() / "pods", threads=settings.agent_threads)
+    if settings.pod_provider == "runpod":
+        from handlers.pods.runpod import runpod_provider_from_settings
+
+        provider: Any = runpod_provider_from_settings(settings)
+    else:
+        provider = LocalProvider(settings.state_dir.resolve() / "pods", threads=settings.agent_threads)
     def job_ids(query: str, params: tuple = ()) -> list[UUID]:
         with pool.connection() as conn:
             return [row[0] for row in conn.execute(query, params)]
@@ -91,10 +96,11 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
         log.warning("handlers: PIPELINE_NATS_AUTH_DIR is not set: pods get this worker's NATS credentials")
     provisioner = Provisioner(
         store.app, provider,
-        AgentSettings(nats_url=nats_url, base_model=settings.agent_base_model, max_steps=settings.agent_max_steps,
+        AgentSettings(nats_url=settings.agent_nats_url or nats_url, base_model=settings.agent_base_model, max_steps=settings.agent_max_steps,
                       checkpoint_every=settings.agent_checkpoint_every, first_attempt_fault=settings.agent_fault),
         QueuePolicy(settings.max_running, settings.provisioning_retry_s, settings.provisioning_window_s),
-        queued_jobs=lambda: job_ids("SELECT id FROM jobs WHERE status = 'queued' ORDER BY queued_at, id"),
+        queued_jobs=lambda: job_ids("SELECT id FROM jobs WHERE status = 'queued'"
+                                    " ORDER BY promoted_at DESC NULLS LAST, queued_at, id"),
         stage=stage, authority=authority)
 
     telemetry = TelemetryHandler(store.app)
@@ -109,9 +115,12 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
 
     @broker.subscriber("control.pods")
     async def pod_control(body: dict) -> dict:
-        """Fault injection (local provider): {"job_id"?, "action": preempt|kill|no_capacity, "count"?}."""
+        """Fault injection (local provider): {"job_id"?, "action": preempt|kill|no_capacity|slow_start, "count"?}."""
         job_id = UUID(body["job_id"]) if body.get("job_id") else None
-        pods = await asyncio.to_thread(provisioner.fault, job_id, body["action"], int(body.get("count", 1)))
+        try:
+            pods = await asyncio.to_thread(provisioner.fault, job_id, body["action"], int(body.get("count", 1)))
+        except (ValueError, KeyError) as exc:
+            return {"ok": False, "error": str(exc)}
         return {"ok": True, "pods": pods}
 
     add_consumer(broker, pool, durable="handler-telemetry", subject="telemetry.>", stream=TELEMETRY_STREAM,
@@ -123,7 +132,7 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
             active = job_ids("SELECT id FROM jobs WHERE status = ANY(%s)", ([status.value for status in ACTIVE],))
             await asyncio.to_thread(provisioner.adopt, active, [])
             await broker.start()
-            log.info("handlers: provisioning and telemetry, local pod provider")
+            log.info("handlers: provisioning and telemetry, %s pod provider", settings.pod_provider)
             last_charge = time.monotonic()
             while not stop.is_set():
                 now = time.monotonic()

@@ -12,7 +12,8 @@ from domain.money import usd
 
 CATEGORIES = ("status", "metrics", "warning", "error")
 ERRORS = frozenset({J.Failed, J.ProvisioningFailed})
-WARNINGS = frozenset({J.Interrupted, J.RecoveryStarted, B.OverrideRecorded, B.ThresholdCrossed})
+WARNINGS = frozenset({J.Interrupted, J.RecoveryStarted, J.ProvisioningTimedOut, B.OverrideRecorded,
+                      B.ThresholdCrossed})
 METRICS = frozenset({J.ProgressRecorded, J.EpochCompleted, J.CheckpointSaved, B.SpendRecorded})
 # The fields that name a person (or the reactor) behind an event, in the order they are looked for.
 ACTOR_FIELDS = ("created_by", "actor", "decided_by", "requested_by", "author", "registered_by")
@@ -72,8 +73,13 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
     J.Completed: lambda e: f"Completed: adapter {e.adapter.name}",
     J.Failed: lambda e: f"Failed ({_words(e.failure_type)}): {e.message}",
     J.Cancelled: lambda e: f"Cancelled by {e.actor}: {_words(e.reason)}" + (f" — {e.notes}" if e.notes else ""),
+    J.ProvisioningTimedOut: lambda e: f"No GPU after {e.waited_seconds / 60:.0f} min: {e.message}",
+    J.GpuTierChanged: lambda e: (f"Switched to {_words(e.gpu_tier)} by {e.actor} at {usd(e.hourly_rate)}/hr"
+                                 f" (estimate up to {usd(e.estimated_cost_max)})"),
+    J.Promoted: lambda e: f"Moved to the front of the queue by {e.actor}",
     B.Created: lambda e: f"Budget {e.month} of team {e.team} opened with a limit of {usd(e.limit)}",
     B.Reserved: lambda e: f"Budget reserved: {usd(e.amount)}",
+    B.ReservationChanged: lambda e: f"Budget reservation changed to {usd(e.amount)}",
     B.OverrideRecorded: lambda e: (f"Budget override by {e.actor}: {usd(e.over_by)} over the limit —"
                                    f" {e.justification}"),
     B.SpendRecorded: lambda e: f"Spend recorded: {usd(e.amount)} (job total {usd(e.job_total)})",

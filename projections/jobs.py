@@ -79,6 +79,23 @@ class JobsProjection(Projection):
     def _renamed(self, event: TrainingJob.Renamed, cur: psycopg.Cursor) -> None:
         self._set(cur, event, "name", event.name)
 
+    @apply.register
+    def _promoted(self, event: TrainingJob.Promoted, cur: psycopg.Cursor) -> None:
+        cur.execute("UPDATE jobs SET promoted_at = %s, updated_at = %s, version = %s WHERE id = %s",
+                    (event.at, event.at, event.originator_version, event.originator_id))
+
+    @apply.register
+    def _gpu_tier_changed(self, event: TrainingJob.GpuTierChanged, cur: psycopg.Cursor) -> None:
+        cur.execute("UPDATE jobs SET gpu_tier = %s, estimated_cost_min = %s, estimated_cost_max = %s,"
+                    " awaiting_gpu_decision = false, updated_at = %s, version = %s WHERE id = %s",
+                    (event.gpu_tier, event.estimated_cost_min, event.estimated_cost_max, event.at,
+                     event.originator_version, event.originator_id))
+
+    @apply.register
+    def _provisioning_timed_out(self, event: TrainingJob.ProvisioningTimedOut, cur: psycopg.Cursor) -> None:
+        cur.execute("UPDATE jobs SET awaiting_gpu_decision = true, updated_at = %s, version = %s WHERE id = %s",
+                    (event.at, event.originator_version, event.originator_id))
+
     @staticmethod
     def _set(cur: psycopg.Cursor, event: Any, column: str, value: str) -> None:
         cur.execute(

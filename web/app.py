@@ -17,7 +17,7 @@ from litestar import Litestar, MediaType, Response, get, post
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import Body
 from litestar.response import Redirect, Template
@@ -31,7 +31,7 @@ from pipeline import bus, health
 from pipeline.eventstore import EventStore
 from pipeline.objectstore import ObjectStore
 from pipeline.settings import Settings
-from web import queries
+from web import job_actions, queries
 from web.errors import DOMAIN_ERRORS, domain_error_response, message_of
 from web.flows import ANONYMOUS, add_uploaded_file, check_queue, create_job
 
@@ -185,17 +185,20 @@ async def api_cancel_job(state: State, job_id: UUID, data: CancelJob) -> dict[st
 
 
 class PodFault(BaseModel):
-    action: Literal["preempt", "kill", "no_capacity"]
-    count: int = Field(default=1, ge=1, le=100)
+    action: Literal["preempt", "kill", "no_capacity", "slow_start"]
+    count: int = Field(default=1, ge=1, le=600)
 
 
 @post("/api/jobs/{job_id:uuid}/faults", status_code=200)
 async def api_inject_fault(state: State, job_id: UUID, data: PodFault) -> dict[str, Any]:
     """Fault injection on the local pod provider (tests, demos): preempt = SIGTERM, kill = SIGKILL,
-    no_capacity = the next `count` pod requests fail."""
+    no_capacity = the next `count` pod requests fail, slow_start = each pod start takes `count` s."""
     reply = await state.nc.request("control.pods", json.dumps({"job_id": str(job_id), **data.model_dump()}).encode(),
                                    timeout=10)
-    return json.loads(reply.data)
+    answer = json.loads(reply.data)
+    if not answer.get("ok"):
+        raise ClientException(status_code=409, detail=answer.get("error", "fault refused"))
+    return answer
 
 
 @get("/health")
@@ -227,7 +230,7 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
     return Litestar(
         route_handlers=[index, create_job_form, files_page, upload_file_form, api_list_files, api_upload_file,
                         api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
-                        health_check,
+                        health_check, job_actions.router,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
         exception_handlers={cls: domain_error_response for cls in DOMAIN_ERRORS},

@@ -38,6 +38,13 @@ class Budget(Aggregate):
         amount: Decimal
         at: datetime
 
+    class ReservationChanged(Aggregate.Event):
+        """A waiting job's estimate changed (switched to on-demand): its reservation follows."""
+        TOPIC = "Budget.ReservationChanged"
+        job_id: UUID
+        amount: Decimal
+        at: datetime
+
     class OverrideRecorded(Aggregate.Event):
         TOPIC = "Budget.OverrideRecorded"
         job_id: UUID
@@ -148,6 +155,28 @@ class Budget(Aggregate):
                                     justification=override_justification.strip(), actor=actor, at=at)
         self._reserved(job_id=job_id, amount=amount, at=at)
         return self._overage_warning(committed)
+
+    def change_reservation(self, job_id: UUID, amount: Decimal, actor: str, role: str, at: datetime,
+                           override_justification: str | None = None) -> list[str]:
+        """Sets a reserved job's reservation to `amount`; an increase is checked like a new
+        reservation (refused over limit + grace unless a manager overrides)."""
+        key = str(job_id)
+        if key not in self.reservations:
+            raise InvalidBudgetCommandError("The job holds no reservation on this budget")
+        extra = amount - self.reservations[key]
+        if extra == 0:
+            return []
+        committed = self.charged + self.reserved + extra
+        if extra > 0 and committed > self.ceiling:
+            self._check_override(role, override_justification, extra)
+            self._override_recorded(job_id=job_id, amount=extra, over_by=committed - self.limit,
+                                    justification=override_justification.strip(), actor=actor, at=at)
+        self._reservation_changed(job_id=job_id, amount=amount, at=at)
+        return self._overage_warning(committed) if extra > 0 else []
+
+    @event(ReservationChanged)
+    def _reservation_changed(self, job_id: UUID, amount: Decimal, at: datetime) -> None:
+        self.reservations[str(job_id)] = amount
 
     def _check_override(self, role: str, justification: str | None, amount: Decimal) -> None:
         if not justification:

@@ -16,7 +16,10 @@ from domain.job_metadata import (
 from domain.job_status import (
     NOT_STARTED, STAGES, TERMINAL, CancelReason, FailureType, JobStatus, can_move,
 )
+from domain.aggregates.budget import PermissionDeniedError
 from domain.values import ArtifactRef
+
+NO_GPU_TIMEOUT_MESSAGE = "Still no spot GPU available. Switch to on-demand or cancel?"  # FR3.1.3
 
 S = JobStatus
 
@@ -169,6 +172,29 @@ class TrainingJob(Aggregate):
         actor: str
         at: datetime
 
+    class ProvisioningTimedOut(Aggregate.Event):
+        """No GPU within the retry window (FR3.1.3): the job waits for its owner to switch or cancel."""
+        TOPIC = "TrainingJob.ProvisioningTimedOut"
+        waited_seconds: Decimal
+        message: str
+        at: datetime
+
+    class GpuTierChanged(Aggregate.Event):
+        """Switched (to on-demand) while waiting for a GPU; the estimate follows the new rate."""
+        TOPIC = "TrainingJob.GpuTierChanged"
+        gpu_tier: str
+        hourly_rate: Decimal
+        estimated_cost_min: Decimal
+        estimated_cost_max: Decimal
+        actor: str
+        at: datetime
+
+    class Promoted(Aggregate.Event):
+        """Moved to the front of the queue by a manager (FR2.3.2)."""
+        TOPIC = "TrainingJob.Promoted"
+        actor: str
+        at: datetime
+
     # --- creation and configuration (user commands) ---------------------------------------
 
     @classmethod
@@ -218,6 +244,8 @@ class TrainingJob(Aggregate):
         self.adapter: ArtifactRef | None = None
         self.final_metrics: dict[str, Any] = {}
         self.queued_at: datetime | None = None
+        self.promoted_at: datetime | None = None
+        self.awaiting_gpu_decision = False
 
     def configure(self, *, preset: str, hyperparameters: dict[str, Any], gpu_tier: str, gpu_type: str,
                   hourly_rate: Decimal, estimated_duration_hours: Decimal, estimated_cost_min: Decimal,
@@ -309,6 +337,43 @@ class TrainingJob(Aggregate):
     @event(ProvisioningFailed)
     def _provisioning_failed(self, attempt: int, reason: str, at: datetime) -> None:
         self.status, self.updated_at = S.QUEUED_WAITING_FOR_GPU, at
+
+    def provisioning_timed_out(self, waited_seconds: Decimal, at: datetime) -> None:
+        if self.status != S.QUEUED_WAITING_FOR_GPU or self.awaiting_gpu_decision:
+            return
+        self._provisioning_timed_out(waited_seconds=waited_seconds, message=NO_GPU_TIMEOUT_MESSAGE, at=at)
+
+    @event(ProvisioningTimedOut)
+    def _provisioning_timed_out(self, waited_seconds: Decimal, message: str, at: datetime) -> None:
+        self.awaiting_gpu_decision, self.updated_at = True, at
+
+    def change_gpu_tier(self, gpu_tier: str, hourly_rate: Decimal, estimated_cost_min: Decimal,
+                        estimated_cost_max: Decimal, actor: str, at: datetime) -> None:
+        """Only before a pod runs: a job waiting in the queue or for a GPU."""
+        if self.status not in (S.QUEUED, S.QUEUED_WAITING_FOR_GPU):
+            raise InvalidJobError(f"The GPU can be changed only while the job waits (it is {self.status.value})")
+        if self.configuration is None or self.configuration["gpu_tier"] == gpu_tier:
+            return
+        self._gpu_tier_changed(gpu_tier=gpu_tier, hourly_rate=hourly_rate, estimated_cost_min=estimated_cost_min,
+                               estimated_cost_max=estimated_cost_max, actor=actor, at=at)
+
+    @event(GpuTierChanged)
+    def _gpu_tier_changed(self, gpu_tier: str, hourly_rate: Decimal, estimated_cost_min: Decimal,
+                          estimated_cost_max: Decimal, actor: str, at: datetime) -> None:
+        self.configuration = {**self.configuration, "gpu_tier": gpu_tier, "hourly_rate": hourly_rate,
+                              "estimated_cost_min": estimated_cost_min, "estimated_cost_max": estimated_cost_max}
+        self.awaiting_gpu_decision, self.updated_at = False, at
+
+    def promote(self, actor: str, role: str, at: datetime) -> None:
+        if role not in ("manager", "admin"):
+            raise PermissionDeniedError("Only a manager or admin may move a job to the front of the queue")
+        if self.status != S.QUEUED:
+            raise InvalidJobError(f"Only a queued job can be promoted (this one is {self.status.value})")
+        self._promoted(actor=actor, at=at)
+
+    @event(Promoted)
+    def _promoted(self, actor: str, at: datetime) -> None:
+        self.promoted_at, self.updated_at = at, at
 
     def pod_started(self, pod_id: str, attempt: int, hourly_rate: Decimal, at: datetime) -> None:
         if pod_id in self.pods:

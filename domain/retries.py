@@ -1,0 +1,130 @@
+"""Retries (FR3.3.1), retries with a suggested fix (FR3.3.2) and manual resumes from a checkpoint
+(FR3.2.2): what the new job's configuration is, and what changed. Pure: the application turns a
+plan into a new job linked to the original that reserves budget anew."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.job_metadata import InvalidJobError
+from domain.job_status import FailureType, JobStatus
+from domain.presets import CONSERVATIVE, preset_named
+
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+INTERRUPTION_LOOP = 3  # "if interrupted >3 times" (FR3.3.2); recovery_exhausted counts as a loop too
+# What a user may change on a retry or resume (FR3.2.2's list), with the range each may take.
+ADJUSTABLE = {
+    "num_train_epochs": (1, 10), "per_device_train_batch_size": (1, 64),
+    "learning_rate": (1e-6, 1e-2), "gradient_accumulation_steps": (1, 64),
+}
+SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
+
+
+class RetryNotAllowedError(InvalidJobError):
+    """The job cannot be retried or resumed as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Change:
+    setting: str
+    before: Any
+    after: Any
+
+    def describe(self) -> str:
+        return f"{self.setting}: {self.before} → {self.after}"
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """The new job's configuration and the changes from the original's."""
+
+    preset: str
+    hyperparameters: dict[str, Any]
+    gpu_tier: str
+    changes: tuple[Change, ...] = ()
+    message: str = ""
+    suggested: bool = False
+    resume: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_retryable(job: Any, resume: bool = False) -> None:
+    if job.status not in RETRYABLE:
+        raise RetryNotAllowedError(f"Only failed or cancelled jobs can be retried (this one is {job.status.value})")
+    if resume and job.latest_checkpoint is None:
+        raise RetryNotAllowedError("This job saved no checkpoint: retry it from the start instead")
+
+
+def same_configuration(job: Any) -> RetryPlan:
+    """FR3.3.1: identical file, preset, hyperparameters and GPU tier."""
+    config = job.configuration
+    return RetryPlan(config["preset"], dict(config["hyperparameters"]), config["gpu_tier"],
+                     message="Retry with the same configuration")
+
+
+def suggested_fix(job: Any) -> RetryPlan | None:
+    """FR3.3.2's suggestions for the job's failure, or None when there is none to make."""
+    plan = same_configuration(job)
+    hyper = plan.hyperparameters
+    failure = (job.failure or {}).get("type")
+    if failure == FailureType.OOM:
+        batch = int(hyper["per_device_train_batch_size"])
+        if batch > 1:
+            return adjusted(plan, {"per_device_train_batch_size": batch // 2},
+                            f"Your previous job failed with OOM error. Retry with batch_size={batch // 2} (suggested)?")
+        return _with_preset(plan, CONSERVATIVE.name, "Your previous job failed with OOM error even at batch_size=1. "
+                                                     "Retry with the Conservative preset (suggested)?")
+    if failure == FailureType.TIMEOUT:
+        epochs = int(hyper["num_train_epochs"])
+        if epochs > 1:
+            return adjusted(plan, {"num_train_epochs": epochs - 1},
+                            f"Your previous job timed out. Retry with {epochs - 1} epochs (suggested)?")
+        return None
+    if (failure == FailureType.RECOVERY_EXHAUSTED or job.interruptions > INTERRUPTION_LOOP) \
+            and plan.gpu_tier != "on_demand":
+        return adjusted(plan, {"gpu_tier": "on_demand"},
+                        f"Your previous job was interrupted {job.interruptions} times. Retry on an on-demand GPU "
+                        "(higher cost, no interruptions)?")
+    return None
+
+
+def adjusted(plan: RetryPlan, changes: dict[str, Any], message: str = "") -> RetryPlan:
+    """The plan with user (or suggested) changes applied, each checked against its range."""
+    hyper, tier, recorded = dict(plan.hyperparameters), plan.gpu_tier, list(plan.changes)
+    for setting, value in changes.items():
+        if value is None:
+            continue
+        if setting == "gpu_tier":
+            if value not in ("spot", "on_demand"):
+                raise RetryNotAllowedError("gpu_tier must be spot or on_demand")
+            before, tier = tier, value
+        elif setting == "lr_scheduler_type":
+            if value not in SCHEDULES:
+                raise RetryNotAllowedError(f"lr_scheduler_type must be one of {', '.join(SCHEDULES)}")
+            before, hyper[setting] = hyper.get(setting), value
+        elif setting in ADJUSTABLE:
+            low, high = ADJUSTABLE[setting]
+            number = float(value) if setting == "learning_rate" else int(value)
+            if not low <= number <= high:
+                raise RetryNotAllowedError(f"{setting} must be between {low} and {high}")
+            before, hyper[setting] = hyper.get(setting), number
+        else:
+            raise RetryNotAllowedError(f"{setting} cannot be changed on a retry")
+        if before != value:
+            recorded.append(Change(setting, before, value))
+    return RetryPlan(plan.preset, hyper, tier, tuple(recorded), message or plan.message,
+                     plan.suggested or bool(message), plan.resume, plan.extra)
+
+
+def _with_preset(plan: RetryPlan, name: str, message: str) -> RetryPlan:
+    preset = preset_named(name)
+    return RetryPlan(preset.name, preset.as_config(), plan.gpu_tier,
+                     (*plan.changes, Change("preset", plan.preset, preset.name)), message, True)
+
+
+def remaining_fraction(job: Any) -> float:
+    """How much of the original's training a resume still has to do (for its estimate)."""
+    if not job.total_steps:
+        return 1.0
+    return max(0.05, 1.0 - job.last_checkpoint_step / job.total_steps)

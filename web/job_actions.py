@@ -1,0 +1,144 @@
+"""Queue and recovery actions on jobs (JSON API): the queue with estimated start times and manager
+promotion (FR2.3.2), switching a waiting job to on-demand (FR3.1.3), retry, retry with a
+suggested fix and resume from a checkpoint (FR3.3.1, FR3.3.2, FR3.2.2)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, Literal
+from uuid import UUID
+
+from litestar import Request, Router, get, post
+from litestar.datastructures import State
+from pydantic import BaseModel, Field
+
+from domain.job_status import ACTIVE
+from domain.queue import estimate_starts, remaining
+from domain.retries import RetryNotAllowedError, adjusted, check_retryable, same_configuration, suggested_fix
+from web import queries
+from web.flows import ANONYMOUS, Actor, check_queue
+
+ROLES = ("member", "manager", "admin")
+
+
+def actor_of(request: Request) -> Actor:
+    """Who acts. Behind a proxy that authenticates users (PIPELINE_TRUST_IDENTITY_HEADERS=true) the
+    proxy's X-Pipeline-User / X-Pipeline-Role headers say; otherwise the anonymous member (sign-in
+    is issue 7)."""
+    if not request.app.state.settings.trust_identity_headers:
+        return ANONYMOUS
+    name = (request.headers.get("x-pipeline-user") or "").strip()[:100]
+    role = (request.headers.get("x-pipeline-role") or "member").strip().lower()
+    return Actor(name or ANONYMOUS.name, role if role in ROLES else "member")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@get("/api/queue")
+async def api_queue(state: State) -> list[dict[str, Any]]:
+    """Queued jobs in the order they will get a GPU, each with its estimated start time."""
+    holding = [s.value for s in ACTIVE]
+    active = await queries.rows(state.pool, "SELECT id FROM jobs WHERE status = ANY(%s)", (holding,))
+    queued = await queries.rows(
+        state.pool, f"SELECT {queries.JOB_COLUMNS}, queued_at, promoted_at FROM jobs WHERE status = 'queued'"
+                    " ORDER BY promoted_at DESC NULLS LAST, queued_at, id")
+    app = state.store.app
+
+    def plan() -> list[datetime]:
+        running = [app.get_job(row["id"]) for row in active]
+        left = [remaining(float(j.configuration["estimated_duration_hours"]),
+                          j.last_step / j.total_steps if j.total_steps else 0.0) for j in running]
+        waiting = [app.get_job(row["id"]) for row in queued]
+        durations = [remaining(float(j.configuration["estimated_duration_hours"]), 0.0) for j in waiting]
+        return estimate_starts(now(), left, durations, state.settings.max_running)
+
+    starts = await asyncio.to_thread(plan)
+    return [{"position": i + 1, **row, "promoted": row["promoted_at"] is not None, "estimated_start": start}
+            for i, (row, start) in enumerate(zip(queued, starts, strict=True))]
+
+
+@post("/api/jobs/{job_id:uuid}/promote", status_code=200)
+async def api_promote(request: Request, state: State, job_id: UUID) -> dict[str, str]:
+    actor = actor_of(request)
+    await asyncio.to_thread(state.store.app.promote_job, job_id, actor=actor.name, role=actor.role, at=now())
+    return {"id": str(job_id), "promoted_by": actor.name}
+
+
+class SwitchGpu(BaseModel):
+    gpu_tier: Literal["spot", "on_demand"] = "on_demand"
+    override_justification: str | None = None
+
+
+@post("/api/jobs/{job_id:uuid}/gpu", status_code=200)
+async def api_switch_gpu(request: Request, state: State, job_id: UUID, data: SwitchGpu) -> dict[str, Any]:
+    """FR3.1.3 "Switch to on-demand" for a job waiting for a GPU; its reservation grows with it."""
+    actor = actor_of(request)
+    warnings = await asyncio.to_thread(state.store.app.switch_gpu_tier, job_id, data.gpu_tier, actor=actor.name,
+                                       role=actor.role, at=now(), override_justification=data.override_justification)
+    return {"id": str(job_id), "gpu_tier": data.gpu_tier, "warnings": warnings}
+
+
+class Adjustments(BaseModel):
+    gpu_tier: Literal["spot", "on_demand"] | None = None
+    num_train_epochs: int | None = Field(default=None, ge=1, le=10)
+    per_device_train_batch_size: int | None = Field(default=None, ge=1, le=64)
+    gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=64)
+    learning_rate: float | None = Field(default=None, gt=0, le=0.01)
+    lr_scheduler_type: str | None = None
+
+
+class RetryRequest(BaseModel):
+    suggested: bool = False   # apply the suggested fix (FR3.3.2)
+    resume: bool = False      # start from the original's latest checkpoint (FR3.2.2)
+    changes: Adjustments = Field(default_factory=Adjustments)
+    override_justification: str | None = None
+
+
+@get("/api/jobs/{job_id:uuid}/retry-options")
+async def api_retry_options(state: State, job_id: UUID) -> dict[str, Any]:
+    """What a retry would run: the same configuration, the suggested fix (with its diff), and
+    whether the job can be resumed from a checkpoint."""
+    job = await asyncio.to_thread(state.store.app.get_job, job_id)
+    check_retryable(job)
+    fix = suggested_fix(job)
+    return {
+        "original": {"id": str(job.id), "name": job.name, "status": job.status.value, "failure": job.failure,
+                     "interruptions": job.interruptions, "retry_number": job.retry_number},
+        "same": _plan(same_configuration(job)),
+        "suggested": _plan(fix) if fix else None,
+        "resumable": job.latest_checkpoint is not None,
+        "checkpoint_step": job.last_checkpoint_step if job.latest_checkpoint else None,
+        "total_steps": job.total_steps,
+    }
+
+
+@post("/api/jobs/{job_id:uuid}/retry", status_code=201)
+async def api_retry(request: Request, state: State, job_id: UUID, data: RetryRequest) -> dict[str, Any]:
+    """A new job linked to this failed or cancelled one, queued at once with its own reservation."""
+    actor = actor_of(request)
+    app = state.store.app
+    await check_queue(state)
+    job = await asyncio.to_thread(app.get_job, job_id)
+    plan = suggested_fix(job) if data.suggested else same_configuration(job)
+    if plan is None:
+        raise RetryNotAllowedError("There is no suggested fix for this job's failure: retry it as it was, or adjust it")
+    plan = adjusted(plan, data.changes.model_dump(exclude_none=True))
+    if data.resume:
+        plan = replace(plan, resume=True)
+    new_id, warnings = await asyncio.to_thread(app.retry_job, job_id, plan, actor=actor.name, role=actor.role,
+                                               at=now(), override_justification=data.override_justification)
+    return {"id": str(new_id), "retry_of": str(job.retry_of or job.id), "resumed_from": str(job_id) if data.resume
+            else None, "changes": [c.describe() for c in plan.changes], "warnings": warnings}
+
+
+def _plan(plan: Any) -> dict[str, Any]:
+    return {"preset": plan.preset, "gpu_tier": plan.gpu_tier, "hyperparameters": plan.hyperparameters,
+            "changes": [{"setting": c.setting, "before": c.before, "after": c.after, "text": c.describe()}
+                        for c in plan.changes], "message": plan.message}
+
+
+router = Router(path="/", route_handlers=[api_queue, api_promote, api_switch_gpu, api_retry_options, api_retry])
