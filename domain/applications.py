@@ -226,6 +226,7 @@ class Pipeline(Application[UUID]):
             budget = self._budget_for(at)
             entry = self.catalog_file(CatalogFile.id_for(job.training_file.sha256))
             if entry is not None:
+                entry.release(original.id, at)  # ended; its pod may still be stopping: the file passes on
                 entry.claim(job.id, at)
             warnings = budget.reserve(job.id, job.estimated_cost_max, actor, role, at, override_justification)
             job.queue(at)

@@ -64,7 +64,9 @@ class CheckpointCallback(TrainerCallback):
 
 class StopCallback(TrainerCallback):
     """At the step boundary after SIGTERM: save a checkpoint of that step, then stop. Also the
-    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N`).
+    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N`, and
+    `oom_above_batch:N`: out of memory at the first step when the batch size is above N, as a
+    real OOM would be, so a retry with a smaller batch gets through).
 
     A save due on the last step of an epoch (periodic or emergency) is moved after the epoch-end
     evaluation: creating the evaluation's data loader draws from the global RNG, so a checkpoint
@@ -80,7 +82,10 @@ class StopCallback(TrainerCallback):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
-        if self.fault and state.global_step == self.fault[1]:
+        if self.fault and self.fault[0] == "oom_above_batch":
+            if state.global_step == 1 and args.per_device_train_batch_size > self.fault[1]:
+                self.inject("oom_at_step")
+        elif self.fault and state.global_step == self.fault[1]:
             self.inject(self.fault[0])
         epoch_end = abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-9 and args.eval_strategy == "epoch"
         if self.watcher.requested.is_set() and self.interrupted_at is None:
