@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from uuid import UUID
 
-from pipeline import audit, bus, db
+from pipeline import audit, bus, db, exports
 from pipeline.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
 from pipeline.settings import Settings, SettingsError, load_settings
 
@@ -75,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", type=audit.parse_when, help="before this ISO 8601 time")
     replay.add_argument("--format", choices=audit.FORMATS, default="text", help="text, json (JSON Lines) or csv")
     replay.set_defaults(run=cmd_audit_replay)
+    export = sub.add_parser("export", help="finance reports from the read models, as CSV or JSON")
+    exports.add_arguments(export)
+    export.set_defaults(run=cmd_export)
     return p
 
 
@@ -282,3 +285,16 @@ def cmd_audit_replay(settings: Settings, args: argparse.Namespace) -> int:
     if not count:
         print("pipeline: no events matched", file=sys.stderr)
     return 0 if count else 1
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    services = start_services(settings)  # the finance read models are all it reads: NATS may be down
+    try:
+        db.migrate(services.database_url, settings.connect_timeout_s)
+        with db.connect(services.database_url, settings.connect_timeout_s) as conn:
+            return exports.run(conn, args, settings.team)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        services.close()

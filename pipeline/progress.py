@@ -8,8 +8,8 @@ from types import TracebackType
 
 
 class Progress:
-    def __init__(self, label: str, stream=sys.stderr) -> None:
-        self.label = label
+    def __init__(self, label: str, stream=sys.stderr, unit: str = "events") -> None:
+        self.label, self.unit = label, unit
         self.stream = stream
         self.enabled = stream.isatty()
         self.started = time.monotonic()
@@ -22,7 +22,7 @@ class Progress:
         now = time.monotonic()
         if self.enabled and now - self.last_draw >= 0.2:
             rate = done / max(now - self.started, 1e-9)
-            self.stream.write(f"\r{self.label}: {done:,} events ({rate:,.0f}/s)")
+            self.stream.write(f"\r{self.label}: {done:,} {self.unit} ({rate:,.0f}/s)")
             self.stream.flush()
             self.last_draw = now
 

@@ -16,13 +16,16 @@ from pipeline import envelope
 from pipeline.consumers import PoisonMessageError, add_consumer
 from projections import metrics
 from projections.base import Projection, process
+from projections.budgets import BudgetsProjection
 from projections.catalog import CatalogProjection
 from projections.event_log import EventLogProjection
+from projections.job_costs import JobCostsProjection
 from projections.jobs import JobsProjection
 
 # Read models of the event store.
 PROJECTIONS: dict[str, Projection] = {
-    p.name: p for p in (JobsProjection(), CatalogProjection(), EventLogProjection())}
+    p.name: p for p in (JobsProjection(), CatalogProjection(), EventLogProjection(), BudgetsProjection(),
+                        JobCostsProjection())}
 # Every read model `projections run` and `projections rebuild` know: those and the metric history,
 # a read model of the TELEMETRY stream (projections/metrics.py).
 NAMES: tuple[str, ...] = (*PROJECTIONS, metrics.NAME)

@@ -31,7 +31,7 @@ from pipeline import bus, health
 from pipeline.eventstore import EventStore
 from pipeline.objectstore import ObjectStore
 from pipeline.settings import Settings
-from web import job_actions, queries
+from web import finance, job_actions, queries
 from web.errors import DOMAIN_ERRORS, domain_error_response, message_of
 from web.flows import ANONYMOUS, add_uploaded_file, check_queue, create_job
 
@@ -186,7 +186,7 @@ async def api_cancel_job(state: State, job_id: UUID, data: CancelJob) -> dict[st
 
 class PodFault(BaseModel):
     action: Literal["preempt", "kill", "no_capacity", "slow_start"]
-    count: int = Field(default=1, ge=1, le=600)
+    count: int = Field(default=1, ge=0, le=600)  # no_capacity 0: capacity is back
 
 
 @post("/api/jobs/{job_id:uuid}/faults", status_code=200)
@@ -230,7 +230,7 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
     return Litestar(
         route_handlers=[index, create_job_form, files_page, upload_file_form, api_list_files, api_upload_file,
                         api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
-                        health_check, job_actions.router,
+                        health_check, job_actions.router, finance.router,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
         exception_handlers={cls: domain_error_response for cls in DOMAIN_ERRORS},

@@ -29,8 +29,8 @@ class LocalProvider:
         self.lock = threading.Lock()
 
     def create_pod(self, job_id: str, attempt: int, gpu_tier: str, env: dict[str, str]) -> Pod:
-        with self.lock:
-            if self.no_capacity_left > 0:
+        with self.lock:  # spot capacity runs out; on-demand is "guaranteed availability" (FR3.1.3)
+            if self.no_capacity_left > 0 and gpu_tier == "spot":
                 self.no_capacity_left -= 1
                 raise NoCapacityError("All H100 spot instances are currently in use. High demand.")
         time.sleep(self.start_delay_s)

@@ -67,3 +67,42 @@ def test_no_capacity_twice_is_retried_until_a_pod_starts(tmp_path: Path) -> None
         assert topics.count("TrainingJob.ProvisioningStarted") == 3 and topics.count("TrainingJob.PodStarted") == 1
     finally:
         assert interrupt(process) == 0
+
+
+def test_a_gpu_window_without_capacity_ends_with_the_choice_and_a_promoted_job_goes_first(tmp_path: Path) -> None:
+    env = stack(tmp_path, PIPELINE_PROVISIONING_RETRY_S="1", PIPELINE_PROVISIONING_WINDOW_S="3",
+                PIPELINE_MAX_RUNNING="1", PIPELINE_AGENT_MAX_STEPS="6", PIPELINE_TRUST_IDENTITY_HEADERS="true")
+    manager, member = {"X-Pipeline-User": "carol", "X-Pipeline-Role": "manager"}, {"X-Pipeline-User": "bob"}
+    process, base = start_up(env, tmp_path / "up.log")
+    try:
+        wait_for(lambda: httpx.post(f"{base}/api/jobs/{uuid.uuid4()}/faults",
+                                    json={"action": "no_capacity", "count": 100}).status_code == 200,
+                 message="the handlers to answer")
+        files = [upload_variant(base, f"variant-{n}") for n in range(3)]
+        waiting = start(base, files[0], "No spot GPU").json()["id"]
+        wait_for(lambda: httpx.get(f"{base}/api/jobs/{waiting}").json().get("status") == "queued_waiting_for_gpu",
+                 message="waiting for a GPU")
+        second = start(base, files[1], "Queued second").json()["id"]
+        third = start(base, files[2], "Queued third, urgent").json()["id"]
+        queue = wait_for(lambda: len(q := httpx.get(f"{base}/api/queue").json()) == 2 and q, message="the queue")
+        assert [j["id"] for j in queue] == [second, third]
+        assert queue[0]["estimated_start"] < queue[1]["estimated_start"]
+        assert httpx.post(f"{base}/api/jobs/{third}/promote", headers=member).status_code == 403
+        assert httpx.post(f"{base}/api/jobs/{third}/promote", headers=manager).status_code == 200
+        wait_for(lambda: [j["id"] for j in httpx.get(f"{base}/api/queue").json()] == [third, second],
+                 message="the promoted job first")
+        # The window ends: the owner is asked to switch or cancel (FR3.1.3), and switches.
+        wait_for(lambda: "TrainingJob.ProvisioningTimedOut" in topics_of(job_events(env, waiting)), timeout=30,
+                 message="the provisioning window to end")
+        switched = httpx.post(f"{base}/api/jobs/{waiting}/gpu", json={"gpu_tier": "on_demand"}, headers=member)
+        assert switched.status_code == 200, switched.text
+        assert httpx.post(f"{base}/api/jobs/{waiting}/faults", json={"action": "no_capacity", "count": 0}).is_success
+        for job_id in (waiting, third, second):
+            assert finished(base, job_id)["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:]
+        started = {job_id: next(s["at"]["_data_"] for t, s in job_events(env, job_id) if t == "TrainingJob.PodStarted")
+                   for job_id in (waiting, third, second)}
+        assert started[waiting] < started[third] < started[second]
+        (change,) = [s for t, s in job_events(env, waiting) if t == "TrainingJob.GpuTierChanged"]
+        assert change["gpu_tier"] == "on_demand" and change["actor"] == "bob"
+    finally:
+        assert interrupt(process) == 0

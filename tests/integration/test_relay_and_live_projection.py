@@ -120,9 +120,10 @@ def test_redelivered_and_poison_messages_change_nothing_and_the_consumer_keeps_g
         second = queue_sample_job(store.app, name="Second")
         wait_for(lambda: len(job_rows(env["DATABASE_URL"])) == 2, message="consumer past the poison")
         # Every projection reading job events dead-letters it on its own.
-        dead = wait_for(lambda: len(d := dead_letters(env["DATABASE_URL"])) == 2 and d,
+        dead = wait_for(lambda: len(d := dead_letters(env["DATABASE_URL"])) == 3 and d,
                         message="the poison message dead-lettered")
-        assert sorted((c, m) for c, m, _ in dead) == [("projection-event_log", "poison"), ("projection-jobs", "poison")]
+        assert sorted((c, m) for c, m, _ in dead) == [
+            ("projection-event_log", "poison"), ("projection-job_costs", "poison"), ("projection-jobs", "poison")]
         assert all("not an event envelope" in error for _, _, error in dead)
         rows = job_rows(env["DATABASE_URL"])
         assert [r for r in rows if r[0] != second] == before

@@ -1,0 +1,69 @@
+"""One budget month as the dashboard shows it (FR7.2.1, FR7.2.2): summary, daily accumulation in
+the team's time zone, per-job breakdown, thresholds and decisions. Cents add up: the days and the
+jobs are apportioned from the month's spend."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from itertools import accumulate
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from domain.aggregates.budget import Budget
+from domain.job_status import TERMINAL, JobStatus
+from domain.money import cents
+from projections.finance import apportion, percent
+
+
+def budget_dashboard(conn: psycopg.Connection, team: str, month: str, time_zone: str) -> dict[str, Any] | None:
+    """None when the month has no budget yet (nothing was started in it)."""
+    budget_id = Budget.id_for(team, month)
+    with conn.cursor(row_factory=dict_row) as cur:
+        budget = cur.execute("SELECT * FROM budgets WHERE id = %s", (budget_id,)).fetchone()
+        if budget is None:
+            return None
+        days = cur.execute("SELECT (at AT TIME ZONE %s)::date AS day, sum(amount) AS spend FROM budget_spend"
+                           " WHERE budget_id = %s GROUP BY 1 ORDER BY 1", (time_zone, budget_id)).fetchall()
+        jobs = cur.execute(
+            "SELECT j.job_id, c.name, c.status, c.created_by, j.reserved, j.outstanding, j.spent, j.released,"
+            " j.overridden, j.reserved_at FROM budget_jobs j LEFT JOIN job_costs c ON c.job_id = j.job_id"
+            " WHERE j.budget_id = %s ORDER BY j.spent DESC, j.reserved_at, j.job_id", (budget_id,)).fetchall()
+        thresholds = cur.execute("SELECT percent, spent, monthly_limit AS limit, at FROM budget_thresholds"
+                                 " WHERE budget_id = %s ORDER BY percent", (budget_id,)).fetchall()
+        decisions = cur.execute(
+            "SELECT kind, job_id, request_id, amount, over_by, old_limit, new_limit, actor, justification, at"
+            " FROM budget_decisions WHERE budget_id = %s ORDER BY version", (budget_id,)).fetchall()
+    return {"summary": summary(budget, jobs), "daily": daily(days), "jobs": breakdown(jobs, budget["monthly_limit"]),
+            "thresholds": thresholds, "decisions": decisions}
+
+
+def summary(budget: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    limit, spent, reserved = cents(budget["monthly_limit"]), cents(budget["spent"]), cents(budget["reserved"])
+    statuses = [job["status"] for job in jobs]
+    ended = {s.value for s in TERMINAL}
+    return {
+        "team": budget["team"], "month": budget["month"], "limit": limit, "grace_percent": budget["grace_percent"],
+        "spent": spent, "reserved": reserved, "forecast": spent + reserved, "remaining": limit - spent - reserved,
+        "utilisation_percent": percent(budget["spent"], budget["monthly_limit"]),
+        "jobs": {"total": len(jobs), "completed": statuses.count(JobStatus.COMPLETED.value),
+                 "failed": statuses.count(JobStatus.FAILED.value),
+                 "cancelled": statuses.count(JobStatus.CANCELLED.value),
+                 "active": sum(1 for s in statuses if s not in ended)},
+        "average_cost_per_job": cents(budget["spent"] / len(jobs)) if jobs else None,
+    }
+
+
+def daily(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    spends = apportion([d["spend"] for d in days])
+    return [{"day": d["day"].isoformat(), "spend": spend, "cumulative": total}
+            for d, spend, total in zip(days, spends, accumulate(spends), strict=True)]
+
+
+def breakdown(jobs: list[dict[str, Any]], limit: Decimal) -> list[dict[str, Any]]:
+    """Highest spend first, with its share of the limit ("Job XYZ: $87 (17% of monthly budget)")."""
+    spends = apportion([job["spent"] for job in jobs])
+    return [{**job, "spent": spend, "reserved": cents(job["reserved"]), "outstanding": cents(job["outstanding"]),
+             "released": cents(job["released"]), "percent_of_budget": percent(job["spent"], limit)}
+            for job, spend in zip(jobs, spends, strict=True)]

@@ -1,0 +1,83 @@
+"""Job costs read model (FR7.3.1, FR7.3.2): per job its pod lifetimes and the cost ledger's split
+into useful, lost and setup time and money (exact), with what finance groups by: client, project,
+preset, GPU tier, creator, status. The state is `JobCost`; this module stores it."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from domain.aggregates.training_job import TrainingJob
+from domain.cost_ledger import PodLifetime
+from projections.base import Projection, event_topics
+from projections.job_cost_state import JobCost, fold
+from projections.json import jsonb
+
+POD_TIMES = ("started_at", "training_started_at", "last_checkpoint_at", "interrupted_at", "stopped_at")
+
+
+def pod_as_json(pod: PodLifetime) -> dict[str, Any]:
+    return {"pod_id": pod.pod_id, "hourly_rate": str(pod.hourly_rate),
+            **{name: value.isoformat() if (value := getattr(pod, name)) else None for name in POD_TIMES}}
+
+
+def pod_from_json(data: dict[str, Any]) -> PodLifetime:
+    return PodLifetime(data["pod_id"], Decimal(data["hourly_rate"]),
+                       **{name: datetime.fromisoformat(data[name]) if data[name] else None for name in POD_TIMES})
+
+
+STATE = ("job_id, name, status, created_by, created_at, as_of, client, project, preset, gpu_tier, gpu_type, attempt,"
+         " current_pod, pods, interruptions, failure_type, final_loss, started_at, ended_at")
+COMPUTED = ("hourly_rates, pod_seconds, useful_seconds, lost_seconds, setup_seconds, useful_cost, lost_cost,"
+            " setup_cost, total_cost, version")
+COLUMNS = [c.strip() for c in f"{STATE}, {COMPUTED}".split(",")]
+UPSERT = (f"INSERT INTO job_costs ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"  # noqa: S608
+          f" ON CONFLICT (job_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in COLUMNS[1:])}")
+
+
+class JobCostsProjection(Projection):
+    name = "job_costs"
+    applications = ("pipeline",)
+    tables = ("job_costs",)
+    topics = event_topics(TrainingJob)
+    subject = "events.TrainingJob.>"
+
+    def version_of(self, cur: psycopg.Cursor, originator_id: UUID) -> int:
+        row = cur.execute("SELECT version FROM job_costs WHERE job_id = %s FOR UPDATE", (originator_id,)).fetchone()
+        return row[0] if row else 0
+
+    def apply(self, event: Any, cur: psycopg.Cursor) -> None:
+        if isinstance(event, TrainingJob.Created):
+            job = JobCost.created(event)
+        else:
+            job = self.load(cur, event.originator_id)
+            job.as_of = max(job.as_of, event.at)
+            fold(event, job)
+        self.save(cur, job, event.originator_version)
+
+    @staticmethod
+    def load(cur: psycopg.Cursor, job_id: UUID) -> JobCost:
+        with cur.connection.cursor(row_factory=dict_row) as dict_cur:
+            row = dict_cur.execute(f"SELECT {STATE} FROM job_costs WHERE job_id = %s",  # noqa: S608 - fixed names
+                                   (job_id,)).fetchone()
+        pods = [pod_from_json(p) for p in row.pop("pods")]
+        return JobCost(**row, pods={pod.pod_id: pod for pod in pods})
+
+    @staticmethod
+    def save(cur: psycopg.Cursor, job: JobCost, version: int) -> None:
+        totals = job.totals()
+        state = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
+        state["pods"] = jsonb([pod_as_json(p) for p in job.pods.values()])
+        computed = {"hourly_rates": job.hourly_rates(), "pod_seconds": totals.total_seconds,
+                    "useful_seconds": totals.useful_seconds, "lost_seconds": totals.lost_seconds,
+                    "setup_seconds": totals.setup_seconds, "useful_cost": totals.useful_cost,
+                    "lost_cost": totals.lost_cost, "setup_cost": totals.setup_cost, "total_cost": totals.total_cost,
+                    "version": version}
+        values = state | computed
+        cur.execute(UPSERT, [values[c] for c in COLUMNS])
