@@ -15,6 +15,7 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -122,21 +123,11 @@ class NatsAuthority:
     def revoke(self, job_id: str, attempt: int | None = None) -> None:
         """Removes the pod user of one attempt, or all of the job's."""
         only = pod_user(job_id, attempt) if attempt is not None else None
-        with self._users() as pods:
-            gone = [u for u, p in pods.items() if p["job_id"] == job_id and only in (None, u)]
-            for user in gone:
-                del pods[user]
-        if gone:
-            self._reload()
+        self._remove(lambda user, pod: pod["job_id"] == job_id and only in (None, user))
 
     def retain(self, job_ids: set[str]) -> None:
         """After a restart: users of jobs no longer active are removed."""
-        with self._users() as pods:
-            gone = [u for u, p in pods.items() if p["job_id"] not in job_ids]
-            for user in gone:
-                del pods[user]
-        if gone:
-            self._reload()
+        self._remove(lambda user, pod: pod["job_id"] not in job_ids)
 
     def granted(self) -> dict[str, str]:
         """user → job id."""
@@ -170,6 +161,22 @@ class NatsAuthority:
 
     def _users(self) -> _Users:
         return self._Users(self)
+
+    def _remove(self, which: Callable[[str, dict[str, str]], bool]) -> None:
+        """Removes the matching users and returns once the server refuses them (a reload is
+        asynchronous: a revoked pod must not get in during it)."""
+        with self._users() as pods:
+            gone = {user: pod["password"] for user, pod in pods.items() if which(user, pod)}
+            for user in gone:
+                del pods[user]
+        if not gone:
+            return
+        self._reload()
+        deadline = time.monotonic() + 5.0
+        while any(nats_accepts(self.nats_url, user, password) for user, password in gone.items()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nats-server still accepts revoked users {sorted(gone)}")
+            time.sleep(0.02)
 
     def _reload(self) -> None:
         pid = int((self.auth_dir / "nats.pid").read_text().strip())
