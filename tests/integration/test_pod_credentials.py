@@ -67,7 +67,7 @@ def test_a_pod_reaches_its_own_job_and_nothing_else(server: EmbeddedNats, tmp_pa
         pod_js, pod_store = pod.jetstream(), ObjectStore(pod.jetstream())
 
         # Its own job: telemetry and objects work.
-        await pod_js.publish(f"telemetry.{JOB_A}.step", telemetry_body(JOB_A), timeout=5)
+        await pod_js.publish(f"telemetry.{JOB_A}.step", telemetry_body(JOB_A), timeout=15)
         assert (await pod_store.get_file(refs[JOB_A], tmp_path / "own.bin")).read_bytes() == source.read_bytes()
         await pod_store.put_file(bus.job_bucket(JOB_A), "attempt-1/checkpoint-step-5.tar", source)
 
