@@ -127,3 +127,32 @@ def test_an_oom_is_retried_with_the_suggested_fix_as_a_linked_job_that_completes
         assert again.status_code == 400 and "Only failed or cancelled" in again.json()["detail"]
     finally:
         assert interrupt(process) == 0
+
+
+def test_a_cancelled_job_resumes_from_its_checkpoint_with_a_smaller_batch_as_a_new_job(tmp_path: Path) -> None:
+    env = stack(tmp_path, PIPELINE_AGENT_MAX_STEPS="150", PIPELINE_AGENT_CHECKPOINT_EVERY="5")
+    process, base = start_up(env, tmp_path / "up.log")
+    try:
+        original = start_job(base, "Stopped midway")
+        checkpoint = wait_for(lambda: next((s for t, s in job_events(env, original) if t == "TrainingJob.CheckpointSaved"),
+                                           None), timeout=180, interval=0.1, message="a checkpoint")
+        cancelled = httpx.post(f"{base}/api/jobs/{original}/cancel", json={"reason": "wrong_configuration"})
+        assert cancelled.status_code == 200, cancelled.text
+        wait_for(lambda: httpx.get(f"{base}/api/jobs/{original}").json()["status"] == "cancelled", message="cancelled")
+        options = httpx.get(f"{base}/api/jobs/{original}/retry-options").json()
+        assert options["resumable"] and options["checkpoint_step"] >= checkpoint["step"]
+        resumed = httpx.post(f"{base}/api/jobs/{original}/retry",
+                             json={"resume": True, "changes": {"per_device_train_batch_size": 2}})
+        assert resumed.status_code == 201, resumed.text
+        new_id = resumed.json()["id"]
+        assert finished(base, new_id)["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:]
+        events = job_events(env, new_id)
+        (created,) = [s for t, s in events if t == "TrainingJob.Created"]
+        assert UUID(created["resumed_from"]["_data_"]) == UUID(original)
+        # It went on from the checkpoint: no checkpoint of the steps already done was saved again.
+        steps = [s["step"] for t, s in events if t == "TrainingJob.CheckpointSaved"]
+        assert steps and min(steps) > options["checkpoint_step"]
+        (configured,) = [s for t, s in events if t == "TrainingJob.Configured"]
+        assert configured["hyperparameters"]["per_device_train_batch_size"] == 2
+    finally:
+        assert interrupt(process) == 0
