@@ -322,8 +322,8 @@ class Provisioner:
         job.interrupt("pod lost while the handlers restarted", job.last_step, job.attempt, at)
 
     def fault(self, job_id: UUID | None, action: str, count: int = 1) -> list[str]:
-        """Fault injection on the local provider: preempt (SIGTERM), kill (SIGKILL), no_capacity for
-        the next `count` requests, slow_start (`count` seconds per pod start)."""
+        """Fault injection on the local provider: preempt (SIGTERM), kill (SIGKILL), freeze (SIGSTOP),
+        no_capacity for the next `count` requests, slow_start (`count` seconds per pod start)."""
         if not hasattr(self.provider, "preempt"):
             raise ValueError("fault injection needs the local pod provider")
         if action == "no_capacity":
@@ -334,5 +334,5 @@ class Provisioner:
             return []
         pods = [p for p, j in self.pods.items() if j == job_id]
         for pod_id in pods:
-            getattr(self.provider, {"preempt": "preempt", "kill": "kill"}[action])(pod_id)
+            getattr(self.provider, {"preempt": "preempt", "kill": "kill", "freeze": "freeze"}[action])(pod_id)
         return pods

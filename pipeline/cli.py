@@ -64,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     events.set_defaults(run=cmd_events)
     pods = sub.add_parser("pods", help="pod commands").add_subparsers(dest="pods_command", required=True)
     fault = pods.add_parser("fault", help="fault injection on the local pod provider (tests, demos)")
-    fault.add_argument("action", choices=["preempt", "kill", "no_capacity", "slow_start"])
+    fault.add_argument("action", choices=["preempt", "kill", "freeze", "no_capacity", "slow_start"])
     fault.add_argument("--job", type=UUID, help="the job whose pods preempt/kill hit")
     fault.add_argument("--count", type=int, default=1, help="no_capacity: requests refused; slow_start: seconds")
     fault.set_defaults(run=cmd_pods_fault)
@@ -235,7 +235,7 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_pods_fault(settings: Settings, args: argparse.Namespace) -> int:
-    if args.action in ("preempt", "kill") and args.job is None:
+    if args.action in ("preempt", "kill", "freeze") and args.job is None:
         raise SettingsError(f"{args.action} needs --job JOB_ID")
     services = start_services(settings)
 

@@ -185,7 +185,7 @@ async def api_cancel_job(state: State, job_id: UUID, data: CancelJob) -> dict[st
 
 
 class PodFault(BaseModel):
-    action: Literal["preempt", "kill", "no_capacity", "slow_start"]
+    action: Literal["preempt", "kill", "freeze", "no_capacity", "slow_start"]
     count: int = Field(default=1, ge=0, le=600)  # no_capacity 0: capacity is back
 
 

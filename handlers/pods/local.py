@@ -1,6 +1,6 @@
 """Local pod provider: the GPU agent as a subprocess on this machine's CPU, with the tiny model.
-Fault injection for tests and demos: preempt (SIGTERM), kill (SIGKILL), no capacity for the next
-N requests, slow start."""
+Fault injection for tests and demos: preempt (SIGTERM), kill (SIGKILL), freeze (SIGSTOP: a lost
+host), no capacity for the next N requests, slow start."""
 
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ class LocalProvider:
         process = self.processes.get(pod_id)
         if process is not None and process.poll() is None:
             process.kill()
+
+    def freeze(self, pod_id: str) -> None:
+        """A host that is lost without its pod dying: the agent stops (SIGSTOP) and goes silent."""
+        process = self.processes.get(pod_id)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGSTOP)
 
     def no_capacity(self, requests: int) -> None:
         with self.lock:

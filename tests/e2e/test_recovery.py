@@ -87,3 +87,22 @@ def test_cancelling_a_training_job_stops_its_pod_and_settles_its_cost(tmp_path: 
         assert again.status_code == 409  # a cancelled job cannot be resumed
     finally:
         assert interrupt(process) == 0
+
+
+def test_a_silent_pod_is_caught_by_the_watchdog_and_its_job_recovered(tmp_path: Path) -> None:
+    env = stack(tmp_path, PIPELINE_HEARTBEAT_TIMEOUT="10", PIPELINE_AGENT_MAX_STEPS="150")
+    process, base = start_up(env, tmp_path / "up.log")
+    try:
+        job_id = start_job(base, "Lost host")
+        wait_for(lambda: "TrainingJob.CheckpointSaved" in topics_of(job_events(env, job_id)), timeout=180,
+                 interval=0.2, message="a checkpoint")
+        frozen = httpx.post(f"{base}/api/jobs/{job_id}/faults", json={"action": "freeze"})
+        assert frozen.status_code == 200 and frozen.json()["pods"], frozen.text
+        job = finished(base, job_id)
+        assert job["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:]
+        events = job_events(env, job_id)
+        (interrupted,) = [s for t, s in events if t == "TrainingJob.Interrupted"]
+        assert interrupted["reason"] == "heartbeat lost"
+        assert topics_of(events).count("TrainingJob.PodStarted") == 2
+    finally:
+        assert interrupt(process) == 0
