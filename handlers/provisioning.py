@@ -92,8 +92,9 @@ class Provisioner:
                 self.active.discard(job_id)
                 self.waiting.pop(job_id, None)
                 self.awaiting_report.pop(job_id, None)
-                self.app.record_job_spend(job_id, now())  # releases what is left once no pod runs
-                self.promote()
+        if topic in ENDED:  # outside the lock: charging reads the month's budget, other jobs need not wait
+            self.app.record_job_spend(job_id, now())  # releases what is left once no pod runs
+            self.promote()
 
     def admit(self, job_id: UUID) -> None:
         """A newly queued job: provisioned now if a slot is free, else it waits its turn (FIFO)."""
@@ -189,6 +190,7 @@ class Provisioner:
         """Pods that stopped: their lifetime closes in the job's ledger and the spend is charged. A
         pod that died without its agent reporting (SIGKILL, crash) interrupts its job; one whose
         agent should have reported gets REPORT_GRACE_S for the report to arrive."""
+        charges: list[tuple[UUID, datetime]] = []
         with self.lock:
             exits = self.provider.exited()
             for gone in exits:
@@ -201,9 +203,11 @@ class Provisioner:
                 attempt = self.app.update_job(job_id, lambda job, g=gone: self._pod_gone(job, g))
                 if attempt is not None:
                     self.awaiting_report[job_id] = (attempt, time.monotonic() + REPORT_GRACE_S)
-                self.app.record_job_spend(job_id, gone.at)
+                charges.append((job_id, gone.at))
                 log.info("job %s: pod %s exited with %s", job_id, gone.pod_id, gone.exit_code)
-            return exits
+        for job_id, at in charges:  # outside the lock, as in on_event
+            self.app.record_job_spend(job_id, at)
+        return exits
 
     @staticmethod
     def _pod_gone(job: Any, gone: PodExit) -> int | None:
