@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from uuid import UUID
 
+from handlers.notifications import commands as notification_commands
 from pipeline import audit, bus, db, exports
 from pipeline.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
 from pipeline.settings import Settings, SettingsError, load_settings
@@ -75,6 +76,16 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", type=audit.parse_when, help="before this ISO 8601 time")
     replay.add_argument("--format", choices=audit.FORMATS, default="text", help="text, json (JSON Lines) or csv")
     replay.set_defaults(run=cmd_audit_replay)
+    verify = audits.add_parser("verify", help="rebuild the read models aside and compare them with the live ones")
+    verify.add_argument("names", nargs="*", help="read models to verify (default: all)")
+    verify.add_argument("--limit", type=int, default=10, help="differences shown per table (default 10)")
+    verify.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a quiet telemetry moment")
+    verify.set_defaults(run=cmd_audit_verify)
+    notify = sub.add_parser("notifications", help="Slack and email notifications").add_subparsers(
+        dest="notifications_command", required=True)
+    notify.add_parser("run", help="run the notifier (EVENTS → email, Slack, banners)").set_defaults(
+        run=cmd_notifications_run)
+    notification_commands.add_arguments(notify, cmd_notifications)
     export = sub.add_parser("export", help="finance reports from the read models, as CSV or JSON")
     exports.add_arguments(export)
     export.set_defaults(run=cmd_export)
@@ -148,6 +159,20 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_handlers(settings: Settings, args: argparse.Namespace) -> int:
     return _run_worker(settings, "handlers")
+
+
+def cmd_notifications_run(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_worker(settings, "notifications")
+
+
+def cmd_notifications(settings: Settings, args: argparse.Namespace) -> int:
+    services = start_services(settings)  # preferences and the delivery ledger live in PostgreSQL only
+    try:
+        db.migrate(services.database_url, settings.connect_timeout_s)
+        with db.connect(services.database_url, settings.connect_timeout_s) as conn:
+            return notification_commands.run(conn, args, settings.team)
+    finally:
+        services.close()
 
 
 def cmd_projections_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -296,5 +321,28 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        services.close()
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline import verify
+    from pipeline.eventstore import EventStore
+    from projections import metrics
+    from projections.runner import NAMES
+
+    _check_projection_names(args.names)
+    names = args.names or NAMES
+    telemetry = metrics.NAME in names  # the metric history is rebuilt from TELEMETRY; the rest needs PostgreSQL only
+    services = _prepared(settings) if telemetry else start_services(settings)
+    try:
+        db.migrate(services.database_url, settings.connect_timeout_s)
+        store = EventStore.open(services.database_url, pool_size=1)
+        try:
+            applications = {app.name: app for app in store.applications()}
+            return verify.run(services.database_url, applications, services.nats_url if telemetry else None, names,
+                              args.limit, args.wait, sys.stdout)
+        finally:
+            store.close()
     finally:
         services.close()

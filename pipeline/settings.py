@@ -8,7 +8,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.applications import BudgetPolicy
@@ -64,6 +64,31 @@ class Settings(BaseSettings):
     runpod_container_disk_gb: int = Field(default=20, ge=1, alias="PIPELINE_RUNPOD_CONTAINER_DISK_GB")
     runpod_api_url: str = Field(default="https://api.runpod.io", pattern=r"^https?://", alias="PIPELINE_RUNPOD_API_URL")
     runpod_poll_s: float = Field(default=30.0, gt=0, alias="PIPELINE_RUNPOD_POLL_S")
+    # Notifications (docs/notifications.md): a channel left unset is recorded as skipped, never failed.
+    public_url: str = Field(default="", pattern=r"^(https?://.+)?$", alias="PIPELINE_PUBLIC_URL")
+    smtp_host: str = Field(default="", alias="PIPELINE_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, alias="PIPELINE_SMTP_PORT")
+    smtp_user: str = Field(default="", alias="PIPELINE_SMTP_USER")
+    smtp_password: SecretStr = Field(default=SecretStr(""), alias="PIPELINE_SMTP_PASSWORD")
+    smtp_tls: Literal["starttls", "ssl", "none"] = Field(default="starttls", alias="PIPELINE_SMTP_TLS")
+    notify_from: str = Field(default="LoRA Pipeline <lora-pipeline@localhost>", min_length=3,
+                             alias="PIPELINE_NOTIFY_FROM")
+    notify_timeout_s: float = Field(default=10.0, gt=0, le=120, alias="PIPELINE_NOTIFY_TIMEOUT")
+    slack_webhook_url: str = Field(default="", pattern=r"^(https?://.+)?$", alias="PIPELINE_SLACK_WEBHOOK_URL")
+    approval_secret: SecretStr = Field(default=SecretStr(""), alias="PIPELINE_APPROVAL_SECRET")
+    approval_ttl_h: float = Field(default=72.0, gt=0, le=24 * 30, alias="PIPELINE_APPROVAL_TTL_H")
+
+    @field_validator("approval_secret")
+    @classmethod
+    def _check_approval_secret(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value()) < 16:
+            raise ValueError("PIPELINE_APPROVAL_SECRET must be at least 16 characters")
+        return value
+
+    @property
+    def public_base_url(self) -> str:
+        """Where links in notifications point: PIPELINE_PUBLIC_URL, else this web listener."""
+        return self.public_url.rstrip("/") or f"http://{self.web_host}:{self.web_port}"
 
     @model_validator(mode="after")
     def _check_runpod(self) -> Settings:

@@ -20,6 +20,7 @@ WORKERS = {
     "relay": ["relay"],
     "projections": ["projections", "run"],
     "handlers": ["handlers", "run"],
+    "notifications": ["notifications", "run"],
     "web": ["web"],
 }
 

@@ -209,3 +209,13 @@ async def run_projections(settings: Settings, database_url: str, nats_url: str,
         pool.close()
         lock_conn.close()
         store.close()
+
+
+NOTIFICATIONS_LOCK_KEY = 7_305_101_908
+
+
+async def run_notifications(settings: Settings, database_url: str, nats_url: str) -> None:
+    """The notifier (handlers/notifications): EVENTS → email, Slack and in-app banners."""
+    from handlers.notifications.worker import run
+
+    await run(settings, database_url, nats_url, NOTIFICATIONS_LOCK_KEY)

@@ -77,6 +77,7 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
     J.GpuTierChanged: lambda e: (f"Switched to {_words(e.gpu_tier)} by {e.actor} at {usd(e.hourly_rate)}/hr"
                                  f" (estimate up to {usd(e.estimated_cost_max)})"),
     J.Promoted: lambda e: f"Moved to the front of the queue by {e.actor}",
+    J.MetricsExported: lambda e: f"Exported ({e.kind}) by {e.actor}",
     B.Created: lambda e: f"Budget {e.month} of team {e.team} opened with a limit of {usd(e.limit)}",
     B.Reserved: lambda e: f"Budget reserved: {usd(e.amount)}",
     B.ReservationChanged: lambda e: f"Budget reservation changed to {usd(e.amount)}",

@@ -1,104 +1,150 @@
-"""Jobs list read model: one row per training job, its name and status."""
+"""Jobs read model (FR2.3.1, FR2.1.1, FR2.1.2): one `jobs` row per training job with everything the
+list filters, sorts and searches on, and the job's stage timeline (`job_stages`) and interruptions
+(`job_interruptions`). The state is folded from the events by projections/job_state.py; this
+module loads and stores it, once per job and batch."""
 
 from __future__ import annotations
 
-from functools import singledispatchmethod
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import dict_row
 
 from domain.aggregates.training_job import TrainingJob
-from domain.job_status import JobStatus
-from projections.base import Projection, event_topics
+from domain.cost_ledger import PodLifetime
+from projections.base import Item, Projection, event_topics
+from projections.job_state import STATUS_OF, Interruption, JobState, Stage, apply
 from projections.json import jsonb
 
-J = TrainingJob
-# Events that move the job to a fixed status; StageChanged carries its own.
-STATUS_OF = {
-    J.ProvisioningFailed: JobStatus.QUEUED_WAITING_FOR_GPU,
-    J.Interrupted: JobStatus.INTERRUPTED, J.RecoveryStarted: JobStatus.RECOVERING,
-    J.Completed: JobStatus.COMPLETED, J.Failed: JobStatus.FAILED, J.Cancelled: JobStatus.CANCELLED,
-}
+__all__ = ["STATUS_OF", "JobsProjection"]
+
+STAGE_COLUMNS = ("attempt", "stage", "started_at", "ended_at", "outcome", "estimated_seconds")
+INTERRUPTION_COLUMNS = ("number", "attempt", "step", "reason", "at", "recovery_started_at", "recovery_attempt",
+                        "checkpoint_step", "resumed_at", "downtime_seconds")
+ROW_COLUMNS = (
+    "id", "name", "status", "training_file", "created_by", "created_at", "updated_at", "version", "preset",
+    "gpu_tier", "estimated_cost_min", "estimated_cost_max", "queued_at", "promoted_at", "awaiting_gpu_decision",
+    "file_name", "description", "tags", "client", "project", "notes", "retry_of", "retry_number", "resumed_from",
+    "gpu_type", "hourly_rate", "estimated_duration_hours", "attempt", "current_pod", "pods", "cost", "cost_as_of",
+    "running_rate", "started_at", "ended_at", "step", "total_steps", "epoch", "loss", "validation_loss",
+    "final_loss", "checkpoint_step", "interruptions", "downtime_seconds", "failure_type", "failure_message")
+JSON_COLUMNS = {"training_file", "tags", "notes", "pods"}
+POD_TIMES = ("started_at", "training_started_at", "last_checkpoint_at", "interrupted_at", "stopped_at")
+# Name first, then description and tags, then notes: a match in the name ranks highest. The `simple`
+# configuration (no stemming, no stop words) makes every typed word prefix match (`experim` finds
+# "experiment", which English stemming stores as `experi`).
+SEARCH = ("setweight(to_tsvector('simple', %(name)s), 'A') || setweight(to_tsvector('simple', %(description)s),"
+          " 'B') || setweight(to_tsvector('simple', %(tag_text)s), 'B')"
+          " || setweight(to_tsvector('simple', %(note_text)s), 'C')")
+
+
+def _upsert(table: str, columns: Sequence[str], values: Sequence[str], key: int) -> str:
+    """INSERT … ON CONFLICT on the first `key` columns, updating the others."""
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[key:])
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(values)})"
+            f" ON CONFLICT ({', '.join(columns[:key])}) DO UPDATE SET {updates}")
+
+
+# The search vector is redone only when the text changed (Created, Renamed, MetadataUpdated, NoteAdded).
+UPSERT = {True: _upsert("jobs", [*ROW_COLUMNS, "search"], [*(f"%({c})s" for c in ROW_COLUMNS), SEARCH], 1),
+          False: _upsert("jobs", ROW_COLUMNS, [f"%({c})s" for c in ROW_COLUMNS], 1)}
+UPSERT_STAGE = _upsert("job_stages", ["job_id", *STAGE_COLUMNS], ["%s"] * (len(STAGE_COLUMNS) + 1), 3)
+UPSERT_INTERRUPTION = _upsert("job_interruptions", ["job_id", *INTERRUPTION_COLUMNS],
+                              ["%s"] * (len(INTERRUPTION_COLUMNS) + 1), 2)
 
 
 class JobsProjection(Projection):
+    """Writes each job once per batch: its row, and the stages and interruptions that changed."""
+
     name = "jobs"
     applications = ("pipeline",)
-    tables = ("jobs",)
+    tables = ("jobs", "job_stages", "job_interruptions")
     topics = event_topics(TrainingJob)
     subject = "events.TrainingJob.>"
 
     def version_of(self, cur: psycopg.Cursor, originator_id: UUID) -> int:
-        row = cur.execute("SELECT version FROM jobs WHERE id = %s FOR UPDATE", (originator_id,)).fetchone()
-        return row[0] if row else 0
+        return self.versions_of(cur, [originator_id])[originator_id]
 
-    @singledispatchmethod
-    def apply(self, event: Any, cur: psycopg.Cursor) -> None:
-        status = STATUS_OF.get(type(event))
-        if status is None:  # events this read model does not show only advance the version
-            cur.execute("UPDATE jobs SET version = %s WHERE id = %s", (event.originator_version, event.originator_id))
+    def versions_of(self, cur: psycopg.Cursor, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
+        found = dict(cur.execute("SELECT id, version FROM jobs WHERE id = ANY(%s) FOR UPDATE",
+                                 (list(originator_ids),)).fetchall())
+        return {job_id: found.get(job_id, 0) for job_id in originator_ids}
+
+    def write(self, event: Any, cur: psycopg.Cursor, notification_id: int) -> None:
+        self.write_batch(cur, [(notification_id, event)])
+
+    def write_batch(self, cur: psycopg.Cursor, items: Sequence[Item]) -> None:
+        """Loads the batch's jobs, folds their events in order, and writes each job once."""
+        jobs = load(cur.connection, [event.originator_id for _, event in items
+                                     if not isinstance(event, TrainingJob.Created)])
+        for _, event in items:
+            if isinstance(event, TrainingJob.Created):
+                jobs[event.originator_id] = JobState.created(event)
+            apply(event, jobs[event.originator_id])
+        save(cur, jobs.values())
+
+
+def load(conn: psycopg.Connection, job_ids: Sequence[UUID]) -> dict[UUID, JobState]:
+    """The jobs' states with their stages and interruptions (three queries, whatever the count)."""
+    if not job_ids:
+        return {}
+    ids = list(dict.fromkeys(job_ids))
+    with conn.cursor(row_factory=dict_row) as cur:
+        jobs = {row["id"]: _state(row) for row in cur.execute(
+            f"SELECT {', '.join(ROW_COLUMNS)} FROM jobs WHERE id = ANY(%s)", (ids,))}  # noqa: S608 - fixed names
+        for row in cur.execute(f"SELECT job_id, {', '.join(STAGE_COLUMNS)} FROM job_stages"  # noqa: S608
+                               " WHERE job_id = ANY(%s)", (ids,)):
+            stage = Stage(**{c: row[c] for c in STAGE_COLUMNS})
+            jobs[row["job_id"]].stages[(stage.attempt, stage.stage)] = stage
+        for row in cur.execute(f"SELECT job_id, {', '.join(INTERRUPTION_COLUMNS)} FROM job_interruptions"  # noqa: S608
+                               " WHERE job_id = ANY(%s)", (ids,)):
+            interruption = Interruption(**{c: row[c] for c in INTERRUPTION_COLUMNS})
+            jobs[row["job_id"]].interrupted[interruption.number] = interruption
+    return jobs
+
+
+def _state(row: dict[str, Any]) -> JobState:
+    return JobState(**row | {"pods": {p["pod_id"]: pod_from_json(p) for p in row["pods"]}})
+
+
+def pod_as_json(pod: PodLifetime) -> dict[str, Any]:
+    return {"pod_id": pod.pod_id, "hourly_rate": str(pod.hourly_rate),
+            **{name: value.isoformat() if (value := getattr(pod, name)) else None for name in POD_TIMES}}
+
+
+def pod_from_json(data: dict[str, Any]) -> PodLifetime:
+    return PodLifetime(data["pod_id"], Decimal(data["hourly_rate"]),
+                       **{name: datetime.fromisoformat(data[name]) if data[name] else None for name in POD_TIMES})
+
+
+def save(cur: psycopg.Cursor, jobs: Iterable[JobState]) -> None:
+    """Writes each job's row, and the stages and interruptions its events changed (pipelined)."""
+    with cur.connection.pipeline():
+        for job in jobs:
+            _save(cur, job)
+
+
+def _save(cur: psycopg.Cursor, job: JobState) -> None:
+    cur.execute(UPSERT[job.text_changed], _row(job))
+    for kind, key in sorted(job.changed, key=str):
+        if kind == "stage":
+            stage = job.stages[key]
+            cur.execute(UPSERT_STAGE, (job.id, *(getattr(stage, c) for c in STAGE_COLUMNS)))
         else:
-            self._set(cur, event, "status", status.value)
+            interruption = job.interrupted[key]
+            cur.execute(UPSERT_INTERRUPTION, (job.id, *(getattr(interruption, c) for c in INTERRUPTION_COLUMNS)))
+    job.changed.clear()
+    job.text_changed = False
 
-    @apply.register
-    def _created(self, event: TrainingJob.Created, cur: psycopg.Cursor) -> None:
-        cur.execute(
-            "INSERT INTO jobs (id, name, status, training_file, created_by, created_at,"
-            " updated_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (event.originator_id, event.name, JobStatus.PENDING_CONFIGURATION.value,
-             jsonb(event.training_file.as_dict()), event.created_by, event.at, event.at,
-             event.originator_version),
-        )
 
-    @apply.register
-    def _configured(self, event: TrainingJob.Configured, cur: psycopg.Cursor) -> None:
-        cur.execute(
-            "UPDATE jobs SET status = %s, preset = %s, gpu_tier = %s, estimated_cost_min = %s,"
-            " estimated_cost_max = %s, updated_at = %s, version = %s WHERE id = %s",
-            (JobStatus.CONFIGURED.value, event.preset, event.gpu_tier, event.estimated_cost_min,
-             event.estimated_cost_max, event.at, event.originator_version, event.originator_id),
-        )
-
-    @apply.register
-    def _queued(self, event: TrainingJob.Queued, cur: psycopg.Cursor) -> None:
-        cur.execute("UPDATE jobs SET status = %s, queued_at = %s, updated_at = %s, version = %s WHERE id = %s",
-                    (JobStatus.QUEUED.value, event.at, event.at, event.originator_version, event.originator_id))
-
-    @apply.register
-    def _provisioning(self, event: TrainingJob.ProvisioningStarted, cur: psycopg.Cursor) -> None:
-        cur.execute("UPDATE jobs SET status = %s, gpu_tier = %s, updated_at = %s, version = %s WHERE id = %s",
-                    (JobStatus.PROVISIONING.value, event.gpu_tier, event.at, event.originator_version,
-                     event.originator_id))
-
-    @apply.register
-    def _stage_changed(self, event: TrainingJob.StageChanged, cur: psycopg.Cursor) -> None:
-        self._set(cur, event, "status", event.stage)
-
-    @apply.register
-    def _renamed(self, event: TrainingJob.Renamed, cur: psycopg.Cursor) -> None:
-        self._set(cur, event, "name", event.name)
-
-    @apply.register
-    def _promoted(self, event: TrainingJob.Promoted, cur: psycopg.Cursor) -> None:
-        cur.execute("UPDATE jobs SET promoted_at = %s, updated_at = %s, version = %s WHERE id = %s",
-                    (event.at, event.at, event.originator_version, event.originator_id))
-
-    @apply.register
-    def _gpu_tier_changed(self, event: TrainingJob.GpuTierChanged, cur: psycopg.Cursor) -> None:
-        cur.execute("UPDATE jobs SET gpu_tier = %s, estimated_cost_min = %s, estimated_cost_max = %s,"
-                    " awaiting_gpu_decision = false, updated_at = %s, version = %s WHERE id = %s",
-                    (event.gpu_tier, event.estimated_cost_min, event.estimated_cost_max, event.at,
-                     event.originator_version, event.originator_id))
-
-    @apply.register
-    def _provisioning_timed_out(self, event: TrainingJob.ProvisioningTimedOut, cur: psycopg.Cursor) -> None:
-        cur.execute("UPDATE jobs SET awaiting_gpu_decision = true, updated_at = %s, version = %s WHERE id = %s",
-                    (event.at, event.originator_version, event.originator_id))
-
-    @staticmethod
-    def _set(cur: psycopg.Cursor, event: Any, column: str, value: str) -> None:
-        cur.execute(
-            f"UPDATE jobs SET {column} = %s, updated_at = %s, version = %s WHERE id = %s",  # noqa: S608 - fixed names
-            (value, event.at, event.originator_version, event.originator_id),
-        )
+def _row(job: JobState) -> dict[str, Any]:
+    row = {c: getattr(job, c) for c in ROW_COLUMNS if c not in JSON_COLUMNS}
+    row |= {"training_file": jsonb(job.training_file), "tags": jsonb(job.tags), "notes": jsonb(job.notes),
+            "pods": jsonb([pod_as_json(p) for p in job.pods.values()])}
+    if job.text_changed:
+        row |= {"tag_text": " ".join(job.tags), "note_text": "\n".join(n["text"] for n in job.notes)}
+    return row

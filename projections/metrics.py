@@ -142,16 +142,17 @@ def add_live_metrics(broker: NatsBroker, pool: ConnectionPool, max_deliver: int)
 
 
 async def rebuild(conn: psycopg.Connection, nats_url: str, progress: Callable[[int], None] | None = None,
-                  timeout: float = 5.0) -> int:
+                  timeout: float = 5.0, until: int | None = None) -> int:
     """Empties job_metrics and refills it from the whole TELEMETRY stream in one transaction
     (readers wait for it and never see it half filled); returns how many messages were read.
-    The live consumer's writes meanwhile wait for the lock, then merge as usual."""
+    The live consumer's writes meanwhile wait for the lock, then merge as usual. `until` stops at
+    a stream sequence (what the live consumer had consumed, for `audit verify`)."""
     nc = await bus.connect(nats_url, "metrics-rebuild", timeout)
     count = 0
     try:
         with conn.transaction():
             conn.execute("TRUNCATE job_metrics")
-            async for batch in stream_batches(nc.jetstream()):
+            async for batch in stream_batches(nc.jetstream(), until=until):
                 write(conn, parse([(m.subject, m.data) for m in batch])[0])
                 count += len(batch)
                 if progress:
@@ -161,10 +162,11 @@ async def rebuild(conn: psycopg.Connection, nats_url: str, progress: Callable[[i
     return count
 
 
-async def stream_batches(js: JetStreamContext, size: int = 1000, timeout: float = 2.0) -> AsyncIterator[list[Msg]]:
+async def stream_batches(js: JetStreamContext, size: int = 1000, timeout: float = 2.0,
+                         until: int | None = None) -> AsyncIterator[list[Msg]]:
     """The stream's step and eval messages from its first, in order, through an ephemeral
-    consumer without acks; stops at the end it finds."""
-    if (await js.stream_info(TELEMETRY_STREAM)).state.messages == 0:
+    consumer without acks; stops at the end it finds, or after stream sequence `until`."""
+    if (await js.stream_info(TELEMETRY_STREAM)).state.messages == 0 or until == 0:
         return
     sub = await js.pull_subscribe("telemetry.>", stream=TELEMETRY_STREAM, config=ConsumerConfig(
         filter_subjects=[f"telemetry.*.{kind}" for kind in KINDS], deliver_policy=DeliverPolicy.ALL,
@@ -174,6 +176,9 @@ async def stream_batches(js: JetStreamContext, size: int = 1000, timeout: float 
             try:
                 batch = await sub.fetch(size, timeout)
             except TimeoutError:
+                return
+            if until is not None and batch[-1].metadata.sequence.stream >= until:
+                yield [m for m in batch if m.metadata.sequence.stream <= until]
                 return
             yield batch
             if batch[-1].metadata.num_pending == 0:

@@ -15,12 +15,13 @@ from psycopg_pool import ConnectionPool
 from pipeline import envelope
 from pipeline.consumers import PoisonMessageError, add_consumer
 from projections import metrics
-from projections.base import Projection, process
+from projections.base import Item, Projection, process, process_batch
 from projections.budgets import BudgetsProjection
 from projections.catalog import CatalogProjection
 from projections.event_log import EventLogProjection
 from projections.job_costs import JobCostsProjection
 from projections.jobs import JobsProjection
+from projections.replay import replay
 
 # Read models of the event store.
 PROJECTIONS: dict[str, Projection] = {
@@ -37,51 +38,62 @@ def durable_name(projection: Projection) -> str:
 
 def rebuild(conn: psycopg.Connection, projection: Projection, applications: dict[str, Application],
             progress: Callable[[int], None] | None = None) -> int:
-    """Empties the projection's tables and replays the event store through the same `process`
-    the live consumer uses, in one transaction: readers see the old or the new table, never half."""
-    count = 0
+    """Empties the projection's tables and replays the event store through the same
+    `process_batch` the live consumer uses, in one transaction: readers see the old or the new
+    table, never half."""
     with conn.transaction():
         for table in projection.tables:
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table)))
         conn.execute("DELETE FROM projection_positions WHERE projection = %s", (projection.name,))
-        for name in projection.applications:
-            app = applications[name]
-            start = 1
-            while batch := app.recorder.select_notifications(start, 1000, topics=projection.topics):
-                for notification in batch:
-                    process(conn, projection, name, notification.id, app.mapper.to_domain_event(notification))
-                count += len(batch)
-                start = batch[-1].id + 1
-                if progress:
-                    progress(count)
-    return count
+        return replay(conn, [projection], applications, progress=progress)[projection.name]
 
 
 def add_live_projection(broker: NatsBroker, pool: ConnectionPool, projection: Projection,
                         applications: dict[str, Application], max_deliver: int) -> None:
-    def apply(conn: psycopg.Connection, body: bytes) -> None:
-        try:
-            env = envelope.decode(body)
-            app = applications[env.application]
-        except (ValueError, KeyError) as exc:
-            raise PoisonMessageError(str(exc)) from None
-        if env.stored_event.topic in projection.topics:  # its subject may carry more (event_log: events.>)
-            event = app.mapper.to_domain_event(env.stored_event)
-            process(conn, projection, env.application, env.notification_id, event)
-
     def handle(bodies: Sequence[bytes]) -> list[Exception | None]:
-        outcomes: list[Exception | None] = []
-        with pool.connection() as conn:
-            for body in bodies:
+        outcomes: list[Exception | None] = [None] * len(bodies)
+        batches: dict[str, list[tuple[int, Item]]] = {}  # per application: (place in `bodies`, item)
+        for place, body in enumerate(bodies):
+            try:
+                env = envelope.decode(body)
+                app = applications[env.application]
+            except (ValueError, KeyError) as exc:
+                outcomes[place] = PoisonMessageError(str(exc))
+                continue
+            if env.stored_event.topic in projection.topics:  # its subject may carry more (event_log: events.>)
                 try:
-                    apply(conn, body)
-                    outcomes.append(None)
+                    event = app.mapper.to_domain_event(env.stored_event)
                 except Exception as exc:  # noqa: BLE001 - settled per message by the consumer
-                    outcomes.append(exc)
+                    outcomes[place] = exc
+                    continue
+                batches.setdefault(env.application, []).append((place, (env.notification_id, event)))
+        with pool.connection() as conn:
+            for application, placed in batches.items():
+                found = apply_batch(conn, projection, application, [item for _, item in placed])
+                for (place, _), outcome in zip(placed, found, strict=True):
+                    outcomes[place] = outcome
         return outcomes
 
     add_consumer(broker, pool, durable=durable_name(projection), subject=projection.subject,
                  handle=handle, max_deliver=max_deliver)
+
+
+def apply_batch(conn: psycopg.Connection, projection: Projection, application: str,
+                items: Sequence[Item]) -> list[Exception | None]:
+    """One transaction for the batch; if it fails, each event on its own, so that only the
+    failing ones are retried."""
+    try:
+        return [outcome if isinstance(outcome, Exception) else None
+                for outcome in process_batch(conn, projection, application, items)]
+    except Exception:  # noqa: BLE001 - narrowed down below, event by event
+        outcomes: list[Exception | None] = []
+        for notification_id, event in items:
+            try:
+                process(conn, projection, application, notification_id, event)
+                outcomes.append(None)
+            except Exception as exc:  # noqa: BLE001 - settled per message by the consumer
+                outcomes.append(exc)
+        return outcomes
 
 
 def add_live(broker: NatsBroker, pool: ConnectionPool, name: str, applications: dict[str, Application],

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus
@@ -19,7 +20,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -31,7 +32,8 @@ from pipeline import bus, health
 from pipeline.eventstore import EventStore
 from pipeline.objectstore import ObjectStore
 from pipeline.settings import Settings
-from web import finance, job_actions, queries
+from projections.job_search import JobSearch
+from web import exports, finance, job_actions, job_views, notifications, queries
 from web.errors import DOMAIN_ERRORS, domain_error_response, message_of
 from web.flows import ANONYMOUS, add_uploaded_file, check_queue, create_job
 
@@ -149,8 +151,26 @@ async def api_upload_file(state: State, data: Annotated[FileForm, Body(media_typ
 
 
 @get("/api/jobs")
-async def api_list_jobs(state: State) -> list[dict[str, Any]]:
-    return await queries.list_jobs(state.pool)
+async def api_list_jobs(
+    state: State, status: FromQuery[list[str] | None] = None, preset: FromQuery[str | None] = None,
+    gpu_tier: FromQuery[str | None] = None, created_by: FromQuery[str | None] = None,
+    client: FromQuery[str | None] = None, project: FromQuery[str | None] = None,
+    tags: FromQuery[list[str] | None] = None, text: FromQuery[str | None] = None,
+    created_from: FromQuery[datetime | None] = None, created_to: FromQuery[datetime | None] = None,
+    cost_from: FromQuery[Decimal | None] = None, cost_to: FromQuery[Decimal | None] = None,
+    sort: FromQuery[str] = "created_at", descending: FromQuery[bool] = True, page: FromQuery[int] = 1,
+    per_page: FromQuery[int] = 200,
+) -> Response[list[dict[str, Any]]]:
+    """Jobs newest first, or filtered, searched (`text`) and sorted (FR2.3.1); X-Total-Count has the number matching."""
+    try:
+        search = JobSearch(status=status or (), preset=preset, gpu_tier=gpu_tier, created_by=created_by, client=client,
+                           project=project, tags=tags or (), text=text, created_from=created_from,
+                           created_to=created_to, cost_from=cost_from, cost_to=cost_to, sort=sort,
+                           descending=descending, page=page, per_page=per_page)
+    except ValueError as exc:
+        raise ClientException(str(exc)) from None
+    found = await queries.search_jobs(state.pool, search)
+    return Response(found.jobs, headers={"X-Total-Count": str(found.total)})
 
 
 @get("/api/jobs/{job_id:uuid}")
@@ -230,7 +250,8 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
     return Litestar(
         route_handlers=[index, create_job_form, files_page, upload_file_form, api_list_files, api_upload_file,
                         api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
-                        health_check, job_actions.router, finance.router,
+                        health_check, job_actions.router, exports.router, finance.router, notifications.router,
+                        job_views.api_job_detail,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
         exception_handlers={cls: domain_error_response for cls in DOMAIN_ERRORS},

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from projections.job_detail import STATEMENTS as DETAIL_STATEMENTS
+from projections.job_detail import assemble
+from projections.job_search import JobPage, JobSearch, presented
 
 JOB_COLUMNS = ("id, name, status, training_file, created_by, created_at, updated_at, preset, gpu_tier,"
                " estimated_cost_min, estimated_cost_max")
@@ -23,6 +28,27 @@ async def rows(pool: AsyncConnectionPool, query: str, params: tuple = ()) -> lis
 
 async def list_jobs(pool: AsyncConnectionPool, limit: int = 200) -> list[dict[str, Any]]:
     return await rows(pool, f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, id LIMIT %s", (limit,))
+
+
+async def search_jobs(pool: AsyncConnectionPool, search: JobSearch) -> JobPage:
+    """The jobs list (FR2.3.1): one page and the number of jobs matching (projections/job_search.py)."""
+    count, page, params = search.statements()
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        total = (await (await cur.execute(count, params)).fetchone())["total"]
+        jobs = [presented(row) for row in await (await cur.execute(page, params)).fetchall()]
+    return JobPage(jobs, total, search.page, search.per_page)
+
+
+async def job_detail(pool: AsyncConnectionPool, job_id: UUID) -> dict[str, Any] | None:
+    """Progress, stages, cost tracker, interruptions and linked retries (projections/job_detail.py)."""
+    now = datetime.now(timezone.utc)
+    found = {}
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        for name, query in DETAIL_STATEMENTS.items():
+            found[name] = await (await cur.execute(query, {"id": job_id, "now": now})).fetchall()
+    return assemble(found, now)
 
 
 async def get_job(pool: AsyncConnectionPool, job_id: UUID) -> dict[str, Any] | None:

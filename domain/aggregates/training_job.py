@@ -189,6 +189,13 @@ class TrainingJob(Aggregate):
         actor: str
         at: datetime
 
+    class MetricsExported(Aggregate.Event):
+        """An export of the job's data (FR4.2.1's "track export count for audit trail")."""
+        TOPIC = "TrainingJob.MetricsExported"
+        kind: str
+        actor: str
+        at: datetime
+
     class Promoted(Aggregate.Event):
         """Moved to the front of the queue by a manager (FR2.3.2)."""
         TOPIC = "TrainingJob.Promoted"
@@ -246,6 +253,7 @@ class TrainingJob(Aggregate):
         self.queued_at: datetime | None = None
         self.promoted_at: datetime | None = None
         self.awaiting_gpu_decision = False
+        self.exports = 0
 
     def configure(self, *, preset: str, hyperparameters: dict[str, Any], gpu_tier: str, gpu_type: str,
                   hourly_rate: Decimal, estimated_duration_hours: Decimal, estimated_cost_min: Decimal,
@@ -374,6 +382,14 @@ class TrainingJob(Aggregate):
     @event(Promoted)
     def _promoted(self, actor: str, at: datetime) -> None:
         self.promoted_at, self.updated_at = at, at
+
+    def record_export(self, kind: str, actor: str, at: datetime) -> None:
+        """Any time, in any state: an audit record, it changes nothing else."""
+        self._metrics_exported(kind=kind, actor=actor, at=at)
+
+    @event(MetricsExported)
+    def _metrics_exported(self, kind: str, actor: str, at: datetime) -> None:
+        self.exports += 1
 
     def pod_started(self, pod_id: str, attempt: int, hourly_rate: Decimal, at: datetime) -> None:
         if pod_id in self.pods:

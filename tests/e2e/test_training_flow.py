@@ -59,5 +59,12 @@ def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charg
         assert float(released["amount"]["_data_"]) > 0
         wait_for(lambda: httpx.get(f"{base}/api/files").json()[0]["active_jobs"] == 0, timeout=20,
                  message="the file free again (catalog read model)")
+        # FR4.2.1: every step of the run in the metrics export (the metric history read model).
+        lines = wait_for(lambda: len(r := httpx.get(f"{base}/api/jobs/{job_id}/metrics.csv").text.splitlines()) == 13
+                         and r, timeout=20, message="12 steps in the metrics export")
+        assert lines[0].startswith("step_number,epoch,training_loss,validation_loss")
+        download = httpx.get(f"{base}/api/jobs/{job_id}/metrics.json")
+        assert "-metrics-" in download.headers["content-disposition"]
+        assert len(download.json()["training_metrics"]) == 12
     finally:
         assert interrupt(process) == 0

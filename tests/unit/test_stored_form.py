@@ -47,6 +47,7 @@ def full_life_events() -> list:
     job.change_stage(JobStatus.TRAINING, attempt, t(50))
     job.change_stage(JobStatus.FINALIZATION, attempt, t(90))
     job.complete(ADAPTER, {"final_loss": 0.287, "perplexity_improvement": 31.0}, attempt, t(95))
+    job.record_export("metrics-csv", "alice", t(96))
     events = job.collect_events()
     other = configured_job()
     other.queue(t(1))

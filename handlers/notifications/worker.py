@@ -1,0 +1,59 @@
+"""`pipeline notifications run`: the notifier as a durable consumer of EVENTS (a singleton)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import psycopg
+from faststream.nats import NatsBroker
+from psycopg_pool import ConnectionPool
+
+from handlers.notifications.channels import Mailer, SlackWebhooks, SmtpConfig
+from handlers.notifications.notifier import Notifier, NotifierConfig
+from pipeline import bus
+from pipeline.consumers import add_consumer
+from pipeline.eventstore import EventStore
+from pipeline.relay import acquire_leadership
+from pipeline.settings import Settings
+from pipeline.workers import FASTSTREAM_LOG, stop_on_signals
+
+log = logging.getLogger(__name__)
+
+DURABLE = "notifier"
+# Small batches: each message may wait on SMTP or Slack, and a batch must finish within the
+# consumer's ack_wait (60 s).
+BATCH = 10
+
+
+def notifier_from_settings(settings: Settings, store: EventStore, pool: ConnectionPool) -> Notifier:
+    mailer = Mailer(SmtpConfig(settings.smtp_host, settings.smtp_port, settings.smtp_user,
+                               settings.smtp_password.get_secret_value(), settings.smtp_tls, settings.notify_timeout_s))
+    config = NotifierConfig(settings.team, settings.public_base_url, settings.notify_from, settings.slack_webhook_url,
+                            settings.approval_secret.get_secret_value(), timedelta(hours=settings.approval_ttl_h))
+    return Notifier(store.app, pool, config, mailer, SlackWebhooks(settings.notify_timeout_s))
+
+
+async def run(settings: Settings, database_url: str, nats_url: str, lock_key: int) -> None:
+    stop = stop_on_signals()
+    store = EventStore.open(database_url, pool_size=2, policy=settings.budget_policy())
+    pool = ConnectionPool(database_url, min_size=1, max_size=2, open=True)
+    lock_conn = psycopg.connect(database_url, autocommit=True)
+    notifier = notifier_from_settings(settings, store, pool)
+    broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
+                        max_reconnect_attempts=-1, logger=FASTSTREAM_LOG)
+    add_consumer(broker, pool, durable=DURABLE, subject="events.>", handle=notifier.handle_batch,
+                 max_deliver=settings.consumer_max_deliver, batch_size=BATCH)
+    try:
+        if await acquire_leadership(lock_conn, stop, lock_key):
+            bus.probe(nats_url, settings.connect_timeout_s)
+            await broker.start()
+            log.info("notifications: email %s, team Slack %s", "on" if notifier.mailer.configured else "not configured",
+                     "on" if settings.slack_webhook_url else "from team settings (if set)")
+            await stop.wait()
+    finally:
+        await broker.stop()
+        notifier.slack.close()
+        pool.close()
+        lock_conn.close()
+        store.close()

@@ -1,0 +1,207 @@
+"""Notifications without I/O: who gets what on which channel, the spec's texts, Slack's form, and
+the signed approval links."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from domain.aggregates.budget import Budget
+from domain.job_status import FailureType, JobStatus
+from domain.presets import preset_named
+from domain.values import ArtifactRef
+from handlers.notifications import render, tokens
+from handlers.notifications.notices import job_kind, job_notice, threshold_notice
+from handlers.notifications.preferences import InvalidPreferencesError, Preferences, TeamSettings, expand_events
+from handlers.notifications.routing import budget_alert_deliveries, job_deliveries
+from tests.factories import T0, configuration, new_job
+
+BASE = "https://pipeline.example"
+HOOK = "https://hooks.slack.test/T/B/team"
+ADAPTER = ArtifactRef("job-x", "x/adapter-attempt-1.tar", "d" * 64, 1000)
+
+
+def trained_job(**hyper: object):
+    """A job on a pod since T0+12 min, training, at step 500 of 1000 at T0+1 h."""
+    job = new_job()
+    job.configure(**configuration(hyperparameters=preset_named("balanced").as_config() | hyper))
+    job.queue(T0)
+    job.start_provisioning("spot", T0)
+    job.pod_started("pod-1", 1, Decimal("2.49"), T0 + timedelta(minutes=12))
+    job.change_stage(JobStatus.TRAINING, 1, T0 + timedelta(minutes=15))
+    job.record_progress(500, 1000, 1.5, 0.41, 1, T0 + timedelta(hours=1))
+    return job
+
+
+def last_event(job):
+    return job.collect_events()[-1]
+
+
+def test_a_completed_job_reads_as_the_spec_says() -> None:
+    job = trained_job()
+    job.complete(ADAPTER, {"final_loss": 0.287, "perplexity_improvement_percent": 31.2}, 1,
+                 T0 + timedelta(hours=13, minutes=12))
+    notice = job_notice(last_event(job), job, BASE)
+    assert notice.subject == "✓ Training Job Completed: Advisor tone v1"
+    # 13 h of pod at $2.49/h; 13.2 h since it was queued.
+    assert notice.headline == "✓ Training completed: Advisor tone v1 (13.2hrs, $32.37, 31% perplexity improvement)"
+    assert dict(notice.facts)["Final metrics"] == "Training loss 0.287, Perplexity improvement 31%"
+    assert dict(notice.facts)["Configuration"] == ("Balanced preset, spot H100_PCIE_80GB, epochs 3, batch size 2, "
+                                                   "LoRA rank 16")
+    assert notice.link == ("View Job Details", f"{BASE}/jobs/{job.id}")
+
+
+def test_an_oom_failure_carries_the_error_and_the_suggested_fix() -> None:
+    job = trained_job(per_device_train_batch_size=4)
+    job.fail(FailureType.OOM, "CUDA out of memory", {"suggested_fixes": ["Reduce batch_size to 2 (recommended)"]},
+             T0 + timedelta(hours=2, minutes=18))
+    event = last_event(job)
+    assert job_kind(event) == "failed"
+    notice = job_notice(event, job, BASE)
+    assert notice.subject == "✗ Training Job Failed: Advisor tone v1"
+    assert notice.headline == ("✗ Training failed: Advisor tone v1 (oom: CUDA out of memory). "
+                               "Suggested fix: per_device_train_batch_size: 4 → 2.")
+    assert notice.sections == (("Suggested fixes", (
+        "Your previous job failed with OOM error. Retry with batch_size=2 (suggested)?",
+        "Reduce batch_size to 2 (recommended)")),)
+    assert dict(notice.facts)["Elapsed time before failure"] == "2.3 hours"
+    assert [label for label, _ in notice.actions] == ["View Error Details", "Retry with Suggested Fix"]
+
+
+def test_an_interruption_says_how_far_training_got_and_that_recovery_runs() -> None:
+    job = trained_job()
+    job.interrupt("preempted", 420, 1, T0 + timedelta(hours=1))
+    notice = job_notice(last_event(job), job, BASE)
+    assert notice.headline == "⚠ Advisor tone v1: Training interrupted at 42% complete. Auto-recovery in progress..."
+    assert notice.link == ("Track Status", f"{BASE}/jobs/{job.id}")
+
+
+def test_exhausted_recovery_is_its_own_kind_and_suggests_on_demand() -> None:
+    job = trained_job()
+    job.fail(FailureType.RECOVERY_EXHAUSTED, "Recovery failed 3 times in a row", {}, T0 + timedelta(hours=3))
+    event = last_event(job)
+    assert job_kind(event) == "recovery_exhausted"
+    assert job_notice(event, job, BASE).headline.endswith("(recovery failed 3 times in a row). "
+                                                          "Suggested fix: gpu_tier: spot → on_demand.")
+
+
+def budget_events(*totals: str) -> list:
+    budget = Budget.open("ml", "2026-11", Decimal(500), T0)
+    job = uuid.uuid4()
+    for total in totals:
+        budget.record_spend(job, Decimal(total), T0)
+    return [e for e in budget.collect_events() if isinstance(e, Budget.ThresholdCrossed)]
+
+
+def test_budget_alerts_escalate_from_email_to_slack_to_a_banner() -> None:
+    team = TeamSettings("ml", manager_emails=("boss@example.com",), finance_emails=("money@example.com",))
+    channels = {}
+    for event in budget_events("400", "450", "475", "505"):
+        deliveries = budget_alert_deliveries(threshold_notice(event, "2026-11", BASE), event.percent, team, HOOK)
+        channels[event.percent] = sorted((d.channel, d.recipient) for d in deliveries)
+    emails = [("email", "boss@example.com"), ("email", "money@example.com")]
+    assert channels == {80: emails, 90: emails, 95: emails + [("slack", "team")],
+                        100: [("banner", "team:ml"), *emails, ("slack", "team")]}
+
+
+def test_budget_alert_texts_follow_the_spec() -> None:
+    texts = [threshold_notice(e, "2026-11", BASE).headline for e in budget_events("400", "450", "475", "505")]
+    assert texts == [
+        "You've used 80% of monthly training budget ($400.00 of $500.00)",
+        "⚠ Critical Budget Alert: 90% of monthly budget used ($450.00 of $500.00). Only $50.00 remaining. "
+        "Consider prioritizing essential training runs.",
+        "You've used 95% of monthly training budget ($475.00 of $500.00)",
+        "Monthly training budget exceeded ($505.00 of $500.00)",
+    ]
+
+
+def test_a_budget_alert_without_recipients_is_recorded_as_unsendable() -> None:
+    [event] = budget_events("400")
+    [delivery] = budget_alert_deliveries(threshold_notice(event, "2026-11", BASE), 80, TeamSettings("ml"), HOOK)
+    assert delivery.unsendable.startswith("no managers or finance email addresses set")
+
+
+def test_the_creator_gets_the_events_they_chose_and_one_team_slack_message() -> None:
+    job = trained_job()
+    job.complete(ADAPTER, {}, 1, T0 + timedelta(hours=2))
+    notice = job_notice(last_event(job), job, BASE)
+    alice = Preferences("alice", "alice@example.com", ("email", "slack"))
+    assert [(d.channel, d.recipient, d.target) for d in job_deliveries(notice, alice, HOOK)] == [
+        ("email", "alice@example.com", "alice@example.com"), ("slack", "team", HOOK)]
+    own = replace(alice, slack_webhook_url="https://hooks.slack.test/alice")
+    assert [(d.channel, d.recipient) for d in job_deliveries(notice, own, HOOK)] == [
+        ("email", "alice@example.com"), ("slack", "user:alice"), ("slack", "team")]
+    failures_only = replace(alice, events=expand_events(["failures"]))
+    assert [(d.channel, d.recipient) for d in job_deliveries(notice, failures_only, HOOK)] == [("slack", "team")]
+    [no_address, team] = job_deliveries(notice, Preferences("bob"), "")
+    assert no_address.unsendable.startswith("no email address for bob") and team.target == ""
+
+
+def test_preferences_are_checked_and_normalised() -> None:
+    p = Preferences(" carol ", "Carol@Example.com", ("slack", "email"), ("failed", "completed")).checked()
+    assert (p.user, p.email, p.channels, p.events) == ("carol", "carol@example.com", ("email", "slack"),
+                                                       ("completed", "failed"))
+    for bad in (Preferences("x", channels=("pager",)), Preferences("x", events=("finished",)),
+                Preferences("x", email="not-an-address"), Preferences("x", slack_webhook_url="ftp://x")):
+        with pytest.raises(InvalidPreferencesError):
+            bad.checked()
+
+
+def test_slack_messages_bold_the_job_escape_its_name_and_link_the_job() -> None:
+    job = new_job(name="A<b> & co")
+    job.configure(**configuration())
+    job.queue(T0)
+    job.cancel("too_expensive", "", "alice", T0 + timedelta(hours=1))
+    message = render.slack(job_notice(last_event(job), job, BASE))
+    link = f"{BASE}/jobs/{job.id}"
+    assert message == {
+        "text": f"Training cancelled: A<b> & co (by alice: too expensive) View Job Details: {link}",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text":
+            f"Training cancelled: *A&lt;b&gt; &amp; co* (by alice: too expensive) <{link}|View Job Details>"}}]}
+
+
+SECRET = "s" * 32
+
+
+def approval(**changes: object) -> tokens.Approval:
+    return replace(tokens.Approval(uuid.uuid4(), "2026-11", "approve", "boss@example.com", T0 + timedelta(hours=72)),
+                   **changes)
+
+
+def test_an_approval_link_is_valid_until_it_expires() -> None:
+    signed = approval()
+    token = tokens.sign(signed, SECRET)
+    assert tokens.verify(token, SECRET, T0) == signed
+    with pytest.raises(tokens.ExpiredTokenError, match="expired on 2026-11-27 12:00 UTC"):
+        tokens.verify(token, SECRET, T0 + timedelta(hours=72))
+
+
+def test_a_tampered_or_foreign_approval_link_is_refused() -> None:
+    token = tokens.sign(approval(decision="deny"), SECRET)
+    payload, signature = token.split(".")
+    approve_instead = tokens.sign(approval(decision="approve"), SECRET).split(".")[0]
+    forged = [f"{approve_instead}.{signature}", f"{payload}.{signature[:-2]}AA", f"{payload}.", "garbage", ""]
+    for bad in forged:
+        with pytest.raises(tokens.InvalidTokenError, match="not valid"):
+            tokens.verify(bad, SECRET, T0)
+    with pytest.raises(tokens.InvalidTokenError):
+        tokens.verify(token, "t" * 32, T0)
+    with pytest.raises(tokens.InvalidTokenError, match="not enabled"):
+        tokens.verify(token, "", T0)
+
+
+def test_notification_settings_default_to_nothing_configured_and_refuse_a_short_secret() -> None:
+    from pipeline.settings import SettingsError, load_settings
+
+    settings = load_settings()
+    assert (settings.smtp_host, settings.slack_webhook_url, settings.approval_secret.get_secret_value()) == ("", "", "")
+    assert settings.public_base_url == "http://127.0.0.1:8000"
+    assert load_settings(PIPELINE_PUBLIC_URL="https://pipeline.example/").public_base_url == BASE
+    with pytest.raises(SettingsError, match="at least 16 characters"):
+        load_settings(PIPELINE_APPROVAL_SECRET="short")
+    with pytest.raises(SettingsError):
+        load_settings(PIPELINE_SLACK_WEBHOOK_URL="hooks.slack.com/x")

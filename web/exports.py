@@ -1,0 +1,44 @@
+"""Downloads of a job's data: its training metrics as CSV or JSON (FR4.2.1), streamed, under the
+spec's file name; each download is recorded on the job for the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from uuid import UUID
+
+import psycopg
+from litestar import Request, Router, get
+from litestar.datastructures import State
+from litestar.response import Stream
+
+from pipeline import metrics_export
+from web.job_actions import actor_of
+
+
+async def _download(request: Request, state: State, job_id: UUID, fmt: metrics_export.Format) -> Stream:
+    actor = actor_of(request)
+
+    def build() -> tuple[str, list[str]]:
+        with psycopg.connect(state.pool.conninfo) as conn:
+            name, body = metrics_export.export(conn, state.store.app, job_id, fmt, actor.name,
+                                               datetime.now(timezone.utc))
+            return name, list(body)
+
+    name, chunks = await asyncio.to_thread(build)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    return Stream(iter(chunks), media_type=media,
+                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@get("/api/jobs/{job_id:uuid}/metrics.csv")
+async def metrics_csv(request: Request, state: State, job_id: UUID) -> Stream:
+    return await _download(request, state, job_id, "csv")
+
+
+@get("/api/jobs/{job_id:uuid}/metrics.json")
+async def metrics_json(request: Request, state: State, job_id: UUID) -> Stream:
+    return await _download(request, state, job_id, "json")
+
+
+router = Router(path="/", route_handlers=[metrics_csv, metrics_json])
