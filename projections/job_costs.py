@@ -5,8 +5,6 @@ preset, GPU tier, creator, status. The state is `JobCost`; this module stores it
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
-from decimal import Decimal
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -15,22 +13,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from domain.aggregates.training_job import TrainingJob
-from domain.cost_ledger import PodLifetime
 from projections.base import Item, Projection, event_topics
 from projections.job_cost_state import JobCost, fold
-from projections.json import jsonb
+from projections.json import jsonb, pod_as_json, pod_from_json
 
-POD_TIMES = ("started_at", "training_started_at", "last_checkpoint_at", "interrupted_at", "stopped_at")
-
-
-def pod_as_json(pod: PodLifetime) -> dict[str, Any]:
-    return {"pod_id": pod.pod_id, "hourly_rate": str(pod.hourly_rate),
-            **{name: value.isoformat() if (value := getattr(pod, name)) else None for name in POD_TIMES}}
-
-
-def pod_from_json(data: dict[str, Any]) -> PodLifetime:
-    return PodLifetime(data["pod_id"], Decimal(data["hourly_rate"]),
-                       **{name: datetime.fromisoformat(data[name]) if data[name] else None for name in POD_TIMES})
 
 
 STATE = ("job_id, name, status, created_by, created_at, as_of, client, project, preset, gpu_tier, gpu_type, attempt,"

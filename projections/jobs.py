@@ -6,8 +6,6 @@ module loads and stores it, once per job and batch."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -15,10 +13,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from domain.aggregates.training_job import TrainingJob
-from domain.cost_ledger import PodLifetime
 from projections.base import Item, Projection, event_topics
 from projections.job_state import STATUS_OF, Interruption, JobState, Stage, apply
-from projections.json import jsonb
+from projections.json import jsonb, pod_as_json, pod_from_json
 
 __all__ = ["STATUS_OF", "JobsProjection"]
 
@@ -33,7 +30,6 @@ ROW_COLUMNS = (
     "running_rate", "started_at", "ended_at", "step", "total_steps", "epoch", "loss", "validation_loss",
     "final_loss", "checkpoint_step", "interruptions", "downtime_seconds", "failure_type", "failure_message")
 JSON_COLUMNS = {"training_file", "tags", "notes", "pods"}
-POD_TIMES = ("started_at", "training_started_at", "last_checkpoint_at", "interrupted_at", "stopped_at")
 # Name first, then description and tags, then notes: a match in the name ranks highest. The `simple`
 # configuration (no stemming, no stop words) makes every typed word prefix match (`experim` finds
 # "experiment", which English stemming stores as `experi`).
@@ -109,16 +105,6 @@ def load(conn: psycopg.Connection, job_ids: Sequence[UUID]) -> dict[UUID, JobSta
 
 def _state(row: dict[str, Any]) -> JobState:
     return JobState(**row | {"pods": {p["pod_id"]: pod_from_json(p) for p in row["pods"]}})
-
-
-def pod_as_json(pod: PodLifetime) -> dict[str, Any]:
-    return {"pod_id": pod.pod_id, "hourly_rate": str(pod.hourly_rate),
-            **{name: value.isoformat() if (value := getattr(pod, name)) else None for name in POD_TIMES}}
-
-
-def pod_from_json(data: dict[str, Any]) -> PodLifetime:
-    return PodLifetime(data["pod_id"], Decimal(data["hourly_rate"]),
-                       **{name: datetime.fromisoformat(data[name]) if data[name] else None for name in POD_TIMES})
 
 
 def save(cur: psycopg.Cursor, jobs: Iterable[JobState]) -> None:

@@ -12,6 +12,8 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from domain.cost_ledger import PodLifetime
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -45,3 +47,17 @@ def event_payload(event: Any) -> dict[str, Any]:
     """Everything a domain event carries but its aggregate id and version (columns of their own)."""
     return {name: plain(value) for name, value in vars(event).items()
             if name not in ("originator_id", "originator_version")}
+
+
+# A pod's lifetime in a read model's jsonb column (jobs, job_costs): times as ISO text, rate exact.
+POD_TIMES = ("started_at", "training_started_at", "last_checkpoint_at", "interrupted_at", "stopped_at")
+
+
+def pod_as_json(pod: PodLifetime) -> dict[str, Any]:
+    return {"pod_id": pod.pod_id, "hourly_rate": str(pod.hourly_rate),
+            **{name: value.isoformat() if (value := getattr(pod, name)) else None for name in POD_TIMES}}
+
+
+def pod_from_json(data: dict[str, Any]) -> PodLifetime:
+    return PodLifetime(data["pod_id"], Decimal(data["hourly_rate"]),
+                       **{name: datetime.fromisoformat(data[name]) if data[name] else None for name in POD_TIMES})
