@@ -10,10 +10,12 @@ import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from tests.fakes import LoopbackHttpServer
 
 
 def free_port() -> int:
@@ -55,7 +57,7 @@ class SmtpSink:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(LoopbackHttpServer):
     """Answers each POST with the next status in `answers` (then 200 "ok"); keeps the payloads it
     accepted in `received` and counts every request."""
 
@@ -64,14 +66,8 @@ class FakeSlack:
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeSlack:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     @property
     def url(self) -> str:

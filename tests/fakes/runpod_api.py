@@ -9,9 +9,11 @@ import secrets
 import string
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes import LoopbackHttpServer
 
 GPU_TYPES = {"NVIDIA H100 PCIe": {"id": "NVIDIA H100 PCIe", "displayName": "H100 PCIe", "memoryInGb": 80}}
 NO_CAPACITY = ("There are no longer any instances available with the requested specifications. "
@@ -32,7 +34,7 @@ class Request:
 
 
 @dataclass
-class FakeRunPod:
+class FakeRunPod(LoopbackHttpServer):
     """`url` is what RunPodConfig.api_url (or the SDK's $RUNPOD_API_BASE_URL) should be."""
 
     api_key: str = "test-key"
@@ -47,14 +49,8 @@ class FakeRunPod:
     terminate_refusal: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeRunPod:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     @property
     def url(self) -> str:
