@@ -2,6 +2,7 @@
 GPU agent on a local pod (tiny model, CPU), telemetry reactor, read model, budget."""
 
 import json
+import uuid
 from pathlib import Path
 
 import httpx
@@ -66,5 +67,14 @@ def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charg
         download = httpx.get(f"{base}/api/jobs/{job_id}/metrics.json")
         assert "-metrics-" in download.headers["content-disposition"]
         assert len(download.json()["training_metrics"]) == 12
+        # Bad input is refused with a clear answer and changes nothing.
+        events_before = len(stored_events(tmp_path / "state"))
+        assert httpx.get(f"{base}/api/jobs/{uuid.uuid4()}/metrics.csv").status_code == 404
+        retry = httpx.post(f"{base}/api/jobs/{job_id}/retry", json={"changes": {"num_train_epochs": 50}})
+        assert retry.status_code == 400, retry.text
+        switch = httpx.post(f"{base}/api/jobs/{job_id}/gpu", json={"gpu_tier": "on_demand"})
+        assert switch.status_code == 400 and "only while the job waits" in switch.json()["detail"]
+        assert httpx.post(f"{base}/api/jobs/{job_id}/promote").status_code == 403  # the anonymous member
+        assert len(stored_events(tmp_path / "state")) == events_before
     finally:
         assert interrupt(process) == 0

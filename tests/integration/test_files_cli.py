@@ -31,3 +31,9 @@ def test_files_add_catalogues_a_valid_file_and_reports_the_exact_place_of_each_p
     with psycopg.connect(migrated) as conn:
         events = conn.execute("SELECT topic FROM pipeline_events ORDER BY notification_id").fetchall()
     assert [t for (t,) in events] == ["CatalogFile.Created", "CatalogFile.Created"]
+
+
+def test_a_pod_fault_without_its_job_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = run_cli({"PIPELINE_STATE_DIR": str(tmp_path)}, "pods", "fault", "preempt")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "pipeline: error: preempt needs --job JOB_ID"
