@@ -13,7 +13,7 @@ from pathlib import Path
 from uuid import UUID
 
 from handlers.notifications import commands as notification_commands
-from pipeline import audit, bus, db, exports
+from pipeline import audit, bus, db, exports, user_commands
 from pipeline.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
 from pipeline.settings import Settings, SettingsError, load_settings
 
@@ -86,6 +86,9 @@ def parser() -> argparse.ArgumentParser:
     notify.add_parser("run", help="run the notifier (EVENTS → email, Slack, banners)").set_defaults(
         run=cmd_notifications_run)
     notification_commands.add_arguments(notify, cmd_notifications)
+    people = sub.add_parser("users", help="people who sign in to the dashboard").add_subparsers(
+        dest="users_command", required=True)
+    user_commands.add_arguments(people, cmd_users)
     export = sub.add_parser("export", help="finance reports from the read models, as CSV or JSON")
     exports.add_arguments(export)
     export.set_defaults(run=cmd_export)
@@ -108,6 +111,11 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     lock_state_dir(settings.state_dir)
     services = _prepared(settings)
     try:
+        with db.connect(services.database_url, settings.connect_timeout_s, autocommit=True) as conn:
+            created = user_commands.bootstrap_admin(conn, settings.admin_password.get_secret_value(),
+                                                    settings.state_dir / "admin-password")
+        if created:
+            print(created, flush=True)
         if settings.seed_sample and SAMPLE.is_file():
             added = asyncio.run(_add_file(settings, services, SAMPLE, None, "sample"))
             print(f"sample training file: {describe_added_file(added)}", flush=True)
@@ -171,6 +179,16 @@ def cmd_notifications(settings: Settings, args: argparse.Namespace) -> int:
         db.migrate(services.database_url, settings.connect_timeout_s)
         with db.connect(services.database_url, settings.connect_timeout_s) as conn:
             return notification_commands.run(conn, args, settings.team)
+    finally:
+        services.close()
+
+
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    services = start_services(settings)  # users live in PostgreSQL only
+    try:
+        db.migrate(services.database_url, settings.connect_timeout_s)
+        with db.connect(services.database_url, settings.connect_timeout_s, autocommit=True) as conn:
+            return user_commands.run(conn, args)
     finally:
         services.close()
 

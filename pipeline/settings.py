@@ -46,8 +46,14 @@ class Settings(BaseSettings):
     nats_auth_dir: Path | None = Field(default=None, alias="PIPELINE_NATS_AUTH_DIR")
     # The NATS URL pods connect to (RunPod pods need a public address); default: NATS_URL.
     agent_nats_url: str | None = Field(default=None, alias="PIPELINE_AGENT_NATS_URL")
-    # Behind a proxy that authenticates users: trust its X-Pipeline-User / X-Pipeline-Role headers.
+    # Behind a proxy that authenticates users: trust its X-Pipeline-User / X-Pipeline-Role headers
+    # (instead of sign-in; only where nothing else can reach the web process).
     trust_identity_headers: bool = Field(default=False, alias="PIPELINE_TRUST_IDENTITY_HEADERS")
+    # The session cookie's Secure flag: auto = when the request came over HTTPS (docs/web.md).
+    cookie_secure: Literal["auto", "always", "never"] = Field(default="auto", alias="PIPELINE_COOKIE_SECURE")
+    # `pipeline up` on a database with no users creates `admin` with this password (else a random one,
+    # printed once and written to $PIPELINE_STATE_DIR/admin-password).
+    admin_password: SecretStr = Field(default=SecretStr(""), alias="PIPELINE_ADMIN_PASSWORD")
     # Test-only: a fault injected into every job's first pod attempt (gpu_agent faults, e.g. sigkill_at_step:8).
     agent_fault: str = Field(default="", alias="PIPELINE_AGENT_FAULT")
     seed_sample: bool = Field(default=True, alias="PIPELINE_SEED_SAMPLE")
@@ -77,6 +83,7 @@ class Settings(BaseSettings):
     slack_webhook_url: str = Field(default="", pattern=r"^(https?://.+)?$", alias="PIPELINE_SLACK_WEBHOOK_URL")
     approval_secret: SecretStr = Field(default=SecretStr(""), alias="PIPELINE_APPROVAL_SECRET")
     approval_ttl_h: float = Field(default=72.0, gt=0, le=24 * 30, alias="PIPELINE_APPROVAL_TTL_H")
+    digest_hour: int = Field(default=8, ge=0, le=23, alias="PIPELINE_DIGEST_HOUR")
 
     @field_validator("approval_secret")
     @classmethod

@@ -11,17 +11,24 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote_plus
 from uuid import UUID
 
-from litestar import Litestar, MediaType, Response, get, post
-from litestar.contrib.jinja import JinjaTemplateEngine
+import nats.errors
+import psycopg
+from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import ClientException, NotFoundException
+from litestar.exceptions import (
+    ClientException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+)
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.params import Body, FromQuery
-from litestar.response import Redirect, Template
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from psycopg_pool import AsyncConnectionPool
@@ -33,9 +40,21 @@ from pipeline.eventstore import EventStore
 from pipeline.objectstore import ObjectStore
 from pipeline.settings import Settings
 from projections.job_search import JobSearch
-from web import exports, finance, job_actions, job_views, notifications, queries
-from web.errors import DOMAIN_ERRORS, domain_error_response, message_of
-from web.flows import ANONYMOUS, add_uploaded_file, check_queue, create_job
+from web import (
+    auth,
+    banners,
+    exports,
+    finance,
+    job_actions,
+    job_views,
+    markdown,
+    notifications,
+    pages,
+    queries,
+)
+from web.auth import actor_of
+from web.errors import DOMAIN_ERRORS, domain_error_response
+from web.flows import add_uploaded_file, check_queue, create_job
 
 HERE = Path(__file__).parent
 
@@ -66,70 +85,9 @@ class CancelJob(BaseModel):
 
 
 @dataclass
-class JobForm:
-    training_file_id: UUID
-    preset: str = ""
-    gpu_tier: str = "spot"
-    name: str = ""
-    description: str = ""
-    tags: str = ""
-    client: str = ""
-    project: str = ""
-    notes: str = ""
-
-
-@dataclass
 class FileForm:
     file: UploadFile
     name: str = ""
-
-
-def _redirect(path: str, **message: str) -> Redirect:
-    query = "&".join(f"{k}={quote_plus(v[:500])}" for k, v in message.items() if v)
-    return Redirect(f"{path}?{query}" if query else path, status_code=303)
-
-
-# --- pages -----------------------------------------------------------------------------------
-
-@get("/", media_type=MediaType.HTML)
-async def index(state: State, error: str | None = None, notice: str | None = None) -> Template:
-    return Template("index.html", context={
-        "jobs": await queries.list_jobs(state.pool), "files": await queries.list_files(state.pool, True),
-        "error": error, "notice": notice})
-
-
-@post("/jobs", media_type=MediaType.HTML)
-async def create_job_form(state: State, data: Annotated[JobForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
-                          ) -> Redirect:
-    try:
-        _, warnings = await create_job(
-            state, ANONYMOUS, training_file_id=data.training_file_id, preset=data.preset or None,
-            gpu_tier=data.gpu_tier, name=data.name or None, description=data.description or None,
-            tags=[t for t in data.tags.replace(",", " ").split() if t], client=data.client or None,
-            project=data.project or None, notes=data.notes or None)
-    except DOMAIN_ERRORS as exc:
-        return _redirect("/", error=getattr(exc, "figures", None) or message_of(exc))
-    return _redirect("/", notice=" ".join(warnings) or "Job queued.")
-
-
-@get("/files", media_type=MediaType.HTML)
-async def files_page(state: State, error: str | None = None, notice: str | None = None) -> Template:
-    return Template("files.html", context={"files": await queries.list_files(state.pool), "error": error,
-                                           "notice": notice})
-
-
-@post("/files", media_type=MediaType.HTML)
-async def upload_file_form(state: State, data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]
-                           ) -> Redirect:
-    if not data.file.filename:
-        return _redirect("/files", error="Choose a training file")
-    try:
-        added = await add_uploaded_file(state, data.file, data.name or None, ANONYMOUS)
-    except DOMAIN_ERRORS as exc:
-        return _redirect("/files", error=message_of(exc))
-    if not added.report.ok:
-        return _redirect("/files", error=f"{added.name}: {added.report.first_problem.message}")
-    return _redirect("/files", notice=f"{added.name} added: {added.stats.conversation_count} conversations")
 
 
 # --- JSON API --------------------------------------------------------------------------------
@@ -140,9 +98,9 @@ async def api_list_files(state: State) -> list[dict[str, Any]]:
 
 
 @post("/api/files", status_code=201)
-async def api_upload_file(state: State, data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]
-                          ) -> dict[str, Any]:
-    added = await add_uploaded_file(state, data.file, data.name or None, ANONYMOUS)
+async def api_upload_file(request: Request, state: State,
+                          data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]) -> dict[str, Any]:
+    added = await add_uploaded_file(state, data.file, data.name or None, actor_of(request))
     return {"id": added.file_id, "name": added.name, "status": "active" if added.report.ok else "invalid",
             "problem_count": added.report.problem_count,
             "problems": [{"place": p.place, "message": p.message} for p in added.report.problems],
@@ -182,24 +140,26 @@ async def api_get_job(state: State, job_id: UUID) -> dict[str, Any]:
 
 
 @post("/api/jobs", status_code=201)
-async def api_create_job(state: State, data: CreateJob) -> CreatedJob:
+async def api_create_job(request: Request, state: State, data: CreateJob) -> CreatedJob:
     options = data.model_dump(exclude={"training_file_id", "start", "override_justification"})
-    job_id, warnings = await create_job(state, ANONYMOUS, training_file_id=data.training_file_id, start=data.start,
+    job_id, warnings = await create_job(state, actor_of(request), training_file_id=data.training_file_id, start=data.start,
                                         override_justification=data.override_justification, **options)
     return CreatedJob(id=job_id, started=data.start, warnings=warnings)
 
 
 @post("/api/jobs/{job_id:uuid}/start", status_code=200)
-async def api_start_job(state: State, job_id: UUID, override_justification: str | None = None) -> CreatedJob:
+async def api_start_job(request: Request, state: State, job_id: UUID, override_justification: str | None = None
+                        ) -> CreatedJob:
     await check_queue(state)
-    warnings = await asyncio.to_thread(state.store.app.start_job, job_id, ANONYMOUS.name, ANONYMOUS.role,
+    actor = actor_of(request)
+    warnings = await asyncio.to_thread(state.store.app.start_job, job_id, actor.name, actor.role,
                                        datetime.now(timezone.utc), override_justification)
     return CreatedJob(id=job_id, started=True, warnings=warnings)
 
 
 @post("/api/jobs/{job_id:uuid}/cancel", status_code=200)
-async def api_cancel_job(state: State, job_id: UUID, data: CancelJob) -> dict[str, str]:
-    await asyncio.to_thread(state.store.app.cancel_job, job_id, data.reason, data.notes, ANONYMOUS.name,
+async def api_cancel_job(request: Request, state: State, job_id: UUID, data: CancelJob) -> dict[str, str]:
+    await asyncio.to_thread(state.store.app.cancel_job, job_id, data.reason, data.notes, actor_of(request).name,
                             datetime.now(timezone.utc))
     return {"id": str(job_id), "status": "cancelled"}
 
@@ -209,12 +169,16 @@ class PodFault(BaseModel):
     count: int = Field(default=1, ge=0, le=600)  # no_capacity 0: capacity is back
 
 
-@post("/api/jobs/{job_id:uuid}/faults", status_code=200)
+@post("/api/jobs/{job_id:uuid}/faults", status_code=200, guards=[auth.require_admin])
 async def api_inject_fault(state: State, job_id: UUID, data: PodFault) -> dict[str, Any]:
     """Fault injection on the local pod provider (tests, demos): preempt = SIGTERM, kill = SIGKILL,
     no_capacity = the next `count` pod requests fail, slow_start = each pod start takes `count` s."""
-    reply = await state.nc.request("control.pods", json.dumps({"job_id": str(job_id), **data.model_dump()}).encode(),
-                                   timeout=10)
+    try:
+        reply = await state.nc.request("control.pods",
+                                       json.dumps({"job_id": str(job_id), **data.model_dump()}).encode(), timeout=10)
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+        raise ServiceUnavailableException("No local pod provider answers: fault injection needs the handlers"
+                                          " worker with PIPELINE_POD_PROVIDER=local") from None
     answer = json.loads(reply.data)
     if not answer.get("ok"):
         raise ClientException(status_code=409, detail=answer.get("error", "fault refused"))
@@ -230,6 +194,43 @@ async def health_check(state: State) -> Response[dict[str, Any]]:
         report = {"status": "down", "database": f"error: {type(exc).__name__}: {exc}", "nats":
                   "ok" if state.nc.is_connected else "disconnected"}
     return Response(report, status_code=200 if report["status"] == "ok" else 503)
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
+    # Scripts only from /static: a <script> that slipped into a page would not run either.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
+                               " img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none';"
+                               " base-uri 'self'; form-action 'self'",
+}
+
+
+def bad_text(request: Request, exc: psycopg.DataError) -> Response:
+    """Text PostgreSQL cannot store (a NUL character) or a value out of its range: the request's fault."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return Response({"status_code": 400, "detail": f"Invalid input: {reason}"}, status_code=400)
+
+
+async def add_security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def load_banners(request: Request) -> None:
+    """Pages show the signed-in user's undismissed alerts (budget, job events) under the header."""
+    user = auth.user_of(request)
+    if user is None or request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
+        return
+    request.state.banners = await banners.banners_for(request.app.state.pool, user.name, request.app.state.settings.team)
+
+
+def template_config() -> TemplateConfig:
+    def configure(engine: JinjaTemplateEngine) -> None:
+        auth.register_template_helpers(engine)
+        engine.engine.filters["markdown"] = markdown.render
+
+    return TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=configure)
 
 
 def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar:
@@ -248,14 +249,20 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
             await nc.close()
 
     return Litestar(
-        route_handlers=[index, create_job_form, files_page, upload_file_form, api_list_files, api_upload_file,
+        route_handlers=[*auth.routes, *pages.all_routes(), api_list_files, api_upload_file,
                         api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
-                        health_check, job_actions.router, exports.router, finance.router, notifications.router,
+                        health_check, banners.router, job_actions.router, exports.router, finance.router, notifications.router,
                         job_views.api_job_detail,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
-        exception_handlers={cls: domain_error_response for cls in DOMAIN_ERRORS},
-        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        exception_handlers={**{cls: domain_error_response for cls in DOMAIN_ERRORS},
+                            NotAuthorizedException: auth.unauthorized, PermissionDeniedException: auth.forbidden,
+                            psycopg.DataError: bad_text},
+        middleware=[DefineMiddleware(auth.AuthMiddleware, exclude=auth.PUBLIC)],
+        guards=[auth.check_csrf],
+        before_request=load_banners,
+        after_request=add_security_headers,
+        template_config=template_config(),
         openapi_config=OpenAPIConfig(title="LoRA Pipeline API", version="0.1.0"),
         request_max_body_size=256 * 1024 * 1024,
         debug=False,

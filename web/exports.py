@@ -26,7 +26,7 @@ async def _download(request: Request, state: State, job_id: UUID, fmt: metrics_e
             return name, list(body)
 
     name, chunks = await asyncio.to_thread(build)
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    media = "text/csv" if fmt == "csv" else "application/json"
     return Stream(iter(chunks), media_type=media,
                   headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -18,20 +18,9 @@ from domain.job_status import ACTIVE
 from domain.queue import estimate_starts, remaining
 from domain.retries import RetryNotAllowedError, adjusted, check_retryable, same_configuration, suggested_fix
 from web import queries
-from web.flows import ANONYMOUS, Actor, check_queue
+from web.auth import actor_of
+from web.flows import Actor, check_queue
 
-ROLES = ("member", "manager", "admin")
-
-
-def actor_of(request: Request) -> Actor:
-    """Who acts. Behind a proxy that authenticates users (PIPELINE_TRUST_IDENTITY_HEADERS=true) the
-    proxy's X-Pipeline-User / X-Pipeline-Role headers say; otherwise the anonymous member (sign-in
-    is issue 7)."""
-    if not request.app.state.settings.trust_identity_headers:
-        return ANONYMOUS
-    name = (request.headers.get("x-pipeline-user") or "").strip()[:100]
-    role = (request.headers.get("x-pipeline-role") or "member").strip().lower()
-    return Actor(name or ANONYMOUS.name, role if role in ROLES else "member")
 
 
 def now() -> datetime:
@@ -41,6 +30,11 @@ def now() -> datetime:
 @get("/api/queue")
 async def api_queue(state: State) -> list[dict[str, Any]]:
     """Queued jobs in the order they will get a GPU, each with its estimated start time."""
+    return await queue_plan(state)
+
+
+async def queue_plan(state: State) -> list[dict[str, Any]]:
+    """The queue (FR2.3.2) for the API and the queue page: position, the job's row, estimated start."""
     holding = [s.value for s in ACTIVE]
     active = await queries.rows(state.pool, "SELECT id FROM jobs WHERE status = ANY(%s)", (holding,))
     queued = await queries.rows(

@@ -1,5 +1,6 @@
 """Notifications on the web: the signed approve / deny links of limit-increase emails (FR1.2.2),
-users' preferences and the team's channels (FR8.2.1, FR7.2.2), the delivery ledger and banners.
+users' preferences and the team's channels (FR8.2.1, FR7.2.2) and the delivery ledger (banners:
+web/banners.py).
 
 An approval link opens a confirmation page and the decision is a POST from it: mail scanners
 (Outlook Safe Links and the like) fetch every link in an email, and a GET that decided would let
@@ -179,11 +180,5 @@ async def api_deliveries(state: State, failed: FromQuery[bool] = False,
     return await _db(state, ledger.deliveries, failed, max(1, min(limit, 1000)))
 
 
-@get("/api/notifications/banners")
-async def api_banners(state: State) -> list[dict[str, Any]]:
-    """The team's in-app banners not yet dismissed (FR7.2.2: the 100 % budget alert)."""
-    return await _db(state, ledger.banners, state.settings.team)
-
-
 router = Router(path="/", route_handlers=[approval_page, decide, api_get_preferences, api_put_preferences,
-                                          api_get_team, api_put_team, api_deliveries, api_banners])
+                                          api_get_team, api_put_team, api_deliveries])

@@ -27,7 +27,7 @@ def add_arguments(sub: argparse._SubParsersAction, run: Callable) -> None:
     set_prefs.add_argument("--channels", type=_names, help=f"comma-separated: {', '.join(CHANNELS)} ('' = none)")
     set_prefs.add_argument("--events", type=_names,
                            help=f"comma-separated: {', '.join(EVENT_GROUPS)} or {', '.join(JOB_EVENTS)}")
-    set_prefs.add_argument("--digest", choices=DIGESTS, help="daily digest mode (the digest itself is not sent yet)")
+    set_prefs.add_argument("--digest", choices=DIGESTS, help="daily: job emails come as one daily digest instead")
     set_prefs.add_argument("--slack-webhook", help="a personal Slack incoming webhook ('' = the team's channel)")
     set_prefs.set_defaults(run=run, action=_set_preferences)
     prefs.add_parser("list", help="every user's preferences").set_defaults(run=run, action=_list_preferences)

@@ -1,20 +1,20 @@
-"""What each event says, whatever the channel: the spec's texts (FR8.2.1, FR3.2.1, FR3.1.3, FR7.2.2,
-FR1.2.2), the facts behind them and the links. Pure: the aggregate is passed in as it was right
-after the event, so a notice reads the same however late it is sent."""
+"""What each job event says, whatever the channel: the spec's texts (FR8.2.1, FR3.2.1, FR3.1.3), the
+facts behind them and the links (budget events: budget_notices.py). Pure: the aggregate is passed
+in as it was right after the event, so a notice reads the same however late it is sent."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.aggregates.budget import Budget
 from domain.aggregates.training_job import TrainingJob
 from domain.job_status import FailureType
 from domain.money import usd
+from domain.queue import remaining
 from domain.retries import suggested_fix
 
 Facts = tuple[tuple[str, str], ...]
@@ -22,21 +22,32 @@ Facts = tuple[tuple[str, str], ...]
 
 @dataclass(frozen=True)
 class Notice:
-    """`headline` is the one-line message (Slack, banners, the email's first line); `name`, when
-    set, is the part Slack shows in bold. The first action is the main link."""
+    """`headline` is the one-line message (Slack, banners, digests, the email's first line); `name`,
+    when set, is the part Slack shows in bold. The first action is the main link; `at` is when the
+    event happened (job events)."""
 
     kind: str
     subject: str
     headline: str
     name: str = ""
     facts: Facts = ()
-    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    sections: tuple[tuple[str, tuple[str | tuple[str, str], ...]], ...] = ()  # a line, or (line, its link)
     actions: tuple[tuple[str, str], ...] = ()
     job_id: UUID | None = None
+    at: datetime | None = None
 
     @property
     def link(self) -> tuple[str, str] | None:
         return self.actions[0] if self.actions else None
+
+    @property
+    def level(self) -> str:
+        """How an in-app banner shows it: info, warning or error."""
+        return LEVELS.get(self.kind, "warning" if self.kind.startswith("budget_") else "info")
+
+
+LEVELS = {"failed": "error", "recovery_exhausted": "error", "budget_100": "error", "interrupted": "warning",
+          "provisioning_timeout": "warning"}
 
 
 # --- training jobs (FR8.2.1) ------------------------------------------------------------------
@@ -51,7 +62,7 @@ def job_kind(event: Any) -> str | None:
 def job_notice(event: Any, job: TrainingJob, base_url: str) -> Notice:
     url = f"{base_url}/jobs/{job.id}"
     build: Callable[..., Notice] = BUILDERS[type(event)]
-    return build(event, job, url)
+    return replace(build(event, job, url), at=event.at)
 
 
 def _completed(event: TrainingJob.Completed, job: TrainingJob, url: str) -> Notice:
@@ -105,6 +116,22 @@ def _interrupted(event: TrainingJob.Interrupted, job: TrainingJob, url: str) -> 
         actions=(("Track Status", url),), job_id=job.id)
 
 
+def _resumed(event: TrainingJob.Resumed, job: TrainingJob, url: str) -> Notice:
+    """FR3.2.1's text. The job resumes from its latest checkpoint, so that step (not the last one
+    reported before the interruption) is where it stands; the estimate scales with what is left."""
+    step = job.last_checkpoint_step if job.latest_checkpoint else 0
+    hours = float((job.configuration or {}).get("estimated_duration_hours") or 0)
+    left = remaining(hours, step / job.total_steps if job.total_steps else 0.0)
+    start = f"checkpoint (Step {step})" if step else "the start (no checkpoint yet)"
+    return Notice(
+        "resumed", f"↻ Training Resumed: {job.name}",
+        f"↻ {job.name}: Training resumed from {start}. Estimated completion: {_h_m(left)} remaining.", job.name,
+        (("Job", job.name), ("Resumed at step", f"{step} of {job.total_steps or '?'}"),
+         ("Downtime", _h_m(timedelta(seconds=float(event.downtime_seconds)))),
+         ("Interruptions so far", str(job.interruptions))),
+        actions=(("Track Status", url),), job_id=job.id)
+
+
 def _provisioning_timed_out(event: TrainingJob.ProvisioningTimedOut, job: TrainingJob, url: str) -> Notice:
     return Notice(  # FR3.1.3's text, carried by the event
         "provisioning_timeout", f"⚠ No GPU available: {job.name}", f"⚠ {job.name}: {event.message}", job.name,
@@ -114,11 +141,13 @@ def _provisioning_timed_out(event: TrainingJob.ProvisioningTimedOut, job: Traini
 
 BUILDERS: dict[type, Callable[..., Notice]] = {
     TrainingJob.Completed: _completed, TrainingJob.Failed: _failed, TrainingJob.Cancelled: _cancelled,
-    TrainingJob.Interrupted: _interrupted, TrainingJob.ProvisioningTimedOut: _provisioning_timed_out,
+    TrainingJob.Interrupted: _interrupted, TrainingJob.Resumed: _resumed,
+    TrainingJob.ProvisioningTimedOut: _provisioning_timed_out,
 }
 JOB_KINDS: dict[type, str] = {
     TrainingJob.Completed: "completed", TrainingJob.Cancelled: "cancelled",
-    TrainingJob.Interrupted: "interrupted", TrainingJob.ProvisioningTimedOut: "provisioning_timeout",
+    TrainingJob.Interrupted: "interrupted", TrainingJob.Resumed: "resumed",
+    TrainingJob.ProvisioningTimedOut: "provisioning_timeout",
 }
 
 
@@ -147,47 +176,7 @@ def _hours_of(seconds: Decimal) -> str:
     return f"{max(Decimal(0), seconds) / 3600:.1f}"
 
 
-# --- budgets (FR7.2.2, FR1.2.2) ---------------------------------------------------------------
-
-def threshold_notice(event: Budget.ThresholdCrossed, month: str, base_url: str) -> Notice:
-    spent, limit, percent = usd(event.spent), usd(event.limit), event.percent
-    headline = {
-        90: f"⚠ Critical Budget Alert: 90% of monthly budget used ({spent} of {limit}). Only "
-            f"{usd(event.limit - event.spent)} remaining. Consider prioritizing essential training runs.",
-        100: f"Monthly training budget exceeded ({spent} of {limit})",
-    }.get(percent, f"You've used {percent}% of monthly training budget ({spent} of {limit})")
-    used = event.spent * 100 / event.limit if event.limit else Decimal(100)
-    return Notice(
-        f"budget_{percent}", f"⚠ Budget Alert: {percent}% of the {month} training budget"
-        + (" exceeded" if percent >= 100 else " used"), headline,
-        facts=(("Month", month), ("Current spending", f"{spent} / {limit} ({used:.0f}%)"),
-               ("Remaining budget", usd(event.limit - event.spent))),
-        actions=(("View Budget Dashboard", f"{base_url}/api/budgets/{month}"),))
-
-
-def limit_request_notice(event: Budget.LimitIncreaseRequested, budget: Budget, approve_deny: dict[str, str] | None,
-                         expires: datetime) -> Notice:
-    """One manager's copy: its links are signed for that manager (None: no links can be signed)."""
-    used = budget.charged * 100 / budget.limit if budget.limit else Decimal(100)
-    facts: Facts = (("Requested by", event.requested_by), ("Current limit", usd(budget.limit)),
-                    ("New monthly limit", usd(event.new_limit)),
-                    ("Current spend", f"{usd(budget.charged)} of {usd(budget.limit)} ({used:.0f}%)"),
-                    ("Projected spend (incl. active jobs)", usd(budget.charged + budget.reserved)))
-    if approve_deny:
-        facts += (("Links valid until", f"{expires.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC, once"),)
-    return Notice(
-        "limit_request",
-        f"Budget increase request: {usd(event.new_limit)} for {budget.month} from {event.requested_by}",
-        f"{event.requested_by} asks to raise the {budget.month} training budget from {usd(budget.limit)} "
-        f"to {usd(event.new_limit)}.", facts=facts, sections=(("Justification", (event.justification,)),),
-        actions=(("Approve", approve_deny["approve"]), ("Deny", approve_deny["deny"])) if approve_deny else ())
-
-
-def limit_decided_notice(event: Budget.LimitIncreaseDecided, budget: Budget, base_url: str) -> Notice:
-    new_limit = budget.requests[str(event.request_id)]["new_limit"]
-    headline = (f"Budget increase approved, new limit: {usd(new_limit)} effective immediately" if event.approved
-                else f"Budget increase to {usd(new_limit)} denied: the {budget.month} limit stays {usd(budget.limit)}")
-    return Notice(
-        "limit_decided", headline, headline,
-        facts=(("Month", budget.month), ("Decided by", event.decided_by), ("Reason", event.reason or "none given")),
-        actions=(("View Budget Dashboard", f"{base_url}/api/budgets/{budget.month}"),))
+def _h_m(span: timedelta) -> str:
+    """8h 15m, or 9 min under an hour (the spec's two forms)."""
+    minutes = max(0, round(span.total_seconds() / 60))
+    return f"{minutes // 60}h {minutes % 60}m" if minutes >= 60 else f"{minutes} min"

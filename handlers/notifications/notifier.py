@@ -20,10 +20,9 @@ from psycopg_pool import ConnectionPool
 from domain.aggregates.budget import Budget
 from domain.applications import Pipeline
 from handlers.notifications import ledger, render, routing, tokens
+from handlers.notifications.budget_notices import limit_decided_notice, limit_request_notice, threshold_notice
 from handlers.notifications.channels import Mailer, PermanentDeliveryError, SlackWebhooks, TransientDeliveryError
-from handlers.notifications.notices import (
-    job_kind, job_notice, limit_decided_notice, limit_request_notice, threshold_notice,
-)
+from handlers.notifications.notices import job_kind, job_notice
 from handlers.notifications.preferences import TeamSettings, get_preferences, get_team
 from handlers.notifications.routing import Delivery
 from pipeline import envelope
@@ -33,8 +32,8 @@ log = logging.getLogger(__name__)
 
 TOPICS = frozenset({
     "TrainingJob.Completed", "TrainingJob.Failed", "TrainingJob.Cancelled", "TrainingJob.Interrupted",
-    "TrainingJob.ProvisioningTimedOut", "Budget.ThresholdCrossed", "Budget.LimitIncreaseRequested",
-    "Budget.LimitIncreaseDecided",
+    "TrainingJob.Resumed", "TrainingJob.ProvisioningTimedOut", "Budget.ThresholdCrossed",
+    "Budget.LimitIncreaseRequested", "Budget.LimitIncreaseDecided",
 })
 
 
@@ -139,7 +138,10 @@ class Notifier:
                 ledger.settle(conn, key, delivery, "skipped", skip)
                 return None
             if delivery.channel == "banner":
-                ledger.add_banner(conn, key, delivery)
+                ledger.add_banner(conn, key, delivery, self.config.team, self._local_link(delivery))
+                return None
+            if delivery.channel == "digest":
+                ledger.add_digest_line(conn, key, delivery)
                 return None
         # The claim is committed before the send: a crash after it leaves the row pending.
         endpoint = "smtp" if delivery.channel == "email" else delivery.target
@@ -149,6 +151,11 @@ class Notifier:
         with self.pool.connection() as conn:
             ledger.settle(conn, key, delivery, status, error)
         return f"{delivery.channel} to {delivery.recipient}: {error}" if status == "pending" else None
+
+    def _local_link(self, delivery: Delivery) -> str:
+        """A banner links within the app: its notice's main link as a path of this site."""
+        link = delivery.notice.link[1] if delivery.notice.link else ""
+        return (link.removeprefix(self.config.base_url) or "/") if link.startswith(self.config.base_url) else ""
 
     def _configured(self, delivery: Delivery) -> bool:
         return bool(delivery.target) and (delivery.channel != "email" or self.mailer.configured)

@@ -1,6 +1,10 @@
 """Who gets which notice on which channel: the routing rules in one place (docs/notifications.md).
 
-- Job events go to the job's creator on the channels they chose, for the events they chose.
+- Job events go to the job's creator on the channels they chose, for the events they chose (a
+  resumption goes with interruptions: it is their follow-up). A creator in daily digest mode gets
+  their emails as lines of the next digest instead (digest.py).
+- Job events also become the creator's in-app banners, whatever they chose (FR8.2.1 "In-app:
+  Always on (banner notifications)").
 - Completions and failures also go to the team's Slack channel (FR8.2.1 "designated channel").
 - Budget thresholds escalate (FR7.2.2): 80 % and 90 % email; 95 % email + Slack; 100 % email +
   Slack + an in-app banner. Emails go to the team's managers and finance recipients.
@@ -15,6 +19,10 @@ from handlers.notifications.notices import Notice
 from handlers.notifications.preferences import Preferences, TeamSettings
 
 TEAM_SLACK_KINDS = frozenset({"completed", "failed", "recovery_exhausted"})
+USER_BANNER_KINDS = frozenset({"completed", "failed", "recovery_exhausted", "cancelled", "interrupted", "resumed",
+                               "provisioning_timeout"})
+# Notice kinds that follow another kind's preference rather than having one of their own.
+PREFERENCE_OF = {"resumed": "interrupted"}
 ESCALATION: dict[int, tuple[str, ...]] = {
     80: ("email",), 90: ("email",), 95: ("email", "slack"), 100: ("email", "slack", "banner")}
 TEAM_CHANNEL = "team"
@@ -23,8 +31,9 @@ TEAM_CHANNEL = "team"
 @dataclass(frozen=True)
 class Delivery:
     """One message to one recipient. `recipient` is what the delivery ledger keys and shows (an
-    address, `team`, `user:<name>`); `target` is where it goes (an address or a webhook URL, empty
-    when the channel is not configured); `unsendable` says why it cannot go at all."""
+    address, `team`, `user:<name>`, `team:<team>`); `target` is where it goes (an address or a
+    webhook URL, empty when the channel is not configured; the user for a banner or a digest line);
+    `unsendable` says why it cannot go at all."""
 
     channel: str
     recipient: str
@@ -34,10 +43,20 @@ class Delivery:
 
 
 def job_deliveries(notice: Notice, owner: Preferences, team_webhook: str) -> list[Delivery]:
-    wanted = to_user(notice, owner, team_webhook) if notice.kind in owner.events else []
+    chosen = PREFERENCE_OF.get(notice.kind, notice.kind) in owner.events
+    wanted = [_digested(d, owner) for d in to_user(notice, owner, team_webhook)] if chosen else []
     if notice.kind in TEAM_SLACK_KINDS:
         wanted.append(Delivery("slack", TEAM_CHANNEL, team_webhook, notice))
+    if notice.kind in USER_BANNER_KINDS:
+        wanted.append(Delivery("banner", f"user:{owner.user}", owner.user, notice))
     return unique(wanted)
+
+
+def _digested(delivery: Delivery, owner: Preferences) -> Delivery:
+    """In digest mode the email becomes a line of the owner's next daily digest (FR8.2.1)."""
+    if delivery.channel != "email" or owner.digest != "daily":
+        return delivery
+    return Delivery("digest", f"user:{owner.user}", owner.user, delivery.notice)
 
 
 def budget_alert_deliveries(notice: Notice, percent: int, team: TeamSettings, team_webhook: str) -> list[Delivery]:

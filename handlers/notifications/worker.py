@@ -1,15 +1,20 @@
-"""`pipeline notifications run`: the notifier as a durable consumer of EVENTS (a singleton)."""
+"""`pipeline notifications run`: the notifier as a durable consumer of EVENTS (a singleton), and
+the loop that sends the daily digests when they are due."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import timedelta
+from contextlib import suppress
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 from faststream.nats import NatsBroker
 from psycopg_pool import ConnectionPool
 
 from handlers.notifications.channels import Mailer, SlackWebhooks, SmtpConfig
+from handlers.notifications.digest import DigestSchedule
+from handlers.notifications.digests import DigestSender
 from handlers.notifications.notifier import Notifier, NotifierConfig
 from pipeline import bus
 from pipeline.consumers import add_consumer
@@ -24,6 +29,7 @@ DURABLE = "notifier"
 # Small batches: each message may wait on SMTP or Slack, and a batch must finish within the
 # consumer's ack_wait (60 s).
 BATCH = 10
+DIGEST_EVERY_S = 60.0
 
 
 def notifier_from_settings(settings: Settings, store: EventStore, pool: ConnectionPool) -> Notifier:
@@ -34,12 +40,37 @@ def notifier_from_settings(settings: Settings, store: EventStore, pool: Connecti
     return Notifier(store.app, pool, config, mailer, SlackWebhooks(settings.notify_timeout_s))
 
 
+def digests_from_settings(settings: Settings, notifier: Notifier, hour: int) -> DigestSender:
+    schedule = DigestSchedule(settings.time_zone, hour)
+    config = notifier.config
+    return DigestSender(notifier.pool, schedule, notifier.mailer, team=config.team, base_url=config.base_url,
+                        sender=config.sender)
+
+
+def digest_hour(settings: Settings) -> int:
+    """The local hour (PIPELINE_TIME_ZONE) digests go out: PIPELINE_DIGEST_HOUR, 0-23, default 8."""
+    return settings.digest_hour
+
+
+async def send_digests(digests: DigestSender, stop: asyncio.Event, every_s: float = DIGEST_EVERY_S) -> None:
+    """Every `every_s`, sends the digests that are due; a failed round is logged and tried again."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(digests.send_due, datetime.now(timezone.utc))
+        except Exception:  # noqa: BLE001 - PostgreSQL away, a bad row: the next round tries again
+            log.exception("digests: this round failed")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
 async def run(settings: Settings, database_url: str, nats_url: str, lock_key: int) -> None:
+    hour = digest_hour(settings)
     stop = stop_on_signals()
     store = EventStore.open(database_url, pool_size=2, policy=settings.budget_policy())
-    pool = ConnectionPool(database_url, min_size=1, max_size=2, open=True)
+    pool = ConnectionPool(database_url, min_size=1, max_size=3, open=True)  # the consumer's, the digests'
     lock_conn = psycopg.connect(database_url, autocommit=True)
     notifier = notifier_from_settings(settings, store, pool)
+    digests = digests_from_settings(settings, notifier, hour)
     broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
                         max_reconnect_attempts=-1, logger=FASTSTREAM_LOG)
     add_consumer(broker, pool, durable=DURABLE, subject="events.>", handle=notifier.handle_batch,
@@ -48,9 +79,11 @@ async def run(settings: Settings, database_url: str, nats_url: str, lock_key: in
         if await acquire_leadership(lock_conn, stop, lock_key):
             bus.probe(nats_url, settings.connect_timeout_s)
             await broker.start()
-            log.info("notifications: email %s, team Slack %s", "on" if notifier.mailer.configured else "not configured",
-                     "on" if settings.slack_webhook_url else "from team settings (if set)")
-            await stop.wait()
+            log.info("notifications: email %s, team Slack %s, digests at %02d:00 %s",
+                     "on" if notifier.mailer.configured else "not configured",
+                     "on" if settings.slack_webhook_url else "from team settings (if set)", digests.schedule.hour,
+                     settings.time_zone)
+            await send_digests(digests, stop)
     finally:
         await broker.stop()
         notifier.slack.close()

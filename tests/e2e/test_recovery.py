@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from pipeline.embedded import free_port
+from tests.e2e import api
 from tests.e2e.test_up import interrupt, start_up
 from tests.helpers import wait_for
 
@@ -33,15 +34,15 @@ def topics_of(events: list[tuple[str, dict]]) -> list[str]:
 
 
 def start_job(base: str, name: str) -> str:
-    file_id = wait_for(lambda: httpx.get(f"{base}/api/files").json(), message="sample")[0]["id"]
-    created = httpx.post(f"{base}/api/jobs", json={"name": name, "training_file_id": file_id,
+    file_id = wait_for(lambda: api.get(f"{base}/api/files").json(), message="sample")[0]["id"]
+    created = api.post(f"{base}/api/jobs", json={"name": name, "training_file_id": file_id,
                                                    "preset": "conservative"})
     assert created.status_code == 201, created.text
     return created.json()["id"]
 
 
 def finished(base: str, job_id: str, timeout: float = 300) -> dict:
-    return wait_for(lambda: (j := httpx.get(f"{base}/api/jobs/{job_id}").json()).get("status") in
+    return wait_for(lambda: (j := api.get(f"{base}/api/jobs/{job_id}").json()).get("status") in
                     ("completed", "failed", "cancelled") and j, timeout=timeout, interval=0.5,
                     message="the job to end")
 
@@ -75,15 +76,15 @@ def test_cancelling_a_training_job_stops_its_pod_and_settles_its_cost(tmp_path: 
     process, base = start_up(env, tmp_path / "up.log")
     try:
         job_id = start_job(base, "Cancelled midway")
-        wait_for(lambda: httpx.get(f"{base}/api/jobs/{job_id}").json().get("status") == "training", timeout=120,
+        wait_for(lambda: api.get(f"{base}/api/jobs/{job_id}").json().get("status") == "training", timeout=120,
                  message="training")
-        cancelled = httpx.post(f"{base}/api/jobs/{job_id}/cancel", json={"reason": "too_expensive", "notes": "test"})
+        cancelled = api.post(f"{base}/api/jobs/{job_id}/cancel", json={"reason": "too_expensive", "notes": "test"})
         assert cancelled.status_code == 200, cancelled.text
         wait_for(lambda: "TrainingJob.PodStopped" in [t for t, _ in job_events(env, job_id)], timeout=60,
                  message="the pod stopped within 60 s")
-        wait_for(lambda: httpx.get(f"{base}/api/jobs/{job_id}").json()["status"] == "cancelled",
+        wait_for(lambda: api.get(f"{base}/api/jobs/{job_id}").json()["status"] == "cancelled",
                  message="the read model to show the cancellation")
-        again = httpx.post(f"{base}/api/jobs/{job_id}/start")
+        again = api.post(f"{base}/api/jobs/{job_id}/start")
         assert again.status_code == 409  # a cancelled job cannot be resumed
     finally:
         assert interrupt(process) == 0
@@ -96,7 +97,7 @@ def test_a_silent_pod_is_caught_by_the_watchdog_and_its_job_recovered(tmp_path: 
         job_id = start_job(base, "Lost host")
         wait_for(lambda: "TrainingJob.CheckpointSaved" in topics_of(job_events(env, job_id)), timeout=180,
                  interval=0.2, message="a checkpoint")
-        frozen = httpx.post(f"{base}/api/jobs/{job_id}/faults", json={"action": "freeze"})
+        frozen = api.post(f"{base}/api/jobs/{job_id}/faults", json={"action": "freeze"})
         assert frozen.status_code == 200 and frozen.json()["pods"], frozen.text
         job = finished(base, job_id)
         assert job["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:]

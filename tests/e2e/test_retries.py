@@ -16,6 +16,7 @@ from domain.values import ArtifactRef
 from pipeline import bus
 from pipeline.objectstore import ObjectStore
 from pipeline.runtime import running_embedded_nats
+from tests.e2e import api
 from tests.e2e.test_queue import start, upload_variant
 from tests.e2e.test_recovery import finished, job_events, stack, start_job, topics_of
 from tests.e2e.test_up import interrupt, start_up
@@ -85,7 +86,7 @@ def test_two_preemptions_still_give_the_uninterrupted_adapter_and_a_forgery_chan
                 before = topics_of(job_events(env, steady))
                 errors = forge(env, preempted, steady)
                 assert any("permissions violation" in e.lower() for e in errors), errors
-            answer = httpx.post(f"{base}/api/jobs/{preempted}/faults", json={"action": "preempt"})
+            answer = api.post(f"{base}/api/jobs/{preempted}/faults", json={"action": "preempt"})
             assert answer.status_code == 200 and answer.json()["pods"], answer.text
         assert finished(base, preempted)["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:]
         assert finished(base, steady)["status"] == "completed"
@@ -113,17 +114,17 @@ def test_an_oom_is_retried_with_the_suggested_fix_as_a_linked_job_that_completes
         original = start_job(base, "Too big a batch")  # Conservative: batch size 4
         job = finished(base, original)
         assert job["status"] == "failed", (tmp_path / "up.log").read_text()[-3000:]
-        options = httpx.get(f"{base}/api/jobs/{original}/retry-options").json()
+        options = api.get(f"{base}/api/jobs/{original}/retry-options").json()
         assert options["original"]["failure"]["type"] == "oom"
         assert [c["text"] for c in options["suggested"]["changes"]] == ["per_device_train_batch_size: 4 → 2"]
-        retried = httpx.post(f"{base}/api/jobs/{original}/retry", json={"suggested": True})
+        retried = api.post(f"{base}/api/jobs/{original}/retry", json={"suggested": True})
         assert retried.status_code == 201, retried.text
         retry_id = retried.json()["id"]
         assert finished(base, retry_id)["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:]
         (created,) = [s for t, s in job_events(env, retry_id) if t == "TrainingJob.Created"]
         assert UUID(created["retry_of"]["_data_"]) == UUID(original)
         assert created["name"] == "Too big a batch (Retry #2)"
-        again = httpx.post(f"{base}/api/jobs/{retry_id}/retry", json={})
+        again = api.post(f"{base}/api/jobs/{retry_id}/retry", json={})
         assert again.status_code == 400 and "Only failed or cancelled" in again.json()["detail"]
     finally:
         assert interrupt(process) == 0
@@ -136,12 +137,12 @@ def test_a_cancelled_job_resumes_from_its_checkpoint_with_a_smaller_batch_as_a_n
         original = start_job(base, "Stopped midway")
         checkpoint = wait_for(lambda: next((s for t, s in job_events(env, original) if t == "TrainingJob.CheckpointSaved"),
                                            None), timeout=180, interval=0.1, message="a checkpoint")
-        cancelled = httpx.post(f"{base}/api/jobs/{original}/cancel", json={"reason": "wrong_configuration"})
+        cancelled = api.post(f"{base}/api/jobs/{original}/cancel", json={"reason": "wrong_configuration"})
         assert cancelled.status_code == 200, cancelled.text
-        wait_for(lambda: httpx.get(f"{base}/api/jobs/{original}").json()["status"] == "cancelled", message="cancelled")
-        options = httpx.get(f"{base}/api/jobs/{original}/retry-options").json()
+        wait_for(lambda: api.get(f"{base}/api/jobs/{original}").json()["status"] == "cancelled", message="cancelled")
+        options = api.get(f"{base}/api/jobs/{original}/retry-options").json()
         assert options["resumable"] and options["checkpoint_step"] >= checkpoint["step"]
-        resumed = httpx.post(f"{base}/api/jobs/{original}/retry",
+        resumed = api.post(f"{base}/api/jobs/{original}/retry",
                              json={"resume": True, "changes": {"per_device_train_batch_size": 2}})
         assert resumed.status_code == 201, resumed.text
         new_id = resumed.json()["id"]

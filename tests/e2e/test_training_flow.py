@@ -9,6 +9,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.e2e import api
 from tests.e2e.test_up import interrupt, start_up
 from tests.helpers import wait_for
 from pipeline.embedded import free_port
@@ -34,12 +35,12 @@ def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charg
 ) -> None:
     process, base = start_up(stack_env, tmp_path / "up.log")
     try:
-        file_id = wait_for(lambda: httpx.get(f"{base}/api/files").json(), message="sample")[0]["id"]
-        created = httpx.post(f"{base}/api/jobs", json={"name": "First real run", "training_file_id": file_id,
+        file_id = wait_for(lambda: api.get(f"{base}/api/files").json(), message="sample")[0]["id"]
+        created = api.post(f"{base}/api/jobs", json={"name": "First real run", "training_file_id": file_id,
                                                        "preset": "conservative"})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        job = wait_for(lambda: (j := httpx.get(f"{base}/api/jobs/{job_id}").json()).get("status") in
+        job = wait_for(lambda: (j := api.get(f"{base}/api/jobs/{job_id}").json()).get("status") in
                        ("completed", "failed") and j, timeout=240, interval=0.5, message="the job to finish")
         agent_logs = "".join(p.read_text()[-3000:] for p in Path(stack_env["PIPELINE_STATE_DIR"]).glob("pods/*/*/agent.log"))
         assert job["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:] + agent_logs
@@ -58,23 +59,23 @@ def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charg
         assert spend and float(spend[-1]["job_total"]["_data_"]) > 0
         (released,) = [s for t, s in events if t == "Budget.Released"]
         assert float(released["amount"]["_data_"]) > 0
-        wait_for(lambda: httpx.get(f"{base}/api/files").json()[0]["active_jobs"] == 0, timeout=20,
+        wait_for(lambda: api.get(f"{base}/api/files").json()[0]["active_jobs"] == 0, timeout=20,
                  message="the file free again (catalog read model)")
         # FR4.2.1: every step of the run in the metrics export (the metric history read model).
-        lines = wait_for(lambda: len(r := httpx.get(f"{base}/api/jobs/{job_id}/metrics.csv").text.splitlines()) == 13
+        lines = wait_for(lambda: len(r := api.get(f"{base}/api/jobs/{job_id}/metrics.csv").text.splitlines()) == 13
                          and r, timeout=20, message="12 steps in the metrics export")
         assert lines[0].startswith("step_number,epoch,training_loss,validation_loss")
-        download = httpx.get(f"{base}/api/jobs/{job_id}/metrics.json")
+        download = api.get(f"{base}/api/jobs/{job_id}/metrics.json")
         assert "-metrics-" in download.headers["content-disposition"]
         assert len(download.json()["training_metrics"]) == 12
         # Bad input is refused with a clear answer and changes nothing.
         events_before = len(stored_events(tmp_path / "state"))
-        assert httpx.get(f"{base}/api/jobs/{uuid.uuid4()}/metrics.csv").status_code == 404
-        retry = httpx.post(f"{base}/api/jobs/{job_id}/retry", json={"changes": {"num_train_epochs": 50}})
+        assert api.get(f"{base}/api/jobs/{uuid.uuid4()}/metrics.csv").status_code == 404
+        retry = api.post(f"{base}/api/jobs/{job_id}/retry", json={"changes": {"num_train_epochs": 50}})
         assert retry.status_code == 400, retry.text
-        switch = httpx.post(f"{base}/api/jobs/{job_id}/gpu", json={"gpu_tier": "on_demand"})
+        switch = api.post(f"{base}/api/jobs/{job_id}/gpu", json={"gpu_tier": "on_demand"})
         assert switch.status_code == 400 and "only while the job waits" in switch.json()["detail"]
-        assert httpx.post(f"{base}/api/jobs/{job_id}/promote").status_code == 403  # the anonymous member
+        assert api.post(f"{base}/api/jobs/{job_id}/promote", headers=api.as_user(base, "erin")).status_code == 403
         assert len(stored_events(tmp_path / "state")) == events_before
     finally:
         assert interrupt(process) == 0

@@ -11,12 +11,13 @@ import httpx
 import pytest
 
 from pipeline.embedded import free_port
+from tests.e2e import api
 from tests.helpers import pipeline_process, wait_for
 
 
 def healthy(base: str) -> bool:
     try:
-        return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        return api.get(f"{base}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -33,6 +34,7 @@ def start_up(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     wait_for(lambda: healthy(base) or process.poll() is not None, timeout=90, interval=0.2,
              message="the stack to become healthy")
     assert process.poll() is None, log.read_text()[-3000:]
+    api.authorize(base, Path(env["PIPELINE_STATE_DIR"]))
     return process, base
 
 
@@ -46,23 +48,23 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
 ) -> None:
     process, base = start_up(stack_env, tmp_path / "up1.log")
     try:
-        files = wait_for(lambda: httpx.get(f"{base}/api/files").json(), message="the seeded sample file")
+        files = wait_for(lambda: api.get(f"{base}/api/files").json(), message="the seeded sample file")
         assert [(f["name"], f["status"], f["conversation_count"]) for f in files] == \
             [("Financial advisory - sample", "active", 300)]
-        refused = httpx.post(f"{base}/api/jobs", json={"name": "x", "training_file_id": files[0]["id"]})
+        refused = api.post(f"{base}/api/jobs", json={"name": "x", "training_file_id": files[0]["id"]})
         assert refused.status_code == 400 and "between 3 and 100 characters" in refused.json()["detail"]
-        created = httpx.post(f"{base}/api/jobs", json={"name": "Advisor tone v1", "training_file_id": files[0]["id"]})
+        created = api.post(f"{base}/api/jobs", json={"name": "Advisor tone v1", "training_file_id": files[0]["id"]})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        page = wait_for(lambda: (r := httpx.get(base)).status_code == 200 and f'data-job-id="{job_id}"' in r.text
+        page = wait_for(lambda: (r := api.get(base)).status_code == 200 and f'data-job-id="{job_id}"' in r.text
                         and "status-configured" not in r.text and r.text, message="the started job on /")
         assert "Advisor tone v1" in page
 
-        in_use = httpx.post(f"{base}/api/jobs", json={"name": "Second run", "training_file_id": files[0]["id"]})
+        in_use = api.post(f"{base}/api/jobs", json={"name": "Second run", "training_file_id": files[0]["id"]})
         assert in_use.status_code == 400 and in_use.json()["detail"] == "Training file is in use by an active job"
 
         broken = (Path(__file__).parents[2] / "samples" / "broken-missing-target.json").read_bytes()
-        upload = httpx.post(f"{base}/api/files", files={"file": ("broken.json", broken)})
+        upload = api.post(f"{base}/api/files", files={"file": ("broken.json", broken)})
         assert upload.status_code == 201 and upload.json()["status"] == "invalid"
         assert upload.json()["problems"][0]["message"] == \
             "Training pair #4 (conversation conv_abc123) is missing 'target_response'"
@@ -75,7 +77,7 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
             [(1, "TrainingJob.Created"), (2, "TrainingJob.Configured"), (3, "TrainingJob.Queued")]
         assert lines[1]["preset"] == "balanced" and lines[1]["gpu_tier"] == "spot"
 
-        health = wait_for(lambda: (h := httpx.get(f"{base}/health").json())["workers"]["projection-jobs"]
+        health = wait_for(lambda: (h := api.get(f"{base}/health").json())["workers"]["projection-jobs"]
                           ["lag_events"]["pipeline"] == 0 and h, message="no lag")
         assert health["database"] == "ok" and health["nats"] == "ok"
         assert health["workers"]["relay"]["lag_events"] == {"pipeline": 0}
@@ -87,11 +89,11 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
 
     process, base = start_up(stack_env, tmp_path / "up2.log")
     try:
-        jobs = httpx.get(f"{base}/api/jobs").json()
+        jobs = api.get(f"{base}/api/jobs").json()
         assert [(j["id"], j["name"]) for j in jobs] == [(job_id, "Advisor tone v1")]
-        wait_for(lambda: len(httpx.get(f"{base}/api/files").json()) == 2,  # the sample was not registered twice
+        wait_for(lambda: len(api.get(f"{base}/api/files").json()) == 2,  # the sample was not registered twice
                  message="the catalog read model to catch up")
-        assert len(httpx.get(f"{base}/api/files").json()) == 2
+        assert len(api.get(f"{base}/api/files").json()) == 2
     finally:
         assert interrupt(process) == 0
 
@@ -99,19 +101,19 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
 def test_the_rebuild_command_reproduces_the_live_read_model(stack_env: dict[str, str], tmp_path: Path) -> None:
     process, base = start_up(stack_env, tmp_path / "up.log")
     try:
-        file_id = wait_for(lambda: httpx.get(f"{base}/api/files").json(), message="sample")[0]["id"]
+        file_id = wait_for(lambda: api.get(f"{base}/api/files").json(), message="sample")[0]["id"]
         for i in range(3):  # configured, not started: one file serves one active job at a time
-            created = httpx.post(f"{base}/api/jobs", json={"name": f"Rebuild me {i}", "training_file_id": file_id,
+            created = api.post(f"{base}/api/jobs", json={"name": f"Rebuild me {i}", "training_file_id": file_id,
                                                           "start": False})
             assert created.status_code == 201, created.text
-        before = wait_for(lambda: len(jobs := httpx.get(f"{base}/api/jobs").json()) == 3
+        before = wait_for(lambda: len(jobs := api.get(f"{base}/api/jobs").json()) == 3
                           and all(j["status"] == "configured" for j in jobs) and jobs, message="3 jobs")
         rebuilt = subprocess.run([sys.executable, "-m", "pipeline", "projections", "rebuild"],
                                  env=os.environ | stack_env, capture_output=True, text=True, timeout=60)
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert "rebuilt jobs from 6 event(s)" in rebuilt.stdout
         assert "rebuilt catalog from 1 event(s)" in rebuilt.stdout
-        assert httpx.get(f"{base}/api/jobs").json() == before
+        assert api.get(f"{base}/api/jobs").json() == before
     finally:
         assert interrupt(process) == 0
 

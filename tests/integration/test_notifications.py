@@ -11,17 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from types import SimpleNamespace
 from uuid import UUID
 
 import psycopg
 import pytest
 from litestar import Litestar
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
-from litestar.template.config import TemplateConfig
 from litestar.testing import TestClient
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from domain.aggregates.budget import Budget
@@ -40,12 +38,12 @@ from pipeline.settings import load_settings
 from tests.factories import T0, configuration, job_fields
 from tests.fakes.mail_and_slack import FakeSlack, SmtpSink
 from web import notifications
+from web.app import template_config
 
 BASE = "http://pipeline.test"
 SECRET = "test-approval-secret-0123456789"
 SENDER = "LoRA Pipeline <pipeline@example.com>"
 ADAPTER = ArtifactRef("job-x", "x/adapter-attempt-1.tar", "d" * 64, 1000)
-WEB = Path(__file__).resolve().parents[2] / "web"
 
 
 @dataclass
@@ -131,6 +129,12 @@ def completed_job(app) -> UUID:
     return job_id
 
 
+def team_banners(conn: psycopg.Connection) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT kind, level, message, link FROM notification_banners WHERE team = 'default'"
+                           " AND user_name IS NULL AND dismissed_at IS NULL ORDER BY created_at DESC").fetchall()
+
+
 def text_of(message) -> str:
     return message.get_body(("plain",)).get_content()
 
@@ -164,7 +168,8 @@ def test_a_completed_job_sends_its_creator_one_email_and_the_team_channel_one_sl
             f"✓ Training completed: *Advisor tone v1* (13.2hrs, $32.37, 31% perplexity improvement) "
             f"<{link}|View Job Details>"}}]}]
     # Alice chose Slack too, without a webhook of her own: the team channel's message is hers.
-    assert rig.deliveries() == [("email", "alice@example.com", "sent", None), ("slack", "team", "sent", None)]
+    assert rig.deliveries() == [("banner", "user:alice", "sent", None), ("email", "alice@example.com", "sent", None),
+                                ("slack", "team", "sent", None)]
 
 
 def test_a_failed_oom_job_emails_the_error_and_its_suggested_fix(rig: Rig) -> None:
@@ -207,7 +212,7 @@ def test_each_budget_threshold_reaches_exactly_its_channels(rig: Rig) -> None:
         assert rig.feed() == [None, None]  # SpendRecorded (nothing to say), ThresholdCrossed
         new_mails = rig.smtp.messages[mails:]
         with psycopg.connect(rig.url) as conn:
-            banners = [b["message"] for b in ledger.banners(conn, "default")]
+            banners = [b["message"] for b in team_banners(conn)]
         seen[percent] = (sorted(m["To"] for m in new_mails), len(rig.slack.received) - posts, len(banners))
         assert {m["Subject"] for m in new_mails} == {
             f"⚠ Budget Alert: {percent}% of the {month} training budget {'exceeded' if percent == 100 else 'used'}"}
@@ -215,14 +220,14 @@ def test_each_budget_threshold_reaches_exactly_its_channels(rig: Rig) -> None:
     assert seen == {80: (both, 0, 0), 90: (both, 0, 0), 95: (both, 1, 0), 100: (both, 1, 1)}
 
     assert "You've used 80% of monthly training budget ($400.00 of $500.00)" in text_of(rig.smtp.messages[0])
-    dashboard = f"View Budget Dashboard: {BASE}/api/budgets/{month}"
+    dashboard = f"View Budget Dashboard: {BASE}/budget?month={month}"
     assert [p["text"] for p in rig.slack.received] == [
         f"You've used 95% of monthly training budget ($475.00 of $500.00) {dashboard}",
         f"Monthly training budget exceeded ($505.00 of $500.00) {dashboard}"]
     with psycopg.connect(rig.url) as conn:
-        [banner] = ledger.banners(conn, "default")
-    assert (banner["kind"], banner["message"], banner["link"]) == (
-        "budget_100", "Monthly training budget exceeded ($505.00 of $500.00)", f"{BASE}/api/budgets/{month}")
+        [banner] = team_banners(conn)
+    assert (banner["kind"], banner["level"], banner["message"], banner["link"]) == (
+        "budget_100", "error", "Monthly training budget exceeded ($505.00 of $500.00)", f"/budget?month={month}")
 
 
 def test_the_same_event_delivered_three_times_sends_one_message_per_recipient(rig: Rig) -> None:
@@ -234,7 +239,7 @@ def test_the_same_event_delivered_three_times_sends_one_message_per_recipient(ri
     assert len(rig.slack.received) == 1 and rig.slack.requests == 1
     with psycopg.connect(rig.url) as conn:
         attempts = conn.execute("SELECT attempts FROM notification_deliveries").fetchall()
-    assert attempts == [(1,), (1,)]
+    assert attempts == [(1,), (1,), (1,)]  # email, Slack, banner
 
 
 def test_a_slack_outage_is_retried_and_the_message_arrives_once_without_resending_the_email(rig: Rig) -> None:
@@ -254,7 +259,8 @@ def test_a_slack_outage_is_retried_and_the_message_arrives_once_without_resendin
     assert [p["text"].split(" View Job Details")[0] for p in rig.slack.received] == [
         "✓ Training completed: Advisor tone v1 (13.2hrs, $32.37, 31% perplexity improvement)"]
     assert rig.slack.requests == 4 and len(rig.smtp.messages) == 1
-    assert rig.deliveries() == [("email", "alice@example.com", "sent", None), ("slack", "team", "sent", None)]
+    assert rig.deliveries() == [("banner", "user:alice", "sent", None), ("email", "alice@example.com", "sent", None),
+                                ("slack", "team", "sent", None)]
     assert rig.again() == [None] * len(rig.bodies) and rig.slack.requests == 4
     assert str(job_id)  # the job the message named
 
@@ -298,7 +304,8 @@ def test_channels_not_configured_are_recorded_as_skipped(migrated: str) -> None:
         rig.save(Preferences("alice", "alice@example.com", ("email", "slack")))
         completed_job(rig.app)
         assert rig.feed() == [None] * len(rig.bodies)
-        assert rig.deliveries() == [("email", "alice@example.com", "skipped", "channel not configured"),
+        assert rig.deliveries() == [("banner", "user:alice", "sent", None),
+                                    ("email", "alice@example.com", "skipped", "channel not configured"),
                                     ("slack", "team", "skipped", "channel not configured")]
     finally:
         notifier.pool.close()
@@ -317,7 +324,7 @@ def web(rig: Rig) -> Iterator[TestClient]:
     settings = load_settings(approval_secret=SECRET, trust_identity_headers=True)
     state = State({"pool": SimpleNamespace(conninfo=rig.url), "store": rig.store, "settings": settings})
     app = Litestar(route_handlers=[notifications.router], state=state,
-                   template_config=TemplateConfig(directory=WEB / "templates", engine=JinjaTemplateEngine))
+                   template_config=template_config())
     with TestClient(app) as client:
         yield client
 
@@ -399,3 +406,35 @@ def test_preferences_and_team_settings_from_the_cli_and_the_api(rig: Rig, web: T
     assert web.get("/api/notification-team-settings", headers=as_manager).json()["slack_channel"] == "#training-budget"
     assert web.get("/api/notification-preferences/alice", headers=as_manager).json()["email"] == "alice@example.com"
     assert web.get("/api/notifications/deliveries").json() == []
+
+
+def test_an_interruption_and_the_resumption_reach_the_creator_once_and_her_banner_follows_the_job(rig: Rig) -> None:
+    rig.save(Preferences("alice", "alice@example.com", ("email",)))
+    job_id = training_job(rig.app)
+    checkpoint = ArtifactRef("job-x", "x/checkpoint-step-400.pt", "e" * 64, 100)
+    rig.app.update_job(job_id, lambda j: j.record_checkpoint(400, checkpoint, 1, at(50)))
+    rig.app.update_job(job_id, lambda j: j.interrupt("preempted", 420, 1, at(60)))
+    assert rig.feed() == [None] * len(rig.bodies)
+    assert open_banners(rig.url, "alice") == [("interrupted", "warning", "⚠ Advisor tone v1: Training interrupted at "
+                                               "42% complete. Auto-recovery in progress...", f"/jobs/{job_id}")]
+
+    def resume(job) -> None:
+        job.begin_recovery(at(61))
+        attempt = job.start_provisioning("spot", at(61))
+        job.pod_started("pod-2", attempt, Decimal("2.49"), at(65))
+        job.change_stage(JobStatus.TRAINING, attempt, at(69))
+
+    rig.app.update_job(job_id, resume)
+    assert rig.feed() == [None] * len(rig.bodies) and rig.again() == [None] * len(rig.bodies)
+    resumed = "↻ Advisor tone v1: Training resumed from checkpoint (Step 400). Estimated completion: 8h 6m remaining."
+    assert [m["Subject"] for m in rig.smtp.to("alice@example.com")] == [
+        "⚠ Training Interrupted: Advisor tone v1", "↻ Training Resumed: Advisor tone v1"]
+    assert f"Track Status: {BASE}/jobs/{job_id}" in text_of(rig.smtp.messages[-1]).splitlines()
+    # The interruption's banner is retired by the resumption's: one banner per job, the latest.
+    assert open_banners(rig.url, "alice") == [("resumed", "info", resumed, f"/jobs/{job_id}")]
+
+
+def open_banners(url: str, user: str) -> list[tuple[str, str, str, str]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT kind, level, message, link FROM notification_banners WHERE user_name = %s"
+                            " AND dismissed_at IS NULL ORDER BY created_at DESC", (user,)).fetchall()

@@ -1,5 +1,5 @@
 """`pipeline notifications run` as a real process behind the real relay: JetStream redelivery and a
-Slack outage, with a real SMTP server and an HTTP server standing in for Slack."""
+Slack outage, with a real SMTP server and an HTTP server standing in for Slack; its digest loop."""
 
 from __future__ import annotations
 
@@ -72,6 +72,7 @@ def test_the_notifier_process_sends_once_through_redelivery_and_a_slack_outage(e
     url = env["DATABASE_URL"]
     with psycopg.connect(url) as conn:
         save_preferences(conn, Preferences("alice", "alice@example.com"))
+        save_preferences(conn, Preferences("bob", "bob@example.com", digest="daily"))
     store = EventStore.open(url)
     job_id = completed_job(store.app)
     store.close()
@@ -87,8 +88,13 @@ def test_the_notifier_process_sends_once_through_redelivery_and_a_slack_outage(e
         wait_for(lambda: notifier_settled(env["NATS_URL"]), timeout=60, message="the notifier to ack everything")
         assert len(slack.received) == 1 and slack.requests == 4
         assert len(smtp.messages) == 1
-        assert sorted(table(url, "SELECT channel, recipient, status, attempts FROM notification_deliveries")) == [
-            ("email", "alice@example.com", "sent", 1), ("slack", "team", "sent", 4)]
+        assert sorted(table(url, "SELECT channel, recipient, status, attempts FROM notification_deliveries"
+                                 " WHERE kind <> 'digest'")) == [
+            ("banner", "user:alice", "sent", 1), ("email", "alice@example.com", "sent", 1),
+            ("slack", "team", "sent", 4)]
+        # The digest loop ran at start: bob's digest of the day is settled (nothing happened to his jobs).
+        assert table(url, "SELECT recipient, status, error FROM notification_deliveries WHERE kind = 'digest'") == [
+            ("user:bob", "skipped", "nothing to report")]
         assert table(url, "SELECT * FROM dead_letters") == []
     finally:
         assert stop_process(relay) == 0

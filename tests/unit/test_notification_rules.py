@@ -1,11 +1,11 @@
-"""Notifications without I/O: who gets what on which channel, the spec's texts, Slack's form, and
-the signed approval links."""
+"""Notifications without I/O: who gets what on which channel, the spec's texts, Slack's form, the
+daily digest's schedule and text, the banners' way back, and the signed approval links."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -15,10 +15,13 @@ from domain.job_status import FailureType, JobStatus
 from domain.presets import preset_named
 from domain.values import ArtifactRef
 from handlers.notifications import render, tokens
-from handlers.notifications.notices import job_kind, job_notice, threshold_notice
+from handlers.notifications.digest import Digest, DigestSchedule
+from handlers.notifications.budget_notices import threshold_notice
+from handlers.notifications.notices import job_kind, job_notice
 from handlers.notifications.preferences import InvalidPreferencesError, Preferences, TeamSettings, expand_events
 from handlers.notifications.routing import budget_alert_deliveries, job_deliveries
 from tests.factories import T0, configuration, new_job
+from web.auth import local_path as safe_next
 
 BASE = "https://pipeline.example"
 HOOK = "https://hooks.slack.test/T/B/team"
@@ -130,15 +133,61 @@ def test_the_creator_gets_the_events_they_chose_and_one_team_slack_message() -> 
     job.complete(ADAPTER, {}, 1, T0 + timedelta(hours=2))
     notice = job_notice(last_event(job), job, BASE)
     alice = Preferences("alice", "alice@example.com", ("email", "slack"))
+    banner = ("banner", "user:alice", "alice")  # in-app: always on, whatever was chosen
     assert [(d.channel, d.recipient, d.target) for d in job_deliveries(notice, alice, HOOK)] == [
-        ("email", "alice@example.com", "alice@example.com"), ("slack", "team", HOOK)]
+        ("email", "alice@example.com", "alice@example.com"), ("slack", "team", HOOK), banner]
     own = replace(alice, slack_webhook_url="https://hooks.slack.test/alice")
     assert [(d.channel, d.recipient) for d in job_deliveries(notice, own, HOOK)] == [
-        ("email", "alice@example.com"), ("slack", "user:alice"), ("slack", "team")]
+        ("email", "alice@example.com"), ("slack", "user:alice"), ("slack", "team"), banner[:2]]
     failures_only = replace(alice, events=expand_events(["failures"]))
-    assert [(d.channel, d.recipient) for d in job_deliveries(notice, failures_only, HOOK)] == [("slack", "team")]
-    [no_address, team] = job_deliveries(notice, Preferences("bob"), "")
+    assert [(d.channel, d.recipient) for d in job_deliveries(notice, failures_only, HOOK)] == [
+        ("slack", "team"), banner[:2]]
+    [no_address, team, _] = job_deliveries(notice, Preferences("bob"), "")
     assert no_address.unsendable.startswith("no email address for bob") and team.target == ""
+
+
+def test_in_digest_mode_job_emails_become_digest_lines_and_slack_stays_immediate() -> None:
+    job = trained_job()
+    job.fail(FailureType.OOM, "CUDA out of memory", {}, T0 + timedelta(hours=2))
+    notice = job_notice(last_event(job), job, BASE)
+    alice = Preferences("alice", "alice@example.com", ("email", "slack"), digest="daily",
+                        slack_webhook_url="https://hooks.slack.test/alice")
+    assert [(d.channel, d.recipient, d.target) for d in job_deliveries(notice, alice, HOOK)] == [
+        ("digest", "user:alice", "alice"), ("slack", "user:alice", "https://hooks.slack.test/alice"),
+        ("slack", "team", HOOK), ("banner", "user:alice", "alice")]
+    assert notice.at == T0 + timedelta(hours=2) and notice.level == "error"
+
+
+def resumed_job():
+    """Checkpoint at step 400, interrupted at step 420 after 1 h, training again 9 min later."""
+    job = trained_job()
+    job.record_checkpoint(400, replace(ADAPTER, name="x/checkpoint-step-400.pt"), 1, T0 + timedelta(minutes=50))
+    job.interrupt("preempted", 420, 1, T0 + timedelta(hours=1))
+    job.begin_recovery(T0 + timedelta(hours=1, minutes=1))
+    attempt = job.start_provisioning("spot", T0 + timedelta(hours=1, minutes=1))
+    job.pod_started("pod-2", attempt, Decimal("2.49"), T0 + timedelta(hours=1, minutes=5))
+    job.change_stage(JobStatus.TRAINING, attempt, T0 + timedelta(hours=1, minutes=9))
+    return job, next(e for e in job.collect_events() if isinstance(e, type(job).Resumed))
+
+
+def test_training_resumed_says_from_which_checkpoint_and_how_long_is_left() -> None:
+    job, event = resumed_job()
+    assert job_kind(event) == "resumed"
+    notice = job_notice(event, job, BASE)
+    # FR3.2.1's text; 13.5 h estimated, 60 % of the steps still to do from the checkpoint.
+    assert notice.headline == ("↻ Advisor tone v1: Training resumed from checkpoint (Step 400). "
+                               "Estimated completion: 8h 6m remaining.")
+    assert dict(notice.facts)["Downtime"] == "9 min" and notice.level == "info"
+    assert notice.link == ("Track Status", f"{BASE}/jobs/{job.id}")
+
+
+def test_training_resumed_goes_to_those_who_chose_interruptions() -> None:
+    job, event = resumed_job()
+    notice = job_notice(event, job, BASE)
+    alice = Preferences("alice", "alice@example.com")
+    assert [d.channel for d in job_deliveries(notice, alice, HOOK)] == ["email", "banner"]
+    completions = replace(alice, events=expand_events(["completions"]))
+    assert [d.channel for d in job_deliveries(notice, completions, HOOK)] == ["banner"]
 
 
 def test_preferences_are_checked_and_normalised() -> None:
@@ -162,6 +211,59 @@ def test_slack_messages_bold_the_job_escape_its_name_and_link_the_job() -> None:
         "text": f"Training cancelled: A<b> & co (by alice: too expensive) View Job Details: {link}",
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text":
             f"Training cancelled: *A&lt;b&gt; &amp; co* (by alice: too expensive) <{link}|View Job Details>"}}]}
+
+
+def test_the_digest_is_due_at_the_teams_hour_in_its_time_zone() -> None:
+    berlin = DigestSchedule("Europe/Berlin", 8)
+    assert berlin.due(datetime(2026, 11, 24, 6, 59, tzinfo=timezone.utc)) == date(2026, 11, 23)  # 07:59 CET
+    assert berlin.due(datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)) == date(2026, 11, 24)   # 08:00 CET
+    assert berlin.send_time(date(2026, 7, 1)).astimezone(timezone.utc).hour == 6                # summer time
+    # The night summer time begins is one hour short; the digest still comes at 08:00 local.
+    utc = [berlin.send_time(date(2026, 3, day)).astimezone(timezone.utc) for day in (28, 29)]
+    assert utc[1] - utc[0] == timedelta(hours=23)
+
+
+def test_the_digest_hour_is_a_setting_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from handlers.notifications.worker import digest_hour
+    from pipeline.settings import SettingsError, load_settings
+
+    monkeypatch.delenv("PIPELINE_DIGEST_HOUR", raising=False)
+    assert digest_hour(load_settings()) == 8
+    monkeypatch.setenv("PIPELINE_DIGEST_HOUR", "18")
+    assert digest_hour(load_settings()) == 18
+    for bad in ("24", "-1", "8am"):
+        monkeypatch.setenv("PIPELINE_DIGEST_HOUR", bad)
+        with pytest.raises(SettingsError, match="PIPELINE_DIGEST_HOUR"):
+            digest_hour(load_settings())
+
+
+def test_a_digest_counts_the_events_and_sums_up_the_budget() -> None:
+    schedule = DigestSchedule("UTC", 8)
+    day = date(2026, 11, 25)
+    line = {"event_key": "k", "kind": "completed", "headline": "✓ Training completed: A (1.0hrs, $2.49)",
+            "link": f"{BASE}/jobs/j", "job_id": None, "occurred_at": datetime(2026, 11, 24, 14, 2, tzinfo=timezone.utc)}
+    failed = line | {"kind": "failed", "headline": "✗ Training failed: B (oom: …)"}
+    running = {"id": "j2", "name": "C", "status": "training", "step": 500, "total_steps": 1000, "created_by": "alice"}
+    digest = Digest("alice", day, "UTC", schedule.send_time(day - timedelta(days=1)), schedule.send_time(day),
+                    (line, line, failed), (running,), 3, Decimal("48.3249"), Decimal("30"), "2026-11",
+                    {"monthly_limit": Decimal(500), "spent": Decimal(400), "reserved": Decimal(40)})
+    notice = digest.notice(BASE)
+    assert notice.subject == "Your daily training budget summary: Wed 25 Nov 2026"
+    assert notice.headline == "3 event(s) on your jobs: 2 completed, 1 failed. Spent today: $48.32."
+    assert dict(notice.facts) == {
+        "Period": "Tue 24 Nov 08:00 – Wed 25 Nov 08:00 (UTC)", "Spent today": "$48.32 (your jobs: $30.00)",
+        "Remaining budget": "$60.00 of $500.00 (2026-11: $400.00 spent, $40.00 reserved for active jobs)",
+        "Active jobs": "1 of yours, 3 in the team"}
+    assert notice.sections[0][1][0] == ("Tue 14:02  ✓ Training completed: A (1.0hrs, $2.49)", f"{BASE}/jobs/j")
+    assert notice.sections[1] == ("Your active jobs", (("C: training, step 500 of 1000", f"{BASE}/jobs/j2"),))
+    assert not digest.empty and replace(digest, lines=(), active=(), spent=Decimal(0)).empty
+
+
+def test_a_banner_sends_people_back_only_within_the_site() -> None:
+    assert safe_next("/jobs/1?page=2") == "/jobs/1?page=2"
+    for unsafe in ("https://evil.example/", "//evil.example/", "/\\evil.example", "/\\/x", "javascript:x", "",
+                   None, "/ok\r\nLocation: //evil"):
+        assert safe_next(unsafe) == "/"
 
 
 SECRET = "s" * 32

@@ -1,0 +1,92 @@
+"""In-app banners on real PostgreSQL: written by the notifier from job and budget events, read by
+`banners_for` (what every page calls) and the JSON API, dismissed by their user (or, for a team's
+banner, by each person for themself)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from uuid import UUID
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from psycopg_pool import AsyncConnectionPool
+
+from domain.aggregates.budget import Budget
+from pipeline.settings import load_settings
+from tests.factories import T0
+from tests.integration.test_notifications import (  # noqa: F401 - `rig` is a fixture
+    Rig, completed_job, rig, training_job,
+)
+from web import banners
+
+ALICE = {"X-Pipeline-User": "alice"}
+BOB = {"X-Pipeline-User": "bob"}
+
+
+@pytest.fixture
+def client(rig: Rig) -> Iterator[TestClient]:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncConnectionPool(rig.url, min_size=1, max_size=2) as pool:
+            app.state.update(pool=pool, settings=load_settings(trust_identity_headers=True))
+            yield
+
+    with TestClient(Litestar(route_handlers=[banners.router], lifespan=[lifespan])) as c:
+        yield c
+
+
+def budget_exceeded(rig: Rig) -> None:
+    budget = Budget.open("default", "2026-12", Decimal(500), T0)
+    budget.record_spend(UUID(int=7), Decimal(505), T0)
+    rig.app.save(budget)
+
+
+def test_a_jobs_banner_is_its_creators_and_a_budget_banner_the_whole_teams(rig: Rig, client: TestClient) -> None:
+    job_id = completed_job(rig.app)
+    budget_exceeded(rig)
+    assert rig.feed() == [None] * len(rig.bodies)
+
+    mine = client.get("/api/banners", headers=ALICE).json()
+    assert [(b["kind"], b["level"], b["link"]) for b in mine] == [
+        ("budget_100", "error", "/budget?month=2026-12"), ("completed", "info", f"/jobs/{job_id}")]
+    assert mine[1]["message"] == "✓ Training completed: Advisor tone v1 (13.2hrs, $32.37, 31% perplexity improvement)"
+    assert set(mine[0]) == {"key", "kind", "level", "message", "link", "created_at"}
+    assert [b["kind"] for b in client.get("/api/banners", headers=BOB).json()] == ["budget_100"]
+    assert len(client.get("/api/banners", headers=ALICE, params={"limit": 1}).json()) == 1
+
+
+def test_banners_are_dismissed_only_by_those_who_see_them(rig: Rig, client: TestClient) -> None:
+    completed_job(rig.app)
+    budget_exceeded(rig)
+    rig.feed()
+    team, job = (b["key"] for b in client.get("/api/banners", headers=ALICE).json())
+
+    assert client.post(f"/api/banners/{job}/dismiss", headers=BOB).status_code == 404  # alice's
+    assert client.post("/api/banners/nothing:1/dismiss", headers=ALICE).status_code == 404
+    assert client.post(f"/api/banners/{job}/dismiss", headers=ALICE).json() == {"key": job, "dismissed": True}
+    assert client.post(f"/api/banners/{job}/dismiss", headers=ALICE).status_code == 200  # twice is fine
+    # The team's banner goes away for bob only; alice still sees it.
+    back = client.post(f"/banners/{team}/dismiss", headers=BOB, data={"next": "/jobs?page=2"},
+                       follow_redirects=False)
+    assert (back.status_code, back.headers["location"]) == (303, "/jobs?page=2")
+    assert client.get("/api/banners", headers=BOB).json() == []
+    assert [b["key"] for b in client.get("/api/banners", headers=ALICE).json()] == [team]
+    away = client.post(f"/banners/{team}/dismiss", headers=ALICE, data={"next": "https://evil.example/"},
+                       follow_redirects=False)
+    assert (away.status_code, away.headers["location"]) == (303, "/")
+    with psycopg.connect(rig.url) as conn:
+        assert conn.execute("SELECT dismissed_by FROM notification_banners WHERE event_key = %s",
+                            (job,)).fetchone() == ("alice",)
+
+
+def test_each_page_reads_banners_with_the_open_banner_indexes(rig: Rig) -> None:
+    training_job(rig.app)
+    with psycopg.connect(rig.url) as conn:
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in conn.execute(
+            "EXPLAIN " + banners.OPEN_BANNERS, {"user": "alice", "team": "default", "limit": 5, "days": 30}))
+    assert "notification_banners_user_open_idx" in plan and "notification_banners_team_open_idx" in plan

@@ -1,0 +1,126 @@
+"""Sign-in, sessions, API tokens, CSRF and roles through the real web app (web/auth.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import os
+
+import psycopg
+import pytest
+
+from pipeline import users
+from tests.web_rig import PASSWORD, WebRig, web  # noqa: F401 - the fixture
+
+HTML = {"Accept": "text/html"}
+
+
+def test_pages_send_people_to_sign_in_and_back_and_the_api_answers_401(web: WebRig) -> None:
+    anonymous = web.client()
+    page = anonymous.get("/files?x=1", headers=HTML, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Ffiles%3Fx%3D1"
+    assert anonymous.get("/api/jobs").status_code == 401
+    assert anonymous.get("/api/jobs").json()["detail"] == "Sign in first"
+    assert anonymous.get("/health").status_code in (200, 503)  # public
+    signed_in = anonymous.post("/login", data={"username": "Alice", "password": PASSWORD, "next": "/files?x=1"},
+                               follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/files?x=1"
+    cookie = signed_in.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("SameSite=Lax", "SameSite=lax")
+    assert "Alice" in anonymous.get("/files", headers=HTML).text
+
+
+def test_a_wrong_password_is_refused_with_one_message_and_guessing_is_stopped(web: WebRig) -> None:
+    client = web.client()
+    for name in ("alice", "nobody"):
+        wrong = client.post("/login", data={"username": name, "password": "nope", "next": "/"})
+        assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    for _ in range(users.FAILURES_ALLOWED):
+        client.post("/login", data={"username": "carol", "password": "nope"})
+    stopped = client.post("/login", data={"username": "carol", "password": PASSWORD})
+    assert stopped.status_code == 429 and "Too many failed sign-ins" in stopped.text
+
+
+def test_the_next_parameter_never_leaves_the_site(web: WebRig) -> None:
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
+        answer = web.client().post("/login", data={"username": "alice", "password": PASSWORD, "next": target},
+                                   follow_redirects=False)
+        assert answer.headers["location"] == "/", target
+
+
+def test_forms_without_the_session_csrf_token_are_refused_and_change_nothing(web: WebRig) -> None:
+    alice = web.client("alice")
+    refused = alice.post("/jobs", data={"training_file_id": "00000000-0000-0000-0000-000000000001"},
+                         headers=HTML, follow_redirects=False)
+    assert refused.status_code == 403 and "CSRF check failed" in refused.text
+    forged = alice.post("/logout", data={"_csrf": "guess"}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert alice.get("/api/jobs").status_code == 200  # still signed in
+    out = web.form("alice", "/logout", {})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert alice.get("/api/jobs").status_code == 401  # the session is gone on the server
+
+
+def test_json_calls_with_a_session_need_the_csrf_header_but_tokens_do_not(web: WebRig) -> None:
+    body = {"reason": "testing", "notes": ""}
+    job = "00000000-0000-0000-0000-000000000002"
+    assert web.client("alice").post(f"/api/jobs/{job}/cancel", json=body).status_code == 403
+    with_header = web.client("alice").post(f"/api/jobs/{job}/cancel", json=body,
+                                           headers={"X-CSRF-Token": web.csrf("alice")})
+    assert with_header.status_code == 404  # past the CSRF check: there is no such job
+    bearer = web.client().post(f"/api/jobs/{job}/cancel", json=body, headers=web.token("alice"))
+    assert bearer.status_code == 404
+    assert web.client().get("/api/jobs", headers={"Authorization": "Bearer lpt_wrong"}).status_code == 401
+
+
+def test_disabled_users_lose_their_sessions_and_tokens(web: WebRig) -> None:
+    token = web.token("carol")
+    carol = web.client("carol")
+    assert carol.get("/api/jobs").status_code == 200
+    with psycopg.connect(web.database_url, autocommit=True) as conn:
+        users.set_disabled(conn, "carol", True)
+    assert carol.get("/api/jobs").status_code == 401
+    assert web.client().get("/api/jobs", headers=token).status_code == 401
+    again = web.client().post("/login", data={"username": "carol", "password": PASSWORD})
+    assert again.status_code == 401
+
+
+def test_manager_only_actions_are_refused_to_members_on_the_server(web: WebRig) -> None:
+    job = "00000000-0000-0000-0000-000000000003"
+    assert web.client().post(f"/api/jobs/{job}/faults", json={"action": "preempt"},
+                             headers=web.token("bob")).status_code == 403  # admins only
+    member = web.client().post(f"/api/jobs/{job}/promote", headers=web.token("alice"))
+    assert member.status_code in (403, 404)
+
+
+def test_pages_carry_security_headers(web: WebRig) -> None:
+    page = web.client("alice").get("/", headers=HTML)
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_the_users_cli_adds_lists_and_refuses_bad_input(migrated: str, tmp_path) -> None:
+    env = os.environ | {"DATABASE_URL": migrated, "NATS_URL": "nats://127.0.0.1:1", "PIPELINE_STATE_DIR": str(tmp_path)}
+
+    def pipeline(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pipeline", "users", *args], env=env, input=stdin,
+                              capture_output=True, text=True, timeout=120)
+
+    added = pipeline("add", "dana", "--role", "manager", "--email", "dana@example.com")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("added dana (manager)\npassword: ")
+    assert pipeline("add", "dana").stderr.strip() == "pipeline: error: User dana already exists"
+    assert pipeline("add", "Bad Name").returncode == 2
+    short = pipeline("add", "erin", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    assert pipeline("add", "erin", "--password-stdin", stdin="a long enough password\n").returncode == 0
+    listed = pipeline("list").stdout.splitlines()
+    assert listed == ["dana\tmanager\tactive\tdana@example.com\tdana", "erin\tmember\tactive\t\terin"]
+    token = pipeline("token", "erin")
+    assert token.returncode == 0 and token.stdout.startswith("lpt_")
+    with psycopg.connect(migrated) as conn:
+        assert conn.execute("SELECT count(*) FROM api_tokens").fetchone()[0] == 1
+        stored = conn.execute("SELECT password_hash FROM users WHERE name = 'erin'").fetchone()[0]
+    assert stored.startswith("scrypt$") and "a long enough password" not in stored
+    assert pipeline("role", "nobody", "admin").stderr.strip() == "pipeline: error: No user nobody"
