@@ -21,13 +21,13 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 
 from domain.aggregates.budget import Budget
 from domain.aggregates.catalog_file import CatalogFile
-from domain.aggregates.training_job import TrainingJob
+from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
 from domain.budget_month import budget_month
 from domain.cost_model import estimate_cost
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
 from domain.job_metadata import default_name, retry_name
 from domain.money import cents
-from domain.job_status import CancelReason
+from domain.job_status import CancelReason, JobStatus
 from domain.presets import check_unlocked, default_preset, preset_named
 from domain.retries import RetryPlan, check_retryable, remaining_fraction
 from domain.training_file import TrainingFileStats, ValidationReport
@@ -112,6 +112,37 @@ class Pipeline(Application[UUID]):
             job.add_note(notes, created_by, at)
         self.save(job)
         return job.id
+
+    def reconfigure_job(self, job_id: UUID, *, preset: str, gpu_tier: str, successful_jobs: int,
+                        interruption_probability: Decimal, name: str, description: str | None,
+                        tags: list[str], client: str | None, project: str | None, notes: str | None,
+                        actor: str, at: datetime) -> None:
+        """Edits a configured job before it starts (FR1.3.2's Edit): the configuration step of
+        create_job_from_file again (Aggressive lock, VRAM, and a new estimate when the preset or GPU
+        tier changed), its name and metadata, and a note; one save, re-run after a conflict."""
+
+        def command(job: TrainingJob) -> None:
+            if job.status is not JobStatus.CONFIGURED:
+                raise IllegalTransitionError("This job has already started: it can no longer be edited")
+            job.rename(name, at)
+            job.update_metadata(description=description, tags=tags, client=client, project=project, at=at)
+            chosen = preset_named(preset)
+            check_unlocked(chosen, job.conversation_count, successful_jobs)
+            chosen.check_fits(GPU_MEMORY_GB)
+            gpu = gpu_option(PricingTier(gpu_tier))
+            config = job.configuration or {}
+            if (config.get("preset"), config.get("gpu_tier")) != (chosen.name, gpu.tier.value):
+                estimate = estimate_cost(chosen, job.pair_count, gpu, interruption_probability=interruption_probability)
+                job.configure(preset=chosen.name, hyperparameters=chosen.as_config(), gpu_tier=gpu.tier.value,
+                              gpu_type=gpu.gpu_type, hourly_rate=gpu.hourly_rate,
+                              estimated_duration_hours=estimate.duration_hours, estimated_cost_min=estimate.cost_min,
+                              estimated_cost_max=estimate.cost_max, estimation_algorithm=estimate.algorithm_version,
+                              estimation_confidence=None if estimate.confidence is None
+                              else Decimal(estimate.confidence), at=at)
+            if notes:
+                job.add_note(notes, actor, at)
+
+        self.update_job(job_id, command)
 
     # --- jobs ---------------------------------------------------------------------------------
 

@@ -69,14 +69,14 @@ def suggested_fix(job: Any) -> RetryPlan | None:
     hyper = plan.hyperparameters
     failure = (job.failure or {}).get("type")
     if failure == FailureType.OOM:
-        batch = int(hyper["per_device_train_batch_size"])
+        batch = int(hyper.get("per_device_train_batch_size", 1))  # unknown: as if already 1
         if batch > 1:
             return adjusted(plan, {"per_device_train_batch_size": batch // 2},
                             f"Your previous job failed with OOM error. Retry with batch_size={batch // 2} (suggested)?")
         return _with_preset(plan, CONSERVATIVE.name, "Your previous job failed with OOM error even at batch_size=1. "
                                                      "Retry with the Conservative preset (suggested)?")
     if failure == FailureType.TIMEOUT:
-        epochs = int(hyper["num_train_epochs"])
+        epochs = int(hyper.get("num_train_epochs", 1))
         if epochs > 1:
             return adjusted(plan, {"num_train_epochs": epochs - 1},
                             f"Your previous job timed out. Retry with {epochs - 1} epochs (suggested)?")

@@ -64,9 +64,10 @@ class CheckpointCallback(TrainerCallback):
 
 class StopCallback(TrainerCallback):
     """At the step boundary after SIGTERM: save a checkpoint of that step, then stop. Also the
-    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N`, and
+    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N`,
     `oom_above_batch:N`: out of memory at the first step when the batch size is above N, as a
-    real OOM would be, so a retry with a smaller batch gets through).
+    real OOM would be, so a retry with a smaller batch gets through, and `slow_steps:MS`: each step
+    takes MS milliseconds longer, so that a tiny model's run can be watched in a browser).
 
     A save due on the last step of an epoch (periodic or emergency) is moved after the epoch-end
     evaluation: creating the evaluation's data loader draws from the global RNG, so a checkpoint
@@ -82,7 +83,9 @@ class StopCallback(TrainerCallback):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
-        if self.fault and self.fault[0] == "oom_above_batch":
+        if self.fault and self.fault[0] == "slow_steps":
+            time.sleep(self.fault[1] / 1000)
+        elif self.fault and self.fault[0] == "oom_above_batch":
             if state.global_step == 1 and args.per_device_train_batch_size > self.fault[1]:
                 self.inject("oom_at_step")
         elif self.fault and state.global_step == self.fault[1]:

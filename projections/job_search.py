@@ -38,6 +38,13 @@ COLUMNS = (
     " estimated_duration_hours, attempt, started_at, ended_at, step, total_steps, progress_percent, epoch, loss,"
     " validation_loss, final_loss, checkpoint_step, interruptions, downtime_seconds, failure_type, failure_message,"
     f" {COST} AS cost_so_far, {DURATION} AS duration_seconds")
+# FR5.2.1's statistics panel: outcomes, spend so far and training time (first pod to the end, or now).
+OUTCOMES = (
+    "count(*) AS jobs, count(*) FILTER (WHERE status = 'completed') AS completed,"
+    " count(*) FILTER (WHERE status = 'failed') AS failed, count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"
+    " count(*) FILTER (WHERE status = ANY(%(active)s)) AS active, count(*) FILTER (WHERE status = 'queued') AS queued,"
+    f" COALESCE(sum({COST}), 0) AS total_cost,"
+    f" COALESCE(sum({DURATION}) FILTER (WHERE started_at IS NOT NULL), 0) AS seconds")
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class JobSearch:
 
     def statements(self) -> tuple[str, str, dict[str, Any]]:
         """(count query, page query, parameters)."""
-        where, params = self._where()
+        where, params = self.where()
         direction = "DESC" if self.descending else "ASC"
         order = f"{SORTS[self.sort]} {direction} NULLS LAST, id"
         count = f"SELECT count(*) AS total FROM jobs WHERE {where}"  # noqa: S608 - built from fixed fragments
@@ -102,7 +109,15 @@ class JobSearch:
                 " LIMIT %(limit)s OFFSET %(offset)s")
         return count, rows, params | {"limit": self.per_page, "offset": (self.page - 1) * self.per_page}
 
-    def _where(self) -> tuple[str, dict[str, Any]]:
+    def statistics(self) -> tuple[str, str, dict[str, Any]]:
+        """(totals query, per-creator query, parameters) over every matching job, not one page."""
+        where, params = self.where()
+        totals = f"SELECT {OUTCOMES} FROM jobs WHERE {where}"  # noqa: S608 - built from fixed fragments
+        people = (f"SELECT created_by, {OUTCOMES} FROM jobs WHERE {where} GROUP BY created_by"  # noqa: S608
+                  " ORDER BY count(*) DESC, created_by LIMIT 20")
+        return totals, people, params | {"active": [s.value for s in ACTIVE]}
+
+    def where(self) -> tuple[str, dict[str, Any]]:
         statuses = [s for value in self.status for s in STATUS_GROUPS.get(value, [value])]
         params: dict[str, Any] = {
             "now": self.now, "statuses": [str(s) for s in statuses], "preset": self.preset, "gpu_tier": self.gpu_tier,

@@ -40,13 +40,14 @@ class EventPage:
         return max(1, -(-self.total // self.per_page))
 
 
-def job_events(conn: psycopg.Connection, job_id: UUID, *, keyword: str | None = None,
-               category: str | None = None, page: int = 1, per_page: int = PER_PAGE) -> EventPage:
-    """A job's events in the order they were stored. `keyword` matches the message or any payload
-    text, case-insensitively; a job has hundreds to a few thousand events, so a scan of its rows
-    (by index) is enough without a text index."""
-    if category is not None and category not in CATEGORIES:
-        raise ValueError(f"unknown category {category!r}; known: {', '.join(CATEGORIES)}")
+EVENT_COLUMNS = "notification_id, at, topic, category, message, actor, payload, originator_id, originator_version"
+COUNT_EVENTS = "SELECT count(*) FROM event_log WHERE {where}"
+PAGE_OF_EVENTS = f"SELECT {EVENT_COLUMNS} FROM event_log WHERE {{where}} ORDER BY notification_id LIMIT %s OFFSET %s"
+
+
+def event_filter(job_id: UUID, keyword: str | None, category: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (for COUNT_EVENTS and PAGE_OF_EVENTS) and its parameters: the job's events,
+    of `category`, whose message or payload text contains `keyword` (case-insensitive, literally)."""
     where, params = "job_id = %s", [job_id]
     if category:
         where += " AND category = %s"
@@ -54,13 +55,21 @@ def job_events(conn: psycopg.Connection, job_id: UUID, *, keyword: str | None = 
     if keyword:
         where += " AND (message || ' ' || payload::text) ILIKE %s"
         params.append("%" + keyword.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    return where, params
+
+
+def job_events(conn: psycopg.Connection, job_id: UUID, *, keyword: str | None = None,
+               category: str | None = None, page: int = 1, per_page: int = PER_PAGE) -> EventPage:
+    """A job's events in the order they were stored. `keyword` matches the message or any payload
+    text, case-insensitively; a job has hundreds to a few thousand events, so a scan of its rows
+    (by index) is enough without a text index."""
+    if category is not None and category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}; known: {', '.join(CATEGORIES)}")
+    where, params = event_filter(job_id, keyword, category)
     page = max(1, page)
-    total = conn.execute(f"SELECT count(*) FROM event_log WHERE {where}", params).fetchone()[0]  # noqa: S608
+    total = conn.execute(COUNT_EVENTS.format(where=where), params).fetchone()[0]
     with conn.cursor(row_factory=class_row(LoggedEvent)) as cur:
-        events = cur.execute(
-            "SELECT notification_id, at, topic, category, message, actor, payload, originator_id,"  # noqa: S608
-            f" originator_version FROM event_log WHERE {where} ORDER BY notification_id LIMIT %s OFFSET %s",
-            [*params, per_page, (page - 1) * per_page]).fetchall()
+        events = cur.execute(PAGE_OF_EVENTS.format(where=where), [*params, per_page, (page - 1) * per_page]).fetchall()
     return EventPage(events, total, page, per_page)
 
 
@@ -83,16 +92,18 @@ METRIC_COLUMNS = ("step, epoch, loss, eval_loss, perplexity, learning_rate, grad
                   " gpu_memory_gb, at")
 
 
+# Every k-th row (k = ⌈rows / max⌉) plus the last one and every evaluation.
+THINNED_METRICS = (f"SELECT {METRIC_COLUMNS} FROM (SELECT *, row_number() OVER (ORDER BY step) - 1 AS i,"  # noqa: S608
+                   " count(*) OVER () AS n FROM job_metrics WHERE job_id = %(job)s) numbered"
+                   " WHERE i %% ceil(n / %(max)s::numeric)::bigint = 0 OR i = n - 1 OR eval_loss IS NOT NULL"
+                   " ORDER BY step")
+ALL_METRICS = f"SELECT {METRIC_COLUMNS} FROM job_metrics WHERE job_id = %(job)s ORDER BY step"  # noqa: S608
+
+
 def metric_history(conn: psycopg.Connection, job_id: UUID, max_points: int | None = None) -> list[MetricPoint]:
     """A job's metric rows by step. With `max_points`, a long history is thinned to every k-th
     row (k = ⌈rows / max_points⌉) plus the last one and every evaluation, so a chart of 100,000
     steps gets about `max_points` points and still all of its validation curve."""
-    if max_points:
-        query = (f"SELECT {METRIC_COLUMNS} FROM (SELECT *, row_number() OVER (ORDER BY step) - 1 AS i,"  # noqa: S608
-                 " count(*) OVER () AS n FROM job_metrics WHERE job_id = %(job)s) numbered"
-                 " WHERE i %% ceil(n / %(max)s::numeric)::bigint = 0 OR i = n - 1 OR eval_loss IS NOT NULL"
-                 " ORDER BY step")
-    else:
-        query = f"SELECT {METRIC_COLUMNS} FROM job_metrics WHERE job_id = %(job)s ORDER BY step"  # noqa: S608
+    query = THINNED_METRICS if max_points else ALL_METRICS
     with conn.cursor(row_factory=class_row(MetricPoint)) as cur:
         return cur.execute(query, {"job": job_id, "max": max_points}).fetchall()

@@ -54,7 +54,7 @@ class WebRig:
 
     def csrf(self, user: str) -> str:
         """The session's CSRF token, as a page carries it (meta tag)."""
-        page = self.client(user).get("/", headers={"Accept": "text/html"})
+        page = self.client(user).get("/files", headers={"Accept": "text/html"})
         found = re.search(r'<meta name="csrf-token" content="([^"]*)"', page.text)
         assert found and found.group(1), "no CSRF token on the page"
         return found.group(1)

@@ -23,7 +23,6 @@ from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
-    ServiceUnavailableException,
 )
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -177,8 +176,8 @@ async def api_inject_fault(state: State, job_id: UUID, data: PodFault) -> dict[s
         reply = await state.nc.request("control.pods",
                                        json.dumps({"job_id": str(job_id), **data.model_dump()}).encode(), timeout=10)
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
-        raise ServiceUnavailableException("No local pod provider answers: fault injection needs the handlers"
-                                          " worker with PIPELINE_POD_PROVIDER=local") from None
+        raise ClientException(status_code=409, detail="No local pod provider answers: fault injection needs the"
+                              " handlers worker with PIPELINE_POD_PROVIDER=local") from None
     answer = json.loads(reply.data)
     if not answer.get("ok"):
         raise ClientException(status_code=409, detail=answer.get("error", "fault refused"))

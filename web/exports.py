@@ -31,7 +31,7 @@ async def _download(request: Request, state: State, job_id: UUID, fmt: metrics_e
                   headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@get("/api/jobs/{job_id:uuid}/metrics.csv")
+@get("/api/jobs/{job_id:uuid}/metrics.csv", media_type="text/csv")
 async def metrics_csv(request: Request, state: State, job_id: UUID) -> Stream:
     return await _download(request, state, job_id, "csv")
 

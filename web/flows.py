@@ -22,7 +22,7 @@ CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts. Until sign-in lands (issue 7) every request is this anonymous member."""
+    """Who acts: the signed-in user (web/auth.py actor_of); the default is for routes without one."""
 
     name: str = "anonymous"
     role: str = "member"

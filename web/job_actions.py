@@ -96,6 +96,11 @@ class RetryRequest(BaseModel):
 async def api_retry_options(state: State, job_id: UUID) -> dict[str, Any]:
     """What a retry would run: the same configuration, the suggested fix (with its diff), and
     whether the job can be resumed from a checkpoint."""
+    return await retry_options(state, job_id)
+
+
+async def retry_options(state: State, job_id: UUID) -> dict[str, Any]:
+    """The retry choices of a failed or cancelled job (the API and the job page)."""
     job = await asyncio.to_thread(state.store.app.get_job, job_id)
     check_retryable(job)
     fix = suggested_fix(job)
@@ -113,7 +118,11 @@ async def api_retry_options(state: State, job_id: UUID) -> dict[str, Any]:
 @post("/api/jobs/{job_id:uuid}/retry", status_code=201)
 async def api_retry(request: Request, state: State, job_id: UUID, data: RetryRequest) -> dict[str, Any]:
     """A new job linked to this failed or cancelled one, queued at once with its own reservation."""
-    actor = actor_of(request)
+    return await retry(actor_of(request), state, job_id, data)
+
+
+async def retry(actor: Actor, state: State, job_id: UUID, data: RetryRequest) -> dict[str, Any]:
+    """Creates, configures and queues the retry (or resume) of a job as `actor` (the API and the job page)."""
     app = state.store.app
     await check_queue(state)
     job = await asyncio.to_thread(app.get_job, job_id)

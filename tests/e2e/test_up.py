@@ -56,7 +56,7 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
         created = api.post(f"{base}/api/jobs", json={"name": "Advisor tone v1", "training_file_id": files[0]["id"]})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        page = wait_for(lambda: (r := api.get(base)).status_code == 200 and f'data-job-id="{job_id}"' in r.text
+        page = wait_for(lambda: (r := api.get(f"{base}/jobs")).status_code == 200 and f'data-job-id="{job_id}"' in r.text
                         and "status-configured" not in r.text and r.text, message="the started job on /")
         assert "Advisor tone v1" in page
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-import os
 
 import psycopg
-import pytest
 
 from pipeline import users
 from tests.web_rig import PASSWORD, WebRig, web  # noqa: F401 - the fixture
@@ -50,7 +49,8 @@ def test_the_next_parameter_never_leaves_the_site(web: WebRig) -> None:
 
 def test_forms_without_the_session_csrf_token_are_refused_and_change_nothing(web: WebRig) -> None:
     alice = web.client("alice")
-    refused = alice.post("/jobs", data={"training_file_id": "00000000-0000-0000-0000-000000000001"},
+    refused = alice.post("/jobs/bulk-cancel", data={"job_id": "00000000-0000-0000-0000-000000000001",
+                                                    "reason": "testing", "confirm": "yes"},
                          headers=HTML, follow_redirects=False)
     assert refused.status_code == 403 and "CSRF check failed" in refused.text
     forged = alice.post("/logout", data={"_csrf": "guess"}, follow_redirects=False)
@@ -94,7 +94,7 @@ def test_manager_only_actions_are_refused_to_members_on_the_server(web: WebRig) 
 
 
 def test_pages_carry_security_headers(web: WebRig) -> None:
-    page = web.client("alice").get("/", headers=HTML)
+    page = web.client("alice").get("/jobs", headers=HTML)
     assert page.status_code == 200
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from domain.aggregates.budget import BudgetExceededError
+from domain.aggregates.training_job import IllegalTransitionError
 from domain.applications import BudgetPolicy, Pipeline, TrainingFileNotFoundError
+from domain.cost_model import estimate_cost
+from domain.gpu import PricingTier, gpu_option
 from domain.job_status import CancelReason, JobStatus
-from domain.presets import PresetLockedError
+from domain.presets import CONSERVATIVE, PresetLockedError
 from domain.training_file import IneligibleTrainingFileError, summarize, validate
 from domain.values import ArtifactRef
 from tests.factories import T0
@@ -78,6 +81,39 @@ def test_aggressive_is_locked_for_a_small_file_and_a_new_user(app: Pipeline) -> 
 def test_an_unknown_file_is_not_found(app: Pipeline) -> None:
     with pytest.raises(TrainingFileNotFoundError, match="Training file not found"):
         app.create_job_from_file(uuid.uuid4(), created_by="alice", at=T0)
+
+
+EDIT = {"preset": "conservative", "gpu_tier": "on_demand", "successful_jobs": 0,
+        "interruption_probability": Decimal("0.18"), "name": "Advisor tone v3", "description": "Smaller rank",
+        "tags": ["test"], "client": "Acme", "project": "Q4", "notes": "Try r=8 first", "actor": "alice",
+        "at": T0 + timedelta(minutes=5)}
+
+
+def test_reconfiguring_a_configured_job_changes_its_details_note_and_estimate(app: Pipeline) -> None:
+    job_id = app.create_job_from_file(register(app, conversations=200), created_by="alice", at=T0)
+    app.reconfigure_job(job_id, **EDIT)
+    job = app.get_job(job_id)
+    expected = estimate_cost(CONSERVATIVE, job.pair_count, gpu_option(PricingTier.ON_DEMAND),
+                             interruption_probability=Decimal("0.18"))
+    assert (job.name, job.description, job.tags, job.client, job.project) == (
+        "Advisor tone v3", "Smaller rank", ["test"], "Acme", "Q4")
+    assert (job.configuration["preset"], job.configuration["gpu_tier"]) == ("conservative", "on_demand")
+    assert job.configuration["estimated_cost_max"] == expected.cost_max
+    assert [text for _, _, text in job.notes] == ["Try r=8 first"] and job.status == JobStatus.CONFIGURED
+    version = job.version
+    app.reconfigure_job(job_id, **EDIT | {"interruption_probability": Decimal("0.5"), "notes": None})
+    assert app.get_job(job_id).version == version  # same preset and tier: estimate kept, nothing to save
+
+
+def test_a_refused_reconfiguration_saves_nothing_and_a_started_job_cannot_be_reconfigured(app: Pipeline) -> None:
+    job_id = app.create_job_from_file(register(app, conversations=120), created_by="alice", at=T0)
+    version = app.get_job(job_id).version
+    with pytest.raises(PresetLockedError, match="Unlock after 3 successful training runs"):
+        app.reconfigure_job(job_id, **EDIT | {"preset": "aggressive"})  # renamed first, but not saved
+    assert app.get_job(job_id).version == version and app.get_job(job_id).name != "Advisor tone v3"
+    app.start_job(job_id, "alice", "member", T0)
+    with pytest.raises(IllegalTransitionError, match="already started"):
+        app.reconfigure_job(job_id, **EDIT)
 
 
 def test_starting_reserves_budget_and_claims_the_file_so_a_second_job_is_refused(app: Pipeline) -> None:

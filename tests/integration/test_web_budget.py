@@ -1,0 +1,142 @@
+"""The budget dashboard page (FR7.2.1, FR7.2.2, FR7.3.1): a real month's figures to the cent, the
+limit controls and their role rules, validation messages and escaped user text."""
+
+from __future__ import annotations
+
+import html
+from decimal import Decimal
+
+import pytest
+
+from domain.money import usd
+from tests.finance_month import LIMIT_REASON, OVERRIDE, Month, busy_month, utc
+from tests.web_rig import WebRig, web  # noqa: F401 - the fixture
+
+HTML = {"Accept": "text/html"}
+MONTH = "2026-11"
+LONG_REASON = "The Gamma Insurance pilot starts next week and needs four more training runs"
+
+
+def seed_busy_month(web: WebRig) -> Month:
+    """tests/finance_month.py's November through the rig's application (UTC, team `default`), with
+    the month's $100 limit (the rig's default is $500); read models rebuilt."""
+    web.store.app.change_limit(MONTH, Decimal(100), "root", "admin", LONG_REASON, utc(11, 1, 0, 0))
+    seeded = busy_month(web.store.app)
+    web.project()
+    return seeded
+
+
+@pytest.fixture
+def month(web: WebRig) -> Month:
+    return seed_busy_month(web)
+
+
+def events(web: WebRig) -> int:
+    return web.store.app.recorder.max_notification_id() or 0
+
+
+def page(web: WebRig, user: str = "alice", month: str = MONTH) -> str:
+    answer = web.client(user).get(f"/budget?month={month}", headers=HTML)
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+def test_the_dashboard_shows_the_budget_aggregates_figures_to_the_cent(web: WebRig, month) -> None:
+    budget = web.store.app.budget(MONTH)
+    text = page(web)
+    assert f"{usd(budget.charged)} / {usd(budget.limit)}" in text
+    assert f"{budget.utilisation():.0f}% used" in text
+    assert usd(budget.remaining) in text
+    assert "4 completed, 0 active, 1 failed, 2 cancelled" in text  # the rig's budget months are UTC
+    assert f'href="/jobs/{month.completed_on_demand}">Beta chatbot v1</a>' in text
+    assert "You&#39;ve used 80% of monthly training budget" not in text  # the limit went up to $150 since
+    assert 'class="threshold-80"' in text  # but the crossing stays in the history
+    assert html.escape(OVERRIDE, quote=True) in text and html.escape(LIMIT_REASON, quote=True) in text
+    assert "$100.00 → $150.00" in text and "Limit increase denied" in text
+    assert "/api/finance/costs.csv?month=2026-11" in text and "/api/finance/savings.csv?month=2026-11" in text
+    assert 'id="budget-chart-data"' in text and '<script src="/static/budget.js">' in text
+    assert "No budget" not in text
+
+
+def test_a_month_over_its_threshold_shows_the_spec_alert_in_its_colour(web: WebRig, month) -> None:
+    web.store.app.change_limit(MONTH, Decimal(40), "bob", "manager", LONG_REASON, utc(11, 22, 9, 0))
+    web.project("budgets")
+    budget = web.store.app.budget(MONTH)
+    text = page(web)
+    assert "level-banner level-danger" in text
+    assert f"Monthly training budget exceeded ({usd(budget.charged)} of $40.00)" in text
+
+
+def test_a_month_without_a_budget_shows_the_default_limit(web: WebRig) -> None:
+    text = page(web, month="2031-02")
+    assert "No job has been started in 2031-02 yet" in text and "$0.00 / $500.00" in text
+    moved = web.client("alice").get("/dashboard/training-budget", headers=HTML, follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == "/budget"
+    bad = web.client("alice").get("/budget?month=2031-13", headers=HTML)
+    assert bad.status_code == 400 and "month must be YYYY-MM" in bad.text
+
+
+def test_members_may_not_change_the_limit_or_decide_requests(web: WebRig, month) -> None:
+    request = web.store.app.request_limit_increase(MONTH, Decimal(300), LONG_REASON, "carol", utc(11, 22, 9, 0))
+    before = events(web)
+    changed = web.form("alice", "/budget/limit", {"month": MONTH, "new_limit": "900", "justification": LONG_REASON},
+                       headers=HTML)
+    decided = web.form("alice", f"/budget/requests/{request}", {"month": MONTH, "decision": "approve"}, headers=HTML)
+    assert changed.status_code == 403 and decided.status_code == 403
+    assert "Only managers and admins may do this" in changed.text
+    assert events(web) == before
+    web.project("budgets")
+    text = page(web)
+    assert 'id="change-limit"' not in text and 'action="/budget/requests/' not in text  # no controls shown
+    assert 'id="request-increase"' in text
+
+
+def test_a_manager_changes_the_limit_with_a_justification(web: WebRig, month) -> None:
+    short = web.form("bob", "/budget/limit", {"month": MONTH, "new_limit": "250", "justification": "more runs"},
+                     headers=HTML)
+    assert short.status_code == 400
+    assert "Justification (required) must be at least 50 characters" in short.text
+    assert ">more runs</textarea>" in short.text  # the form comes back as it was sent
+    for amount in ("lots", "12.345", "NaN"):
+        wrong = web.form("bob", "/budget/limit", {"month": MONTH, "new_limit": amount, "justification": LONG_REASON},
+                         headers=HTML)
+        assert wrong.status_code == 400 and "Enter the new limit in dollars, like 750 or 750.00" in wrong.text
+    negative = web.form("bob", "/budget/limit", {"month": MONTH, "new_limit": "-5", "justification": LONG_REASON},
+                        headers=HTML)
+    assert negative.status_code == 400 and "The budget limit must not be negative" in negative.text
+    done = web.form("bob", "/budget/limit", {"month": MONTH, "new_limit": "$250", "justification": LONG_REASON})
+    assert done.status_code == 303
+    assert web.store.app.budget(MONTH).limit == Decimal(250)
+    web.project("budgets")
+    shown = web.client("bob").get(done.headers["location"], headers=HTML).text
+    assert "Budget limit increased from $150.00 to $250.00" in shown
+    assert "$150.00 → $250.00" in shown and LONG_REASON in shown
+
+
+def test_a_request_is_decided_by_another_manager_and_its_text_is_escaped(web: WebRig, month) -> None:
+    reason = "<script>alert('budget')</script> we need far more runs for the two client projects now"
+    asked = web.form("alice", "/budget/requests", {"month": MONTH, "new_limit": "300", "justification": reason})
+    assert asked.status_code == 303
+    too_low = web.form("alice", "/budget/requests", {"month": MONTH, "new_limit": "120", "justification": reason},
+                       headers=HTML)
+    assert too_low.status_code == 400 and "The new limit must be above the current $150.00" in too_low.text
+    web.project("budgets")
+    text = page(web, "bob")
+    assert "<script>alert(" not in text and "&lt;script&gt;alert(&#39;budget&#39;)&lt;/script&gt;" in text
+    request = web.store.app.budget(MONTH).requests
+    request_id = next(key for key, r in request.items() if r["status"] == "pending")
+    assert f'action="/budget/requests/{request_id}"' in text
+    # The requester cannot decide their own request, whatever their role.
+    web.store.app.request_limit_increase(MONTH, Decimal(400), LONG_REASON, "bob", utc(11, 22, 9, 0))
+    own = next(key for key, r in web.store.app.budget(MONTH).requests.items() if r["requested_by"] == "bob")
+    before = events(web)
+    refused = web.form("bob", f"/budget/requests/{own}", {"month": MONTH, "decision": "approve"}, headers=HTML)
+    assert refused.status_code == 403
+    assert "A limit increase must be decided by someone other than its requester" in refused.text
+    assert events(web) == before
+    approved = web.form("bob", f"/budget/requests/{request_id}", {"month": MONTH, "decision": "approve",
+                                                                    "reason": "fine"})
+    assert approved.status_code == 303 and "increased+from+%24150.00+to+%24300.00" in approved.headers["location"]
+    assert web.store.app.budget(MONTH).limit == Decimal(300)
+    again = web.form("root", f"/budget/requests/{request_id}", {"month": MONTH, "decision": "deny"}, headers=HTML)
+    assert again.status_code == 400 and "This request was already approved" in again.text

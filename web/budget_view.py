@@ -1,0 +1,83 @@
+"""This month's budget as the new-job and review pages show it (FR1.2.2): what is left, its alerts,
+and the months and amount a limit-increase request starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_CEILING, Decimal
+
+from litestar.datastructures import State
+
+from domain.aggregates.budget import Budget
+from domain.budget_month import budget_month
+from domain.money import usd
+from web import queries
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """The read model's budget for one month: remaining = limit − spent − reserved."""
+
+    team: str
+    month: str
+    limit: Decimal
+    grace_percent: Decimal
+    spent: Decimal = Decimal(0)
+    reserved: Decimal = Decimal(0)
+    active_jobs: int = 0
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.limit - self.spent - self.reserved
+
+    @property
+    def headroom(self) -> Decimal:
+        """What a job may still reserve without an override: Budget.ceiling − spent − reserved."""
+        return self.limit * (1 + self.grace_percent / 100) - self.spent - self.reserved
+
+    @property
+    def utilisation(self) -> Decimal:
+        return self.spent * 100 / self.limit if self.limit else Decimal(100)
+
+    @property
+    def resets_on(self) -> date:
+        year, month = (int(part) for part in self.month.split("-"))
+        return date(year + month // 12, month % 12 + 1, 1)
+
+
+async def load_budget(state: State, at: datetime) -> BudgetView:
+    """The month of `at`; a month nobody has touched yet has the default limit."""
+    settings = state.settings
+    month = budget_month(at, settings.time_zone)
+    row = await queries.budget_row(state.pool, Budget.id_for(settings.team, month))
+    if row is None:
+        return BudgetView(settings.team, month, settings.budget_default_limit, settings.budget_grace_percent)
+    return BudgetView(settings.team, month, row["monthly_limit"], row["grace_percent"], row["spent"],
+                      row["reserved"], row["active"])
+
+
+def budget_alert(b: BudgetView) -> str | None:
+    """FR1.2.2's 80 % and 90 % utilisation alerts."""
+    used = b.utilisation
+    if used >= 90:
+        return (f"⚠ Critical Budget Alert: {used:.0f}% of monthly budget used ({usd(b.spent)} of {usd(b.limit)})."
+                f" Only {usd(b.limit - b.spent)} remaining. Consider prioritizing essential training runs.")
+    if used >= 80:
+        return (f"⚠ Budget Alert: You've used {used:.0f}% of your monthly budget ({usd(b.spent)} of {usd(b.limit)})."
+                f" Remaining: {usd(b.limit - b.spent)} for this billing period (resets {b.resets_on:%B %-d, %Y}).")
+    return None
+
+
+def suggested_limit(budget: BudgetView, job_max: Decimal) -> str:
+    """A new limit that fits the job, rounded up to $50 (a starting point the person edits)."""
+    need = budget.spent + budget.reserved + job_max
+    step = Decimal(50)
+    return f"{max(budget.limit + step, (need / step).to_integral_value(ROUND_CEILING) * step):.0f}"
+
+
+def limit_months(month: str) -> list[tuple[str, str]]:
+    """The months a limit increase may be asked for: this one and the next."""
+    year, number = (int(part) for part in month.split("-"))
+    following = f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+    return [(month, f"This month ({month})"), (following, f"Next month ({following})")]

@@ -1,0 +1,93 @@
+"""The new-job form as sent (FR1.1-FR1.3.1), and the small parsers its handlers share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+from domain.aggregates.catalog_file import CatalogFile
+from domain.aggregates.training_job import TrainingJob
+from domain.gpu import PricingTier
+from domain.job_metadata import COMMON_TAGS
+from web.forms import split_tags
+
+MONEY_BOUND = Decimal(10) ** 9
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """The form's values, kept as typed so the page can show them again with their errors."""
+
+    training_file_id: str = ""
+    preset: str = ""
+    gpu_tier: str = PricingTier.SPOT.value
+    name: str = ""
+    name_default: str = ""
+    description: str = ""
+    notes: str = ""
+    tags: tuple[str, ...] = ()
+    custom_tags: str = ""
+    client: str = ""
+    project: str = ""
+    confirm_on_demand: bool = False
+    job_id: str = ""
+
+    @classmethod
+    def of(cls, form: Any) -> JobInput:
+        def text(key: str, limit: int = 25_000) -> str:
+            value = form.get(key)
+            return str(value)[:limit] if value is not None else ""
+
+        tier = PricingTier.SPOT.value if form.get("use_spot") else text("gpu_tier", 20) or PricingTier.SPOT.value
+        return cls(
+            training_file_id=text("training_file_id", 64).strip(), preset=text("preset", 40).strip().lower(),
+            gpu_tier=tier.strip(), name=text("name", 1000), name_default=text("name_default", 1000),
+            description=text("description"), notes=text("notes"),
+            tags=tuple(str(t)[:100] for t in getall(form, "tags")[:50]), custom_tags=text("custom_tags", 2000),
+            client=text("client", 1000), project=text("project", 1000),
+            # the hidden field and the "Continue with On-Demand" button both send it: any "1" confirms
+            confirm_on_demand=any(getall(form, "confirm_on_demand")), job_id=text("job_id", 64).strip())
+
+    @classmethod
+    def of_job(cls, job: TrainingJob) -> JobInput:
+        """A configured job's values, to edit it."""
+        config = job.configuration or {}
+        return cls(training_file_id=str(CatalogFile.id_for(job.training_file.sha256)),
+                   preset=config.get("preset", ""), gpu_tier=config.get("gpu_tier", "spot"), name=job.name,
+                   description=job.description, tags=tuple(t for t in job.tags if t in COMMON_TAGS),
+                   custom_tags=" ".join(t for t in job.tags if t not in COMMON_TAGS), client=job.client or "",
+                   project=job.project or "", job_id=str(job.id))
+
+    def all_tags(self) -> list[str]:
+        return list(dict.fromkeys([*self.tags, *split_tags(self.custom_tags.lower())]))
+
+    def file_uuid(self) -> UUID | None:
+        return as_uuid(self.training_file_id)
+
+    def options(self, name: str) -> dict[str, Any]:
+        """What the application's create or reconfigure command takes, `name` being the one to save."""
+        return {"preset": self.preset, "gpu_tier": self.gpu_tier, "name": name.strip(),
+                "description": self.description.strip() or None, "tags": self.all_tags(),
+                "client": self.client or None, "project": self.project or None, "notes": self.notes.strip() or None}
+
+
+def getall(form: Any, key: str) -> list[Any]:
+    return list(form.getall(key)) if hasattr(form, "getall") and key in form else []
+
+
+def as_uuid(text: str | None) -> UUID | None:
+    try:
+        return UUID(str(text)) if text else None
+    except ValueError:
+        return None
+
+
+def as_money(text: str | None) -> Decimal | None:
+    """Dollars as typed ("$1,200.50"); None for anything else, or beyond a billion."""
+    try:
+        value = Decimal(str(text).replace("$", "").replace(",", "").strip()[:40]) if text else None
+    except InvalidOperation:
+        return None
+    return value if value is not None and value.is_finite() and abs(value) < MONEY_BOUND else None

@@ -1,0 +1,117 @@
+"""The job page as a whole (FR2.1.1-FR2.1.3): the live cards, notes, the cancel, retry and note
+forms, the event log tab; also its answers when the job is not there."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from litestar import Request, Response
+from litestar.datastructures import State
+from litestar.response import Template
+
+from domain.applications import JobNotFoundError
+from domain.job_metadata import NOTE_MAX
+from domain.job_status import TERMINAL, JobStatus
+from domain.retries import ADJUSTABLE, SCHEDULES
+from web import job_actions, queries
+from web.auth import actor_of
+from web.clock import utcnow
+from web.detail_format import when
+from web.errors import DOMAIN_ERRORS, message_of, status_of
+from web.event_log_view import CATEGORY_LABELS, event_rows, known_category
+from web.job_cards import cards, version_of
+from web.job_format import CANCEL_REASONS
+from web.job_reads import read_job
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class PageInput:
+    tab: str = "overview"
+    q: str = ""
+    category: str = ""
+    page: int = 1
+
+
+async def render_page(request: Request, state: State, job_id: UUID, view: PageInput, *, error: str | None = None,
+                      notice: str | None = None, form: dict[str, Any] | None = None, status_code: int = 200
+                      ) -> Response:
+    """The page (`form`: what a refused form sent, shown again; `error`: why)."""
+    now = utcnow()
+    detail = await read_job(state.pool, job_id, now)
+    if detail is None:
+        return await not_in_read_model(state, job_id)
+    context: dict[str, Any] = cards(detail, now) | await overview(request, state, job_id, detail, view) | {
+        "error": error, "notice": notice, "form": form or {}}
+    if context["tab"] == "events":
+        context |= await event_log(state, job_id, view)
+        if view.category and not context["category"]:
+            context["error"] = context["error"] or f"Unknown event type {view.category!r}: showing all events"
+    return Template("job_detail.html", context=context, status_code=status_code)
+
+
+async def overview(request: Request, state: State, job_id: UUID, detail: dict[str, Any],
+                   view: PageInput) -> dict[str, Any]:
+    job = detail["job"]
+    ended = job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED)
+    return {
+        "detail": detail, "tab": "events" if view.tab == "events" else "overview",
+        "notes": notes_view(job), "retries": detail["retries"],
+        "cancel_reasons": CANCEL_REASONS, "can_cancel": job["status"] not in TERMINAL, "note_max": NOTE_MAX,
+        "is_manager": actor_of(request).role in ("manager", "admin"), "schedules": SCHEDULES, "adjustable": ADJUSTABLE,
+        "retry": await retry_options(state, job_id) if ended and view.tab != "events" else None,
+        "page_data": page_data(job_id, job),
+    }
+
+
+def page_data(job_id: UUID, job: dict[str, Any]) -> dict[str, Any]:
+    """What the page's script needs (a JSON block): its endpoints and where the stream starts."""
+    return {"points": f"/jobs/{job_id}/metrics-points", "stream": f"/jobs/{job_id}/events-stream",
+            "cards": f"/jobs/{job_id}/cards", "name": job["name"], "live": job["status"] not in TERMINAL,
+            "version": version_of(job), "attempt": job["attempt"]}
+
+
+async def event_log(state: State, job_id: UUID, view: PageInput) -> dict[str, Any]:
+    """FR2.1.3's tab: a page of the log, by keyword and category."""
+    category = known_category(view.category)
+    events = await queries.job_events(state.pool, job_id, view.q.strip() or None, category or None, view.page)
+    return {"events": events, "event_rows": event_rows(events), "q": view.q, "category": category,
+            "categories": CATEGORY_LABELS}
+
+
+def notes_view(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"at": when(n["at"]), "author": n["author"], "text": n["text"]} for n in reversed(job["notes"] or [])]
+
+
+async def retry_options(state: State, job_id: UUID) -> dict[str, Any] | None:
+    """GET /api/jobs/{id}/retry-options' answer, for the retry, suggested-fix and resume forms."""
+    try:
+        return await job_actions.retry_options(state, job_id)
+    except DOMAIN_ERRORS:
+        return None
+    except (KeyError, TypeError, ValueError):
+        # A configuration without a preset's hyperparameters (jobs made by hand) has no retry
+        # plan: the page still shows everything else.
+        LOG.warning("no retry options for job %s", job_id, exc_info=True)
+        return None
+
+
+async def not_in_read_model(state: State, job_id: UUID) -> Response:
+    """A job just created (a retry) may be a moment away from the read model: say so and refresh."""
+    try:
+        await asyncio.to_thread(state.store.app.get_job, job_id)
+    except JobNotFoundError:
+        return Template("error.html", status_code=404,
+                        context={"title": "No such job", "message": f"There is no training job {job_id}."})
+    return Template("job_detail.html", context={"pending": True, "job_id": job_id}, status_code=200)
+
+
+def error_page(exc: Exception, status_code: int | None = None) -> Template:
+    code = status_code or status_of(exc)
+    title = {403: "Not allowed", 404: "No such job"}.get(code, "Refused")
+    return Template("error.html", context={"title": title, "message": message_of(exc)}, status_code=code)

@@ -1,0 +1,94 @@
+"""The job page's downloads: the adapter archive (FR4.1.1) and the event log as JSON or CSV
+(FR2.1.3 "Export log as JSON or CSV")."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from uuid import UUID
+
+from litestar import MediaType, Request, Response, get
+from litestar.background_tasks import BackgroundTask
+from litestar.datastructures import State
+from litestar.response import File, Template
+
+from domain.aggregates.training_job import TrainingJob
+from domain.applications import JobNotFoundError
+from pipeline.objectstore import ArtifactCorruptError, ArtifactMissingError
+from web.auth import actor_of
+from web.clock import utcnow
+from web.detail_format import STATUS_LABELS
+from web.event_log_view import as_csv, as_json, export_rows
+from web.job_page import error_page
+
+
+@get("/jobs/{job_id:uuid}/adapter", media_type=MediaType.HTML)
+async def adapter_download(request: Request, state: State, job_id: UUID) -> Response:
+    """FR4.1.1: the adapter archive from the object store (digest checked), named
+    `{job_name}-adapters-{job_id}.tar`; each download is recorded on the job."""
+    app = state.store.app
+    try:
+        job = await asyncio.to_thread(app.get_job, job_id)
+    except JobNotFoundError as exc:
+        return error_page(exc)
+    if job.adapter is None:
+        return no_adapter(job)
+    spool = Path(tempfile.mkdtemp(prefix="adapter-"))
+    try:
+        path = await state.objects.get_file(job.adapter, spool / "adapter")
+    except (ArtifactMissingError, ArtifactCorruptError) as exc:
+        shutil.rmtree(spool, ignore_errors=True)
+        return unavailable(job, exc)
+    actor = actor_of(request)
+    await asyncio.to_thread(app.update_job, job_id, lambda j: j.record_export("adapter", actor.name, utcnow()))
+    return archive(job_id, job, path, spool)
+
+
+def archive(job_id: UUID, job: TrainingJob, path: Path, spool: Path) -> File:
+    """The file under the spec's name; its spool folder is removed once it was sent."""
+    suffix = "".join(Path(job.adapter.name).suffixes[-2:]) or ".bin"
+    return File(path, filename=f"{safe_name(job.name)}-adapters-{job_id}{suffix}", media_type="application/x-tar"
+                if suffix == ".tar" else "application/octet-stream",
+                background=BackgroundTask(shutil.rmtree, spool, ignore_errors=True))
+
+
+def no_adapter(job: TrainingJob) -> Template:
+    return Template("error.html", status_code=404, context={
+        "title": "No adapter yet",
+        "message": f"This job has no adapter to download: it is {STATUS_LABELS[job.status.value].lower()}."
+                   " The adapter can be downloaded once the job has completed."})
+
+
+def unavailable(job: TrainingJob, exc: Exception) -> Template:
+    missing = isinstance(exc, ArtifactMissingError)
+    return Template("error.html", status_code=404 if missing else 502, context={
+        "title": "Adapter unavailable",
+        "message": f"The adapter file {job.adapter.name} is missing from the object store." if missing else
+                   f"The stored adapter {job.adapter.name} does not match its checksum: it was not sent."})
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "job"
+
+
+@get("/jobs/{job_id:uuid}/event-log.csv")
+async def event_log_csv(state: State, job_id: UUID, q: str = "", category: str = "") -> Response:
+    """FR2.1.3 "Export log as JSON or CSV": the filtered log, every page."""
+    rows = await export_rows(state.pool, job_id, q, category)
+    return Response(as_csv(rows), media_type="text/csv; charset=utf-8", headers=attachment(job_id, "csv"))
+
+
+@get("/jobs/{job_id:uuid}/event-log.json")
+async def event_log_json(state: State, job_id: UUID, q: str = "", category: str = "") -> Response:
+    rows = await export_rows(state.pool, job_id, q, category)
+    return Response(as_json(rows), media_type=MediaType.JSON, headers=attachment(job_id, "json"))
+
+
+def attachment(job_id: UUID, fmt: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="job-{job_id}-event-log.{fmt}"'}
+
+
+routes = [adapter_download, event_log_csv, event_log_json]
