@@ -95,9 +95,15 @@ def _ordered(values: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]
 # --- storage ----------------------------------------------------------------------------------
 
 def get_preferences(conn: psycopg.Connection, user: str) -> Preferences:
-    row = conn.execute("SELECT user_name, email, channels, events, digest, slack_webhook_url"
-                       " FROM notification_preferences WHERE user_name = %s", (user,)).fetchone()
-    return _preferences(row) if row else Preferences(user)
+    """The user's preferences; without an address of their own there, their account's
+    (`pipeline users add --email`)."""
+    row = conn.execute("SELECT p.user_name, coalesce(p.email, u.email), p.channels, p.events, p.digest,"
+                       " p.slack_webhook_url FROM notification_preferences p LEFT JOIN users u ON u.name = p.user_name"
+                       " WHERE p.user_name = %s", (user,)).fetchone()
+    if row:
+        return _preferences(row)
+    account = conn.execute("SELECT email FROM users WHERE name = %s", (user,)).fetchone()
+    return Preferences(user, email=account[0] if account else None)
 
 
 def list_preferences(conn: psycopg.Connection) -> list[Preferences]:
