@@ -1,7 +1,8 @@
 """Read-model rebuild throughput and live lag.
 
     python bench/rebuild_throughput.py [--events 100000] [--telemetry 1000000] [--repeats 3]
-                                       [--lag-seconds 30] [--lag-jobs 50] [--profile] [--embedded-pg]
+                                       [--lag-seconds 30] [--lag-jobs 50] [--profile] [--workers N]
+                                       [--embedded-pg]
 
 Standalone script (not a pytest test); services as in bench/relay_throughput.py (a scratch database
 on 127.0.0.1:5432 or an embedded PostgreSQL, a private nats-server), removed at the end.
@@ -13,7 +14,8 @@ on 127.0.0.1:5432 or an embedded PostgreSQL, a private nats-server), removed at 
 2. Rebuild, median of `--repeats`, each against a baseline measured in the same run:
      scan     `select_notifications` over the whole store, 1,000 rows a page (what a rebuild reads);
      rebuild  every event-store read model emptied and rebuilt in one pass and one transaction
-              (projections/replay.py, the same `process_batch` the live consumers use);
+              (`runner.rebuild_all`: projections/replay.py, the live consumers' folds and rows,
+              built in worker processes, one per core up to 4);
    and, for the metric history, a plain read of the stream (ephemeral consumer, no acks) against
    `metrics.rebuild`. Target: rebuild ≥ 25 % of scan. Also each projection rebuilt on its own.
 3. Live lag: `pipeline relay` and `pipeline projections run` as processes; `--lag-jobs` jobs in
@@ -33,6 +35,7 @@ import json
 import math
 import os
 import pstats
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,7 +54,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 
 from bench.relay_throughput import Services  # noqa: E402
 from domain.aggregates.training_job import TrainingJob  # noqa: E402
@@ -60,8 +62,9 @@ from domain.job_status import JobStatus  # noqa: E402
 from domain.values import ArtifactRef  # noqa: E402
 from pipeline import bus, db  # noqa: E402
 from pipeline.eventstore import EventStore  # noqa: E402
-from projections import metrics  # noqa: E402
-from projections.replay import replay  # noqa: E402
+from projections import metrics, runner  # noqa: E402
+from projections.partition import END  # noqa: E402
+from projections.replay import default_workers  # noqa: E402
 from projections.runner import PROJECTIONS, rebuild  # noqa: E402
 from tests.factories import configuration, job_fields  # noqa: E402
 
@@ -166,15 +169,17 @@ def scan(app: Pipeline) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def rebuild_all(database_url: str, app: Pipeline) -> float:
+def rebuild_all(database_url: str, app: Pipeline, workers: int | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its workers; PostgreSQL's not included)."""
     with psycopg.connect(database_url) as conn:
-        started = time.perf_counter()
-        with conn.transaction():
-            tables = [t for p in PROJECTIONS.values() for t in p.tables]
-            conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
-            conn.execute("DELETE FROM projection_positions")
-            replay(conn, list(PROJECTIONS.values()), {app.name: app})
-        return time.perf_counter() - started
+        started, cpu = time.perf_counter(), process_cpu()
+        runner.rebuild_all(conn, {app.name: app}, workers=workers)
+        return time.perf_counter() - started, process_cpu() - cpu
+
+
+def process_cpu() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def rebuild_each(database_url: str, app: Pipeline) -> dict[str, tuple[int, float]]:
@@ -373,11 +378,15 @@ def bench(args: argparse.Namespace, services: Services, tmp: Path) -> None:
                   f" every 100) in {time.perf_counter() - started:.0f} s (untimed)")
 
         scans, rebuilds = [], []
+        workers = default_workers(app, END) if args.workers is None else args.workers
+        print(f"rebuild: {workers or 'no'} worker process(es) on {os.cpu_count()} core(s)")
         for rep in range(1, args.repeats + 1):
             count, seconds = scan(app)
             scans.append(seconds)
-            rebuilds.append(rebuild_all(services.database_url, app))
-            print(f"  rep {rep}: scan {count / scans[-1]:>9,.0f} ev/s   rebuild (all) {n / rebuilds[-1]:>9,.0f} ev/s")
+            seconds, cpu = rebuild_all(services.database_url, app, workers)
+            rebuilds.append(seconds)
+            print(f"  rep {rep}: scan {count / scans[-1]:>9,.0f} ev/s   rebuild (all) {n / rebuilds[-1]:>9,.0f} ev/s"
+                  f"   ({seconds:.2f} s, {cpu:.2f} s CPU in Python)")
         scan_rate, rebuild_rate = median_rate(n, scans), median_rate(n, rebuilds)
         ratio = rebuild_rate / scan_rate
         print(f"\nevent store: {n:,} events, median of {args.repeats}")
@@ -404,12 +413,12 @@ def bench(args: argparse.Namespace, services: Services, tmp: Path) -> None:
                   f" the read   (target ≥ {100 * TARGET_RATIO:.0f} %)"
                   f"  {'PASS' if write_rate / read_rate >= TARGET_RATIO else 'FAIL'}")
 
-        if args.profile:
+        if args.profile:  # in this process: a profile of the workers' parent would show it waiting
             profiler = cProfile.Profile()
             profiler.enable()
-            rebuild_all(services.database_url, app)
+            rebuild_all(services.database_url, app, workers=0)
             profiler.disable()
-            print("\nprofile of one rebuild of all read models (internal time, top 30):")
+            print("\nprofile of one rebuild of all read models, without workers (internal time, top 30):")
             pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(30)
     finally:
         store.close()
@@ -442,6 +451,7 @@ def main() -> int:
     parser.add_argument("--lag-seconds", type=float, default=30.0, help="live lag run length (default 30; 0: skip)")
     parser.add_argument("--lag-jobs", type=int, default=50, help="jobs streaming telemetry in the lag run (50)")
     parser.add_argument("--profile", action="store_true", help="also profile one rebuild of all read models")
+    parser.add_argument("--workers", type=int, help="rebuild worker processes (default: as the rebuild picks)")
     parser.add_argument("--embedded-pg", action="store_true", help="embedded PostgreSQL even if 5432 answers")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-rebuild-"))

@@ -202,7 +202,7 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
     from pipeline.eventstore import EventStore
     from pipeline.progress import Progress
     from projections import metrics
-    from projections.runner import NAMES, rebuild_named
+    from projections.runner import NAMES, rebuild_all, rebuild_named
 
     _check_projection_names(args.names)
     services = _prepared(settings)
@@ -210,7 +210,14 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
     try:
         applications = {app.name: app for app in store.applications()}
         with db.connect(services.database_url, settings.connect_timeout_s) as conn:
-            for name in args.names or NAMES:
+            names = args.names or NAMES
+            if not args.names:  # every event-store read model in one pass over the store
+                with Progress("rebuilding the event-store read models") as progress:
+                    counts = rebuild_all(conn, applications, progress.update)
+                for name, count in counts.items():
+                    print(f"rebuilt {name} from {count} event(s)")
+                names = [metrics.NAME]
+            for name in names:
                 with Progress(f"rebuilding {name}") as progress:
                     count = rebuild_named(conn, name, applications, services.nats_url, progress.update)
                 print(f"rebuilt {name} from {count} {'message' if name == metrics.NAME else 'event'}(s)")

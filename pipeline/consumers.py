@@ -8,8 +8,9 @@ in stream order, and ack, nack (with backoff) or dead-letter every message ourse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import psycopg
 from faststream import AckPolicy
@@ -43,24 +44,59 @@ class RetryLaterError(Exception):
     counting towards dead-lettering."""
 
 
+# The read models' consumers: after a projections worker dies, what it held comes back after this
+# (it was 60 s). Their batches take well under a second; a slower one is kept by in-progress acks.
+PROJECTION_ACK_WAIT_S = 10.0
+
 # Failures that say nothing about the message: retried however often it takes (with backoff).
 TRANSIENT: tuple[type[Exception], ...] = (RetryLaterError, psycopg.OperationalError)
 
 
 def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subject: str,
                  handle: BatchHandler, max_deliver: int, stream: str = EVENTS_STREAM,
-                 batch_size: int = 500, max_wait_s: float = 0.05, with_subjects: bool = False) -> None:
+                 batch_size: int = 500, max_wait_s: float = 0.05, with_subjects: bool = False,
+                 ack_wait_s: float = 60.0) -> None:
+    """`ack_wait_s`: how long a delivered message may stay unsettled before JetStream delivers it
+    again, which is how long the messages a dead worker held take to come back. A batch still
+    being handled is kept from that by in-progress acks (`still_working`). A durable keeps the
+    ack_wait it was created with: a changed one applies once it is deleted and made again."""
+
     @broker.subscriber(
         subject, stream=JStream(stream, declare=False), durable=durable,
         pull_sub=PullSub(batch_size=batch_size, timeout=max_wait_s, batch=True),
-        ack_policy=AckPolicy.MANUAL, config=ConsumerConfig(ack_wait=60, max_ack_pending=5000),
+        ack_policy=AckPolicy.MANUAL, config=ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=5000),
     )
     async def consume(message: NatsMessage) -> None:
         raw: list[Msg] = list(message.raw_message)
         items = [(m.subject, m.data) for m in raw] if with_subjects else [m.data for m in raw]
-        outcomes = await asyncio.to_thread(handle, items)
-        for msg, error in zip(raw, outcomes, strict=True):
-            await settle(broker, pool, durable, msg, error, max_deliver)
+        async with still_working(raw, every_s=ack_wait_s / 3):
+            outcomes = await asyncio.to_thread(handle, items)
+            for msg, error in zip(raw, outcomes, strict=True):
+                await settle(broker, pool, durable, msg, error, max_deliver)
+
+
+@contextlib.asynccontextmanager
+async def still_working(messages: Sequence[Msg], every_s: float) -> AsyncIterator[None]:
+    """Tells JetStream every `every_s` seconds that the messages are still being worked on (an
+    in-progress ack restarts their ack_wait), so that a slow batch is not delivered again while it
+    is being handled (nor while it is being settled: a dead-lettering writes to the database)."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                for msg in messages:
+                    await msg.in_progress()  # harmless for one already acknowledged
+            except Exception as exc:  # noqa: BLE001 - no connection: the settling says so too
+                log.info("in-progress acks failed: %s", exc)
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
 
 
 async def settle(broker: NatsBroker, pool: ConnectionPool, durable: str, msg: Msg,

@@ -86,7 +86,8 @@ def verify(database_url: str, applications: Mapping[str, Application], nats_url:
             sql.SQL("SELECT projection, application, notification_id FROM {}.{}").format(
                 sql.Identifier(live), sql.Identifier(POSITIONS))) if p in stores} if stores else {}
         with psycopg.connect(database_url, options=f"-c search_path={rebuilt}") as build, build.transaction():
-            replay(build, [PROJECTIONS[n] for n in stores], applications, until=until)
+            replay(build, [PROJECTIONS[n] for n in stores], applications, until=until,
+                   every_topic=len(stores) == len(PROJECTIONS))
             if metrics.NAME in names:
                 asyncio.run(metrics.rebuild(build, nats_url or "", until=telemetry_seq))
         results = [compare(conn, live, rebuilt, table, stores, limit) for table in tables]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
 import psycopg
 from eventsourcing.domain import Aggregate
+from psycopg.copy import QueuedLibpqWriter
 
 from pipeline.consumers import RetryLaterError
 
@@ -31,13 +34,17 @@ class Projection:
     """Subclasses set `name`, `applications`, `tables`, `topics` and `subject`, and implement
     `version_of` and `apply` (or `write`, when the rows need the event's place in the log). A
     projection that can write a whole batch at once (fewer round trips, one row write per
-    aggregate) also overrides `versions_of` and `write_batch`."""
+    aggregate) also overrides `versions_of` and `write_batch`. A rebuild builds the rows with the
+    projection's `rebuilder()` (projections/replay.py)."""
 
     name: ClassVar[str]
     applications: ClassVar[tuple[str, ...]]
     tables: ClassVar[tuple[str, ...]]
     topics: ClassVar[tuple[str, ...]]
     subject: ClassVar[str]
+    # Tables a rebuild fills by COPY alone (no upsert needs their keys meanwhile): their indexes
+    # are dropped and built again after the rows, which costs PostgreSQL less than row by row.
+    copied_tables: ClassVar[tuple[str, ...]] = ()
 
     def version_of(self, cur: psycopg.Cursor, originator_id: UUID) -> int:
         """The aggregate version this read model has applied (0 for none)."""
@@ -59,6 +66,10 @@ class Projection:
         with cur.connection.pipeline():
             for notification_id, event in items:
                 self.write(event, cur, notification_id)
+
+    def rebuilder(self) -> Rebuilder:
+        """What builds this read model's rows in a rebuild (default: `write`'s statements, recorded)."""
+        return Recorded(self)
 
 
 POSITION = ("INSERT INTO projection_positions (projection, application, notification_id) VALUES (%s, %s, %s)"
@@ -104,3 +115,119 @@ def process_batch(conn: psycopg.Connection, projection: Projection, application:
         if position:
             cur.execute(POSITION, (projection.name, application, position))
     return outcomes
+
+
+# --------------------------------------------------------------------------- rebuild
+
+class Rows:
+    """Rows a rebuilder hands over, written in the rebuild's transaction. Picklable: they may be
+    built in a worker process."""
+
+    def write(self, cur: psycopg.Cursor) -> None:
+        raise NotImplementedError
+
+
+class Rebuilder:
+    """Builds a read model from empty tables, away from the database (in a rebuild's worker
+    process): `feed` gets events that are each the next of their aggregate, in order; `take`
+    hands over the rows ready to be written, and, once `final`, all the rest."""
+
+    def feed(self, items: Sequence[Item]) -> None:
+        raise NotImplementedError
+
+    def take(self, final: bool) -> list[Rows]:
+        raise NotImplementedError
+
+
+@dataclass
+class Statements(Rows):
+    """Statements run in order, pipelined."""
+
+    statements: list[tuple[str, Any]]
+
+    def write(self, cur: psycopg.Cursor) -> None:
+        with cur.connection.pipeline():
+            for query, params in self.statements:
+                cur.execute(query, params)
+
+
+@dataclass
+class Recorded(Rebuilder):
+    """Records what the projection's `write` executes, to run it in the rebuild's transaction: for
+    a projection whose `write` only writes (it reads nothing back from its cursor)."""
+
+    projection: Projection
+    statements: list[tuple[str, Any]] = field(default_factory=list)
+
+    def execute(self, query: str, params: Any = None) -> None:  # the cursor `write` is handed
+        self.statements.append((query, params))
+
+    def feed(self, items: Sequence[Item]) -> None:
+        for notification_id, event in items:
+            self.projection.write(event, self, notification_id)  # type: ignore[arg-type]
+
+    def take(self, final: bool) -> list[Rows]:
+        statements, self.statements = self.statements, []
+        return [Statements(statements)] if statements else []
+
+
+@dataclass
+class CopyRows(Rows):
+    """Rows in COPY's text format: a line each, columns separated by tabs, free text through
+    `copy_text`, NULL as COPY_NULL."""
+
+    table: str
+    columns: tuple[str, ...]
+    text: str
+
+    @property
+    def statement(self) -> str:
+        return f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN"
+
+    def write(self, cur: psycopg.Cursor) -> None:
+        with cur.copy(self.statement) as copy:
+            copy.write(self.text)
+
+
+class RowsWriter:
+    """Writes what a rebuild's rebuilders hand over, in its transaction: COPY rows as they come,
+    through one COPY kept open whose data a psycopg thread sends (this one goes straight back to
+    the workers' next rows rather than wait for PostgreSQL to take them); everything else (a few
+    statements a budget event, each job's row once) after it, in the order it came."""
+
+    def __init__(self, cur: psycopg.Cursor) -> None:
+        self.cur = cur
+        self.copying: str | None = None  # the COPY statement open
+        self.copy = contextlib.ExitStack()
+        self.later: list[Rows] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def add(self, rows: Rows) -> None:
+        if not isinstance(rows, CopyRows):
+            self.later.append(rows)
+            return
+        if rows.statement != self.copying:
+            self.copy.close()
+            self.open = self.copy.enter_context(self.cur.copy(rows.statement, writer=QueuedLibpqWriter(self.cur)))
+            self.copying = rows.statement
+        self.open.write(rows.text)
+
+    def __exit__(self, *exc: object) -> None:
+        self.copy.__exit__(*exc)  # an error ends the COPY as failed
+        if exc[0] is None:
+            for rows in self.later:
+                rows.write(self.cur)
+
+
+COPY_NULL = "\\N"
+
+
+def copy_text(text: str | None) -> str:
+    """A value in COPY's text format: backslashes, tabs and line breaks escaped."""
+    if text is None:
+        return COPY_NULL
+    if "\\" in text or "\n" in text or "\r" in text or "\t" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return text

@@ -3,7 +3,9 @@ and the full payload; queried by `projections.queries.job_events`."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -11,9 +13,9 @@ import psycopg
 
 from domain.aggregates.budget import Budget
 from domain.aggregates.training_job import TrainingJob
-from projections.base import Item, Projection, event_topics
+from projections.base import COPY_NULL, CopyRows, Item, Projection, Rebuilder, Rows, copy_text, event_topics
 from projections.event_messages import actor_of, category, message
-from projections.json import event_payload, jsonb
+from projections.json import payload_fields, payload_json
 
 COLUMNS = ("originator_id", "originator_version", "notification_id", "job_id", "topic", "category", "message", "actor",
            "payload", "at")
@@ -26,6 +28,7 @@ class EventLogProjection(Projection):
     name = "event_log"
     applications = ("pipeline",)
     tables = ("event_log",)
+    copied_tables = ("event_log",)
     topics = event_topics(TrainingJob) + event_topics(Budget)
     subject = "events.>"  # CatalogFile events arrive too and are skipped by topic
 
@@ -43,11 +46,48 @@ class EventLogProjection(Projection):
         self.write_batch(cur, [(notification_id, event)])
 
     def write_batch(self, cur: psycopg.Cursor, items: Sequence[Item]) -> None:
-        with cur.copy(f"COPY event_log ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for notification_id, event in items:
-                copy.write_row((event.originator_id, event.originator_version, notification_id, job_of(event),
-                                event.TOPIC, category(event), message(event), actor_of(event),
-                                jsonb(event_payload(event)), event.at))
+        rows(items).write(cur)
+
+    def rebuilder(self) -> EventLogRebuilder:
+        return EventLogRebuilder()
+
+
+def rows(items: Sequence[Item]) -> CopyRows:
+    """The events' rows, for COPY."""
+    return CopyRows("event_log", COLUMNS, "".join(row(notification_id, event) for notification_id, event in items))
+
+
+def row(notification_id: int, event: Any) -> str:
+    """One event's row in COPY's text format: each column as text PostgreSQL reads back to the
+    value (the times in ISO 8601, the payload as JSON)."""
+    job, actor, originator = job_of(event), actor_of(event), uuid_text(event.originator_id)
+    fields = payload_fields(event)
+    at = fields["at"] if isinstance(fields.get("at"), str) else str(event.at)
+    return "\t".join((
+        originator, str(event.originator_version), str(notification_id),
+        originator if job is event.originator_id else COPY_NULL if job is None else uuid_text(job),
+        event.TOPIC, category(event), copy_text(message(event)), copy_text(None if actor is None else str(actor)),
+        copy_text(payload_json(event, fields)), at)) + "\n"
+
+
+@functools.lru_cache(maxsize=4096)
+def uuid_text(value: UUID) -> str:
+    """A UUID's text, remembered: an aggregate has thousands of events (`str` takes ~1 µs)."""
+    return str(value)
+
+
+@dataclass
+class EventLogRebuilder(Rebuilder):
+    """Hands over each page's rows as it gets them (the log only grows)."""
+
+    items: list[Item] = field(default_factory=list)
+
+    def feed(self, items: Sequence[Item]) -> None:
+        self.items.extend(items)
+
+    def take(self, final: bool) -> list[Rows]:
+        items, self.items = self.items, []
+        return [rows(items)] if items else []
 
 
 def job_of(event: Any) -> UUID | None:

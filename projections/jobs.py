@@ -6,6 +6,7 @@ module loads and stores it, once per job and batch."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from domain.aggregates.training_job import TrainingJob
-from projections.base import Item, Projection, event_topics
+from projections.base import Item, Projection, Rebuilder, Rows, event_topics
 from projections.job_state import STATUS_OF, Interruption, JobState, Stage, apply
 from projections.json import jsonb, pod_as_json, pod_from_json
 
@@ -77,11 +78,40 @@ class JobsProjection(Projection):
         """Loads the batch's jobs, folds their events in order, and writes each job once."""
         jobs = load(cur.connection, [event.originator_id for _, event in items
                                      if not isinstance(event, TrainingJob.Created)])
-        for _, event in items:
-            if isinstance(event, TrainingJob.Created):
-                jobs[event.originator_id] = JobState.created(event)
-            apply(event, jobs[event.originator_id])
+        fold_into(jobs, items)
         save(cur, jobs.values())
+
+    def rebuilder(self) -> JobsRebuilder:
+        return JobsRebuilder()
+
+
+def fold_into(jobs: dict[UUID, JobState], items: Sequence[Item]) -> None:
+    """Folds each event into its job's state (a Created event makes it)."""
+    for _, event in items:
+        if isinstance(event, TrainingJob.Created):
+            jobs[event.originator_id] = JobState.created(event)
+        apply(event, jobs[event.originator_id])
+
+
+@dataclass
+class JobsRebuilder(Rebuilder):
+    """Folds every job's whole history in memory and hands each job over once, at the end."""
+
+    jobs: dict[UUID, JobState] = field(default_factory=dict)
+
+    def feed(self, items: Sequence[Item]) -> None:
+        fold_into(self.jobs, items)
+
+    def take(self, final: bool) -> list[Rows]:
+        return [SavedJobs(list(self.jobs.values()))] if final and self.jobs else []
+
+
+@dataclass
+class SavedJobs(Rows):
+    jobs: list[JobState]
+
+    def write(self, cur: psycopg.Cursor) -> None:
+        save(cur, self.jobs)
 
 
 def load(conn: psycopg.Connection, job_ids: Sequence[UUID]) -> dict[UUID, JobState]:

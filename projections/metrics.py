@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from gpu_agent.messages import Telemetry
 from pipeline import bus
 from pipeline.bus import TELEMETRY_STREAM
-from pipeline.consumers import PoisonMessageError, add_consumer
+from pipeline.consumers import PROJECTION_ACK_WAIT_S, PoisonMessageError, add_consumer
 
 NAME = "metrics"
 DURABLE = "projection-metrics"
@@ -138,7 +138,7 @@ def add_live_metrics(broker: NatsBroker, pool: ConnectionPool, max_deliver: int)
         return outcomes
 
     add_consumer(broker, pool, durable=DURABLE, subject="telemetry.>", stream=TELEMETRY_STREAM,
-                 handle=handle, max_deliver=max_deliver, with_subjects=True)
+                 handle=handle, max_deliver=max_deliver, with_subjects=True, ack_wait_s=PROJECTION_ACK_WAIT_S)
 
 
 async def rebuild(conn: psycopg.Connection, nats_url: str, progress: Callable[[int], None] | None = None,

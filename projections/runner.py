@@ -13,7 +13,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from pipeline import envelope
-from pipeline.consumers import PoisonMessageError, add_consumer
+from pipeline.consumers import PROJECTION_ACK_WAIT_S, PoisonMessageError, add_consumer
 from projections import metrics
 from projections.base import Item, Projection, process, process_batch
 from projections.budgets import BudgetsProjection
@@ -38,14 +38,27 @@ def durable_name(projection: Projection) -> str:
 
 def rebuild(conn: psycopg.Connection, projection: Projection, applications: dict[str, Application],
             progress: Callable[[int], None] | None = None) -> int:
-    """Empties the projection's tables and replays the event store through the same
-    `process_batch` the live consumer uses, in one transaction: readers see the old or the new
-    table, never half."""
+    """Empties the projection's tables and replays the event store into them (projections/replay.py:
+    the live consumer's folds and rows), in one transaction: readers see the old or the new table,
+    never half."""
+    return rebuild_together(conn, [projection], applications, progress)[projection.name]
+
+
+def rebuild_all(conn: psycopg.Connection, applications: dict[str, Application],
+                progress: Callable[[int], None] | None = None, workers: int | None = None) -> dict[str, int]:
+    """Every read model of the event store at once: one pass over the store, one transaction."""
+    return rebuild_together(conn, list(PROJECTIONS.values()), applications, progress, workers)
+
+
+def rebuild_together(conn: psycopg.Connection, projections: Sequence[Projection],
+                     applications: dict[str, Application], progress: Callable[[int], None] | None = None,
+                     workers: int | None = None) -> dict[str, int]:
     with conn.transaction():
-        for table in projection.tables:
-            conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table)))
-        conn.execute("DELETE FROM projection_positions WHERE projection = %s", (projection.name,))
-        return replay(conn, [projection], applications, progress=progress)[projection.name]
+        tables = [t for p in projections for t in p.tables]
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
+        conn.execute("DELETE FROM projection_positions WHERE projection = ANY(%s)", ([p.name for p in projections],))
+        return replay(conn, projections, applications, progress=progress, workers=workers,
+                      every_topic=len(projections) == len(PROJECTIONS))
 
 
 def add_live_projection(broker: NatsBroker, pool: ConnectionPool, projection: Projection,
@@ -75,7 +88,7 @@ def add_live_projection(broker: NatsBroker, pool: ConnectionPool, projection: Pr
         return outcomes
 
     add_consumer(broker, pool, durable=durable_name(projection), subject=projection.subject,
-                 handle=handle, max_deliver=max_deliver)
+                 handle=handle, max_deliver=max_deliver, ack_wait_s=PROJECTION_ACK_WAIT_S)
 
 
 def apply_batch(conn: psycopg.Connection, projection: Projection, application: str,

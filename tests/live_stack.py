@@ -103,7 +103,7 @@ def telemetry_progress(nats_url: str) -> tuple[int, int]:
 
 def consumers_idle(nats_url: str) -> bool:
     """Every projection consumer has nothing left to deliver and nothing delivered unacknowledged.
-    After a worker dies, what it held unacknowledged comes back only after `ack_wait` (60 s), and
+    After a worker dies, what it held unacknowledged comes back only after `ack_wait` (10 s), and
     the events behind it in their aggregates wait as out-of-order retries: positions alone would
     already look caught up."""
 
