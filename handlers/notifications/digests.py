@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from handlers.notifications import ledger, render
 from handlers.notifications.channels import Mailer, PermanentDeliveryError, TransientDeliveryError
 from handlers.notifications.digest import Digest, DigestSchedule, gather
-from handlers.notifications.preferences import get_preferences
+from handlers.notifications.preferences import recipient_preferences
 from handlers.notifications.routing import Delivery
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class DigestSender:
         key = f"digest:{day.isoformat()}:{user}"
         with self.pool.connection() as conn, conn.transaction():
             digest = gather(conn, user, self.team, self.schedule, day)
-            email = get_preferences(conn, user).email
+            email = recipient_preferences(conn, user).email
             delivery = Delivery("email", f"user:{user}", email or "", digest.notice(self.base_url),
                                 "" if email else f"no email address for {user} (pipeline notifications prefs set …)")
             if not ledger.claim(conn, key, delivery):

@@ -23,7 +23,7 @@ from handlers.notifications import ledger, render, routing, tokens
 from handlers.notifications.budget_notices import limit_decided_notice, limit_request_notice, threshold_notice
 from handlers.notifications.channels import Mailer, PermanentDeliveryError, SlackWebhooks, TransientDeliveryError
 from handlers.notifications.notices import job_kind, job_notice
-from handlers.notifications.preferences import TeamSettings, get_preferences, get_team
+from handlers.notifications.preferences import TeamSettings, get_team, recipient_preferences
 from handlers.notifications.routing import Delivery
 from pipeline import envelope
 from pipeline.consumers import PoisonMessageError, RetryLaterError
@@ -91,7 +91,7 @@ class Notifier:
             if job_kind(event) is not None:
                 job = self._at_version(event)
                 notice = job_notice(event, job, self.config.base_url)
-                return routing.job_deliveries(notice, get_preferences(conn, job.created_by), webhook)
+                return routing.job_deliveries(notice, recipient_preferences(conn, job.created_by), webhook)
             if isinstance(event, Budget.ThresholdCrossed):
                 notice = threshold_notice(event, self._at_version(event).month, self.config.base_url)
                 return routing.budget_alert_deliveries(notice, event.percent, team, webhook)
@@ -101,7 +101,7 @@ class Notifier:
                 budget = self._at_version(event)
                 requester = budget.requests[str(event.request_id)]["requested_by"]
                 notice = limit_decided_notice(event, budget, self.config.base_url)
-                return routing.decision_deliveries(notice, get_preferences(conn, requester))
+                return routing.decision_deliveries(notice, recipient_preferences(conn, requester))
         return []
 
     def _to_managers(self, conn: psycopg.Connection, event: Budget.LimitIncreaseRequested,
@@ -110,7 +110,7 @@ class Notifier:
         expire `approval_ttl` after the request, so a resend carries the same links. A manager
         who is the requester gets none: they may not decide their own request."""
         budget = self._at_version(event)
-        requester = get_preferences(conn, event.requested_by).email
+        requester = recipient_preferences(conn, event.requested_by).email
         managers = tuple(m for m in team.manager_emails if m != requester)
         expires = event.at + self.config.approval_ttl
         secret = self.config.approval_secret

@@ -95,15 +95,19 @@ def _ordered(values: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]
 # --- storage ----------------------------------------------------------------------------------
 
 def get_preferences(conn: psycopg.Connection, user: str) -> Preferences:
-    """The user's preferences; without an address of their own there, their account's
-    (`pipeline users add --email`)."""
-    row = conn.execute("SELECT p.user_name, coalesce(p.email, u.email), p.channels, p.events, p.digest,"
-                       " p.slack_webhook_url FROM notification_preferences p LEFT JOIN users u ON u.name = p.user_name"
-                       " WHERE p.user_name = %s", (user,)).fetchone()
-    if row:
-        return _preferences(row)
+    row = conn.execute("SELECT user_name, email, channels, events, digest, slack_webhook_url"
+                       " FROM notification_preferences WHERE user_name = %s", (user,)).fetchone()
+    return _preferences(row) if row else Preferences(user)
+
+
+def recipient_preferences(conn: psycopg.Connection, user: str) -> Preferences:
+    """What sending uses: the user's preferences, with their account's address
+    (`pipeline users add --email`) where the preferences name none."""
+    found = get_preferences(conn, user)
+    if found.email:
+        return found
     account = conn.execute("SELECT email FROM users WHERE name = %s", (user,)).fetchone()
-    return Preferences(user, email=account[0] if account else None)
+    return replace(found, email=account[0]) if account and account[0] else found
 
 
 def list_preferences(conn: psycopg.Connection) -> list[Preferences]:

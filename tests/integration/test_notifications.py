@@ -441,15 +441,17 @@ def open_banners(url: str, user: str) -> list[tuple[str, str, str, str]]:
 
 
 def test_an_account_email_is_used_until_the_preferences_name_one(migrated: str) -> None:
-    from handlers.notifications.preferences import Preferences, get_preferences, save_preferences
+    from handlers.notifications.preferences import (Preferences, get_preferences, recipient_preferences,
+                                                     save_preferences)
     from pipeline import users
 
     with psycopg.connect(migrated, autocommit=True) as conn:
         users.add_user(conn, "erin", "member", "a long enough password", email="erin@example.com")
-        assert get_preferences(conn, "erin").email == "erin@example.com"  # no preferences yet
+        assert recipient_preferences(conn, "erin").email == "erin@example.com"  # no preferences yet
         save_preferences(conn, Preferences("erin", channels=("email", "slack")))
-        assert get_preferences(conn, "erin").email == "erin@example.com" and get_preferences(conn, "erin").channels \
-            == ("email", "slack")
+        assert get_preferences(conn, "erin").email is None  # what is stored (and edited) stays as it is
+        assert recipient_preferences(conn, "erin").email == "erin@example.com"
+        assert recipient_preferences(conn, "erin").channels == ("email", "slack")
         save_preferences(conn, Preferences("erin", email="erin@home.example"))
-        assert get_preferences(conn, "erin").email == "erin@home.example"
-        assert get_preferences(conn, "nobody").email is None
+        assert recipient_preferences(conn, "erin").email == "erin@home.example"
+        assert recipient_preferences(conn, "nobody").email is None
