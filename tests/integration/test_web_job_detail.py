@@ -1,6 +1,6 @@
 """The job detail page (FR2.1.1, FR2.1.2, FR2.1.3, FR7.1.1, FR7.1.2): real values of seeded jobs, the
 loss curve's points and live stream, the cancel / retry / note forms with their messages and rules,
-the adapter download (web/pages/job_detail.py, web/pages/job_stream.py)."""
+the adapter download (web/pages/job_detail.py, job_forms.py, job_downloads.py, job_stream.py)."""
 
 from __future__ import annotations
 

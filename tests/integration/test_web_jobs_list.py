@@ -1,5 +1,5 @@
-"""The jobs list, its statistics, bulk cancel and CSV export, and the queue tab (web/pages/jobs_list.py)
-through the real web app on real read models."""
+"""The jobs list, its statistics, bulk cancel and CSV export, and the queue tab (web/pages/jobs_list.py,
+bulk_cancel.py, jobs_export.py, queue.py) through the real web app on real read models."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The new-job flow and the review & start page through HTTP (web/pages/new_job.py): create a
+"""The new-job flow and the review & start page through HTTP (web/pages/new_job.py, review_job.py): create a
 configured job, review it, start it (queued, its budget reserved), with every refusal."""
 
 from __future__ import annotations
