@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
@@ -213,10 +213,6 @@ async def find_users(pool: AsyncConnectionPool) -> list[User]:
         cur = conn.cursor(row_factory=dict_row)
         rows = await (await cur.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")).fetchall()
     return [_user(r) for r in rows]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class InvalidUserError(ValueError):

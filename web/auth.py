@@ -21,6 +21,7 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 
 from pipeline import users
+from web.clock import utcnow
 from web.flows import Actor
 
 COOKIE = "pipeline_session"
@@ -38,7 +39,7 @@ class Auth:
 class AuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         state = connection.app.state
-        now = users.utcnow()
+        now = utcnow()
         header = connection.headers.get("authorization", "")
         if header[:7].lower() == "bearer ":
             user = await users.token_user(state.pool, header[7:].strip(), now)
@@ -157,7 +158,7 @@ async def login(request: Request) -> Response:
     name, password, target = (str(form.get(k) or "") for k in ("username", "password", "next"))
     try:
         secret, _ = await users.sign_in(request.app.state.pool, name, password, _client_ip(request),
-                                        request.headers.get("user-agent"), users.utcnow())
+                                        request.headers.get("user-agent"), utcnow())
     except (users.BadCredentialsError, users.TooManyAttemptsError) as exc:
         return Template("login.html", context={"next": local_path(target), "error": str(exc), "username": name[:64]},
                         status_code=401 if isinstance(exc, users.BadCredentialsError) else 429)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -19,12 +19,9 @@ from domain.queue import estimate_starts, remaining
 from domain.retries import RetryNotAllowedError, adjusted, check_retryable, same_configuration, suggested_fix
 from web import queries
 from web.auth import actor_of
+from web.clock import utcnow
 from web.flows import Actor, check_queue
 
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @get("/api/queue")
@@ -48,7 +45,7 @@ async def queue_plan(state: State) -> list[dict[str, Any]]:
                           j.last_step / j.total_steps if j.total_steps else 0.0) for j in running]
         waiting = [app.get_job(row["id"]) for row in queued]
         durations = [remaining(float(j.configuration["estimated_duration_hours"]), 0.0) for j in waiting]
-        return estimate_starts(now(), left, durations, state.settings.max_running)
+        return estimate_starts(utcnow(), left, durations, state.settings.max_running)
 
     starts = await asyncio.to_thread(plan)
     return [{"position": i + 1, **row, "promoted": row["promoted_at"] is not None, "estimated_start": start}
@@ -58,7 +55,7 @@ async def queue_plan(state: State) -> list[dict[str, Any]]:
 @post("/api/jobs/{job_id:uuid}/promote", status_code=200)
 async def api_promote(request: Request, state: State, job_id: UUID) -> dict[str, str]:
     actor = actor_of(request)
-    await asyncio.to_thread(state.store.app.promote_job, job_id, actor=actor.name, role=actor.role, at=now())
+    await asyncio.to_thread(state.store.app.promote_job, job_id, actor=actor.name, role=actor.role, at=utcnow())
     return {"id": str(job_id), "promoted_by": actor.name}
 
 
@@ -72,7 +69,7 @@ async def api_switch_gpu(request: Request, state: State, job_id: UUID, data: Swi
     """FR3.1.3 "Switch to on-demand" for a job waiting for a GPU; its reservation grows with it."""
     actor = actor_of(request)
     warnings = await asyncio.to_thread(state.store.app.switch_gpu_tier, job_id, data.gpu_tier, actor=actor.name,
-                                       role=actor.role, at=now(), override_justification=data.override_justification)
+                                       role=actor.role, at=utcnow(), override_justification=data.override_justification)
     return {"id": str(job_id), "gpu_tier": data.gpu_tier, "warnings": warnings}
 
 
@@ -133,7 +130,7 @@ async def retry(actor: Actor, state: State, job_id: UUID, data: RetryRequest) ->
     if data.resume:
         plan = replace(plan, resume=True)
     new_id, warnings = await asyncio.to_thread(app.retry_job, job_id, plan, actor=actor.name, role=actor.role,
-                                               at=now(), override_justification=data.override_justification)
+                                               at=utcnow(), override_justification=data.override_justification)
     return {"id": str(new_id), "retry_of": str(job.retry_of or job.id), "resumed_from": str(job_id) if data.resume
             else None, "changes": [c.describe() for c in plan.changes], "warnings": warnings}
 
