@@ -130,7 +130,12 @@ class Rows:
 class Rebuilder:
     """Builds a read model from empty tables, away from the database (in a rebuild's worker
     process): `feed` gets events that are each the next of their aggregate, in order; `take`
-    hands over the rows ready to be written, and, once `final`, all the rest."""
+    hands over the rows ready to be written, and, once `final`, all the rest. One that
+    `takes_payloads` is fed (notification id, event, its payload as JSON text or None) instead:
+    the replay's decoder makes most payloads from the stored JSON for less than encoding them
+    again (projections/decoding.py)."""
+
+    takes_payloads: ClassVar[bool] = False
 
     def feed(self, items: Sequence[Item]) -> None:
         raise NotImplementedError

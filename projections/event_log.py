@@ -3,9 +3,9 @@ and the full payload; queried by `projections.queries.job_events`."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +15,7 @@ from domain.aggregates.budget import Budget
 from domain.aggregates.training_job import TrainingJob
 from projections.base import COPY_NULL, CopyRows, Item, Projection, Rebuilder, Rows, copy_text, event_topics
 from projections.event_messages import actor_of, category, message
-from projections.json import payload_fields, payload_json
+from projections.json import payload_json
 
 COLUMNS = ("originator_id", "originator_version", "notification_id", "job_id", "topic", "category", "message", "actor",
            "payload", "at")
@@ -57,37 +57,51 @@ def rows(items: Sequence[Item]) -> CopyRows:
     return CopyRows("event_log", COLUMNS, "".join(row(notification_id, event) for notification_id, event in items))
 
 
-def row(notification_id: int, event: Any) -> str:
+def row(notification_id: int, event: Any, payload: str | None = None) -> str:
     """One event's row in COPY's text format: each column as text PostgreSQL reads back to the
-    value (the times in ISO 8601, the payload as JSON)."""
+    value (the times in ISO 8601, the payload as JSON: `payload`, if the replay's decoder made it,
+    else `payload_json`)."""
     job, actor, originator = job_of(event), actor_of(event), uuid_text(event.originator_id)
-    fields = payload_fields(event)
-    at = fields["at"] if isinstance(fields.get("at"), str) else str(event.at)
+    at = event.at
+    at = at.isoformat() if type(at) is datetime else str(at)
     return "\t".join((
         originator, str(event.originator_version), str(notification_id),
         originator if job is event.originator_id else COPY_NULL if job is None else uuid_text(job),
         event.TOPIC, category(event), copy_text(message(event)), copy_text(None if actor is None else str(actor)),
-        copy_text(payload_json(event, fields)), at)) + "\n"
+        copy_text(payload_json(event) if payload is None else payload), at)) + "\n"
 
 
-@functools.lru_cache(maxsize=4096)
 def uuid_text(value: UUID) -> str:
-    """A UUID's text, remembered: an aggregate has thousands of events (`str` takes ~1 µs)."""
-    return str(value)
+    """A UUID's text, the last one remembered: a replay gives an aggregate's events one after the
+    other, with one UUID object (`str` takes ~1 µs, and so does hashing a UUID for a cache)."""
+    global _last_uuid
+    last = _last_uuid  # one tuple, swapped whole: threads never see a half-made pair
+    if last[0] is value:
+        return last[1]
+    text = str(value)
+    _last_uuid = (value, text)
+    return text
+
+
+_last_uuid: tuple[UUID | None, str] = (None, "")
 
 
 @dataclass
 class EventLogRebuilder(Rebuilder):
     """Hands over each page's rows as it gets them (the log only grows)."""
 
-    items: list[Item] = field(default_factory=list)
+    takes_payloads = True
+    items: list[tuple[int, Any, str | None]] = field(default_factory=list)
 
-    def feed(self, items: Sequence[Item]) -> None:
+    def feed(self, items: Sequence[tuple[int, Any, str | None]]) -> None:  # type: ignore[override]
         self.items.extend(items)
 
     def take(self, final: bool) -> list[Rows]:
         items, self.items = self.items, []
-        return [rows(items)] if items else []
+        if not items:
+            return []
+        return [CopyRows("event_log", COLUMNS, "".join(row(notification_id, event, payload)
+                                                       for notification_id, event, payload in items))]
 
 
 def job_of(event: Any) -> UUID | None:

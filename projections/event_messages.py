@@ -3,6 +3,7 @@ and who did it when the event says so."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,14 @@ def category(event: Any) -> str:
 
 
 def actor_of(event: Any) -> str | None:
-    return next((getattr(event, name) for name in ACTOR_FIELDS if getattr(event, name, None)), None)
+    names = _ACTOR_FIELDS_OF.get(type(event))
+    if names is None:  # the fields a class declares, found once (a rebuild asks for every event)
+        declared = {f.name for f in dataclasses.fields(event)} if dataclasses.is_dataclass(event) else set(ACTOR_FIELDS)
+        names = _ACTOR_FIELDS_OF[type(event)] = tuple(name for name in ACTOR_FIELDS if name in declared)
+    return next((value for name in names if (value := getattr(event, name, None))), None)
+
+
+_ACTOR_FIELDS_OF: dict[type, tuple[str, ...]] = {}
 
 
 def message(event: Any) -> str:

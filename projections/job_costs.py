@@ -81,16 +81,26 @@ class JobCostsProjection(Projection):
 
 def fold_into(jobs: dict[UUID, JobCost], versions: dict[UUID, int], items: Sequence[Item],
               load: Callable[[UUID], JobCost]) -> None:
-    """Folds each event into its job (a Created event makes it, `load` fetches one not yet held)."""
+    """Folds each event into its job (a Created event makes it, `load` fetches one not yet held).
+    The last job is kept at hand (a UUID hashes in Python: a replay gives a job's events in runs)
+    and `fold` looked up by exact class (see `projections.job_state.apply`)."""
+    last_id: UUID | None = None
+    job: JobCost | None = None
     for _, event in items:
         job_id = event.originator_id
+        kind = type(event)
         if isinstance(event, TrainingJob.Created):
-            jobs[job_id] = JobCost.created(event)
+            job = jobs[job_id] = JobCost.created(event)
         else:
-            job = jobs[job_id] if job_id in jobs else jobs.setdefault(job_id, load(job_id))
-            job.as_of = max(job.as_of, event.at)
-            fold(event, job)
+            if job_id is not last_id and job_id != last_id:
+                job = jobs[job_id] if job_id in jobs else jobs.setdefault(job_id, load(job_id))
+            job.as_of = max(job.as_of, event.at)  # type: ignore[union-attr] - set above
+            (_FOLDS.get(kind) or _FOLDS.setdefault(kind, fold.dispatch(kind)))(event, job)
+        last_id = job_id
         versions[job_id] = event.originator_version
+
+
+_FOLDS: dict[type, Callable[[Any, JobCost], None]] = {}
 
 
 def save_all(cur: psycopg.Cursor, jobs: Sequence[tuple[JobCost, int]]) -> None:

@@ -4,6 +4,7 @@ follows the aggregate's rules; cost arithmetic is the domain's `ledger`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -156,10 +157,16 @@ class JobState:
 
 
 def apply(event: Any, job: JobState) -> None:
-    """Folds one event into `job`: its own changes, then the version and time every event sets."""
-    fold(event, job)
+    """Folds one event into `job`: its own changes, then the version and time every event sets.
+    `fold` is looked up by the event's exact class in a plain dict: singledispatch's own lookup
+    costs about a microsecond, and a rebuild folds every event of the store."""
+    kind = type(event)
+    (_FOLDS.get(kind) or _FOLDS.setdefault(kind, fold.dispatch(kind)))(event, job)
     job.version = event.originator_version
     job.updated_at = max(job.updated_at, event.at)
+
+
+_FOLDS: dict[type, Callable[[Any, JobState], None]] = {}
 
 
 @singledispatch

@@ -70,13 +70,14 @@ def payload_fields(event: Any) -> dict[str, Any]:
             for name, value in vars(event).items() if name not in ("originator_id", "originator_version")}
 
 
-def payload_json(event: Any, fields: dict[str, Any] | None = None) -> str:
+def payload_json(event: Any) -> str:
     """`event_payload` as JSON text for a jsonb column, faster: the encoder meets only the values
     JSON has no form for (amounts, ids, value objects) and asks `plain` for them; keys unsorted
     (jsonb orders them its own way). A NaN or infinity stops it (allow_nan=False), and the event
-    takes the long road, which writes it as text. `fields`: `payload_fields(event)`, if made."""
+    takes the long road, which writes it as text. A rebuild makes most payloads from the stored
+    JSON instead (projections/decoding.py), equal to these."""
     try:
-        return _encode_fields(payload_fields(event) if fields is None else fields)
+        return _encode_fields(payload_fields(event))
     except ValueError:
         return dumps(event_payload(event))
 

@@ -11,9 +11,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper, Notification, StoredEvent
+from eventsourcing.persistence import Mapper, Notification
 
 from projections.base import Projection, Rebuilder, Rows
+from projections.decoding import ReplayDecoder
 
 END = 2**63 - 1  # the largest notification id
 
@@ -77,19 +78,22 @@ class Applied:
 
 class Partition:
     """Builds the rows of a share of the aggregates: each event checked as `process_batch` checks
-    it, decoded once and fed to the rebuilder of every projection that takes it."""
+    it, decoded once (projections/decoding.py) and fed to the rebuilder of every projection that
+    takes it, with its payload's JSON text to those that ask (`takes_payloads`)."""
 
     def __init__(self, plan: Plan, mapper: Mapper) -> None:
         self.plan = plan
-        self.mapper = mapper
+        self.decoder = ReplayDecoder(mapper)
         self.rebuilders: list[Rebuilder] = [p.rebuilder() for p in plan.projections]
+        self.with_payloads = [rebuilder.takes_payloads for rebuilder in self.rebuilders]
         self.aggregates: dict[int, Applied] = {}
         self.given = [0] * len(plan.projections)
         self.positions = [0] * len(plan.projections)
 
     def feed(self, rows: Sequence[Row]) -> list[Rows]:
-        due: list[list[tuple[int, Any]]] = [[] for _ in self.rebuilders]
+        due: list[list[tuple[Any, ...]]] = [[] for _ in self.rebuilders]
         routes, stops, given, positions = self.plan.routes, self.plan.stops, self.given, self.positions
+        decode, with_payloads = self.decoder.decode, self.with_payloads
         for notification_id, key, version, topic, state in rows:  # the hot loop: kept flat
             aggregate = self.aggregates.get(key)
             if aggregate is None:
@@ -109,9 +113,10 @@ class Partition:
                     raise RuntimeError(f"{name}: replay stopped at notification {notification_id}:"
                                        f" {aggregate.id} v{version} before v{expected}")
             if takers:  # else a duplicate for all: skipped, as live
-                event = self.mapper.to_domain_event(StoredEvent(aggregate.id, version, topic, state))
+                event, payload = decode(aggregate.id, version, topic, state)
                 for index in takers:
-                    due[index].append((notification_id, event))
+                    due[index].append((notification_id, event, payload) if with_payloads[index] else
+                                      (notification_id, event))
         for rebuilder, items in zip(self.rebuilders, due, strict=True):
             if items:
                 rebuilder.feed(items)

@@ -18,3 +18,16 @@ def test_the_categories_are_disjoint_and_known() -> None:
     assert not (ERRORS & WARNINGS or ERRORS & METRICS or WARNINGS & METRICS)
     assert (ERRORS | WARNINGS | METRICS) <= set(MESSAGES)
     assert CATEGORIES == ("status", "metrics", "warning", "error")
+
+
+def test_the_actor_is_the_first_person_field_an_event_names() -> None:
+    """`actor_of` reads only the person fields each class declares (found once per class): the same
+    answer as asking every event for every field."""
+    from projections.event_messages import ACTOR_FIELDS, actor_of
+    from tests.unit.test_stored_form import budget_events, full_life_events
+
+    events = full_life_events() + budget_events()
+    for event in events:
+        expected = next((getattr(event, name) for name in ACTOR_FIELDS if getattr(event, name, None)), None)
+        assert actor_of(event) == expected, type(event).__qualname__
+    assert {actor_of(e) for e in events} >= {"alice", "bob", "carol"}

@@ -1,0 +1,88 @@
+"""A replay's decoder: a stored event back to the domain event the application's mapper makes, and
+the event's payload as the event log stores it (`projections.json.payload_json`), from one parse of
+the stored JSON. A rebuild decodes every event of the store; this is its largest cost after the
+reading, and the mapper's way (a Python hook for every JSON object) plus a second encoding for the
+log's payload cost about twice as much (bench/README.md, "Read-model rebuild").
+
+The quick road takes what nearly every event is: top-level fields that are JSON values or one of
+the transcoder's marked values for a time, an amount or an id (`{"_type_":"datetime_iso",
+"_data_":"…"}`). Anything else (a value object, a nested marked value, a NaN loss, a compressed or
+encrypted store, a class version) takes the mapper's road, and `payload_json` makes the payload:
+the two roads give equal events and equal payloads (tests/unit/test_replay_decoding.py)."""
+
+from __future__ import annotations
+
+import json
+import json.scanner
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
+from eventsourcing.utils import resolve_topic
+
+# The transcoder's marked values the quick road turns back, and how each reads in a payload.
+_MARKED: dict[str, tuple[Callable[[str], Any], Callable[[str], str]]] = {
+    "datetime_iso": (datetime.fromisoformat, lambda data: data),  # `plain`: isoformat, as stored
+    "decimal_str": (Decimal, lambda data: data),  # `plain`: str(amount), as stored
+    "uuid_hex": (UUID, lambda data: str(UUID(data))),  # `plain`: str(id), not the stored hex
+}
+# No hook, and the scanner itself (C): `json.loads` adds two regular-expression calls around it.
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+
+
+class ReplayDecoder:
+    def __init__(self, mapper: Mapper) -> None:
+        self.mapper = mapper
+        # The quick road reads the JSON the stock transcoder writes, and nothing transformed.
+        self.quick = type(mapper.transcoder) is JSONTranscoder and not mapper.cipher and not mapper.compressor \
+            and all(name in mapper.transcoder.names for name in _MARKED)
+        self.classes: dict[str, type] = {}
+
+    def decode(self, originator_id: UUID, version: int, topic: str, state: bytes) -> tuple[Any, str | None]:
+        """(the domain event, its payload as JSON text, or None when it took the mapper's road)."""
+        if self.quick:
+            decoded = self._quick(originator_id, version, topic, state)
+            if decoded is not None:
+                return decoded
+        return self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, state)), None
+
+    def _quick(self, originator_id: UUID, version: int, topic: str, state: bytes) -> tuple[Any, str] | None:
+        cls = self.classes.get(topic)
+        if cls is None:
+            cls = resolve_topic(topic)
+            if getattr(cls, "class_version", 1) != 1:  # upcasting: the mapper's business
+                return None
+            self.classes[topic] = cls
+        text = state.decode()
+        try:
+            fields, end = _scan(text, 0)
+        except StopIteration:  # not JSON: the mapper says so
+            return None
+        if end != len(text) or type(fields) is not dict:
+            return None
+        marked = 0
+        for name, value in fields.items():
+            if type(value) is dict:
+                kind, data = value.get("_type_"), value.get("_data_")
+                conversions = _MARKED.get(kind)  # type: ignore[arg-type]
+                if len(value) != 2 or conversions is None or type(data) is not str or '"' in data or "\\" in data:
+                    return None
+                to_value, as_payload = conversions
+                fields[name] = to_value(data)
+                # Inside a JSON string every quote is escaped: this text is only ever a marked value.
+                text = text.replace(f'{{"_type_":"{kind}","_data_":"{data}"}}', f'"{as_payload(data)}"')
+                marked += 1
+        # Marked values below the top (in a list, a dict) would stay marked in `fields` but be
+        # replaced in the text; with non-finite floats (`payload_json` writes them as text: JSON
+        # cannot hold them) they take the long road. A false alarm in free text only costs time.
+        if marked and state.count(b'{"_type_":') != marked or '"_type_"' in text \
+                or "NaN" in text or "Infinity" in text or "class_version" in fields:
+            return None
+        fields["originator_id"] = originator_id
+        fields["originator_version"] = version
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", fields)
+        return event, text
