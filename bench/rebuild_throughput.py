@@ -161,6 +161,35 @@ async def publish_all(nats_url: str, items: Iterator[tuple[str, bytes, dict[str,
 
 # --------------------------------------------------------------------------- rebuild
 
+def settle(database_url: str, idle: float = 0.9, longest: float = 90.0) -> str:
+    """Waits until the machine is quiet before timing: PostgreSQL's dirty pages written out
+    (CHECKPOINT) and the cores ≥ `idle` idle over a second (nats-server goes on storing a million
+    published messages for a while after the last ack), `longest` seconds at most."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    started = time.monotonic()
+    share = 0.0
+    while time.monotonic() - started < longest:
+        before = cpu_times()
+        time.sleep(1.0)
+        after = cpu_times()
+        busy, total = after[0] - before[0], after[1] - before[1]
+        share = 1 - busy / total if total else 1.0
+        if share >= idle:
+            break
+    return f"{100 * share:.0f} % idle after {time.monotonic() - started:.0f} s"
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores, from /proc/stat (Linux); (0, 0) elsewhere."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def scan(app: Pipeline) -> tuple[int, float]:
     started, count, start = time.perf_counter(), 0, 1
     while page := app.recorder.select_notifications(start, 1000):
@@ -377,6 +406,7 @@ def bench(args: argparse.Namespace, services: Services, tmp: Path) -> None:
             print(f"telemetry: {published:,} messages ({args.telemetry_jobs} jobs × {steps:,} steps, an eval"
                   f" every 100) in {time.perf_counter() - started:.0f} s (untimed)")
 
+        print(f"settled: {settle(services.database_url)}")
         scans, rebuilds = [], []
         workers = default_workers(app, END) if args.workers is None else args.workers
         print(f"rebuild: {workers or 'no'} worker process(es) on {os.cpu_count()} core(s)")
@@ -399,6 +429,7 @@ def bench(args: argparse.Namespace, services: Services, tmp: Path) -> None:
 
         if args.telemetry:
             reads, writes = [], []
+            print(f"\nsettled: {settle(services.database_url)}")
             for rep in range(1, args.repeats + 1):
                 count, seconds = asyncio.run(read_stream(services.nats_url))
                 reads.append(seconds)

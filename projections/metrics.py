@@ -7,7 +7,9 @@ so it keeps no position of its own: its durable consumer's acks are its position
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from uuid import UUID
@@ -25,6 +27,7 @@ from gpu_agent.messages import Telemetry
 from pipeline import bus
 from pipeline.bus import TELEMETRY_STREAM
 from pipeline.consumers import PROJECTION_ACK_WAIT_S, PoisonMessageError, add_consumer
+from projections.base import rarer_collections
 
 NAME = "metrics"
 DURABLE = "projection-metrics"
@@ -101,6 +104,33 @@ def _upsert(at: str) -> sql.Composed:
 # A row's time is its training step's; an evaluation only dates a row no step message has reached yet.
 UPSERT = {"step": _upsert("EXCLUDED.at"), "eval": _upsert("job_metrics.at")}
 
+# A rebuild's points, in stream order (`seq`), before they are merged (`MERGE_STAGED`).
+STAGING = sql.SQL(
+    "CREATE TEMP TABLE metric_points (seq bigint NOT NULL, kind text NOT NULL, job_id uuid NOT NULL,"
+    " step integer NOT NULL, attempt integer NOT NULL, {figures}, at timestamptz NOT NULL) ON COMMIT DROP"
+).format(figures=sql.SQL(", ").join(sql.SQL("{} double precision").format(sql.Identifier(n)) for n in FIELDS))
+COPY_STAGED = sql.SQL("COPY metric_points (seq, kind, job_id, step, attempt, {figures}, at) FROM STDIN").format(
+    figures=sql.SQL(", ").join(sql.Identifier(n) for n in FIELDS))
+# What the upserts above leave after every point, applied in stream order, in one statement. A
+# point changes its row when its attempt is at least the row's, which is the largest attempt of
+# the points before it (a point left out never holds the largest); the row then keeps: that
+# attempt, each figure's last non-null value among the points applied (COALESCE), and the time of
+# the last step applied, or else of the first point (an evaluation's, until a step comes).
+MERGE_STAGED = sql.SQL(
+    "INSERT INTO job_metrics (job_id, step, attempt, {columns}, at)"
+    " SELECT job_id, step, max(attempt), {figures},"
+    " coalesce((array_agg(at ORDER BY seq DESC) FILTER (WHERE kind = 'step'))[1], (array_agg(at ORDER BY seq))[1])"
+    " FROM (SELECT *, max(attempt) OVER (PARTITION BY job_id, step ORDER BY seq"
+    "       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM metric_points) AS points"
+    " WHERE before IS NULL OR attempt >= before"
+    " GROUP BY job_id, step"
+).format(
+    columns=sql.SQL(", ").join(sql.Identifier(n) for n in FIELDS),
+    figures=sql.SQL(", ").join(
+        sql.SQL("(array_agg({0} ORDER BY seq DESC) FILTER (WHERE {0} IS NOT NULL))[1]").format(sql.Identifier(n))
+        for n in FIELDS),
+)
+
 
 def write(conn: psycopg.Connection, points: Sequence[Point]) -> None:
     """One round trip for the whole batch (pipeline mode), rows in stream order; the caller owns
@@ -146,20 +176,42 @@ async def rebuild(conn: psycopg.Connection, nats_url: str, progress: Callable[[i
     """Empties job_metrics and refills it from the whole TELEMETRY stream in one transaction
     (readers wait for it and never see it half filled); returns how many messages were read.
     The live consumer's writes meanwhile wait for the lock, then merge as usual. `until` stops at
-    a stream sequence (what the live consumer had consumed, for `audit verify`)."""
+    a stream sequence (what the live consumer had consumed, for `audit verify`).
+
+    The points go by COPY, in stream order, into a scratch table, and one statement merges them
+    (`merged`, `MERGE_STAGED`) as the live upserts would have one by one: an upsert per message
+    cost ~135 µs a message over a million of them, the merge a few."""
     nc = await bus.connect(nats_url, "metrics-rebuild", timeout)
     count = 0
     try:
-        with conn.transaction():
+        with rarer_collections(), conn.transaction():
             conn.execute("TRUNCATE job_metrics")
-            async for batch in stream_batches(nc.jetstream(), until=until):
-                write(conn, parse([(m.subject, m.data) for m in batch])[0])
-                count += len(batch)
-                if progress:
-                    progress(count)
+            with merged(conn) as add:
+                async for batch in stream_batches(nc.jetstream(), until=until):
+                    add(parse([(m.subject, m.data) for m in batch])[0])
+                    count += len(batch)
+                    if progress:
+                        progress(count)
     finally:
         await nc.close()
     return count
+
+
+@contextlib.contextmanager
+def merged(conn: psycopg.Connection) -> Iterator[Callable[[Sequence[Point]], None]]:
+    """Gives a function that takes points, in stream order; on leaving, merges them all into
+    job_metrics as `write` would have, in the caller's transaction."""
+    conn.execute(STAGING)
+    seq = itertools.count(1)  # each point's place in the stream: the merge applies them in this order
+    with conn.cursor() as cur, cur.copy(COPY_STAGED) as copy:
+        def add(points: Sequence[Point]) -> None:
+            for p in points:
+                copy.write_row((next(seq), p.kind, p.job_id, p.step, p.attempt, *p.values, p.at))
+
+        yield add
+    conn.execute("SET LOCAL work_mem = '256MB'")  # the merge's sort in memory, not on disk
+    conn.execute(MERGE_STAGED)
+    conn.execute("DROP TABLE metric_points")  # a caller's outer transaction may rebuild again
 
 
 async def stream_batches(js: JetStreamContext, size: int = 1000, timeout: float = 2.0,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -17,7 +16,7 @@ import psycopg
 from eventsourcing.application import Application
 from psycopg import sql
 
-from projections.base import POSITION, Projection, RowsWriter
+from projections.base import POSITION, Projection, RowsWriter, rarer_collections
 from projections.partition import Partition, Plan, pages, rows
 from projections.replay_workers import replay_in_workers
 
@@ -86,21 +85,6 @@ def indexes_built_after(conn: psycopg.Connection, tables: Sequence[str]) -> Iter
     yield
     for statement in again:
         conn.execute(statement)  # type: ignore[arg-type] - the catalog's own definitions
-
-
-@contextlib.contextmanager
-def rarer_collections(young: int = 50_000) -> Iterator[None]:
-    """A replay makes and drops millions of small objects (rows, events, their dicts) and keeps few
-    for long; Python's cycle collector, run every 700 allocations by default, walks the young
-    survivors again and again for nothing: about a fifth of a rebuild's CPU (bench/README.md).
-    Collections of the young generation every `young` allocations instead, for this process and
-    the workers it forks meanwhile; cycles are still collected, only less often."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(young, before[0]), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def _report(progress: Callable[[int], None] | None, before: int, read: int) -> None:

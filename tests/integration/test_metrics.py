@@ -174,3 +174,42 @@ def test_the_live_consumer_follows_telemetry_and_a_rebuild_from_the_stream_gives
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert f"rebuilt metrics from {len(stream) - 1} message(s)" in rebuilt.stdout  # all but the heartbeat
     assert rows(migrated) == live
+
+
+def test_a_rebuild_merges_a_stream_as_the_live_upserts_do_message_by_message(migrated: str) -> None:
+    """The rebuild stages every point and merges them in one statement (`metrics.merged`): the same
+    rows as the live consumer's upserts, for a stream with resumed attempts, late older reports,
+    evaluations before and after their step, repeats, missing figures and a diverged loss."""
+    rng = random.Random(11)
+    jobs = [uuid.uuid4() for _ in range(3)]
+    items: list[tuple[str, bytes]] = []
+    for job in jobs:
+        for n in range(1, 41):
+            items.append(step(job, n, loss=rng.choice([2.0 / n, None, float("nan")]) if n % 7 == 0 else 2.0 / n))
+            if n % 10 == 0:
+                items.append(evaluation(job, n, 1.0 / n))
+        for n in range(25, 46):  # resumed from the checkpoint at step 24
+            items.append(step(job, n, attempt=2, loss=0.5 / n, grad_norm=None if n % 3 else 0.25))
+        items += [step(job, 30, loss=9.9), evaluation(job, 30, 9.9)]  # attempt 1, arriving late
+        items.append(evaluation(job, 50, 0.1, attempt=2))  # before its step
+        items.append(step(job, 50, attempt=2))
+        items += [(f"telemetry.{job}.eval", body(job, "eval", 600 + k, {"step": 60, "eval_loss": 0.3 / k}, 2))
+                  for k in (1, 2)]  # a step no step message reached: dated by its first evaluation
+    stream = rng.sample(items, len(items)) + items[:15]
+    points = metrics.parse(stream)[0]
+    with psycopg.connect(migrated) as conn:
+        with conn.transaction():
+            conn.execute("TRUNCATE job_metrics")
+        for start in range(0, len(points), 37):  # live: batches, each its own transaction
+            with conn.transaction():
+                metrics.write(conn, points[start:start + 37])
+        live = table(conn)
+        with conn.transaction():
+            conn.execute("TRUNCATE job_metrics")
+            with metrics.merged(conn) as add:
+                for start in range(0, len(points), 100):
+                    add(points[start:start + 100])
+        rebuilt = table(conn)
+    assert len(live) == 3 * 47
+    assert repr(rebuilt) == repr(live)  # repr: NaN equals NaN there
+    assert {r[2] for r in live} == {1, 2}

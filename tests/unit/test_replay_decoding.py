@@ -106,7 +106,7 @@ def test_a_store_that_is_not_the_stock_json_takes_the_mappers_road() -> None:
 def test_a_replay_makes_young_collections_rarer_and_puts_the_threshold_back() -> None:
     import gc
 
-    from projections.replay import rarer_collections
+    from projections.base import rarer_collections
 
     before = gc.get_threshold()
     with rarer_collections():
