@@ -36,7 +36,16 @@ def budget_dashboard(conn: psycopg.Connection, team: str, month: str, time_zone:
             "SELECT kind, job_id, request_id, amount, over_by, old_limit, new_limit, actor, justification, at"
             " FROM budget_decisions WHERE budget_id = %s ORDER BY version", (budget_id,)).fetchall()
     return {"summary": summary(budget, jobs), "daily": daily(days), "jobs": breakdown(jobs, budget["monthly_limit"]),
-            "thresholds": thresholds, "decisions": decisions}
+            "thresholds": thresholds, "overrun": overrun(budget), "decisions": decisions}
+
+
+def overrun(budget: dict[str, Any]) -> dict[str, Any] | None:
+    """When the month's spend and its active jobs' reservations first passed the limit (FR7.2.2)."""
+    if budget["overrun_at"] is None:
+        return None
+    spent, reserved, limit = budget["overrun_spent"], budget["overrun_reserved"], budget["overrun_limit"]
+    return {"at": budget["overrun_at"], "spent": cents(spent), "reserved": cents(reserved), "limit": cents(limit),
+            "active_jobs": budget["overrun_active_jobs"], "over_by": cents(spent + reserved - limit)}
 
 
 def summary(budget: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:

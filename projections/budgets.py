@@ -1,5 +1,6 @@
 """Budget read model (FR7.2.1, FR7.2.2): per budget month its limit, spend, outstanding
-reservations, every charge, the jobs it funds, thresholds crossed and the decisions taken on it."""
+reservations, every charge, the jobs it funds, thresholds crossed, when active jobs first threatened
+to overrun it, and the decisions taken on it."""
 
 from __future__ import annotations
 
@@ -100,6 +101,12 @@ class BudgetsProjection(Projection):
         cur.execute("INSERT INTO budget_thresholds (budget_id, percent, spent, monthly_limit, at)"
                     " VALUES (%s, %s, %s, %s, %s)",
                     (event.originator_id, event.percent, event.spent, event.limit, event.at))
+
+    @apply.register
+    def _overrun(self, event: B.OverrunForecast, cur: psycopg.Cursor) -> None:
+        cur.execute("UPDATE budgets SET overrun_at = %s, overrun_spent = %s, overrun_reserved = %s, overrun_limit = %s,"
+                    " overrun_active_jobs = %s WHERE id = %s",
+                    (event.at, event.spent, event.reserved, event.limit, event.active_jobs, event.originator_id))
 
     @apply.register
     def _requested(self, event: B.LimitIncreaseRequested, cur: psycopg.Cursor) -> None:

@@ -14,7 +14,7 @@ from domain.money import usd
 CATEGORIES = ("status", "metrics", "warning", "error")
 ERRORS = frozenset({J.Failed, J.ProvisioningFailed})
 WARNINGS = frozenset({J.Interrupted, J.RecoveryStarted, J.ProvisioningTimedOut, B.OverrideRecorded,
-                      B.ThresholdCrossed})
+                      B.ThresholdCrossed, B.OverrunForecast})
 METRICS = frozenset({J.ProgressRecorded, J.EpochCompleted, J.CheckpointSaved, B.SpendRecorded})
 # The fields that name a person (or the reactor) behind an event, in the order they are looked for.
 ACTOR_FIELDS = ("created_by", "actor", "decided_by", "requested_by", "author", "registered_by")
@@ -94,6 +94,9 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
     B.SpendRecorded: lambda e: f"Spend recorded: {usd(e.amount)} (job total {usd(e.job_total)})",
     B.Released: lambda e: f"Unspent reservation released: {usd(e.amount)}",
     B.ThresholdCrossed: lambda e: f"Budget {e.percent}% used: {usd(e.spent)} of {usd(e.limit)}",
+    B.OverrunForecast: lambda e: (f"Active jobs may exceed the budget: {usd(e.spent)} spent and up to {usd(e.reserved)}"
+                                  f" more for {e.active_jobs} active job{'s' if e.active_jobs != 1 else ''},"
+                                  f" against a limit of {usd(e.limit)}"),
     B.LimitIncreaseRequested: lambda e: f"Limit increase to {usd(e.new_limit)} requested by {e.requested_by}",
     B.LimitIncreaseDecided: lambda e: (f"Limit increase {'approved' if e.approved else 'denied'} by {e.decided_by}"
                                        + (f": {e.reason}" if e.reason else "")),

@@ -41,7 +41,7 @@ async def dashboard_context(state: State, actor: Actor, month: str, **extra: Any
         **month_navigation(month, now, settings.time_zone),
         "exists": loaded["dashboard"] is not None, "summary": summary, "level": level(summary["utilisation_percent"]),
         "alert": threshold_alert(summary), "meter": meter(summary), "forecast": outlook, "jobs": found["jobs"],
-        "thresholds": found["thresholds"], "decisions": found["decisions"],
+        "thresholds": found["thresholds"], "overrun": found["overrun"], "decisions": found["decisions"],
         "job_names": {job["job_id"]: job["name"] for job in found["jobs"]},
         "pending": pending_requests(found["decisions"]),
         "chart": chart(month, found["daily"], summary["limit"], outlook["month_end_high"], today),

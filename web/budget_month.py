@@ -60,4 +60,4 @@ def empty_month(settings: Settings, month: str) -> dict[str, Any]:
                "forecast": Decimal("0.00"), "remaining": cents(limit), "utilisation_percent": Decimal(0)
                if limit else None, "jobs": {"total": 0, "completed": 0, "failed": 0, "cancelled": 0, "active": 0},
                "average_cost_per_job": None, "grace_percent": settings.budget_grace_percent}
-    return {"summary": summary, "daily": [], "jobs": [], "thresholds": [], "decisions": []}
+    return {"summary": summary, "daily": [], "jobs": [], "thresholds": [], "overrun": None, "decisions": []}

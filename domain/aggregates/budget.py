@@ -74,6 +74,18 @@ class Budget(Aggregate):
         limit: Decimal
         at: datetime
 
+    class OverrunForecast(Aggregate.Event):
+        """FR7.2.2 "Budget exceeded during active job": the month's spend plus what its active jobs
+        still hold (their estimated maximum, less what they spent) passed the limit. Recorded once
+        a month, when it first happens, as the thresholds are."""
+
+        TOPIC = "Budget.OverrunForecast"
+        spent: Decimal
+        reserved: Decimal
+        limit: Decimal
+        active_jobs: int
+        at: datetime
+
     class LimitIncreaseRequested(Aggregate.Event):
         TOPIC = "Budget.LimitIncreaseRequested"
         request_id: UUID
@@ -118,6 +130,7 @@ class Budget(Aggregate):
         self.spent_by_job: dict[str, Decimal] = {}
         self.charged = Decimal(0)
         self.thresholds_crossed: list[int] = []
+        self.overrun_forecast = False
         self.requests: dict[str, dict] = {}
 
     # --- queries ----------------------------------------------------------------------------
@@ -154,6 +167,7 @@ class Budget(Aggregate):
             self._override_recorded(job_id=job_id, amount=amount, over_by=committed - self.limit,
                                     justification=override_justification.strip(), actor=actor, at=at)
         self._reserved(job_id=job_id, amount=amount, at=at)
+        self._check_forecast(at)
         return self._overage_warning(committed)
 
     def change_reservation(self, job_id: UUID, amount: Decimal, actor: str, role: str, at: datetime,
@@ -172,6 +186,7 @@ class Budget(Aggregate):
             self._override_recorded(job_id=job_id, amount=extra, over_by=committed - self.limit,
                                     justification=override_justification.strip(), actor=actor, at=at)
         self._reservation_changed(job_id=job_id, amount=amount, at=at)
+        self._check_forecast(at)
         return self._overage_warning(committed) if extra > 0 else []
 
     @event(ReservationChanged)
@@ -213,6 +228,18 @@ class Budget(Aggregate):
         for percent in THRESHOLDS:
             if percent not in self.thresholds_crossed and self.utilisation() >= percent:
                 self._threshold_crossed(percent=percent, spent=self.charged, limit=self.limit, at=at)
+        self._check_forecast(at)
+
+    def _check_forecast(self, at: datetime) -> None:
+        """Records the month's first forecast overrun while jobs are active (see OverrunForecast)."""
+        if not self.overrun_forecast and self.reservations and self.charged + self.reserved > self.limit:
+            self._overrun_forecast(spent=self.charged, reserved=self.reserved, limit=self.limit,
+                                   active_jobs=len(self.reservations), at=at)
+
+    @event(OverrunForecast)
+    def _overrun_forecast(self, spent: Decimal, reserved: Decimal, limit: Decimal, active_jobs: int,
+                          at: datetime) -> None:
+        self.overrun_forecast = True
 
     @event(SpendRecorded)
     def _spend_recorded(self, job_id: UUID, amount: Decimal, job_total: Decimal, at: datetime) -> None:
@@ -293,6 +320,7 @@ class Budget(Aggregate):
         if new_limit != self.limit:
             self._limit_changed(old_limit=self.limit, new_limit=new_limit, actor=actor,
                                 justification=justification.strip(), at=at)
+            self._check_forecast(at)
 
     @event(LimitChanged)
     def _limit_changed(self, old_limit: Decimal, new_limit: Decimal, actor: str, justification: str,

@@ -27,6 +27,25 @@ def threshold_notice(event: Budget.ThresholdCrossed, month: str, base_url: str) 
         actions=(("View Budget Dashboard", f"{base_url}/budget?month={month}"),))
 
 
+def overrun_notice(event: Budget.OverrunForecast, month: str, base_url: str) -> Notice:
+    """FR7.2.2 "Budget exceeded during active job", with the alert content it lists: spending,
+    what is left, the active jobs and what they may still cost (their reservations: the estimated
+    maximum less what they spent), the forecast overrun, and the three actions."""
+    spent, limit, reserved = event.spent, event.limit, event.reserved
+    used = spent * 100 / limit if limit else Decimal(100)
+    jobs = f"{event.active_jobs} active job" + ("s" if event.active_jobs != 1 else "")
+    return Notice(
+        "budget_overrun", f"⚠ Budget Alert: active jobs may exceed the {month} training budget",
+        "Active job may exceed budget. Cancel or increase limit.",
+        facts=(("Month", month), ("Current spending", f"{usd(spent)} / {usd(limit)} ({used:.0f}%)"),
+               ("Remaining budget", usd(limit - spent)),
+               ("Active jobs", f"{event.active_jobs} (estimated remaining cost: up to {usd(reserved)})"),
+               ("Forecast", f"May exceed the budget by up to {usd(spent + reserved - limit)} ({jobs})")),
+        actions=(("Increase Budget Limit", f"{base_url}/budget?month={month}#limit"),
+                 ("Cancel Active Jobs", f"{base_url}/jobs?status=active"),
+                 ("View Budget Dashboard", f"{base_url}/budget?month={month}")))
+
+
 def limit_request_notice(event: Budget.LimitIncreaseRequested, budget: Budget, approve_deny: dict[str, str] | None,
                          expires: datetime) -> Notice:
     """One manager's copy: its links are signed for that manager (None: no links can be signed)."""

@@ -20,7 +20,8 @@ from psycopg_pool import ConnectionPool
 from domain.aggregates.budget import Budget
 from domain.applications import Pipeline
 from handlers.notifications import ledger, render, routing, tokens
-from handlers.notifications.budget_notices import limit_decided_notice, limit_request_notice, threshold_notice
+from handlers.notifications.budget_notices import (limit_decided_notice, limit_request_notice, overrun_notice,
+                                                   threshold_notice)
 from handlers.notifications.channels import Mailer, PermanentDeliveryError, SlackWebhooks, TransientDeliveryError
 from handlers.notifications.notices import job_kind, job_notice
 from handlers.notifications.preferences import TeamSettings, get_team, recipient_preferences
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 TOPICS = frozenset({
     "TrainingJob.Completed", "TrainingJob.Failed", "TrainingJob.Cancelled", "TrainingJob.Interrupted",
     "TrainingJob.Resumed", "TrainingJob.ProvisioningTimedOut", "Budget.ThresholdCrossed",
-    "Budget.LimitIncreaseRequested", "Budget.LimitIncreaseDecided",
+    "Budget.OverrunForecast", "Budget.LimitIncreaseRequested", "Budget.LimitIncreaseDecided",
 })
 
 
@@ -95,6 +96,9 @@ class Notifier:
             if isinstance(event, Budget.ThresholdCrossed):
                 notice = threshold_notice(event, self._at_version(event).month, self.config.base_url)
                 return routing.budget_alert_deliveries(notice, event.percent, team, webhook)
+            if isinstance(event, Budget.OverrunForecast):
+                notice = overrun_notice(event, self._at_version(event).month, self.config.base_url)
+                return routing.overrun_deliveries(notice, team, webhook)
             if isinstance(event, Budget.LimitIncreaseRequested):
                 return self._to_managers(conn, event, team)
             if isinstance(event, Budget.LimitIncreaseDecided):

@@ -7,7 +7,9 @@
   Always on (banner notifications)").
 - Completions and failures also go to the team's Slack channel (FR8.2.1 "designated channel").
 - Budget thresholds escalate (FR7.2.2): 80 % and 90 % email; 95 % email + Slack; 100 % email +
-  Slack + an in-app banner. Emails go to the team's managers and finance recipients.
+  Slack + an in-app banner. Emails go to the team's managers and finance recipients. A forecast
+  overrun while jobs are active ("Active job may exceed budget") goes as the 95 % alert does:
+  email + Slack (someone must act before the money is spent).
 - Limit-increase requests go to the managers by email, each with links signed for them; the
   decision goes back to the requester by email."""
 
@@ -25,6 +27,7 @@ USER_BANNER_KINDS = frozenset({"completed", "failed", "recovery_exhausted", "can
 PREFERENCE_OF = {"resumed": "interrupted"}
 ESCALATION: dict[int, tuple[str, ...]] = {
     80: ("email",), 90: ("email",), 95: ("email", "slack"), 100: ("email", "slack", "banner")}
+OVERRUN_CHANNELS = ("email", "slack")
 TEAM_CHANNEL = "team"
 
 
@@ -60,7 +63,15 @@ def _digested(delivery: Delivery, owner: Preferences) -> Delivery:
 
 
 def budget_alert_deliveries(notice: Notice, percent: int, team: TeamSettings, team_webhook: str) -> list[Delivery]:
-    channels = ESCALATION.get(percent, ("email",))
+    return budget_deliveries(notice, ESCALATION.get(percent, ("email",)), team, team_webhook)
+
+
+def overrun_deliveries(notice: Notice, team: TeamSettings, team_webhook: str) -> list[Delivery]:
+    return budget_deliveries(notice, OVERRUN_CHANNELS, team, team_webhook)
+
+
+def budget_deliveries(notice: Notice, channels: tuple[str, ...], team: TeamSettings,
+                      team_webhook: str) -> list[Delivery]:
     wanted = emails(notice, (*team.manager_emails, *team.finance_emails), "managers or finance") \
         if "email" in channels else []
     if "slack" in channels:

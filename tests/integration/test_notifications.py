@@ -230,6 +230,31 @@ def test_each_budget_threshold_reaches_exactly_its_channels(rig: Rig) -> None:
         "budget_100", "error", "Monthly training budget exceeded ($505.00 of $500.00)", f"/budget?month={month}")
 
 
+def test_active_jobs_that_may_exceed_the_budget_email_managers_and_finance_and_post_once(rig: Rig) -> None:
+    """A job started within the grace margin of the limit: the budget records the forecast overrun
+    with the reservation, and the notifier tells managers, finance and the team channel, once."""
+    budget = Budget.open("default", "2026-11", Decimal(500), T0)
+    budget.reserve(UUID(int=8), Decimal("480"), "alice", "member", T0)
+    budget.record_spend(UUID(int=8), Decimal("480"), T0)
+    rig.app.save(budget)
+    rig.feed()
+    mails, posts = len(rig.smtp.messages), len(rig.slack.received)
+    budget.reserve(UUID(int=9), Decimal("45"), "alice", "member", at(5))
+    rig.app.save(budget)
+    assert rig.feed() == [None, None]  # Reserved, OverrunForecast
+    assert rig.again() == [None, None]  # delivered again: nothing sent again
+    new_mails = rig.smtp.messages[mails:]
+    assert sorted(m["To"] for m in new_mails) == ["boss@example.com", "money@example.com"]
+    assert {m["Subject"] for m in new_mails} == {"⚠ Budget Alert: active jobs may exceed the 2026-11 training budget"}
+    text = text_of(new_mails[0])
+    for line in ("Active job may exceed budget. Cancel or increase limit.", "$480.00 / $500.00 (96%)",
+                 "2 (estimated remaining cost: up to $45.00)", "May exceed the budget by up to $25.00",
+                 f"Cancel Active Jobs: {BASE}/jobs?status=active"):
+        assert line in text
+    assert [p["text"] for p in rig.slack.received[posts:]] == [
+        f"Active job may exceed budget. Cancel or increase limit. Increase Budget Limit: {BASE}/budget?month=2026-11#limit"]
+
+
 def test_the_same_event_delivered_three_times_sends_one_message_per_recipient(rig: Rig) -> None:
     completed_job(rig.app)
     for _ in range(3):

@@ -140,3 +140,18 @@ def test_a_request_is_decided_by_another_manager_and_its_text_is_escaped(web: We
     assert web.store.app.budget(MONTH).limit == Decimal(300)
     again = web.form("root", f"/budget/requests/{request_id}", {"month": MONTH, "decision": "deny"}, headers=HTML)
     assert again.status_code == 400 and "This request was already approved" in again.text
+
+
+def test_active_jobs_that_may_exceed_the_budget_show_in_the_month(web: WebRig, month) -> None:
+    """FR7.2.2: the month's override (a reservation past the limit) made the forecast pass it."""
+    from domain.aggregates.budget import Budget
+
+    budget = web.store.app.budget(MONTH)
+    [event] = [e for e in web.store.app.repository.event_store.get(budget.id) if isinstance(e, Budget.OverrunForecast)]
+    shown = " ".join(page(web)[page(web).index('id="overrun"'):].split("</p>")[0].split())
+    assert (f"since 2026-11-{event.at.day:02d} {event.at:%H:%M} UTC: {usd(event.spent)} spent and up to"
+            f" {usd(event.reserved)} more for {event.active_jobs} active job{'s' if event.active_jobs > 1 else ''},"
+            f" against a limit of {usd(event.limit)} (up to {usd(event.spent + event.reserved - event.limit)} over)"
+            ) in shown, shown
+    quiet = web.client("alice").get("/budget?month=2026-10", headers=HTML).text
+    assert 'id="overrun"' not in quiet

@@ -72,6 +72,53 @@ def test_thresholds_fire_once_each_per_month() -> None:
     assert crossed == [(80, D("400")), (90, D("460")), (95, D("476")), (100, D("505"))]
 
 
+def overruns(b: Budget) -> list[Budget.OverrunForecast]:
+    return [e for e in b.collect_events() if isinstance(e, Budget.OverrunForecast)]
+
+
+def test_active_jobs_that_may_exceed_the_budget_are_recorded_once_a_month() -> None:
+    """FR7.2.2 "Budget exceeded during active job": spend plus what active jobs still hold."""
+    b = budget()
+    first, second = uuid.uuid4(), uuid.uuid4()
+    b.reserve(first, D("300"), "alice", "member", T0)
+    b.record_spend(first, D("300"), T0)  # within its estimate: the forecast stays at $300
+    assert overruns(b) == []
+    b.reserve(second, D("225"), "alice", "member", T0 + timedelta(hours=1))  # within the grace margin
+    [event] = overruns(b)
+    assert (event.spent, event.reserved, event.limit, event.active_jobs) == (D("300"), D("225"), D("500"), 2)
+    assert event.at == T0 + timedelta(hours=1)
+    b.record_spend(first, D("400"), T0 + timedelta(hours=2))  # past its estimate: still the same month
+    assert overruns(b) == []
+
+
+def test_a_job_spending_past_its_estimate_or_a_lower_limit_can_start_the_overrun() -> None:
+    b = budget()
+    job = uuid.uuid4()
+    b.reserve(job, D("100"), "alice", "member", T0)
+    b.record_spend(job, D("450"), T0)  # 100 % is not reached: $450 of $500
+    assert overruns(b) == []
+    b.record_spend(job, D("520"), T0)
+    [event] = overruns(b)
+    assert (event.spent, event.reserved, event.active_jobs) == (D("520"), D(0), 1)
+
+    lowered = budget()
+    job = uuid.uuid4()
+    lowered.reserve(job, D("300"), "alice", "member", T0)
+    lowered.change_limit(D("250"), "carol", "manager", "Finance cut the training budget for the quarter end", T0)
+    [event] = overruns(lowered)
+    assert (event.reserved, event.limit) == (D("300"), D("250"))
+
+
+def test_no_overrun_without_active_jobs() -> None:
+    b = budget()
+    job = uuid.uuid4()
+    b.reserve(job, D("300"), "alice", "member", T0)
+    b.record_spend(job, D("200"), T0)
+    b.release(job, T0)
+    b.change_limit(D("150"), "carol", "manager", "Finance cut the training budget for the quarter end", T0)
+    assert overruns(b) == []
+
+
 def test_a_repeated_or_older_spend_report_changes_nothing() -> None:
     b = budget()
     job = uuid.uuid4()
@@ -135,6 +182,7 @@ def test_no_reservation_is_admitted_past_limit_plus_grace_without_an_override(co
     b = budget()
     jobs = [uuid.uuid4() for _ in range(6)]
     spent = {j: D(0) for j in jobs}
+    overrun = False  # jobs active and spend + what they hold over the limit, after some command
     for kind, index, amount in commands:
         job = jobs[index]
         try:
@@ -154,8 +202,11 @@ def test_no_reservation_is_admitted_past_limit_plus_grace_without_an_override(co
             pass
         assert all(v >= 0 for v in b.reservations.values())
         assert b.charged == sum(spent.values(), D(0))
+        overrun = overrun or bool(b.reservations) and b.charged + b.reserved > b.limit
     replayed = None
-    for e in b.collect_events():
+    events = b.collect_events()
+    assert sum(isinstance(e, Budget.OverrunForecast) for e in events) == (1 if overrun else 0)
+    for e in events:
         replayed = e.mutate(replayed)
     assert (replayed.charged, replayed.reserved, replayed.limit) == (b.charged, b.reserved, b.limit)
 

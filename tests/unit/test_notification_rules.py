@@ -16,10 +16,10 @@ from domain.presets import preset_named
 from domain.values import ArtifactRef
 from handlers.notifications import render, tokens
 from handlers.notifications.digest import Digest, DigestSchedule
-from handlers.notifications.budget_notices import threshold_notice
+from handlers.notifications.budget_notices import overrun_notice, threshold_notice
 from handlers.notifications.notices import job_kind, job_notice
 from handlers.notifications.preferences import InvalidPreferencesError, Preferences, TeamSettings, expand_events
-from handlers.notifications.routing import budget_alert_deliveries, job_deliveries
+from handlers.notifications.routing import budget_alert_deliveries, job_deliveries, overrun_deliveries
 from tests.factories import T0, configuration, new_job
 from web.auth import local_path as safe_next
 
@@ -120,6 +120,27 @@ def test_budget_alert_texts_follow_the_spec() -> None:
         "You've used 95% of monthly training budget ($475.00 of $500.00)",
         "Monthly training budget exceeded ($505.00 of $500.00)",
     ]
+
+
+def test_active_jobs_that_may_exceed_the_budget_alert_managers_and_finance_and_slack() -> None:
+    budget = Budget.open("ml", "2026-11", Decimal(500), T0)
+    running, starting = uuid.uuid4(), uuid.uuid4()
+    budget.reserve(running, Decimal("100"), "alice", "member", T0)
+    budget.record_spend(running, Decimal("487.32"), T0)  # far past its estimate
+    budget.reserve(starting, Decimal("42"), "alice", "member", T0)  # within the grace margin
+    [event] = [e for e in budget.collect_events() if isinstance(e, Budget.OverrunForecast)]
+    notice = overrun_notice(event, "2026-11", BASE)
+    assert notice.headline == "Active job may exceed budget. Cancel or increase limit."
+    assert dict(notice.facts) == {
+        "Month": "2026-11", "Current spending": "$487.32 / $500.00 (97%)", "Remaining budget": "$12.68",
+        "Active jobs": "2 (estimated remaining cost: up to $42.00)",
+        "Forecast": "May exceed the budget by up to $29.32 (2 active jobs)"}
+    assert [label for label, _ in notice.actions] == ["Increase Budget Limit", "Cancel Active Jobs",
+                                                      "View Budget Dashboard"]
+    assert notice.actions[1][1] == f"{BASE}/jobs?status=active"
+    team = TeamSettings("ml", manager_emails=("boss@example.com",), finance_emails=("money@example.com",))
+    assert sorted((d.channel, d.recipient) for d in overrun_deliveries(notice, team, HOOK)) == [
+        ("email", "boss@example.com"), ("email", "money@example.com"), ("slack", "team")]
 
 
 def test_a_budget_alert_without_recipients_is_recorded_as_unsendable() -> None:
