@@ -30,6 +30,7 @@ Prints p50 / p99 per request and the ratios, the browser times, and PASS/FAIL; e
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import sys
@@ -179,11 +180,19 @@ def serve(services: Services, timer_labels: dict[str, str]) -> tuple[uvicorn.Ser
     return server, thread, timer, f"http://127.0.0.1:{port}"
 
 
+def login_token(page: str) -> str:
+    """The sign-in form's token (web/auth.py: the form and a cookie carry it)."""
+    found = re.search(r'name="_login" value="([^"]+)"', page)
+    assert found, "no sign-in form token on /login"
+    return found.group(1)
+
+
 def server_times(base: str, job_id: uuid.UUID, timer: Timer, rounds: int) -> dict[str, list[float]]:
     requests = [("trivial", "/bench/trivial", "text/html"), ("page", f"/jobs/{job_id}", "text/html"),
                 ("points", f"/jobs/{job_id}/metrics-points", "application/json")]
     with httpx.Client(base_url=base, timeout=30) as client:
-        signed_in = client.post("/login", data={"username": USER, "password": PASSWORD, "next": "/"})
+        token = login_token(client.get("/login").text)
+        signed_in = client.post("/login", data={"username": USER, "password": PASSWORD, "next": "/", "_login": token})
         assert signed_in.status_code == 303, signed_in.text
         for i in range(WARM_UP + rounds):
             if i == WARM_UP:
@@ -212,8 +221,9 @@ def browser_times(base: str, job_id: uuid.UUID, loads: int) -> list[float]:
         browser = playwright.chromium.launch(executable_path=executable, headless=True)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
+            token = login_token(context.request.get(f"{base}/login").text())
             signed_in = context.request.post(f"{base}/login", max_redirects=0,
-                                             form={"username": USER, "password": PASSWORD, "next": "/"})
+                                             form={"username": USER, "password": PASSWORD, "next": "/", "_login": token})
             assert signed_in.status == 303, signed_in.text()
             tab = context.new_page()
             problems: list[str] = []

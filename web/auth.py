@@ -3,10 +3,14 @@
 Every route needs a user except those in PUBLIC. A browser carries a session cookie (HttpOnly,
 SameSite=Lax, Secure over HTTPS); every unsafe request it makes must also carry the session's CSRF
 token (form field `_csrf` or header `X-CSRF-Token`). Scripts send `Authorization: Bearer <token>`
-(`pipeline users token`), which needs no CSRF token: a browser never adds that header by itself."""
+(`pipeline users token`), which needs no CSRF token: a browser never adds that header by itself.
+The sign-in form is guarded too (login CSRF: another site signing a visitor into its own account):
+GET /login leaves a random token in a SameSite=Strict cookie scoped to /login and in the form, and
+POST /login wants both, equal; a browser never sends a Strict cookie with another site's form."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,6 +29,8 @@ from web.clock import utcnow
 from web.flows import Actor
 
 COOKIE = "pipeline_session"
+LOGIN_COOKIE = "pipeline_login"  # the sign-in form's own CSRF token (see above)
+LOGIN_FORM_STALE = "This sign-in form was stale or not sent by this site: sign in again"
 PUBLIC = ["^/login$", "^/static/", "^/health$", "^/schema", "^/approvals/", "^/favicon.ico$"]
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -148,23 +154,39 @@ def local_path(target: object, default: str = "/") -> str:
 
 
 @get("/login", media_type=MediaType.HTML, sync_to_thread=False)
-def login_page(next: str | None = None, error: str | None = None) -> Template:  # noqa: A002 - the query name
-    return Template("login.html", context={"next": local_path(next), "error": error})
+def login_page(request: Request, next: str | None = None, error: str | None = None) -> Template:  # noqa: A002 - the query name
+    return _login_form(request, {"next": local_path(next), "error": error})
 
 
 @post("/login", media_type=MediaType.HTML)
 async def login(request: Request) -> Response:
     form = await request.form()
     name, password, target = (str(form.get(k) or "") for k in ("username", "password", "next"))
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not _same(str(form.get("_login") or ""), expected):
+        return _login_form(request, {"next": local_path(target), "error": LOGIN_FORM_STALE, "username": name[:64]},
+                           status_code=403)
     try:
         secret, _ = await users.sign_in(request.app.state.pool, name, password, _client_ip(request),
                                         request.headers.get("user-agent"), utcnow())
     except (users.BadCredentialsError, users.TooManyAttemptsError) as exc:
-        return Template("login.html", context={"next": local_path(target), "error": str(exc), "username": name[:64]},
-                        status_code=401 if isinstance(exc, users.BadCredentialsError) else 429)
+        return _login_form(request, {"next": local_path(target), "error": str(exc), "username": name[:64]},
+                           status_code=401 if isinstance(exc, users.BadCredentialsError) else 429)
     response = Redirect(local_path(target), status_code=303)
     response.set_cookie(_cookie(request, secret))
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
+
+
+def _login_form(request: Request, context: dict[str, Any], status_code: int = 200) -> Template:
+    """The sign-in page with its form token: the one the browser holds already (another tab's form
+    stays good), else a new one."""
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not (30 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()):
+        token = secrets.token_urlsafe(32)
+    cookie = Cookie(key=LOGIN_COOKIE, value=token, path="/login", httponly=True, samesite="strict",
+                    secure=_secure(request), max_age=3600)
+    return Template("login.html", context={**context, "login_token": token}, status_code=status_code, cookies=[cookie])
 
 
 @post("/logout", media_type=MediaType.HTML)
@@ -178,10 +200,13 @@ async def logout(request: Request) -> Redirect:
 
 
 def _cookie(request: Request, secret: str) -> Cookie:
-    mode = request.app.state.settings.cookie_secure
-    secure = mode == "always" or (mode == "auto" and request.url.scheme == "https")
-    return Cookie(key=COOKIE, value=secret, path="/", httponly=True, samesite="lax", secure=secure,
+    return Cookie(key=COOKIE, value=secret, path="/", httponly=True, samesite="lax", secure=_secure(request),
                   max_age=int(users.SESSION_MAX.total_seconds()))
+
+
+def _secure(request: Request) -> bool:
+    mode = request.app.state.settings.cookie_secure
+    return mode == "always" or (mode == "auto" and request.url.scheme == "https")
 
 
 def _client_ip(request: Request) -> str | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import psycopg
 
 from pipeline import users
-from tests.web_rig import PASSWORD, WebRig, web  # noqa: F401 - the fixture
+from tests.web_rig import PASSWORD, WebRig, sign_in, web  # noqa: F401 - the fixture
 
 HTML = {"Accept": "text/html"}
 
@@ -21,8 +22,7 @@ def test_pages_send_people_to_sign_in_and_back_and_the_api_answers_401(web: WebR
     assert anonymous.get("/api/jobs").status_code == 401
     assert anonymous.get("/api/jobs").json()["detail"] == "Sign in first"
     assert anonymous.get("/health").status_code in (200, 503)  # public
-    signed_in = anonymous.post("/login", data={"username": "Alice", "password": PASSWORD, "next": "/files?x=1"},
-                               follow_redirects=False)
+    signed_in = sign_in(anonymous, "Alice", next="/files?x=1", follow_redirects=False)
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/files?x=1"
     cookie = signed_in.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("SameSite=Lax", "SameSite=lax")
@@ -32,18 +32,17 @@ def test_pages_send_people_to_sign_in_and_back_and_the_api_answers_401(web: WebR
 def test_a_wrong_password_is_refused_with_one_message_and_guessing_is_stopped(web: WebRig) -> None:
     client = web.client()
     for name in ("alice", "nobody"):
-        wrong = client.post("/login", data={"username": name, "password": "nope", "next": "/"})
+        wrong = sign_in(client, name, "nope")
         assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
     for _ in range(users.FAILURES_ALLOWED):
-        client.post("/login", data={"username": "carol", "password": "nope"})
-    stopped = client.post("/login", data={"username": "carol", "password": PASSWORD})
+        sign_in(client, "carol", "nope")
+    stopped = sign_in(client, "carol")
     assert stopped.status_code == 429 and "Too many failed sign-ins" in stopped.text
 
 
 def test_the_next_parameter_never_leaves_the_site(web: WebRig) -> None:
     for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
-        answer = web.client().post("/login", data={"username": "alice", "password": PASSWORD, "next": target},
-                                   follow_redirects=False)
+        answer = sign_in(web.client(), "alice", next=target, follow_redirects=False)
         assert answer.headers["location"] == "/", target
 
 
@@ -81,7 +80,7 @@ def test_disabled_users_lose_their_sessions_and_tokens(web: WebRig) -> None:
         users.set_disabled(conn, "carol", True)
     assert carol.get("/api/jobs").status_code == 401
     assert web.client().get("/api/jobs", headers=token).status_code == 401
-    again = web.client().post("/login", data={"username": "carol", "password": PASSWORD})
+    again = sign_in(web.client(), "carol")
     assert again.status_code == 401
 
 
@@ -124,3 +123,30 @@ def test_the_users_cli_adds_lists_and_refuses_bad_input(migrated: str, tmp_path)
         stored = conn.execute("SELECT password_hash FROM users WHERE name = 'erin'").fetchone()[0]
     assert stored.startswith("scrypt$") and "a long enough password" not in stored
     assert pipeline("role", "nobody", "admin").stderr.strip() == "pipeline: error: No user nobody"
+
+
+def test_the_sign_in_form_must_come_from_this_site(web: WebRig) -> None:
+    """Login CSRF: another site's form posting someone's credentials (the attacker's) gets no
+    session: it has neither the form's token nor the SameSite=Strict cookie that holds it."""
+    forged = web.client().post("/login", data={"username": "alice", "password": PASSWORD, "next": "/"},
+                               follow_redirects=False)
+    assert forged.status_code == 403 and "sign-in form was stale or not sent by this site" in forged.text
+    assert "pipeline_session" not in forged.headers.get("set-cookie", "")
+    page = web.client().get("/login")
+    cookie = page.headers["set-cookie"]
+    assert "pipeline_login=" in cookie and "Path=/login" in cookie and "HttpOnly" in cookie
+    assert "samesite=strict" in cookie.lower()
+    guessed = web.client().post("/login", data={"username": "alice", "password": PASSWORD, "_login": "x" * 43},
+                                follow_redirects=False)
+    assert guessed.status_code == 403
+    from litestar.testing import TestClient
+
+    from web.app import create_app
+
+    token = re.search(r'name="_login" value="([^"]+)"', page.text).group(1)
+    with TestClient(create_app(web.settings, web.database_url, web.nats_url)) as elsewhere:  # the token, no cookie
+        stolen = elsewhere.post("/login", data={"username": "alice", "password": PASSWORD, "_login": token},
+                                follow_redirects=False)
+    assert stolen.status_code == 403
+    assert sign_in(web.client(), "alice", follow_redirects=False).status_code == 303
+    assert web.client().get("/login").headers["set-cookie"] != cookie  # used up: a new token next time

@@ -28,7 +28,7 @@ from pipeline.objectstore import ObjectStore
 from projections import metrics
 from tests.factories import CHECKPOINT, configuration, eventful_job, job_fields
 from tests.helpers import wait_for
-from tests.web_rig import PASSWORD, WebRig, web  # noqa: F401 - the fixture
+from tests.web_rig import WebRig, sign_in, web  # noqa: F401 - the fixture
 
 HTML = {"Accept": "text/html"}
 NOW = datetime.now(timezone.utc)
@@ -217,7 +217,7 @@ class Served:
         wait_for(lambda: self.server.started or not self.thread.is_alive(), timeout=30, message="the web app")
         self.base = f"http://127.0.0.1:{port}"
         self.client = httpx.Client(base_url=self.base, timeout=10)
-        signed_in = self.client.post("/login", data={"username": user, "password": PASSWORD, "next": "/"})
+        signed_in = sign_in(self.client, user)
         assert signed_in.status_code == 303, signed_in.text
 
     def close(self) -> None:
