@@ -33,12 +33,24 @@ _MARKED: dict[str, tuple[Callable[[str], Any], Callable[[str], str]]] = {
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
 
 
+_SAMPLES = {"datetime_iso": "2026-11-25T10:00:00.5+01:00", "decimal_str": "2.490", "uuid_hex": "0" * 31 + "7"}
+
+
+def _reads_alike(transcoder: JSONTranscoder, name: str) -> bool:
+    transcoding = transcoder.names.get(name)
+    if transcoding is None:
+        return False
+    value, expected = transcoding.decode(_SAMPLES[name]), _MARKED[name][0](_SAMPLES[name])
+    return type(value) is type(expected) and value == expected and str(value) == str(expected)
+
+
 class ReplayDecoder:
     def __init__(self, mapper: Mapper) -> None:
         self.mapper = mapper
-        # The quick road reads the JSON the stock transcoder writes, and nothing transformed.
+        # The quick road reads the JSON the stock transcoder writes, and nothing transformed, with
+        # the marked values its transcodings read as the quick road does.
         self.quick = type(mapper.transcoder) is JSONTranscoder and not mapper.cipher and not mapper.compressor \
-            and all(name in mapper.transcoder.names for name in _MARKED)
+            and all(_reads_alike(mapper.transcoder, name) for name in _MARKED)
         self.classes: dict[str, type] = {}
 
     def decode(self, originator_id: UUID, version: int, topic: str, state: bytes) -> tuple[Any, str | None]:

@@ -115,3 +115,24 @@ def test_a_replay_makes_young_collections_rarer_and_puts_the_threshold_back() ->
     with pytest.raises(RuntimeError), rarer_collections():
         raise RuntimeError("a replay that fails")
     assert gc.get_threshold() == before
+
+
+def test_a_transcoding_that_reads_a_marked_value_otherwise_takes_the_mappers_road() -> None:
+    from datetime import datetime
+
+    from eventsourcing.persistence import Transcoding
+
+    class LocalTimes(Transcoding):  # an application that reads its times its own way
+        type = datetime
+        name = "datetime_iso"
+
+        def encode(self, obj: datetime) -> str:
+            return obj.isoformat()
+
+        def decode(self, data: str) -> datetime:
+            return datetime.fromisoformat(data).replace(tzinfo=None)
+
+    app = Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    assert ReplayDecoder(app.mapper).quick is True
+    app.mapper.transcoder.register(LocalTimes())
+    assert ReplayDecoder(app.mapper).quick is False
