@@ -10,6 +10,7 @@ POST /login wants both, equal; a browser never sends a Strict cookie with anothe
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -178,11 +179,14 @@ async def login(request: Request) -> Response:
     return response
 
 
+_TOKEN_TEXT = re.compile(r"[A-Za-z0-9_-]{30,64}")
+
+
 def _login_form(request: Request, context: dict[str, Any], status_code: int = 200) -> Template:
     """The sign-in page with its form token: the one the browser holds already (another tab's form
     stays good), else a new one."""
     token = request.cookies.get(LOGIN_COOKIE, "")
-    if not (30 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()):
+    if not _TOKEN_TEXT.fullmatch(token):
         token = secrets.token_urlsafe(32)
     cookie = Cookie(key=LOGIN_COOKIE, value=token, path="/login", httponly=True, samesite="strict",
                     secure=_secure(request), max_age=3600)

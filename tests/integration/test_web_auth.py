@@ -10,7 +10,7 @@ import sys
 import psycopg
 
 from pipeline import users
-from tests.web_rig import PASSWORD, WebRig, sign_in, web  # noqa: F401 - the fixture
+from tests.web_rig import PASSWORD, WebRig, login_token, sign_in, web  # noqa: F401 - the fixture
 
 HTML = {"Accept": "text/html"}
 
@@ -150,3 +150,6 @@ def test_the_sign_in_form_must_come_from_this_site(web: WebRig) -> None:
     assert stolen.status_code == 403
     assert sign_in(web.client(), "alice", follow_redirects=False).status_code == 303
     assert web.client().get("/login").headers["set-cookie"] != cookie  # used up: a new token next time
+    planted = web.client()
+    planted.cookies.set("pipeline_login", "short", path="/login")
+    assert "short" not in login_token(planted)  # only a token of our own form is kept
