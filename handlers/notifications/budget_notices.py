@@ -11,8 +11,10 @@ from domain.money import usd
 from handlers.notifications.notices import Facts, Notice
 
 
-def threshold_notice(event: Budget.ThresholdCrossed, month: str, base_url: str) -> Notice:
-    spent, limit, percent = usd(event.spent), usd(event.limit), event.percent
+def threshold_notice(event: Budget.ThresholdCrossed, budget: Budget, base_url: str) -> Notice:
+    """`budget` as it was right after the event: its active jobs and forecast are FR7.2.2's alert
+    content beside the spending."""
+    spent, limit, percent, month = usd(event.spent), usd(event.limit), event.percent, budget.month
     headline = {
         90: f"⚠ Critical Budget Alert: 90% of monthly budget used ({spent} of {limit}). Only "
             f"{usd(event.limit - event.spent)} remaining. Consider prioritizing essential training runs.",
@@ -23,8 +25,21 @@ def threshold_notice(event: Budget.ThresholdCrossed, month: str, base_url: str) 
         f"budget_{percent}", f"⚠ Budget Alert: {percent}% of the {month} training budget"
         + (" exceeded" if percent >= 100 else " used"), headline,
         facts=(("Month", month), ("Current spending", f"{spent} / {limit} ({used:.0f}%)"),
-               ("Remaining budget", usd(event.limit - event.spent))),
-        actions=(("View Budget Dashboard", f"{base_url}/budget?month={month}"),))
+               ("Remaining budget", usd(event.limit - event.spent)), *outlook(budget)),
+        actions=(("View Budget Dashboard", f"{base_url}/budget?month={month}"),
+                 ("Increase Budget Limit", f"{base_url}/budget?month={month}#limit"),
+                 *((("Cancel Active Jobs", f"{base_url}/jobs?status=active"),) if budget.reservations else ())))
+
+
+def outlook(budget: Budget) -> Facts:
+    """The active jobs (those holding a reservation) and where they may take the month."""
+    if not budget.reservations:
+        return (("Active jobs", "none"),)
+    count, reserved = len(budget.reservations), budget.reserved
+    projected = budget.charged + reserved
+    forecast = (f"May exceed the budget by up to {usd(projected - budget.limit)}" if projected > budget.limit
+                else f"Up to {usd(projected)} of {usd(budget.limit)} once the active jobs end")
+    return (("Active jobs", f"{count} (estimated remaining cost: up to {usd(reserved)})"), ("Forecast", forecast))
 
 
 def overrun_notice(event: Budget.OverrunForecast, month: str, base_url: str) -> Notice:

@@ -94,7 +94,7 @@ class Notifier:
                 notice = job_notice(event, job, self.config.base_url)
                 return routing.job_deliveries(notice, recipient_preferences(conn, job.created_by), webhook)
             if isinstance(event, Budget.ThresholdCrossed):
-                notice = threshold_notice(event, self._at_version(event).month, self.config.base_url)
+                notice = threshold_notice(event, self._at_version(event), self.config.base_url)
                 return routing.budget_alert_deliveries(notice, event.percent, team, webhook)
             if isinstance(event, Budget.OverrunForecast):
                 notice = overrun_notice(event, self._at_version(event).month, self.config.base_url)

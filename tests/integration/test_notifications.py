@@ -220,6 +220,7 @@ def test_each_budget_threshold_reaches_exactly_its_channels(rig: Rig) -> None:
     assert seen == {80: (both, 0, 0), 90: (both, 0, 0), 95: (both, 1, 0), 100: (both, 1, 1)}
 
     assert "You've used 80% of monthly training budget ($400.00 of $500.00)" in text_of(rig.smtp.messages[0])
+    assert "Active jobs: none" in text_of(rig.smtp.messages[0])  # the job charged here holds no reservation
     dashboard = f"View Budget Dashboard: {BASE}/budget?month={month}"
     assert [p["text"] for p in rig.slack.received] == [
         f"You've used 95% of monthly training budget ($475.00 of $500.00) {dashboard}",

@@ -3,6 +3,7 @@ daily digest's schedule and text, the banners' way back, and the signed approval
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
@@ -92,19 +93,27 @@ def test_exhausted_recovery_is_its_own_kind_and_suggests_on_demand() -> None:
                                                           "Suggested fix: gpu_tier: spot → on_demand.")
 
 
-def budget_events(*totals: str) -> list:
+def budget_events(*totals: str, reserve: str | None = None) -> list:
+    """The thresholds crossed by one job's cumulative spends, each with the budget as it was then."""
     budget = Budget.open("ml", "2026-11", Decimal(500), T0)
     job = uuid.uuid4()
+    if reserve:
+        budget.reserve(job, Decimal(reserve), "alice", "member", T0)
     for total in totals:
         budget.record_spend(job, Decimal(total), T0)
-    return [e for e in budget.collect_events() if isinstance(e, Budget.ThresholdCrossed)]
+    crossed, replayed = [], None
+    for event in budget.collect_events():
+        replayed = event.mutate(replayed)
+        if isinstance(event, Budget.ThresholdCrossed):
+            crossed.append((event, copy.deepcopy(replayed)))
+    return crossed
 
 
 def test_budget_alerts_escalate_from_email_to_slack_to_a_banner() -> None:
     team = TeamSettings("ml", manager_emails=("boss@example.com",), finance_emails=("money@example.com",))
     channels = {}
-    for event in budget_events("400", "450", "475", "505"):
-        deliveries = budget_alert_deliveries(threshold_notice(event, "2026-11", BASE), event.percent, team, HOOK)
+    for event, then in budget_events("400", "450", "475", "505"):
+        deliveries = budget_alert_deliveries(threshold_notice(event, then, BASE), event.percent, team, HOOK)
         channels[event.percent] = sorted((d.channel, d.recipient) for d in deliveries)
     emails = [("email", "boss@example.com"), ("email", "money@example.com")]
     assert channels == {80: emails, 90: emails, 95: emails + [("slack", "team")],
@@ -112,7 +121,7 @@ def test_budget_alerts_escalate_from_email_to_slack_to_a_banner() -> None:
 
 
 def test_budget_alert_texts_follow_the_spec() -> None:
-    texts = [threshold_notice(e, "2026-11", BASE).headline for e in budget_events("400", "450", "475", "505")]
+    texts = [threshold_notice(e, then, BASE).headline for e, then in budget_events("400", "450", "475", "505")]
     assert texts == [
         "You've used 80% of monthly training budget ($400.00 of $500.00)",
         "⚠ Critical Budget Alert: 90% of monthly budget used ($450.00 of $500.00). Only $50.00 remaining. "
@@ -143,9 +152,26 @@ def test_active_jobs_that_may_exceed_the_budget_alert_managers_and_finance_and_s
         ("email", "boss@example.com"), ("email", "money@example.com"), ("slack", "team")]
 
 
+def test_a_budget_alert_carries_the_active_jobs_and_the_forecast() -> None:
+    """FR7.2.2's alert content: spending, what is left, the active jobs with what they may still
+    cost, the forecast, and the three actions."""
+    [(eighty, then)] = budget_events("400", reserve="480")
+    facts = dict(threshold_notice(eighty, then, BASE).facts)
+    assert facts["Current spending"] == "$400.00 / $500.00 (80%)" and facts["Remaining budget"] == "$100.00"
+    assert facts["Active jobs"] == "1 (estimated remaining cost: up to $80.00)"
+    assert facts["Forecast"] == "Up to $480.00 of $500.00 once the active jobs end"
+    assert [label for label, _ in threshold_notice(eighty, then, BASE).actions] == [
+        "View Budget Dashboard", "Increase Budget Limit", "Cancel Active Jobs"]
+    *_, (hundred, then) = budget_events("400", "505", reserve="520")
+    assert dict(threshold_notice(hundred, then, BASE).facts)["Forecast"] == "May exceed the budget by up to $20.00"
+    [(idle, then)] = budget_events("400")
+    assert dict(threshold_notice(idle, then, BASE).facts)["Active jobs"] == "none"
+    assert "Cancel Active Jobs" not in dict(threshold_notice(idle, then, BASE).actions)
+
+
 def test_a_budget_alert_without_recipients_is_recorded_as_unsendable() -> None:
-    [event] = budget_events("400")
-    [delivery] = budget_alert_deliveries(threshold_notice(event, "2026-11", BASE), 80, TeamSettings("ml"), HOOK)
+    [(event, then)] = budget_events("400")
+    [delivery] = budget_alert_deliveries(threshold_notice(event, then, BASE), 80, TeamSettings("ml"), HOOK)
     assert delivery.unsendable.startswith("no managers or finance email addresses set")
 
 
