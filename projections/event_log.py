@@ -52,9 +52,9 @@ class EventLogProjection(Projection):
         return EventLogRebuilder()
 
 
-def rows(items: Sequence[Item]) -> CopyRows:
-    """The events' rows, for COPY."""
-    return CopyRows("event_log", COLUMNS, "".join(row(notification_id, event) for notification_id, event in items))
+def rows(items: Sequence[Item] | Sequence[tuple[int, Any, str | None]]) -> CopyRows:
+    """The events' rows, for COPY: (notification id, event), or with the payload a rebuild made."""
+    return CopyRows("event_log", COLUMNS, "".join(row(*item) for item in items))
 
 
 def row(notification_id: int, event: Any, payload: str | None = None) -> str:
@@ -98,10 +98,7 @@ class EventLogRebuilder(Rebuilder):
 
     def take(self, final: bool) -> list[Rows]:
         items, self.items = self.items, []
-        if not items:
-            return []
-        return [CopyRows("event_log", COLUMNS, "".join(row(notification_id, event, payload)
-                                                       for notification_id, event, payload in items))]
+        return [rows(items)] if items else []
 
 
 def job_of(event: Any) -> UUID | None:
