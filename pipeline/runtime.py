@@ -92,7 +92,7 @@ def check_and_prepare(services: Services, settings: Settings) -> None:
 
 
 async def _declare(nats_url: str, timeout: float) -> None:
-    nc = await bus.connect(nats_url, "pipeline-setup", timeout, max_reconnect_attempts=0)
+    nc = await bus.connect(nats_url, "pipeline-setup", timeout, allow_reconnect=False)
     try:
         await bus.declare(nc.jetstream())
     finally:

@@ -36,13 +36,16 @@ def telemetry_body(job_id: str, seq: int = 1) -> bytes:
 
 
 async def as_pod(url: str, creds: natsauth.PodCredentials):
+    # No reconnects: revoking the user cuts this connection, and nats-py's reconnect loop (which
+    # max_reconnect_attempts=0 does not stop: 0 means "no limit") can then swallow the loop's
+    # shutdown and hang asyncio.run on a loaded machine.
     errors: list[str] = []
 
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
     nc = await bus.connect(bus.shown(url), "test-pod", user=creds.user, password=creds.password,
-                           inbox_prefix=creds.inbox_prefix, error_cb=on_error, max_reconnect_attempts=0)
+                           inbox_prefix=creds.inbox_prefix, error_cb=on_error, allow_reconnect=False)
     return nc, errors
 
 
