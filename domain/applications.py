@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from domain.aggregates.budget import Budget
 from domain.aggregates.catalog_file import CatalogFile
 from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
-from domain.budget_month import budget_month
+from domain.budget_month import budget_month, previous_month
 from domain.cost_model import estimate_cost
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
 from domain.job_metadata import default_name, retry_name
@@ -341,12 +341,30 @@ class Pipeline(Application[UUID]):
 
         self._retrying(attempt)
 
+    def set_budget_blocking(self, month: str, block_new_jobs: bool, actor: str, role: str, justification: str,
+                            at: datetime) -> None:
+        """FR7.2.1 "Block new jobs": on, a job past the limit plus grace needs a manager's override;
+        off, it starts with a warning. Later months keep the choice when they are opened."""
+
+        def attempt() -> None:
+            budget = self._budget_for_month(month, at)
+            budget.set_blocking(block_new_jobs, actor, role, justification, at)
+            self.save(budget)
+
+        self._retrying(attempt)
+
     def _budget_for(self, at: datetime) -> Budget:
         return self._budget_for_month(budget_month(at, self.policy.time_zone), at)
 
     def _budget_for_month(self, month: str, at: datetime) -> Budget:
-        return self.budget(month) or Budget.open(
-            self.policy.team, month, self.policy.default_limit, at, self.policy.grace_percent)
+        """The month's budget; a month opened now keeps the previous month's budget controls."""
+        budget = self.budget(month)
+        if budget is None:
+            budget = Budget.open(self.policy.team, month, self.policy.default_limit, at, self.policy.grace_percent)
+            previous = self.budget(previous_month(month))
+            if previous is not None:
+                budget.carry_blocking(previous, at)
+        return budget
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         """Re-runs a command on fresh state after an optimistic-concurrency conflict."""

@@ -12,3 +12,9 @@ def budget_month(at: datetime, time_zone: str) -> str:
         raise ValueError("budget_month needs a timezone-aware datetime")
     local = at.astimezone(ZoneInfo(time_zone))
     return f"{local.year:04d}-{local.month:02d}"
+
+
+def previous_month(month: str) -> str:
+    """`YYYY-MM` of the month before `month` (`YYYY-MM`)."""
+    year, number = (int(part) for part in month.split("-"))
+    return f"{year - 1:04d}-12" if number == 1 else f"{year:04d}-{number - 1:02d}"

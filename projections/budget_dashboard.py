@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from domain.aggregates.budget import Budget
+from domain.budget_month import previous_month
 from domain.job_status import TERMINAL, JobStatus
 from domain.money import cents
 from projections.finance import apportion, percent
@@ -28,7 +29,7 @@ def budget_dashboard(conn: psycopg.Connection, team: str, month: str, time_zone:
                            " WHERE budget_id = %s GROUP BY 1 ORDER BY 1", (time_zone, budget_id)).fetchall()
         jobs = cur.execute(
             "SELECT j.job_id, c.name, c.status, c.created_by, j.reserved, j.outstanding, j.spent, j.released,"
-            " j.overridden, j.reserved_at FROM budget_jobs j LEFT JOIN job_costs c ON c.job_id = j.job_id"
+            " j.overridden, j.over_limit, j.reserved_at FROM budget_jobs j LEFT JOIN job_costs c ON c.job_id = j.job_id"
             " WHERE j.budget_id = %s ORDER BY j.spent DESC, j.reserved_at, j.job_id", (budget_id,)).fetchall()
         thresholds = cur.execute("SELECT percent, spent, monthly_limit AS limit, at FROM budget_thresholds"
                                  " WHERE budget_id = %s ORDER BY percent", (budget_id,)).fetchall()
@@ -37,6 +38,16 @@ def budget_dashboard(conn: psycopg.Connection, team: str, month: str, time_zone:
             " FROM budget_decisions WHERE budget_id = %s ORDER BY version", (budget_id,)).fetchall()
     return {"summary": summary(budget, jobs), "daily": daily(days), "jobs": breakdown(jobs, budget["monthly_limit"]),
             "thresholds": thresholds, "overrun": overrun(budget), "decisions": decisions}
+
+
+def blocks_new_jobs(conn: psycopg.Connection, team: str, month: str) -> bool:
+    """The month's "Block new jobs" setting; a month without a budget yet gets the previous month's
+    (as the domain carries it over when the month is opened)."""
+    for wanted in (month, previous_month(month)):
+        row = conn.execute("SELECT block_new_jobs FROM budgets WHERE id = %s", (Budget.id_for(team, wanted),)).fetchone()
+        if row is not None:
+            return row[0]
+    return True
 
 
 def overrun(budget: dict[str, Any]) -> dict[str, Any] | None:
@@ -61,6 +72,7 @@ def summary(budget: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any
                  "cancelled": statuses.count(JobStatus.CANCELLED.value),
                  "active": sum(1 for s in statuses if s not in ended)},
         "average_cost_per_job": cents(budget["spent"] / len(jobs)) if jobs else None,
+        "block_new_jobs": budget["block_new_jobs"],
     }
 
 

@@ -76,6 +76,23 @@ class BudgetsProjection(Projection):
                     (event.originator_id, event.job_id))
 
     @apply.register
+    def _over_limit(self, event: B.OverLimitAllowed, cur: psycopg.Cursor) -> None:
+        self._decision(cur, event, "over_limit_allowed", job_id=event.job_id, amount=event.amount,
+                       over_by=event.over_by, actor=event.actor,
+                       justification="New jobs are not blocked when the budget is exceeded")
+        # Recorded just before its reservation, as an override is.
+        cur.execute("INSERT INTO budget_jobs (budget_id, job_id, over_limit) VALUES (%s, %s, true)"
+                    " ON CONFLICT (budget_id, job_id) DO UPDATE SET over_limit = true",
+                    (event.originator_id, event.job_id))
+
+    @apply.register
+    def _blocking(self, event: B.BlockingChanged, cur: psycopg.Cursor) -> None:
+        self._decision(cur, event, "blocking_on" if event.block_new_jobs else "blocking_off", actor=event.actor,
+                       justification=event.justification)
+        cur.execute("UPDATE budgets SET block_new_jobs = %s WHERE id = %s",
+                    (event.block_new_jobs, event.originator_id))
+
+    @apply.register
     def _spend(self, event: B.SpendRecorded, cur: psycopg.Cursor) -> None:
         cur.execute(
             "INSERT INTO budget_jobs (budget_id, job_id, spent) VALUES (%s, %s, %s)"

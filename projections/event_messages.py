@@ -14,7 +14,7 @@ from domain.money import usd
 CATEGORIES = ("status", "metrics", "warning", "error")
 ERRORS = frozenset({J.Failed, J.ProvisioningFailed})
 WARNINGS = frozenset({J.Interrupted, J.RecoveryStarted, J.ProvisioningTimedOut, B.OverrideRecorded,
-                      B.ThresholdCrossed, B.OverrunForecast})
+                      B.ThresholdCrossed, B.OverrunForecast, B.OverLimitAllowed})
 METRICS = frozenset({J.ProgressRecorded, J.EpochCompleted, J.CheckpointSaved, B.SpendRecorded})
 # The fields that name a person (or the reactor) behind an event, in the order they are looked for.
 ACTOR_FIELDS = ("created_by", "actor", "decided_by", "requested_by", "author", "registered_by")
@@ -91,6 +91,10 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
     B.ReservationChanged: lambda e: f"Budget reservation changed to {usd(e.amount)}",
     B.OverrideRecorded: lambda e: (f"Budget override by {e.actor}: {usd(e.over_by)} over the limit —"
                                    f" {e.justification}"),
+    B.OverLimitAllowed: lambda e: (f"Started past the budget limit plus grace ({usd(e.over_by)} over the limit):"
+                                   " new jobs are not blocked when the budget is exceeded"),
+    B.BlockingChanged: lambda e: (f"Block new jobs when the budget is exceeded: {'on' if e.block_new_jobs else 'off'}"
+                                  f" ({e.actor}: {e.justification})"),
     B.SpendRecorded: lambda e: f"Spend recorded: {usd(e.amount)} (job total {usd(e.job_total)})",
     B.Released: lambda e: f"Unspent reservation released: {usd(e.amount)}",
     B.ThresholdCrossed: lambda e: f"Budget {e.percent}% used: {usd(e.spent)} of {usd(e.limit)}",

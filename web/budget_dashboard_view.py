@@ -26,14 +26,15 @@ from web.flows import Actor
 LEVELS = ((100, "danger"), (80, "warning"), (0, "ok"))
 DECISIONS = {"override": "Budget override", "limit_increase_requested": "Limit increase requested",
              "limit_increase_approved": "Limit increase approved", "limit_increase_denied": "Limit increase denied",
-             "limit_changed": "Limit changed"}
+             "limit_changed": "Limit changed", "over_limit_allowed": "Started over the limit",
+             "blocking_on": "New jobs blocked when exceeded", "blocking_off": "New jobs no longer blocked"}
 
 
 async def dashboard_context(state: State, actor: Actor, month: str, **extra: Any) -> dict[str, Any]:
     """budget.html's context for `month`; `extra` (error, notice, form) on top."""
     settings, now = state.settings, utcnow()
     loaded = await load_month(state, month)
-    found = loaded["dashboard"] or empty_month(settings, month)
+    found = loaded["dashboard"] or empty_month(settings, month, loaded["block_new_jobs"])
     summary = found["summary"]
     outlook = forecast(summary, found["jobs"], loaded["minimums"])
     today = now.astimezone(ZoneInfo(settings.time_zone)).date().isoformat()

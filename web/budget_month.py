@@ -14,7 +14,7 @@ from litestar.datastructures import State
 
 from domain.money import cents
 from pipeline.settings import Settings
-from projections.budget_dashboard import budget_dashboard
+from projections.budget_dashboard import blocks_new_jobs, budget_dashboard
 from projections.finance import Query, attribution_rows, monthly_rows, savings_rows
 from web import queries
 from web.budget_forecast import ENDED
@@ -49,15 +49,17 @@ def read_month(conn: psycopg.Connection, team: str, month: str, time_zone: str) 
     found = budget_dashboard(conn, team, month, time_zone)
     months = [row for row in monthly_rows(conn, Query(team)) if row["month"] <= month][-HISTORY_MONTHS:]
     return {"dashboard": found, "history": months,
+            "block_new_jobs": found["summary"]["block_new_jobs"] if found else blocks_new_jobs(conn, team, month),
             "savings": list(savings_rows(conn, Query(team, month))),
             "attribution": list(attribution_rows(conn, Query(team, month)))}
 
 
-def empty_month(settings: Settings, month: str) -> dict[str, Any]:
+def empty_month(settings: Settings, month: str, block_new_jobs: bool = True) -> dict[str, Any]:
     """The dashboard of a month without a budget: the default limit, nothing spent."""
     limit = settings.budget_default_limit
     summary = {"month": month, "limit": cents(limit), "spent": Decimal("0.00"), "reserved": Decimal("0.00"),
                "forecast": Decimal("0.00"), "remaining": cents(limit), "utilisation_percent": Decimal(0)
                if limit else None, "jobs": {"total": 0, "completed": 0, "failed": 0, "cancelled": 0, "active": 0},
-               "average_cost_per_job": None, "grace_percent": settings.budget_grace_percent}
+               "average_cost_per_job": None, "grace_percent": settings.budget_grace_percent,
+               "block_new_jobs": block_new_jobs}
     return {"summary": summary, "daily": [], "jobs": [], "thresholds": [], "overrun": None, "decisions": []}

@@ -189,7 +189,8 @@ async def preset_history(pool: AsyncConnectionPool) -> list[dict[str, Any]]:
 
 async def budget_row(pool: AsyncConnectionPool, budget_id: UUID) -> dict[str, Any] | None:
     """A month's budget with the number of its jobs still holding a reservation."""
-    found = await rows(pool, "SELECT monthly_limit, grace_percent, spent, reserved, (SELECT count(*) FROM budget_jobs"
+    found = await rows(pool, "SELECT monthly_limit, grace_percent, spent, reserved, block_new_jobs,"
+                             " (SELECT count(*) FROM budget_jobs"
                              " WHERE budget_id = %s AND outstanding > 0) AS active FROM budgets WHERE id = %s",
                        (budget_id, budget_id))
     return found[0] if found else None

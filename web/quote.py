@@ -86,9 +86,15 @@ class Quote:
         return self.estimate.cost_max <= self.budget.remaining
 
     @property
-    def blocked(self) -> bool:
-        """The domain would refuse to start it without a manager's override (over limit + grace)."""
+    def past_ceiling(self) -> bool:
+        """Over the limit plus grace."""
         return self.estimate.cost_max > self.budget.headroom
+
+    @property
+    def blocked(self) -> bool:
+        """The domain would refuse to start it without a manager's override (over limit + grace,
+        and the budget blocks new jobs)."""
+        return self.past_ceiling and self.budget.block_new_jobs
 
     def budget_lines(self) -> dict[str, Any]:
         """FR1.2.1's budget error and FR1.2.2's alerts, forecast and refusal, for the panel."""
@@ -100,9 +106,12 @@ class Quote:
             "over": projected > b.limit, "alert": budget_alert(b), "insufficient": insufficient_budget(e, b.remaining),
             "grace": None, "refusal": None, "tips": [],
         }
-        if not self.fits and not self.blocked:
+        if not self.fits and not self.past_ceiling:
             lines["grace"] = (f"Within the {b.grace_percent:.0f}% grace period: the job can still start, with an"
                               " overage warning.")
+        elif self.past_ceiling and not self.blocked:
+            lines["grace"] = ("Past the limit and its grace period, but new jobs are not blocked when the budget is"
+                              " exceeded (Budget Controls): the job can still start, with an over-budget warning.")
         if self.blocked:
             refusal = BudgetExceededError(e.cost_max, b.remaining)
             lines["refusal"] = {"figures": refusal.figures, "message": str(refusal)}

@@ -1,7 +1,11 @@
 """Budget: a team's spending limit for one calendar month (FR1.2.2, FR7.2.1, FR7.2.2).
 
 remaining = limit − charged − reserved. A queued or running job reserves its estimated maximum;
-its spend converts the reservation into charges as it runs; what is left is released at its end."""
+its spend converts the reservation into charges as it runs; what is left is released at its end.
+
+"Block new jobs when the budget is exceeded" (FR7.2.1's Budget Controls) is on unless a manager
+turns it off: off, the limit only warns and alerts; a job past the limit plus grace still starts,
+and that decision is recorded (OverLimitAllowed) as an override would be."""
 
 from __future__ import annotations
 
@@ -52,6 +56,25 @@ class Budget(Aggregate):
         over_by: Decimal
         justification: str
         actor: str
+        at: datetime
+
+    class OverLimitAllowed(Aggregate.Event):
+        """A reservation past the limit plus grace went ahead because this budget does not block
+        new jobs: the audit trail's counterpart of an override."""
+        TOPIC = "Budget.OverLimitAllowed"
+        job_id: UUID
+        amount: Decimal
+        over_by: Decimal
+        actor: str
+        at: datetime
+
+    class BlockingChanged(Aggregate.Event):
+        """A manager turned "Block new jobs when the budget is exceeded" on or off (or a new month
+        carried the previous month's choice over: actor "system")."""
+        TOPIC = "Budget.BlockingChanged"
+        block_new_jobs: bool
+        actor: str
+        justification: str
         at: datetime
 
     class SpendRecorded(Aggregate.Event):
@@ -132,6 +155,7 @@ class Budget(Aggregate):
         self.thresholds_crossed: list[int] = []
         self.overrun_forecast = False
         self.requests: dict[str, dict] = {}
+        self.block_new_jobs = True
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -163,9 +187,7 @@ class Budget(Aggregate):
             return []
         committed = self.charged + self.reserved + amount
         if committed > self.ceiling:
-            self._check_override(role, override_justification, amount)
-            self._override_recorded(job_id=job_id, amount=amount, over_by=committed - self.limit,
-                                    justification=override_justification.strip(), actor=actor, at=at)
+            self._past_ceiling(job_id, amount, committed, actor, role, at, override_justification)
         self._reserved(job_id=job_id, amount=amount, at=at)
         self._check_forecast(at)
         return self._overage_warning(committed)
@@ -182,9 +204,7 @@ class Budget(Aggregate):
             return []
         committed = self.charged + self.reserved + extra
         if extra > 0 and committed > self.ceiling:
-            self._check_override(role, override_justification, extra)
-            self._override_recorded(job_id=job_id, amount=extra, over_by=committed - self.limit,
-                                    justification=override_justification.strip(), actor=actor, at=at)
+            self._past_ceiling(job_id, extra, committed, actor, role, at, override_justification)
         self._reservation_changed(job_id=job_id, amount=amount, at=at)
         self._check_forecast(at)
         return self._overage_warning(committed) if extra > 0 else []
@@ -192,6 +212,22 @@ class Budget(Aggregate):
     @event(ReservationChanged)
     def _reservation_changed(self, job_id: UUID, amount: Decimal, at: datetime) -> None:
         self.reservations[str(job_id)] = amount
+
+    def _past_ceiling(self, job_id: UUID, amount: Decimal, committed: Decimal, actor: str, role: str,
+                      at: datetime, justification: str | None) -> None:
+        """A reservation past the limit plus grace: refused unless a manager overrides, or, when this
+        budget does not block new jobs, allowed and recorded."""
+        if not self.block_new_jobs:
+            self._over_limit_allowed(job_id=job_id, amount=amount, over_by=committed - self.limit, actor=actor,
+                                     at=at)
+            return
+        self._check_override(role, justification, amount)
+        self._override_recorded(job_id=job_id, amount=amount, over_by=committed - self.limit,
+                                justification=justification.strip(), actor=actor, at=at)
+
+    @event(OverLimitAllowed)
+    def _over_limit_allowed(self, job_id: UUID, amount: Decimal, over_by: Decimal, actor: str, at: datetime) -> None:
+        pass
 
     def _check_override(self, role: str, justification: str | None, amount: Decimal) -> None:
         if not justification:
@@ -206,6 +242,10 @@ class Budget(Aggregate):
         if committed <= self.limit or self.limit == 0:
             return []
         over = (committed - self.limit) * 100 / self.limit
+        if committed > self.ceiling and not self.block_new_jobs:
+            return [f"⚠ Over Budget: This job will exceed budget by {over:.0f}% ({usd(committed)} total vs "
+                    f"{usd(self.limit)} limit). Proceeding allowed because new jobs are not blocked when the "
+                    "budget is exceeded (Budget Controls)."]
         return [f"⚠ Slight Overage: This job will exceed budget by {over:.0f}% ({usd(committed)} total vs "
                 f"{usd(self.limit)} limit). Proceeding allowed as within {self.grace_percent:.0f}% grace period."]
 
@@ -321,6 +361,28 @@ class Budget(Aggregate):
             self._limit_changed(old_limit=self.limit, new_limit=new_limit, actor=actor,
                                 justification=justification.strip(), at=at)
             self._check_forecast(at)
+
+    def set_blocking(self, block_new_jobs: bool, actor: str, role: str, justification: str, at: datetime) -> None:
+        """Turns "Block new jobs when the budget is exceeded" on or off for this month (a manager or
+        admin, with a justification); the same setting again changes nothing."""
+        if role not in MANAGER_ROLES:
+            raise PermissionDeniedError("Only a manager or admin may change the budget controls")
+        if len(justification.strip()) < OVERRIDE_JUSTIFICATION_MIN:
+            raise InvalidBudgetCommandError(
+                f"Justification (required) must be at least {OVERRIDE_JUSTIFICATION_MIN} characters")
+        if block_new_jobs != self.block_new_jobs:
+            self._blocking_changed(block_new_jobs=block_new_jobs, actor=actor, justification=justification.strip(),
+                                   at=at)
+
+    def carry_blocking(self, previous: Budget, at: datetime) -> None:
+        """A newly opened month keeps the previous month's choice (recorded, actor "system")."""
+        if previous.block_new_jobs != self.block_new_jobs:
+            self._blocking_changed(block_new_jobs=previous.block_new_jobs, actor="system",
+                                   justification=f"Carried over from {previous.month}", at=at)
+
+    @event(BlockingChanged)
+    def _blocking_changed(self, block_new_jobs: bool, actor: str, justification: str, at: datetime) -> None:
+        self.block_new_jobs = block_new_jobs
 
     @event(LimitChanged)
     def _limit_changed(self, old_limit: Decimal, new_limit: Decimal, actor: str, justification: str,

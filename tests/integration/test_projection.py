@@ -2,6 +2,7 @@
 event-store read model replayed (in worker processes or not) equal to live application."""
 
 import multiprocessing
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -98,9 +99,13 @@ def test_a_replay_in_worker_processes_writes_row_for_row_what_the_live_consumers
     store = EventStore.open(migrated, policy=POLICY)
     try:
         busy_month(store.app)
+        reason = "Finance agreed to soft limits this month"  # Budget Controls: a start past the limit
+        store.app.set_budget_blocking("2026-11", False, "dave", "manager", reason, T0)
+        queue_sample_job(store.app, cost_max=Decimal(900), name="Past the limit")
         register(store.app)
         job = eventful_job(store.app, name="NaN loss, preempted, then OOM")
         store.app.update_job(job, lambda j: j.add_note(AWKWARD_NOTE, "bob", T0))
+        store.app.set_budget_blocking("2026-11", True, "dave", "manager", reason, T0)
         applications = {"pipeline": store.app}
         with psycopg.connect(migrated) as conn:
             for projection in EVENT_STORE_MODELS:  # live: small batches, as JetStream hands them
@@ -110,6 +115,8 @@ def test_a_replay_in_worker_processes_writes_row_for_row_what_the_live_consumers
                     assert False not in process_batch(conn, projection, "pipeline", items[start:start + 7])
             live, schema = every_table(conn), keys_and_indexes(conn)
             assert all(live[t] for t in ("jobs", "event_log", "training_files", "budget_spend", "job_costs"))
+            assert {"over_limit_allowed", "blocking_off", "blocking_on"} <= {
+                kind for (kind,) in conn.execute("SELECT kind FROM budget_decisions")}
             assert conn.execute("SELECT message, payload->>'text' FROM event_log WHERE job_id = %s AND topic"
                                 " LIKE '%%NoteAdded' ORDER BY originator_version DESC", (job,)).fetchone() == (
                 f"Note by bob: {AWKWARD_NOTE}", AWKWARD_NOTE)  # the log's rows go through COPY's text format

@@ -155,3 +155,45 @@ def test_active_jobs_that_may_exceed_the_budget_show_in_the_month(web: WebRig, m
             ) in shown, shown
     quiet = web.client("alice").get("/budget?month=2026-10", headers=HTML).text
     assert 'id="overrun"' not in quiet
+
+
+def test_a_manager_stops_blocking_new_jobs_and_a_job_past_the_limit_starts_recorded(web: WebRig, month) -> None:
+    """FR7.2.1 Budget Controls "Block new jobs": off, a job past the limit plus grace starts with a
+    warning and the decision is on the page; later months keep the choice."""
+    from domain.aggregates.budget import BudgetExceededError
+    from tests.factories import queue_sample_job
+
+    reason = "Gamma Insurance pays for overruns on its pilot"
+    with pytest.raises(BudgetExceededError):
+        queue_sample_job(web.store.app, cost_max=Decimal(1000), at=utc(11, 23, 9, 0), name="Too big")
+    before = events(web)
+    member = web.form("alice", "/budget/blocking", {"month": MONTH, "block": "off", "justification": reason},
+                      headers=HTML)
+    short = web.form("bob", "/budget/blocking", {"month": MONTH, "block": "off", "justification": "client pays"},
+                     headers=HTML)
+    odd = web.form("bob", "/budget/blocking", {"month": MONTH, "block": "maybe", "justification": reason},
+                   headers=HTML)
+    assert member.status_code == 403 and short.status_code == 400 and odd.status_code == 400
+    assert "Justification (required) must be at least 20 characters" in short.text and "Choose on or off" in odd.text
+    assert events(web) == before
+    web.project("budgets")
+    assert 'id="change-blocking"' not in page(web) and 'id="change-blocking"' in page(web, "bob")
+    assert "New jobs are blocked when the budget is exceeded." in page(web)
+
+    done = web.form("bob", "/budget/blocking", {"month": MONTH, "block": "off", "justification": reason})
+    assert done.status_code == 303 and "no+longer+blocked" in done.headers["location"]
+    assert web.store.app.budget(MONTH).block_new_jobs is False
+    job = queue_sample_job(web.store.app, cost_max=Decimal(1000), at=utc(11, 23, 9, 0), name="Over the limit")
+    web.project()
+    text = page(web)
+    assert "New jobs are not blocked when the budget is exceeded." in text
+    decisions = text[text.index('id="decisions"'):]
+    assert "New jobs no longer blocked" in decisions and reason in decisions
+    started = decisions[decisions.index("decision-over_limit_allowed"):].split("</tr>")[0]
+    assert "Started over the limit" in started and f'href="/jobs/{job}"' in started and "alice" in started
+    row = text[text.index(f'href="/jobs/{job}"'):].split("</tr>")[0]
+    assert "over limit" in row
+    december = page(web, month="2026-12")
+    assert "New jobs are not blocked when the budget is exceeded." in december
+    again = web.form("bob", "/budget/blocking", {"month": MONTH, "block": "on", "justification": reason})
+    assert again.status_code == 303 and web.store.app.budget(MONTH).block_new_jobs is True

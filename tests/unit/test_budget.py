@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from domain.aggregates.budget import (
     Budget, BudgetExceededError, InvalidBudgetCommandError, PermissionDeniedError,
 )
+from domain.applications import BudgetPolicy, Pipeline
 from domain.budget_month import budget_month
 from domain.cost_ledger import allocate_cents
 from tests.factories import T0
@@ -60,6 +61,62 @@ def test_only_a_manager_with_a_justification_may_override() -> None:
     override = [e for e in b.collect_events() if isinstance(e, Budget.OverrideRecorded)]
     assert [(o.actor, o.over_by, o.justification) for o in override] == \
         [("carol", D("200"), "Client deadline needs this run")]
+
+
+def test_a_budget_that_does_not_block_new_jobs_lets_one_past_the_grace_margin_start_and_records_it() -> None:
+    b = budget()
+    with pytest.raises(PermissionDeniedError):
+        b.set_blocking(False, "alice", "member", "We invoice the client for overruns", T0)
+    with pytest.raises(InvalidBudgetCommandError, match="at least 20 characters"):
+        b.set_blocking(False, "carol", "manager", "client pays", T0)
+    b.set_blocking(False, "carol", "manager", "  We invoice the client for overruns  ", T0)
+    b.set_blocking(False, "carol", "manager", "We invoice the client for overruns", T0)  # already off: nothing
+    job = uuid.uuid4()
+    warnings = b.reserve(job, D("700"), "alice", "member", T0)  # no override asked of a member
+    assert warnings == ["⚠ Over Budget: This job will exceed budget by 40% ($700.00 total vs $500.00 limit). "
+                        "Proceeding allowed because new jobs are not blocked when the budget is exceeded "
+                        "(Budget Controls)."]
+    events = b.collect_events()
+    changed = [e for e in events if isinstance(e, Budget.BlockingChanged)]
+    assert [(e.block_new_jobs, e.actor, e.justification) for e in changed] == [
+        (False, "carol", "We invoice the client for overruns")]
+    allowed = [e for e in events if isinstance(e, Budget.OverLimitAllowed)]
+    assert [(e.job_id, e.amount, e.over_by, e.actor) for e in allowed] == [(job, D("700"), D("200"), "alice")]
+    assert not any(isinstance(e, Budget.OverrideRecorded) for e in events)
+    assert b.reservations == {str(job): D("700")}
+    # Within the grace margin nothing is recorded beyond the reservation; on again, it is refused.
+    b.set_blocking(True, "carol", "manager", "Back to hard limits for December", T0)
+    with pytest.raises(BudgetExceededError):
+        b.reserve(uuid.uuid4(), D("10"), "alice", "member", T0)
+
+
+def test_a_larger_reservation_past_the_grace_margin_follows_the_blocking_setting_too() -> None:
+    b = budget()
+    job = uuid.uuid4()
+    b.reserve(job, D("400"), "alice", "member", T0)
+    with pytest.raises(BudgetExceededError):
+        b.change_reservation(job, D("600"), "alice", "member", T0)
+    b.set_blocking(False, "carol", "manager", "We invoice the client for overruns", T0)
+    assert b.change_reservation(job, D("600"), "alice", "member", T0)[0].startswith("⚠ Over Budget")
+    allowed = [e for e in b.collect_events() if isinstance(e, Budget.OverLimitAllowed)]
+    assert [(e.amount, e.over_by) for e in allowed] == [(D("200"), D("100"))]
+
+
+def test_a_new_month_keeps_the_previous_months_budget_controls() -> None:
+    app = Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=BudgetPolicy(team="ml"))
+    app.set_budget_blocking("2026-11", False, "carol", "manager", "We invoice the client for overruns", T0)
+    december = datetime(2026, 12, 2, 9, tzinfo=timezone.utc)
+    app.change_limit("2026-12", D(600), "carol", "manager", "December has the year-end client deliveries to train",
+                     december)
+    carried = app.budget("2026-12")
+    assert carried.block_new_jobs is False
+    events = [app.mapper.to_domain_event(item) for item in app.recorder.select_events(carried.id)]
+    change = [e for e in events if isinstance(e, Budget.BlockingChanged)]
+    assert [(e.block_new_jobs, e.actor, e.justification) for e in change] == [(False, "system", "Carried over from 2026-11")]
+    # A month after a month without a budget starts from the default: blocking.
+    app.change_limit("2027-02", D(600), "carol", "manager", "February has the year-end client deliveries to train",
+                     datetime(2027, 2, 1, 9, tzinfo=timezone.utc))
+    assert app.budget("2027-02").block_new_jobs is True
 
 
 def test_thresholds_fire_once_each_per_month() -> None:
@@ -173,6 +230,7 @@ command = st.one_of(
     st.tuples(st.just("override"), st.integers(0, 5), money),
     st.tuples(st.just("spend"), st.integers(0, 5), money),
     st.tuples(st.just("release"), st.integers(0, 5), money),
+    st.tuples(st.sampled_from(["block", "unblock"]), st.just(0), st.just(D(0))),
 )
 
 
@@ -187,10 +245,15 @@ def test_no_reservation_is_admitted_past_limit_plus_grace_without_an_override(co
         job = jobs[index]
         try:
             if kind == "reserve":
-                before = dict(b.reservations)
+                before, recorded = dict(b.reservations), len(b.pending_events)
                 b.reserve(job, amount, "alice", "member", T0)
-                if b.reservations != before:  # admitted without an override: within limit + grace
-                    assert b.charged + b.reserved <= b.ceiling
+                if b.reservations != before and b.charged + b.reserved > b.ceiling:
+                    # admitted past limit + grace without an override: only when not blocking, recorded
+                    assert not b.block_new_jobs
+                    assert any(isinstance(e, Budget.OverLimitAllowed) and e.job_id == job
+                               for e in b.pending_events[recorded:])
+            elif kind in ("block", "unblock"):
+                b.set_blocking(kind == "block", "carol", "manager", "Finance agreed to this setting", T0)
             elif kind == "override":
                 b.reserve(job, amount, "carol", "manager", T0, "Approved by finance for a client")
             elif kind == "spend":

@@ -72,6 +72,8 @@ def budget_events() -> list:
     request = uuid.uuid4()
     budget.request_limit_increase(request, Decimal("750"), "x" * 60, "alice", t(4))
     budget.decide_limit_increase(request, True, "carol", "manager", t(5))
+    budget.set_blocking(False, "carol", "manager", "Soft limits while the client pays overruns", t(6))
+    budget.reserve(uuid.uuid4(), Decimal("900.5"), "alice", "member", t(7))
     return budget.collect_events()
 
 

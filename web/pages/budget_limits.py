@@ -1,5 +1,6 @@
 """The budget dashboard's limit controls (FR7.2.2): a manager sets a month's limit, anyone asks for
-a higher one, a manager other than the requester decides. A refusal shows the dashboard again with
+a higher one, a manager other than the requester decides; a manager turns "Block new jobs when the
+budget is exceeded" on or off (FR7.2.1). A refusal shows the dashboard again with
 the form as sent and the domain's message; a success goes back to the month with a notice."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from web.budget_form import FormError, parse_amount, parse_month
 from web.clock import utcnow
 from web.forms import redirect_with
 
-FIELDS = ("month", "new_limit", "justification", "decision", "reason")
+FIELDS = ("month", "new_limit", "justification", "decision", "reason", "block")
 REFUSALS: dict[type[Exception], int] = {InvalidBudgetCommandError: 400, PermissionDeniedError: 403,
                                         UnknownRequestError: 404, ConcurrencyConflictError: 409}
 Command = Callable[[dict[str, str], str], str]  # (form values, month) → the notice
@@ -74,6 +75,22 @@ async def decide_request(request: Request, state: State, request_id: FromPath[UU
     return await run_command(request, state, f"decide-{request_id}", command)
 
 
+@post("/budget/blocking", media_type=MediaType.HTML, guards=[require_manager])
+async def change_blocking(request: Request, state: State) -> Response:
+    """FR7.2.1 Budget Controls: a manager turns "Block new jobs when the budget is exceeded" on or off."""
+    actor = actor_of(request)
+
+    def command(values: dict[str, str], month: str) -> str:
+        if values["block"] not in ("on", "off"):
+            raise FormError("Choose on or off")
+        block = values["block"] == "on"
+        state.store.app.set_budget_blocking(month, block, actor.name, actor.role, values["justification"], utcnow())
+        return ("New jobs are blocked when the budget is exceeded" if block
+                else "New jobs are no longer blocked when the budget is exceeded")
+
+    return await run_command(request, state, "blocking", command)
+
+
 async def run_command(request: Request, state: State, which: str, command: Command) -> Response:
     """Runs the command on the form's values in a thread (the application is synchronous)."""
     form = await request.form()
@@ -108,4 +125,4 @@ def changed(old: Decimal, new: Decimal) -> str:
     return f"Budget limit {'increased' if new > old else 'lowered'} from {usd(old)} to {usd(new)}"
 
 
-routes = [change_limit, request_increase, decide_request]
+routes = [change_limit, request_increase, decide_request, change_blocking]
