@@ -248,6 +248,33 @@ def test_a_member_over_budget_is_refused_and_a_manager_overrides_with_a_justific
     assert row == ("bob", JUSTIFICATION)
 
 
+def test_a_member_starts_a_job_past_the_limit_when_the_budget_does_not_block_new_jobs(web: WebRig) -> None:
+    """FR7.2.1 "Block new jobs" off: the panel says the job can still start, the start goes through
+    with the over-budget warning and no override, and the decision is recorded."""
+    file_id = add_file(web)
+    now = datetime.now(timezone.utc)
+    web.store.app.change_limit(month(), Decimal("20"), "bob", "manager", JUSTIFICATION, now)
+    web.project()
+    params = {"training_file_id": str(file_id), "preset": "balanced", "gpu_tier": "spot"}
+    assert web.client("alice").get("/jobs/new/estimate.json", params=params).json()["budget"]["blocked"] is True
+    web.store.app.set_budget_blocking(month(), False, "bob", "manager", "Client pays for overruns", now)
+    web.project()
+    budget = web.client("alice").get("/jobs/new/estimate.json", params=params).json()["budget"]
+    assert budget["blocked"] is False and budget["refusal"] is None
+    panel = plain(web.client("alice").get(f"/jobs/new?file={file_id}", headers=HTML).text)
+    assert "new jobs are not blocked when the budget is exceeded (Budget Controls): the job can still start" in panel
+    job_id = created(web.form("alice", "/jobs/new", job_form(file_id)))
+    started = web.form("alice", f"/jobs/{job_id}/start", CHECKED)
+    assert started.status_code == 303, started.text
+    assert web.store.app.get_job(job_id).status is JobStatus.QUEUED
+    web.project()
+    with psycopg.connect(web.database_url) as conn:
+        kinds = conn.execute("SELECT kind, actor FROM budget_decisions WHERE job_id = %s", (job_id,)).fetchall()
+        logged = conn.execute("SELECT category FROM event_log WHERE job_id = %s AND topic = 'Budget.OverLimitAllowed'",
+                              (job_id,)).fetchall()
+    assert kinds == [("over_limit_allowed", "alice")] and logged == [("warning",)]
+
+
 def test_a_limit_increase_is_requested_from_the_panel_and_from_the_review(web: WebRig) -> None:
     file_id = add_file(web)
     web.store.app.change_limit(month(), Decimal("20"), "bob", "manager", JUSTIFICATION, datetime.now(timezone.utc))
