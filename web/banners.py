@@ -3,7 +3,8 @@ dashboard"): a user's banners about their jobs and their team's budget banners, 
 notifier (handlers/notifications), read by every page and dismissed here.
 
 A user's banner is dismissed for good; a team's banner is dismissed for the one person who asked,
-so the others still see it. Banners older than BANNER_DAYS are no longer shown."""
+so the others still see it. Banners older than BANNER_DAYS, or past their own expiry (the first-day
+"Budget Reset" banner), are no longer shown."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ BANNER_DAYS = 30
 OPEN_BANNERS = (
     "(SELECT event_key AS key, kind, level, message, link, created_at FROM notification_banners"
     "  WHERE user_name = %(user)s AND dismissed_at IS NULL AND created_at > now() - make_interval(days => %(days)s)"
+    "  AND (expires_at IS NULL OR expires_at > now())"
     "  ORDER BY created_at DESC LIMIT %(limit)s)"
     " UNION ALL "
     "(SELECT event_key, kind, level, message, link, created_at FROM notification_banners b"
     "  WHERE user_name IS NULL AND team = %(team)s AND dismissed_at IS NULL"
-    "  AND created_at > now() - make_interval(days => %(days)s) AND NOT EXISTS (SELECT 1 FROM"
+    "  AND created_at > now() - make_interval(days => %(days)s) AND (expires_at IS NULL OR expires_at > now())"
+    "  AND NOT EXISTS (SELECT 1 FROM"
     "  notification_banner_dismissals d WHERE d.banner_key = b.event_key AND d.user_name = %(user)s)"
     "  ORDER BY created_at DESC LIMIT %(limit)s)"
     " ORDER BY created_at DESC, key LIMIT %(limit)s")

@@ -1,5 +1,6 @@
 """`pipeline notifications run`: the notifier as a durable consumer of EVENTS (a singleton), and
-the loop that sends the daily digests when they are due."""
+the clock that sends the daily digests when they are due and posts the month's "Budget Reset"
+banner on its first day."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import psycopg
 from faststream.nats import NatsBroker
 from psycopg_pool import ConnectionPool
 
+from handlers.notifications.budget_reset import ResetBanners
 from handlers.notifications.channels import Mailer, SlackWebhooks, SmtpConfig
 from handlers.notifications.digest import DigestSchedule
 from handlers.notifications.digests import DigestSender
@@ -52,15 +54,29 @@ def digest_hour(settings: Settings) -> int:
     return settings.digest_hour
 
 
-async def send_digests(digests: DigestSender, stop: asyncio.Event, every_s: float = DIGEST_EVERY_S) -> None:
-    """Every `every_s`, sends the digests that are due; a failed round is logged and tried again."""
+async def send_digests(digests: DigestSender, stop: asyncio.Event, every_s: float = DIGEST_EVERY_S,
+                       resets: ResetBanners | None = None) -> None:
+    """Every `every_s`, sends the digests that are due and posts the month's reset banner when it
+    is due; a failed round is logged and tried again."""
     while not stop.is_set():
         try:
             await asyncio.to_thread(digests.send_due, datetime.now(timezone.utc))
         except Exception:  # noqa: BLE001 - PostgreSQL away, a bad row: the next round tries again
             log.exception("digests: this round failed")
+        if resets is not None:
+            try:
+                await asyncio.to_thread(post_reset, digests.pool, resets, datetime.now(timezone.utc))
+            except Exception:  # noqa: BLE001 - as above
+                log.exception("budget reset banner: this round failed")
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
+
+
+def post_reset(pool: ConnectionPool, resets: ResetBanners, now: datetime) -> None:
+    with pool.connection() as conn:
+        posted = resets.post_due(conn, now)
+    if posted:
+        log.info("budget reset banner posted: %s", posted)
 
 
 async def run(settings: Settings, database_url: str, nats_url: str, lock_key: int) -> None:
@@ -83,7 +99,8 @@ async def run(settings: Settings, database_url: str, nats_url: str, lock_key: in
                      "on" if notifier.mailer.configured else "not configured",
                      "on" if settings.slack_webhook_url else "from team settings (if set)", digests.schedule.hour,
                      settings.time_zone)
-            await send_digests(digests, stop)
+            resets = ResetBanners(settings.team, settings.time_zone, settings.budget_default_limit)
+            await send_digests(digests, stop, resets=resets)
     finally:
         await broker.stop()
         notifier.slack.close()

@@ -90,3 +90,51 @@ def test_each_page_reads_banners_with_the_open_banner_indexes(rig: Rig) -> None:
         plan = "\n".join(row[0] for row in conn.execute(
             "EXPLAIN " + banners.OPEN_BANNERS, {"user": "alice", "team": "default", "limit": 5, "days": 30}))
     assert "notification_banners_user_open_idx" in plan and "notification_banners_team_open_idx" in plan
+
+
+def test_the_budget_reset_banner_shows_on_a_months_first_day_once_to_the_whole_team(rig: Rig,
+                                                                                    client: TestClient) -> None:
+    """FR1.2.2 "✓ Budget Reset": posted once, on the first day in the team's time zone, with the new
+    month's limit (set ahead here) and last month's spend to the cent; gone when the day ends."""
+    from datetime import datetime, timedelta, timezone
+
+    from domain.budget_month import previous_month
+    from handlers.notifications.budget_reset import ResetBanners
+    from handlers.notifications.worker import post_reset
+    from projections.runner import rebuild_all
+
+    now = datetime.now(timezone.utc)
+    first = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
+    month = f"{first.year:04d}-{first.month:02d}"
+    before = Budget.open("default", previous_month(month), Decimal(500), now)
+    before.record_spend(UUID(int=9), Decimal("487.3249"), now)
+    ahead = Budget.open("default", month, Decimal(750), now)
+    rig.app.save(before, ahead)
+    with psycopg.connect(rig.url) as conn, conn.transaction():
+        rebuild_all(conn, {"pipeline": rig.app})
+    resets = ResetBanners("default", "UTC", Decimal(500))
+    expected = "✓ Budget Reset: Your monthly training budget has been reset to $750.00. Last month's spend: $487.32."
+    with psycopg.connect(rig.url) as conn:
+        assert resets.post_due(conn, first - timedelta(seconds=1)) is None  # the last second of the month before
+    post_reset(rig.pool, resets, first)  # what the worker's clock calls every minute
+    with psycopg.connect(rig.url) as conn:
+        assert conn.execute("SELECT message FROM notification_banners").fetchall() == [(expected,)]
+        assert resets.post_due(conn, first + timedelta(hours=23)) is None  # once a month
+        assert resets.post_due(conn, first + timedelta(days=1)) is None  # the second day: not due
+        conn.commit()
+    shown = client.get("/api/banners", headers=ALICE).json()
+    assert [(b["kind"], b["level"], b["message"], b["link"]) for b in shown] == [
+        ("budget_reset", "info", expected, "/budget")]
+    assert [b["message"] for b in client.get("/api/banners", headers=BOB).json()] == [expected]
+    with psycopg.connect(rig.url) as conn:  # the day is over
+        conn.execute("UPDATE notification_banners SET expires_at = now() - interval '1 second'")
+    assert client.get("/api/banners", headers=ALICE).json() == []
+    # Another team's zone: the first day starts at its own midnight; no budget: the default limit.
+    east = ResetBanners("east", "Asia/Tokyo", Decimal(500))
+    with psycopg.connect(rig.url) as conn:
+        tokyo_first = first - timedelta(hours=9)
+        assert east.post_due(conn, tokyo_first - timedelta(seconds=1)) is None
+        assert east.post_due(conn, tokyo_first) == (
+            "✓ Budget Reset: Your monthly training budget has been reset to $500.00. Last month's spend: $0.00.")
+        ends = conn.execute("SELECT expires_at FROM notification_banners WHERE team = 'east'").fetchone()[0]
+    assert ends == tokyo_first + timedelta(days=1)

@@ -1,0 +1,59 @@
+"""FR1.2.2 "Budget Reset": on the first day of a budget month (in the team's time zone) every page
+shows a team banner "✓ Budget Reset: Your monthly training budget has been reset to $500.00. Last
+month's spend: $487.32." The notifications worker's clock posts it once per month (its key is
+`budget-reset:<team>:<month>`, so a second worker or a restart adds nothing); it expires at the end
+of that day, and each person may dismiss it before. A worker that was down all that day posts none: the
+budget page always shows the month's figures.
+
+The limit is the new month's budget when one was opened already (a limit set ahead for it), else
+the default limit; last month's spend is the budgets read model's, to the cent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from domain.aggregates.budget import Budget
+from domain.budget_month import budget_month, previous_month
+from domain.money import usd
+
+KIND = "budget_reset"
+
+
+@dataclass(frozen=True)
+class ResetBanners:
+    team: str
+    time_zone: str
+    default_limit: Decimal
+
+    def post_due(self, conn: psycopg.Connection, now: datetime) -> str | None:
+        """Posts the month's banner when `now` is on its first day and it is not posted yet;
+        returns its message if this call posted it."""
+        zone = ZoneInfo(self.time_zone)
+        local = now.astimezone(zone)
+        if local.day != 1:
+            return None
+        month = budget_month(now, self.time_zone)
+        limit = self._figure(conn, month, "monthly_limit")
+        spent = self._figure(conn, previous_month(month), "spent")
+        message = reset_message(self.default_limit if limit is None else limit, spent or Decimal(0))
+        ends = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
+        posted = conn.execute(
+            "INSERT INTO notification_banners (event_key, team, kind, level, message, link, expires_at)"
+            " VALUES (%s, %s, %s, 'info', %s, '/budget', %s) ON CONFLICT (event_key) DO NOTHING RETURNING 1",
+            (f"budget-reset:{self.team}:{month}", self.team, KIND, message, ends)).fetchone()
+        return message if posted else None
+
+    def _figure(self, conn: psycopg.Connection, month: str, column: str) -> Decimal | None:
+        row = conn.execute(f"SELECT {column} FROM budgets WHERE id = %s",  # noqa: S608 - a fixed column name
+                           (Budget.id_for(self.team, month),)).fetchone()
+        return row[0] if row else None
+
+
+def reset_message(limit: Decimal, last_spent: Decimal) -> str:
+    return (f"✓ Budget Reset: Your monthly training budget has been reset to {usd(limit)}."
+            f" Last month's spend: {usd(last_spent)}.")
