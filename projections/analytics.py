@@ -4,6 +4,7 @@ is the user's decision, not the configuration's failure (docs/cost-model.md, ite
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -85,4 +86,24 @@ def team_activity(conn: psycopg.Connection, team: str, month: str | None = None)
             for r in rows]
 
 
-ANALYTICS = {"presets": by_preset, "gpu-tiers": by_gpu_tier, "failures": failure_types, "team": team_activity}
+def cost_quality(conn: psycopg.Connection, team: str, month: str | None = None) -> list[dict[str, Any]]:
+    """FR5.1.2's cost against quality: each completed job's total cost and its final validation loss
+    (the last finite evaluation loss of its metric history), or, for a job never evaluated, its
+    final training loss (`loss_kind` says which). Jobs without a finite loss are left out."""
+    rows = _rows(conn, "SELECT job_id, name, preset, gpu_tier, total_cost, final_loss, created_at,"
+                       " (SELECT m.eval_loss FROM job_metrics m WHERE m.job_id = f.job_id AND m.eval_loss IS NOT NULL"
+                       "  AND m.eval_loss NOT IN ('NaN', 'Infinity', '-Infinity') ORDER BY m.step DESC LIMIT 1)"
+                       " AS eval_loss FROM job_finance f WHERE status = 'completed' AND (%(month)s::text IS NULL"
+                       " OR (f.team = %(team)s AND f.month = %(month)s)) ORDER BY created_at, job_id", team, month)
+    points = []
+    for r in rows:
+        kind, loss = ("validation", r["eval_loss"]) if r["eval_loss"] is not None else ("training", r["final_loss"])
+        if loss is None or not math.isfinite(loss):
+            continue
+        points.append({"job_id": r["job_id"], "name": r["name"], "preset": r["preset"], "gpu_tier": r["gpu_tier"],
+                       "total_cost": cents(r["total_cost"]), "loss": round(loss, 4), "loss_kind": kind})
+    return points
+
+
+ANALYTICS = {"presets": by_preset, "gpu-tiers": by_gpu_tier, "failures": failure_types, "team": team_activity,
+             "cost-quality": cost_quality}

@@ -95,7 +95,7 @@ async def api_budget_month(state: State, month: FromPath[str]) -> dict[str, Any]
 
 @get("/api/analytics/{name:str}")
 async def api_analytics(state: State, name: FromPath[str], month: FromQuery[str | None] = None) -> dict[str, Any]:
-    """`presets`, `gpu-tiers`, `failures` or `team`: all jobs, or those charged to `month`."""
+    """`presets`, `gpu-tiers`, `failures`, `team` or `cost-quality`: all jobs, or those charged to `month`."""
     analysis = ANALYTICS.get(name)
     if analysis is None:
         raise NotFoundException(f"no analytics {name!r}; known: {', '.join(ANALYTICS)}")

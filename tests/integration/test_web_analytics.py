@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 
 from domain.money import usd
-from projections.analytics import by_preset, team_activity
+from projections.analytics import by_preset, cost_quality, team_activity
 from tests.integration.test_web_budget import seed_busy_month
 from tests.web_rig import WebRig, web  # noqa: F401 - the fixture
 
@@ -54,3 +54,33 @@ def test_a_wrong_date_range_is_refused_with_its_message(web: WebRig) -> None:
     assert reversed_.status_code == 400 and "The start date must not be after the end date" in reversed_.text
     unknown = client.get("/analytics?period=12", headers=HTML)
     assert unknown.status_code == 400 and "unknown period" in unknown.text
+
+
+def test_cost_against_quality_is_a_dot_per_completed_job_linked_to_it(web: WebRig) -> None:
+    """FR5.1.2's scatter: the completed jobs of the month, the validation loss where the job was
+    evaluated (else its final training loss, marked), in the page's SVG and the JSON analysis."""
+    from tests.finance_month import utc
+
+    month = seed_busy_month(web)
+    evaluated = month.completed_spot
+    with psycopg.connect(web.database_url) as conn:
+        conn.execute("INSERT INTO job_metrics (job_id, step, attempt, loss, eval_loss, at) VALUES"
+                     " (%s, 850, 1, 0.33, 0.2875, %s), (%s, 900, 1, 0.31, 'NaN', %s)",
+                     (evaluated, utc(11, 3, 13, 30), evaluated, utc(11, 3, 13, 39)))
+        points = {p["job_id"]: p for p in cost_quality(conn, "default")}
+    assert set(points) == {month.completed_spot, month.recovered_spot, month.completed_on_demand, month.october}  # completed only
+    assert (points[month.completed_spot]["loss"], points[month.completed_spot]["loss_kind"]) == (0.2875, "validation")  # NaN skipped
+    assert (points[month.recovered_spot]["loss"], points[month.recovered_spot]["loss_kind"]) == (0.312, "training")
+    text = web.client("alice").get("/analytics", headers=HTML).text
+    chart = text[text.index('id="cost-quality"'):text.index('id="trend"')]
+    for job_id, p in points.items():
+        assert f'<a href="/jobs/{job_id}"><circle class="dot preset-dot-{p["preset"]}' in chart
+        assert usd(p["total_cost"]) in chart
+    assert chart.count("<circle class=\"dot preset-dot-") == 4 + len({p["preset"] for p in points.values()})  # + legend
+    assert "0.2875</td>" in chart and "0.3120 (training)</td>" in chart
+    answer = web.client("alice").get("/api/analytics/cost-quality")
+    assert answer.status_code == 200
+    assert {row["job_id"]: row["loss"] for row in answer.json()["rows"]} == {str(k): v["loss"] for k, v in points.items()}
+    narrowed = web.client("alice").get("/analytics?since=2026-11-04&until=2026-11-15", headers=HTML).text
+    assert narrowed[narrowed.index('id="cost-quality"'):].count("<a href=\"/jobs/") >= 1  # Acme advisor v2 alone
+    assert f'data-job="{month.recovered_spot}"' in narrowed and f'data-job="{month.completed_spot}"' not in narrowed

@@ -1,5 +1,5 @@
-"""Training analytics (FR5.1.2, FR7.3.1, FR8.1.1): performance by preset, spot against on-demand,
-common failures and team activity, over all jobs or those created in a date range."""
+"""Training analytics (FR5.1.2, FR7.3.1, FR8.1.1): performance by preset, cost against quality,
+spot against on-demand, common failures and team activity, over all jobs or those created in a date range."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from litestar.response import Template
 from psycopg import sql
 
 from domain.money import cents, usd
-from projections.analytics import ANALYTICS, by_gpu_tier, by_preset, failure_types, team_activity
+from projections.analytics import ANALYTICS, by_gpu_tier, by_preset, cost_quality, failure_types, team_activity
 from projections.finance import Query, monthly_rows, percent, savings_rows
+from web.cost_quality import scatter
 
 PERIODS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days", "all": "All time"}
 DATE_MESSAGE = "Dates must be YYYY-MM-DD"
@@ -68,7 +69,8 @@ def analyse(conn: psycopg.Connection, team: str, start: datetime | None, end: da
             trend.append({"month": month, "jobs": sum(r["jobs"] for r in rows), "completed": completed,
                           "failed": failed, "success_rate": percent(Decimal(completed), Decimal(completed + failed))})
     return {"presets": by_preset(conn, team), "tiers": by_gpu_tier(conn, team), "failures": failure_types(conn, team),
-            "team": team_activity(conn, team), "savings": list(savings_rows(conn, Query(team))), "trend": trend}
+            "team": team_activity(conn, team), "savings": list(savings_rows(conn, Query(team))), "trend": trend,
+            "cost_quality": cost_quality(conn, team)}
 
 
 def best_preset(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -136,6 +138,7 @@ async def analytics_page(state: State, since: str | None = None, until: str | No
     return Template("analytics.html", context=context | {
         "data": data, "start": start, "end": end, "best": best, "best_text": describe_preset(best) if best else None,
         "totals": totals(data["team"]), "savings": savings_summary(data["savings"]),
+        "scatter": scatter(data["cost_quality"]),
         "trend_chart": {"months": [t["month"] for t in data["trend"]],
                         "success_rate": [float(t["success_rate"]) if t["success_rate"] is not None else None
                                          for t in data["trend"]],
