@@ -112,7 +112,8 @@ def test_a_new_month_keeps_the_previous_months_budget_controls() -> None:
     assert carried.block_new_jobs is False
     events = [app.mapper.to_domain_event(item) for item in app.recorder.select_events(carried.id)]
     change = [e for e in events if isinstance(e, Budget.BlockingChanged)]
-    assert [(e.block_new_jobs, e.actor, e.justification) for e in change] == [(False, "system", "Carried over from 2026-11")]
+    assert [(e.block_new_jobs, e.actor, e.justification) for e in change] == [
+        (False, "system", "Carried over from 2026-11")]
     # A month after a month without a budget starts from the default: blocking.
     app.change_limit("2027-02", D(600), "carol", "manager", "February has the year-end client deliveries to train",
                      datetime(2027, 2, 1, 9, tzinfo=timezone.utc))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from web.cost_quality import axis, nice_step, scatter
+from web.axes import axis, nice_step
+from web.cost_quality import scatter
 
 
 def point(loss: float, cost: str, preset: str = "balanced") -> dict:

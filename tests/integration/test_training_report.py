@@ -1,0 +1,105 @@
+"""FR4.2.2's training report: a completed job's PDF with the spec's sections and the job's own
+figures (read back from the PDF's text), its file name, the preview, the export record, and the
+refusal for a job that has not completed."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import psycopg
+from pypdf import PdfReader
+
+from domain.job_status import JobStatus
+from domain.money import usd
+from domain.values import ArtifactRef
+from tests.factories import queue_sample_job
+from tests.integration.test_web_job_detail import ago, run, telemetry
+from tests.web_rig import WebRig, web  # noqa: F401 - the fixture
+
+ADAPTER = ArtifactRef("jobs", "job/adapter-attempt-2.tar", "a" * 64, 1234)
+CHECKPOINT = ArtifactRef("jobs", "job/attempt-1/checkpoint-step-1000.tar", "c" * 64, 999)
+
+
+def completed_after_an_interruption(web: WebRig, name: str) -> object:
+    """Two spot pods (the first preempted after a checkpoint at step 1000), 2,000 steps of
+    telemetry with an evaluation every 100, completed with the agent's final metrics."""
+    job_id = queue_sample_job(web.store.app, name=name)
+    start = ago(600)
+    at = lambda minutes: start + timedelta(minutes=minutes)  # noqa: E731 - a short clock
+    run(web, job_id,
+        lambda j: j.start_provisioning("spot", at(0)),
+        lambda j: j.pod_started("pod-1", 1, Decimal("2.49"), at(1)),
+        lambda j: j.change_stage(JobStatus.TRAINING, 1, at(10)),
+        lambda j: j.record_checkpoint(1000, CHECKPOINT, 1, at(200)),
+        lambda j: j.interrupt("spot preemption", 1100, 1, at(220)),
+        lambda j: j.pod_stopped("pod-1", at(221)),
+        lambda j: j.begin_recovery(at(222)),
+        lambda j: j.start_provisioning("spot", at(223)),
+        lambda j: j.pod_started("pod-2", 2, Decimal("2.59"), at(225)),
+        lambda j: j.change_stage(JobStatus.TRAINING, 2, at(232)),
+        lambda j: j.change_stage(JobStatus.FINALIZATION, 2, at(470)),
+        lambda j: j.complete(ADAPTER, {"final_loss": 0.2871, "steps": 2000, "epochs": 3.0,
+                                       "base_perplexity": 8.4, "adapter_perplexity": 3.1,
+                                       "perplexity_improvement_percent": 63.1}, 2, at(480)),
+        lambda j: j.pod_stopped("pod-2", at(481)))
+    telemetry(web, job_id, range(1, 2001), start=start)
+    web.project()
+    return job_id
+
+
+def pdf_text(body: bytes) -> str:
+    return " ".join(" ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(body)).pages).split())
+
+
+def test_a_completed_job_gets_its_training_report_with_its_own_figures(web: WebRig) -> None:
+    job_id = completed_after_an_interruption(web, "Advisor tone v3 — Łódź & Zürich")
+    job = web.store.app.get_job(job_id)
+    answer = web.client("alice").get(f"/jobs/{job_id}/report.pdf")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/pdf"
+    assert re.fullmatch(r'attachment; filename="Advisor-tone-v3-d-Z-rich-training-report-\d{8}-\d{6}\.pdf"',
+                        answer.headers["content-disposition"]), answer.headers["content-disposition"]
+    assert answer.content.startswith(b"%PDF-")
+    reader = PdfReader(io.BytesIO(answer.content))
+    assert len(reader.pages) >= 5 and reader.metadata.title == "Advisor tone v3 — Łódź & Zürich - training report"
+    text = pdf_text(answer.content)
+    total = job.cost(job.updated_at).in_cents()["total"]
+    for expected in ("Training Report", "Advisor tone v3 — Łódź & Zürich", "Executive summary",
+                     "Training metrics", "Loss curves", "Learning rate schedule", "Cost breakdown", "Appendix",
+                     "Checkpoint history", "Event log summary",
+                     f"{job.file_name}: {job.conversation_count:,} conversations",
+                     "Balanced preset", "spot instance",
+                     "Final training loss 0.287 (baseline: 1.980) - 86% improvement",
+                     "Perplexity (base → adapter) 8.40 → 3.10 (63% lower)",
+                     f"Cost {usd(total)}", "Completed successfully after 1 interruption, resumed from checkpoints",
+                     "Spot interruptions 1 (recovery overhead:", "$2.49/hr, $2.59/hr",
+                     "Checkpoint saved at step 1,000", "Interrupted at step 1,100: spot preemption",
+                     "cheaper than on-demand", "Loss plateaued at epoch"):
+        assert expected in text, expected
+    # The download is on the job's record; a preview is shown inline and is not.
+    with psycopg.connect(web.database_url) as conn:
+        exports = conn.execute("SELECT count(*) FROM pipeline_events WHERE originator_id = %s AND topic ="
+                               " 'TrainingJob.MetricsExported'", (job_id,)).fetchone()[0]
+    assert exports == 1 and web.store.app.get_job(job_id).exports == 1
+    preview = web.client("alice").get(f"/jobs/{job_id}/report.pdf", params={"preview": "1"})
+    assert preview.status_code == 200 and preview.headers["content-disposition"].startswith("inline;")
+    assert web.store.app.get_job(job_id).exports == 1
+    page = web.client("alice").get(f"/jobs/{job_id}", headers={"Accept": "text/html"}).text
+    assert f'href="/jobs/{job_id}/report.pdf"' in page and "Generate Report" in page and "Preview report" in page
+
+
+def test_a_job_that_has_not_completed_gets_no_report_and_an_unknown_one_a_404(web: WebRig) -> None:
+    job_id = queue_sample_job(web.store.app, name="Still queued")
+    web.project()
+    refused = web.client("alice").get(f"/jobs/{job_id}/report.pdf", headers={"Accept": "text/html"})
+    assert refused.status_code == 409
+    assert "A training report is made for a completed job; this one is queued" in refused.text
+    assert web.store.app.get_job(job_id).exports == 0
+    page = web.client("alice").get(f"/jobs/{job_id}", headers={"Accept": "text/html"}).text
+    assert "report.pdf" not in page
+    missing = web.client("alice").get("/jobs/00000000-0000-4000-8000-000000000000/report.pdf",
+                                      headers={"Accept": "text/html"})
+    assert missing.status_code == 404
