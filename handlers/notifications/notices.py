@@ -75,7 +75,8 @@ def _completed(event: TrainingJob.Completed, job: TrainingJob, url: str) -> Noti
         "completed", f"✓ Training Job Completed: {job.name}", f"✓ Training completed: {job.name} ({detail})",
         job.name, (("Job", job.name), ("Configuration", _configuration(job)), ("Duration", f"{hours} hours"),
                    ("Final cost", cost), ("Final metrics", ", ".join(metrics) or "not reported")),
-        actions=(("View Job Details", url),), job_id=job.id)
+        actions=(("View Job Details", url), ("Download Adapters", f"{url}/adapter"),
+                 ("Generate Report", f"{url}/report.pdf")), job_id=job.id)
 
 
 def _failed(event: TrainingJob.Failed, job: TrainingJob, url: str) -> Notice:

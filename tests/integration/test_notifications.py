@@ -156,7 +156,8 @@ def test_a_completed_job_sends_its_creator_one_email_and_the_team_channel_one_sl
     for line in (headline, "Duration: 13.2 hours", "Final cost: $32.37",
                  "Final metrics: Training loss 0.287, Perplexity improvement 31%",
                  "Configuration: Balanced preset, spot H100_PCIE_80GB, epochs 3, batch size 2, LoRA rank 16",
-                 f"View Job Details: {BASE}/jobs/{job_id}"):
+                 f"View Job Details: {BASE}/jobs/{job_id}", f"Download Adapters: {BASE}/jobs/{job_id}/adapter",
+                 f"Generate Report: {BASE}/jobs/{job_id}/report.pdf"):
         assert line in text.splitlines()
     html = html_of(mail)
     assert headline in html and f'href="{BASE}/jobs/{job_id}"' in html

@@ -56,7 +56,9 @@ def test_a_completed_job_reads_as_the_spec_says() -> None:
     assert dict(notice.facts)["Final metrics"] == "Training loss 0.287, Perplexity improvement 31%"
     assert dict(notice.facts)["Configuration"] == ("Balanced preset, spot H100_PCIE_80GB, epochs 3, batch size 2, "
                                                    "LoRA rank 16")
-    assert notice.link == ("View Job Details", f"{BASE}/jobs/{job.id}")
+    assert notice.actions == (("View Job Details", f"{BASE}/jobs/{job.id}"),
+                              ("Download Adapters", f"{BASE}/jobs/{job.id}/adapter"),
+                              ("Generate Report", f"{BASE}/jobs/{job.id}/report.pdf"))
 
 
 def test_an_oom_failure_carries_the_error_and_the_suggested_fix() -> None:
