@@ -32,7 +32,7 @@ from web.flows import Actor
 COOKIE = "pipeline_session"
 LOGIN_COOKIE = "pipeline_login"  # the sign-in form's own CSRF token (see above)
 LOGIN_FORM_STALE = "This sign-in form was stale or not sent by this site: sign in again"
-PUBLIC = ["^/login$", "^/static/", "^/health$", "^/schema", "^/approvals/", "^/favicon.ico$"]
+PUBLIC = ["^/login$", "^/static/", "^/health$", "^/schema", "^/approvals/", "^/shared/reports/", "^/favicon.ico$"]
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 

@@ -36,7 +36,7 @@ def sign(approval: Approval, secret: str) -> str:
     payload = json.dumps({"r": str(approval.request_id), "m": approval.month, "d": approval.decision,
                           "by": approval.manager, "exp": int(approval.expires_at.timestamp())},
                          separators=(",", ":"), sort_keys=True).encode()
-    return f"{_b64(payload)}.{_b64(_mac(payload, secret))}"
+    return f"{b64url(payload)}.{b64url(_mac(payload, secret))}"
 
 
 def links(request_id: UUID, month: str, manager: str, secret: str, ttl: timedelta, now: datetime,
@@ -54,7 +54,7 @@ def verify(token: str, secret: str, now: datetime) -> Approval:
         raise InvalidTokenError("Approval links are not enabled on this deployment (PIPELINE_APPROVAL_SECRET)")
     try:
         head, _, tail = token.partition(".")
-        payload, signature = _unb64(head), _unb64(tail)
+        payload, signature = unb64url(head), unb64url(tail)
     except (binascii.Error, ValueError):
         raise InvalidTokenError("This approval link is not valid") from None
     if not hmac.compare_digest(signature, _mac(payload, secret)):
@@ -78,11 +78,11 @@ def _mac(payload: bytes, secret: str) -> bytes:
     return hmac.new(secret.encode(), payload, hashlib.sha256).digest()
 
 
-def _b64(data: bytes) -> str:
+def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
+def unb64url(text: str) -> bytes:
     if not text:
         raise ValueError("empty")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

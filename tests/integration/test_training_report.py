@@ -103,3 +103,43 @@ def test_a_job_that_has_not_completed_gets_no_report_and_an_unknown_one_a_404(we
     missing = web.client("alice").get("/jobs/00000000-0000-4000-8000-000000000000/report.pdf",
                                       headers={"Accept": "text/html"})
     assert missing.status_code == 404
+
+
+def test_a_shared_link_opens_the_report_without_signing_in_for_30_days(web: WebRig) -> None:
+    from datetime import datetime, timezone
+
+    from handlers.notifications import tokens
+    from web import report_links
+
+    job_id = completed_after_an_interruption(web, "Shared advisor")
+    page = web.form("bob", f"/jobs/{job_id}/report/share", {}, headers={"Accept": "text/html"})
+    assert page.status_code == 200, page.text
+    url = re.search(r'id="share-url" value="([^"]+)"', page.text) or re.search(r'value="([^"]+)" id="share-url"',
+                                                                              page.text)
+    assert url, page.text
+    link = url.group(1)
+    assert link.startswith(f"{web.settings.public_base_url}/shared/reports/") and "(30 days)" in page.text
+    path = link.removeprefix(web.settings.public_base_url)
+    stranger = web.client(None)
+    opened = stranger.get(path)
+    assert opened.status_code == 200 and opened.headers["content-type"] == "application/pdf"
+    assert opened.headers["content-disposition"].startswith("inline;") and "Shared advisor" in pdf_text(opened.content)
+    assert stranger.get(f"/jobs/{job_id}/report.pdf", follow_redirects=False).status_code in (303, 401)  # not the rest
+    head, _, tail = path.rpartition("/")[2].partition(".")
+    tampered = stranger.get(f"/shared/reports/{head[:-2]}xx.{tail}", headers={"Accept": "text/html"})
+    assert tampered.status_code == 403 and "This report link is not valid" in tampered.text
+    secret = web.settings.approval_secret.get_secret_value()
+    old, _ = report_links.share(job_id, "bob", secret, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    expired = stranger.get(f"/shared/reports/{old}", headers={"Accept": "text/html"})
+    assert expired.status_code == 410 and "This report link expired on 2026-01-31" in expired.text
+    approval = tokens.sign(tokens.Approval(job_id, "2026-11", "approve", "bob", datetime(2100, 1, 1,
+                                                                                          tzinfo=timezone.utc)), secret)
+    assert stranger.get(f"/shared/reports/{approval}").status_code == 403  # another purpose's token
+    web.project()
+    with psycopg.connect(web.database_url) as conn:
+        kinds = conn.execute("SELECT payload->>'kind' FROM event_log WHERE job_id = %s AND topic ="
+                             " 'TrainingJob.MetricsExported'", (job_id,)).fetchall()
+    assert kinds == [("training-report-link",)]
+    queued = queue_sample_job(web.store.app, name="Not done")
+    refused = web.form("bob", f"/jobs/{queued}/report/share", {}, headers={"Accept": "text/html"})
+    assert refused.status_code == 409 and "A training report is made for a completed job" in refused.text

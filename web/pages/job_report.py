@@ -1,18 +1,24 @@
 """FR4.2.2 "Generate Report": a completed job's training report as a PDF, named
 `{job_name}-training-report-{timestamp}.pdf`; `?preview=1` opens it in the browser instead of
-downloading it. Each download is recorded on the job (the audit trail's export count)."""
+downloading it. Each download is recorded on the job (the audit trail's export count).
+
+"Shareable via secure link (30-day expiration)": POST .../report/share makes a signed link
+(web/report_links.py) that opens the report without signing in until it expires; making one is
+recorded on the job too."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from uuid import UUID
 
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.response import Template
 
 from domain.applications import JobNotFoundError
 from domain.job_status import JobStatus
+from web import report_links
 from web.auth import actor_of
 from web.clock import utcnow
 from web.detail_format import STATUS_LABELS
@@ -24,33 +30,80 @@ from web.report_pdf import render
 
 @get("/jobs/{job_id:uuid}/report.pdf", media_type=MediaType.HTML)
 async def training_report(request: Request, state: State, job_id: UUID, preview: bool = False) -> Response:
-    settings, now = state.settings, utcnow()
-
-    def build() -> tuple[str, bytes] | Template:
-        data = read_report(state.store.app, state.pool.conninfo, job_id, settings.team, settings.time_zone, now)
-        if data.job.status is not JobStatus.COMPLETED:
-            return Template("error.html", status_code=409, context={
-                "title": "No training report yet",
-                "message": f"A training report is made for a completed job; this one is"
-                           f" {STATUS_LABELS[data.job.status.value].lower()}."})
-        return data.job.name, render(data)
-
-    try:
-        built = await asyncio.to_thread(build)
-    except JobNotFoundError as exc:
-        return error_page(exc)
-    if isinstance(built, Template):
+    now = utcnow()
+    built = await report_of(state, job_id, now)
+    if not isinstance(built, tuple):
         return built
-    name, pdf = built
     if not preview:
         actor = actor_of(request)
         await asyncio.to_thread(state.store.app.update_job, job_id,
                                 lambda j: j.record_export("training-report", actor.name, now))
+    return pdf_response(*built, now, inline=preview)
+
+
+@post("/jobs/{job_id:uuid}/report/share", media_type=MediaType.HTML, status_code=200)
+async def share_report(request: Request, state: State, job_id: UUID) -> Response:
+    """A link to the report valid for 30 days, shown to copy."""
+    secret, now, actor = state.settings.approval_secret.get_secret_value(), utcnow(), actor_of(request)
+    if not secret:
+        return Template("error.html", status_code=409, context={
+            "title": "Sharing is not set up",
+            "message": "Shared report links need PIPELINE_APPROVAL_SECRET on this deployment (docs/operations.md)."})
+    try:
+        job = await asyncio.to_thread(state.store.app.get_job, job_id)
+    except JobNotFoundError as exc:
+        return error_page(exc)
+    if job.status is not JobStatus.COMPLETED:
+        return not_completed(job.status)
+    token, shared = report_links.share(job_id, actor.name, secret, now)
+    await asyncio.to_thread(state.store.app.update_job, job_id,
+                            lambda j: j.record_export("training-report-link", actor.name, now))
+    return Template("report_shared.html", context={
+        "job": job, "url": f"{state.settings.public_base_url}/shared/reports/{token}",
+        "expires": shared.expires_at, "days": report_links.SHARE_DAYS})
+
+
+@get("/shared/reports/{token:str}", media_type=MediaType.HTML)
+async def shared_report(state: State, token: str) -> Response:
+    """Public (no sign-in): the report a valid, unexpired link names."""
+    now = utcnow()
+    try:
+        shared = report_links.verify(token, state.settings.approval_secret.get_secret_value(), now)
+    except report_links.InvalidLinkError as exc:
+        expired = isinstance(exc, report_links.ExpiredLinkError)
+        return Template("error.html", status_code=410 if expired else 403,
+                        context={"title": "Report link " + ("expired" if expired else "not valid"), "message": str(exc)})
+    built = await report_of(state, shared.job_id, now)
+    return pdf_response(*built, now, inline=True) if isinstance(built, tuple) else built
+
+
+async def report_of(state: State, job_id: UUID, now: datetime) -> tuple[str, bytes] | Response:
+    """(job name, PDF), or the page saying why there is none."""
+    settings = state.settings
+
+    def build() -> tuple[str, bytes] | Template:
+        data = read_report(state.store.app, state.pool.conninfo, job_id, settings.team, settings.time_zone, now)
+        if data.job.status is not JobStatus.COMPLETED:
+            return not_completed(data.job.status)
+        return data.job.name, render(data)
+
+    try:
+        return await asyncio.to_thread(build)
+    except JobNotFoundError as exc:
+        return error_page(exc)
+
+
+def not_completed(status: JobStatus) -> Template:
+    return Template("error.html", status_code=409, context={
+        "title": "No training report yet",
+        "message": f"A training report is made for a completed job; this one is {STATUS_LABELS[status.value].lower()}."})
+
+
+def pdf_response(name: str, pdf: bytes, now: datetime, inline: bool) -> Response:
     filename = f"{safe_name(name)}-training-report-{now:%Y%m%d-%H%M%S}.pdf"
-    disposition = "inline" if preview else "attachment"
     return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'{disposition}; filename="{filename}"',
+                    headers={"Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{filename}"',
                              "Cache-Control": "no-store"})
 
 
-routes = [training_report]
+routes = [training_report, share_report, shared_report]
