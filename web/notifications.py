@@ -126,6 +126,7 @@ class TeamBody(BaseModel):
     slack_channel: str | None = Field(default=None, max_length=100)
     manager_emails: list[str] = Field(default_factory=list, max_length=50)
     finance_emails: list[str] = Field(default_factory=list, max_length=50)
+    budget_digest: bool = False
 
 
 def _check_may_see(actor: Actor, user: str | None) -> None:
@@ -161,10 +162,11 @@ async def api_get_team(request: Request, state: State) -> dict[str, Any]:
 
 @put("/api/notification-team-settings")
 async def api_put_team(request: Request, state: State, data: JSONBody[TeamBody]) -> dict[str, Any]:
-    """Replaces the team's Slack channel and budget recipients (managers, finance)."""
+    """Replaces the team's Slack channel, budget recipients (managers, finance) and whether they get
+    the daily budget summary."""
     _check_may_see(actor_of(request), None)
     wanted = TeamSettings(state.settings.team, data.slack_webhook_url, data.slack_channel,
-                          tuple(data.manager_emails), tuple(data.finance_emails))
+                          tuple(data.manager_emails), tuple(data.finance_emails), data.budget_digest)
     try:
         return (await _db(state, save_team, wanted)).as_dict()
     except InvalidPreferencesError as exc:

@@ -38,6 +38,8 @@ def add_arguments(sub: argparse._SubParsersAction, run: Callable) -> None:
     set_team.add_argument("--slack-channel", help="the channel's name, for people (e.g. '#training-budget')")
     set_team.add_argument("--managers", type=_names, help="comma-separated emails: budget alerts and limit requests")
     set_team.add_argument("--finance", type=_names, help="comma-separated emails: budget alerts")
+    set_team.add_argument("--budget-digest", choices=("on", "off"),
+                          help="the daily budget summary to the managers and finance")
     set_team.set_defaults(run=run, action=_set_team)
     team.add_parser("show", help="the team's settings").set_defaults(run=run, action=_show_team)
     deliveries = sub.add_parser("deliveries", help="recent deliveries, newest first")
@@ -71,7 +73,8 @@ def _set_team(conn: psycopg.Connection, args: argparse.Namespace, team: str) -> 
         current, slack_webhook_url=_given(args.slack_webhook, current.slack_webhook_url),
         slack_channel=_given(args.slack_channel, current.slack_channel),
         manager_emails=_given(args.managers, current.manager_emails),
-        finance_emails=_given(args.finance, current.finance_emails)))))
+        finance_emails=_given(args.finance, current.finance_emails),
+        budget_digest=current.budget_digest if args.budget_digest is None else args.budget_digest == "on"))))
 
 
 def _show_team(conn: psycopg.Connection, args: argparse.Namespace, team: str) -> None:
@@ -114,4 +117,5 @@ def _describe(p: Preferences) -> str:
 def _describe_team(t: TeamSettings) -> str:
     webhook = "own webhook" if t.slack_webhook_url else "webhook from PIPELINE_SLACK_WEBHOOK_URL"
     return (f"team {t.team}: Slack {t.slack_channel or '-'} ({webhook}),"
-            f" managers {','.join(t.manager_emails) or '-'}, finance {','.join(t.finance_emails) or '-'}")
+            f" managers {','.join(t.manager_emails) or '-'}, finance {','.join(t.finance_emails) or '-'},"
+            f" daily budget summary {'on' if t.budget_digest else 'off'}")

@@ -51,15 +51,38 @@ class Digest:
     end: datetime
     lines: tuple[dict, ...]            # notification_digest_lines rows, oldest first
     active: tuple[dict, ...]           # the user's jobs not yet ended
-    team_active: int
+    team_jobs: tuple[dict, ...]        # every job of the team not yet ended
     spent: Decimal                     # the team's spend in [start, end)
     spent_yours: Decimal
     month: str
     budget: dict | None                # the month's budgets row
 
     @property
+    def team_active(self) -> int:
+        return len(self.team_jobs)
+
+    @property
     def empty(self) -> bool:
         return not (self.lines or self.active or self.spent)
+
+    @property
+    def team_empty(self) -> bool:
+        return not (self.team_jobs or self.spent)
+
+    def team_notice(self, base_url: str) -> Notice:
+        """The budget recipients' summary (FR7.2.2 "Daily Digest Option": total spent today,
+        remaining budget, active jobs), for the whole team."""
+        tz = ZoneInfo(self.time_zone)
+        return Notice(
+            "budget_digest", f"Your daily training budget summary: {self.day:%a %d %b %Y}",
+            f"Spent today: {usd(self.spent)}. Remaining budget: {self._left()}. Active jobs: {self.team_active}.",
+            facts=(("Period", f"{self.start.astimezone(tz):%a %d %b %H:%M} – {self.end.astimezone(tz):%a %d %b %H:%M}"
+                              f" ({self.time_zone})"),
+                   ("Spent today", usd(self.spent)), ("Remaining budget", self._remaining()),
+                   ("Active jobs", str(self.team_active))),
+            sections=(("Active jobs", tuple((f"{_progress(job)} ({job['created_by']})", f"{base_url}/jobs/{job['id']}")
+                                            for job in self.team_jobs)),) if self.team_jobs else (),
+            actions=(("View Budget Dashboard", f"{base_url}/budget?month={self.month}"),))
 
     def notice(self, base_url: str) -> Notice:
         tz = ZoneInfo(self.time_zone)
@@ -80,6 +103,10 @@ class Digest:
                 ("Your active jobs", tuple((_progress(job), f"{base_url}/jobs/{job['id']}") for job in self.active)),
             ) if s[1]),
             actions=(("View Budget Dashboard", f"{base_url}/budget?month={self.month}"),))
+
+    def _left(self) -> str:
+        b = self.budget
+        return usd(b["monthly_limit"] - b["spent"] - b["reserved"]) if b else "the whole limit"
 
     def _remaining(self) -> str:
         if self.budget is None:
@@ -115,5 +142,5 @@ def gather(conn: psycopg.Connection, user: str, team: str, schedule: DigestSched
         budget = cur.execute("SELECT monthly_limit, spent, reserved FROM budgets WHERE team = %s AND month = %s",
                              (team, month)).fetchone()
     mine = tuple(job for job in jobs if job["created_by"] == user)
-    return Digest(user, day, schedule.time_zone, start, end, tuple(lines), mine, len(jobs), spend["team"],
+    return Digest(user, day, schedule.time_zone, start, end, tuple(lines), mine, tuple(jobs), spend["team"],
                   spend["yours"], month, budget)

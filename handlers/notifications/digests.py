@@ -1,4 +1,6 @@
-"""Sending the daily digests, once per (user, day), from the notifications worker's loop.
+"""Sending the daily digests, once per (user, day), from the notifications worker's loop; and,
+when the team asked for it, the daily budget summary to its managers and finance, once per
+(address, day).
 
 A digest's ledger row (`digest:<day>:<user>`, email, `user:<name>`) is claimed, the email sent,
 the row settled and the digest's lines marked in one transaction. A second worker claiming the
@@ -18,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from handlers.notifications import ledger, render
 from handlers.notifications.channels import Mailer, PermanentDeliveryError, TransientDeliveryError
 from handlers.notifications.digest import Digest, DigestSchedule, gather
-from handlers.notifications.preferences import recipient_preferences
+from handlers.notifications.preferences import get_team, recipient_preferences
 from handlers.notifications.routing import Delivery
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,38 @@ class DigestSender:
         for user in users:
             outcomes[user] = self.send(user, day)
             if outcomes[user] == "pending":
+                return outcomes
+        return outcomes | self.send_budget_digests(day)
+
+    def send_budget_digests(self, day: date) -> dict[str, str]:
+        """FR7.2.2's daily budget summary to each manager and finance address, when the team asked
+        for it (`budget_digest`): one ledger row `budget-digest:<day>` per address, as a user's
+        digest. Returns each address's outcome (`done` for one settled before)."""
+        with self.pool.connection() as conn:
+            team = get_team(conn, self.team)
+            if not team.budget_digest:
+                return {}
+            settled = {row[0] for row in conn.execute(
+                "SELECT recipient FROM notification_deliveries WHERE event_key = %s AND channel = 'email'"
+                " AND status <> 'pending'", (f"budget-digest:{day.isoformat()}",))}
+        outcomes: dict[str, str] = {}
+        for address in dict.fromkeys(a for a in team.manager_emails + team.finance_emails if a not in settled):
+            outcomes[address] = self.send_budget_digest(address, day)
+            if outcomes[address] == "pending":
                 break
         return outcomes
+
+    def send_budget_digest(self, address: str, day: date) -> str:
+        key = f"budget-digest:{day.isoformat()}"
+        with self.pool.connection() as conn, conn.transaction():
+            digest = gather(conn, "", self.team, self.schedule, day)
+            delivery = Delivery("email", address, address, digest.team_notice(self.base_url))
+            if not ledger.claim(conn, key, delivery):
+                return "done"
+            status, error = self._send(key, delivery, empty=digest.team_empty)
+            ledger.settle(conn, key, delivery, status, error)
+        log.info("digests: %s for %s: %s%s", key, address, status, f" ({error})" if error else "")
+        return status
 
     def send(self, user: str, day: date) -> str:
         """The user's digest of `day`: sent, skipped, failed, pending (retried later) or done (settled before)."""
@@ -68,15 +100,15 @@ class DigestSender:
                                 "" if email else f"no email address for {user} (pipeline notifications prefs set …)")
             if not ledger.claim(conn, key, delivery):
                 return "done"
-            status, error = self._send(key, delivery, digest)
+            status, error = self._send(key, delivery, empty=digest.empty)
             ledger.settle(conn, key, delivery, status, error)
             if status != "pending":
                 _close(conn, key, delivery, digest)
         log.info("digests: %s for %s: %s%s", key, user, status, f" ({error})" if error else "")
         return status
 
-    def _send(self, key: str, delivery: Delivery, digest: Digest) -> tuple[str, str | None]:
-        why = delivery.unsendable or ("nothing to report" if digest.empty else "") or (
+    def _send(self, key: str, delivery: Delivery, empty: bool) -> tuple[str, str | None]:
+        why = delivery.unsendable or ("nothing to report" if empty else "") or (
             "" if self.mailer.configured else "channel not configured")
         if why:
             return "skipped", why

@@ -51,13 +51,15 @@ class Preferences:
 @dataclass(frozen=True)
 class TeamSettings:
     """The team's Slack channel (else PIPELINE_SLACK_WEBHOOK_URL) and the budget recipients:
-    managers get alerts and limit requests, finance gets alerts."""
+    managers get alerts and limit requests, finance gets alerts; with `budget_digest` both also
+    get the daily budget summary."""
 
     team: str
     slack_webhook_url: str | None = None
     slack_channel: str | None = None
     manager_emails: tuple[str, ...] = ()
     finance_emails: tuple[str, ...] = ()
+    budget_digest: bool = False
 
     def checked(self) -> TeamSettings:
         if self.slack_webhook_url and not WEBHOOK.match(self.slack_webhook_url):
@@ -128,21 +130,23 @@ def save_preferences(conn: psycopg.Connection, preferences: Preferences) -> Pref
 
 
 def get_team(conn: psycopg.Connection, team: str) -> TeamSettings:
-    row = conn.execute("SELECT team, slack_webhook_url, slack_channel, manager_emails, finance_emails"
+    row = conn.execute("SELECT team, slack_webhook_url, slack_channel, manager_emails, finance_emails, budget_digest"
                        " FROM notification_team_settings WHERE team = %s", (team,)).fetchone()
     if row is None:
         return TeamSettings(team)
-    return TeamSettings(row[0], row[1], row[2], tuple(row[3]), tuple(row[4]))
+    return TeamSettings(row[0], row[1], row[2], tuple(row[3]), tuple(row[4]), row[5])
 
 
 def save_team(conn: psycopg.Connection, settings: TeamSettings) -> TeamSettings:
     t = settings.checked()
     conn.execute(
         "INSERT INTO notification_team_settings (team, slack_webhook_url, slack_channel, manager_emails,"
-        " finance_emails) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (team) DO UPDATE SET"
+        " finance_emails, budget_digest) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (team) DO UPDATE SET"
         " slack_webhook_url = EXCLUDED.slack_webhook_url, slack_channel = EXCLUDED.slack_channel,"
-        " manager_emails = EXCLUDED.manager_emails, finance_emails = EXCLUDED.finance_emails, updated_at = now()",
-        (t.team, t.slack_webhook_url, t.slack_channel, list(t.manager_emails), list(t.finance_emails)))
+        " manager_emails = EXCLUDED.manager_emails, finance_emails = EXCLUDED.finance_emails,"
+        " budget_digest = EXCLUDED.budget_digest, updated_at = now()",
+        (t.team, t.slack_webhook_url, t.slack_channel, list(t.manager_emails), list(t.finance_emails),
+         t.budget_digest))
     return t
 
 

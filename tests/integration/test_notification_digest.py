@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 
 import psycopg
@@ -16,7 +16,7 @@ from domain.job_status import FailureType
 from handlers.notifications.channels import Mailer
 from handlers.notifications.digest import DigestSchedule
 from handlers.notifications.digests import DigestSender
-from handlers.notifications.preferences import Preferences
+from handlers.notifications.preferences import Preferences, TeamSettings
 from projections.runner import PROJECTIONS, rebuild
 from tests.integration.test_notifications import (  # noqa: F401 - `rig` is a fixture
     BASE, SENDER, Rig, at, completed_job, rig, text_of, training_job,
@@ -86,6 +86,39 @@ def test_a_digest_user_gets_one_email_a_day_with_her_jobs_events_spend_and_activ
     assert text_of(rig.smtp.messages[-1]).splitlines()[0] == ("1 event(s) on your jobs: 1 failed. "
                                                               "Spent today: $0.00.")
     assert [row[2] for row in digests(rig.url)] == ["skipped", "sent", "sent"]
+
+
+def test_the_budget_recipients_get_the_teams_daily_budget_summary_when_the_team_asks_for_it(rig: Rig) -> None:
+    """FR7.2.2 "Daily Digest Option": managers and finance, whether or not they use the app, get
+    the whole team's day once, when `budget_digest` is on; nothing when it is off."""
+    recipients = {"manager_emails": ("boss@example.com", "cfo@example.com"),
+                  "finance_emails": ("cfo@example.com", "books@example.com")}
+    rig.save(TeamSettings("default", **recipients, budget_digest=True))
+    assert sender_for(rig).send_due(datetime(2026, 11, 25, 7, 59, tzinfo=UTC)) == {
+        "boss@example.com": "skipped", "cfo@example.com": "skipped", "books@example.com": "skipped"}  # a quiet day
+    done = completed_job(rig.app)
+    running = training_job(rig.app)
+    rig.app.record_job_spend(done, at(13 * 60 + 12))
+    project(rig)
+    nine = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    assert sender_for(rig).send_due(nine) == {
+        "boss@example.com": "sent", "cfo@example.com": "sent", "books@example.com": "sent"}  # cfo once
+    assert sender_for(rig).send_due(nine.replace(minute=1)) == {}  # settled: a restart sends nothing again
+    assert sorted(m["To"] for m in rig.smtp.messages) == ["books@example.com", "boss@example.com", "cfo@example.com"]
+    mail = rig.smtp.messages[0]
+    assert mail["Subject"] == "Your daily training budget summary: Wed 25 Nov 2026"
+    text = text_of(mail).splitlines()
+    assert text[0] == "Spent today: $32.37. Remaining budget: $422.68. Active jobs: 1."
+    for line in ("Spent today: $32.37", "Active jobs: 1", f"  - Advisor tone v1: training, step 500 of 1000 (alice)"
+                 f"  {BASE}/jobs/{running}", f"View Budget Dashboard: {BASE}/budget?month=2026-11"):
+        assert line in text, (line, text)
+    with psycopg.connect(rig.url) as conn:
+        rows = conn.execute("SELECT event_key, recipient, status FROM notification_deliveries WHERE kind ="
+                            " 'budget_digest' ORDER BY event_key, recipient").fetchall()
+    assert [r for r in rows if r[2] == "sent"] == [("budget-digest:2026-11-25", a, "sent") for a in
+                                                   ("books@example.com", "boss@example.com", "cfo@example.com")]
+    rig.save(TeamSettings("default", **recipients, budget_digest=False))
+    assert sender_for(rig).send_due(nine + timedelta(days=1)) == {}  # turned off: nothing the next day
 
 
 class SlowMailer(Mailer):

@@ -418,6 +418,9 @@ def test_preferences_and_team_settings_from_the_cli_and_the_api(rig: Rig, web: T
     team = pipeline(rig.url, "notifications", "team", "set", "--finance", "ap@example.com", "--slack-channel",
                     "#training-budget")
     assert "finance ap@example.com" in team.stdout and "managers boss@example.com" in team.stdout
+    assert team.stdout.strip().endswith("daily budget summary off")
+    summary = pipeline(rig.url, "notifications", "team", "set", "--budget-digest", "on")
+    assert summary.stdout.strip().endswith("daily budget summary on") and "finance ap@example.com" in summary.stdout
 
     as_bob = {"X-Pipeline-User": "bob", "X-Pipeline-Role": "member"}
     assert web.get("/api/notification-preferences/bob", headers=as_bob).json()["events"] == [
@@ -431,6 +434,10 @@ def test_preferences_and_team_settings_from_the_cli_and_the_api(rig: Rig, web: T
     assert web.get("/api/notification-team-settings", headers=as_bob).status_code == 403
     as_manager = {"X-Pipeline-User": "dana", "X-Pipeline-Role": "manager"}
     assert web.get("/api/notification-team-settings", headers=as_manager).json()["slack_channel"] == "#training-budget"
+    assert web.get("/api/notification-team-settings", headers=as_manager).json()["budget_digest"] is True
+    replaced = web.put("/api/notification-team-settings", headers=as_manager,
+                       json={"finance_emails": ["ap@example.com"], "budget_digest": False})
+    assert replaced.status_code == 200 and replaced.json()["budget_digest"] is False
     assert web.get("/api/notification-preferences/alice", headers=as_manager).json()["email"] == "alice@example.com"
     assert web.get("/api/notifications/deliveries").json() == []
 

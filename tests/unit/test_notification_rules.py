@@ -293,9 +293,11 @@ def test_a_digest_counts_the_events_and_sums_up_the_budget() -> None:
             "link": f"{BASE}/jobs/j", "job_id": None, "occurred_at": datetime(2026, 11, 24, 14, 2, tzinfo=timezone.utc)}
     failed = line | {"kind": "failed", "headline": "✗ Training failed: B (oom: …)"}
     running = {"id": "j2", "name": "C", "status": "training", "step": 500, "total_steps": 1000, "created_by": "alice"}
+    queued = {"id": "j3", "name": "D", "status": "queued", "step": 0, "total_steps": 0, "created_by": "bob"}
     digest = Digest("alice", day, "UTC", schedule.send_time(day - timedelta(days=1)), schedule.send_time(day),
-                    (line, line, failed), (running,), 3, Decimal("48.3249"), Decimal("30"), "2026-11",
-                    {"monthly_limit": Decimal(500), "spent": Decimal(400), "reserved": Decimal(40)})
+                    (line, line, failed), (running,), (running, queued, queued | {"id": "j4"}), Decimal("48.3249"),
+                    Decimal("30"), "2026-11", {"monthly_limit": Decimal(500), "spent": Decimal(400),
+                                               "reserved": Decimal(40)})
     notice = digest.notice(BASE)
     assert notice.subject == "Your daily training budget summary: Wed 25 Nov 2026"
     assert notice.headline == "3 event(s) on your jobs: 2 completed, 1 failed. Spent today: $48.32."
@@ -306,6 +308,16 @@ def test_a_digest_counts_the_events_and_sums_up_the_budget() -> None:
     assert notice.sections[0][1][0] == ("Tue 14:02  ✓ Training completed: A (1.0hrs, $2.49)", f"{BASE}/jobs/j")
     assert notice.sections[1] == ("Your active jobs", (("C: training, step 500 of 1000", f"{BASE}/jobs/j2"),))
     assert not digest.empty and replace(digest, lines=(), active=(), spent=Decimal(0)).empty
+    # The budget recipients' summary: the whole team's jobs and spend.
+    team = digest.team_notice(BASE)
+    assert (team.kind, team.subject) == ("budget_digest", "Your daily training budget summary: Wed 25 Nov 2026")
+    assert team.headline == "Spent today: $48.32. Remaining budget: $60.00. Active jobs: 3."
+    assert dict(team.facts)["Active jobs"] == "3" and dict(team.facts)["Spent today"] == "$48.32"
+    assert team.sections == (("Active jobs", (("C: training, step 500 of 1000 (alice)", f"{BASE}/jobs/j2"),
+                                              ("D: queued (bob)", f"{BASE}/jobs/j3"),
+                                              ("D: queued (bob)", f"{BASE}/jobs/j4"))),)
+    assert team.link == ("View Budget Dashboard", f"{BASE}/budget?month=2026-11")
+    assert not digest.team_empty and replace(digest, team_jobs=(), spent=Decimal(0)).team_empty
 
 
 def test_a_banner_sends_people_back_only_within_the_site() -> None:

@@ -73,8 +73,8 @@ async def _page(request: Request, state: State, status: int = 200, **extra: Any)
         "slack_webhook_url": preferences.slack_webhook_url or ""}
     shown_team = extra.pop("team", None) or ({
         "slack_webhook_url": team.slack_webhook_url or "", "slack_channel": team.slack_channel or "",
-        "manager_emails": "\n".join(team.manager_emails), "finance_emails": "\n".join(team.finance_emails)}
-        if team else None)
+        "manager_emails": "\n".join(team.manager_emails), "finance_emails": "\n".join(team.finance_emails),
+        "budget_digest": team.budget_digest} if team else None)
     return Template("settings_notifications.html", status_code=status, context={
         "mine": mine, "team": shown_team, "team_name": state.settings.team, "managing": managing,
         "account_email": user.email if user else None, "channels": CHANNELS, "digests": DIGESTS,
@@ -112,12 +112,13 @@ async def save_my_preferences(request: Request, state: State) -> Response:
 async def save_team_settings(request: Request, state: State) -> Response:
     """The team's Slack channel and who gets budget alerts and limit requests (FR7.2.2)."""
     form = await request.form()
-    shown = {key: str(form.get(key) or "").strip()
-             for key in ("slack_webhook_url", "slack_channel", "manager_emails", "finance_emails")}
+    shown: dict[str, Any] = {key: str(form.get(key) or "").strip()
+                             for key in ("slack_webhook_url", "slack_channel", "manager_emails", "finance_emails")}
     try:
         _limited(shown)
+        shown["budget_digest"] = form.get("budget_digest") == "on"
         wanted = TeamSettings(state.settings.team, shown["slack_webhook_url"] or None, shown["slack_channel"] or None,
-                              emails(shown["manager_emails"]), emails(shown["finance_emails"]))
+                              emails(shown["manager_emails"]), emails(shown["finance_emails"]), shown["budget_digest"])
         await _db(state, save_team, wanted)
     except InvalidPreferencesError as exc:
         return await _page(request, state, 400, team_error=str(exc), team=shown)
