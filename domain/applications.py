@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from domain.aggregates.budget import Budget
 from domain.aggregates.catalog_file import CatalogFile
 from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
-from domain.budget_month import budget_month, previous_month
+from domain.budget_month import budget_month, earlier_months
 from domain.cost_model import estimate_cost
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
 from domain.job_metadata import default_name, retry_name
@@ -357,11 +357,12 @@ class Pipeline(Application[UUID]):
         return self._budget_for_month(budget_month(at, self.policy.time_zone), at)
 
     def _budget_for_month(self, month: str, at: datetime) -> Budget:
-        """The month's budget; a month opened now keeps the previous month's budget controls."""
+        """The month's budget; a month opened now keeps the budget controls of the latest budget of
+        the year before it."""
         budget = self.budget(month)
         if budget is None:
             budget = Budget.open(self.policy.team, month, self.policy.default_limit, at, self.policy.grace_percent)
-            previous = self.budget(previous_month(month))
+            previous = next((b for m in earlier_months(month) if (b := self.budget(m)) is not None), None)
             if previous is not None:
                 budget.carry_blocking(previous, at)
         return budget

@@ -18,3 +18,15 @@ def previous_month(month: str) -> str:
     """`YYYY-MM` of the month before `month` (`YYYY-MM`)."""
     year, number = (int(part) for part in month.split("-"))
     return f"{year - 1:04d}-12" if number == 1 else f"{year:04d}-{number - 1:02d}"
+
+
+CARRY_MONTHS = 12  # how far back a new month looks for the budget controls in force
+
+
+def earlier_months(month: str, count: int = CARRY_MONTHS) -> list[str]:
+    """The `count` months before `month`, nearest first."""
+    found, current = [], month
+    for _ in range(count):
+        current = previous_month(current)
+        found.append(current)
+    return found

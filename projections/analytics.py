@@ -86,14 +86,20 @@ def team_activity(conn: psycopg.Connection, team: str, month: str | None = None)
             for r in rows]
 
 
+# A job's last finite value of a metric column (a diverged NaN or infinite one is no measure).
+LAST_FINITE = ("(SELECT m.{0} FROM job_metrics m WHERE m.job_id = f.job_id AND m.{0} IS NOT NULL"
+               " AND m.{0} NOT IN ('NaN', 'Infinity', '-Infinity') ORDER BY m.step DESC LIMIT 1)")
+
+
 def cost_quality(conn: psycopg.Connection, team: str, month: str | None = None) -> list[dict[str, Any]]:
     """FR5.1.2's cost against quality: each completed job's total cost and its final validation loss
     (the last finite evaluation loss of its metric history), or, for a job never evaluated, its
-    final training loss (`loss_kind` says which). Jobs without a finite loss are left out."""
-    rows = _rows(conn, "SELECT job_id, name, preset, gpu_tier, total_cost, final_loss, created_at,"
-                       " (SELECT m.eval_loss FROM job_metrics m WHERE m.job_id = f.job_id AND m.eval_loss IS NOT NULL"
-                       "  AND m.eval_loss NOT IN ('NaN', 'Infinity', '-Infinity') ORDER BY m.step DESC LIMIT 1)"
-                       " AS eval_loss FROM job_finance f WHERE status = 'completed' AND (%(month)s::text IS NULL"
+    final training loss, the agent's else the last logged (`loss_kind` says which). Jobs without a
+    finite loss are left out."""
+    rows = _rows(conn, "SELECT job_id, name, preset, gpu_tier, total_cost, created_at,"
+                       f" {LAST_FINITE.format('eval_loss')} AS eval_loss,"
+                       f" COALESCE(final_loss, {LAST_FINITE.format('loss')}) AS final_loss"
+                       " FROM job_finance f WHERE status = 'completed' AND (%(month)s::text IS NULL"
                        " OR (f.team = %(team)s AND f.month = %(month)s)) ORDER BY created_at, job_id", team, month)
     points = []
     for r in rows:

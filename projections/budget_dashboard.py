@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from domain.aggregates.budget import Budget
-from domain.budget_month import previous_month
+from domain.budget_month import earlier_months
 from domain.job_status import TERMINAL, JobStatus
 from domain.money import cents
 from projections.finance import apportion, percent
@@ -41,13 +41,15 @@ def budget_dashboard(conn: psycopg.Connection, team: str, month: str, time_zone:
 
 
 def blocks_new_jobs(conn: psycopg.Connection, team: str, month: str) -> bool:
-    """The month's "Block new jobs" setting; a month without a budget yet gets the previous month's
-    (as the domain carries it over when the month is opened)."""
-    for wanted in (month, previous_month(month)):
-        row = conn.execute("SELECT block_new_jobs FROM budgets WHERE id = %s", (Budget.id_for(team, wanted),)).fetchone()
-        if row is not None:
-            return row[0]
-    return True
+    """The month's "Block new jobs" setting; a month without a budget yet gets the one of the latest
+    budget in the year before it (what the domain carries over when the month is opened)."""
+    months = [month, *earlier_months(month)]
+    row = conn.execute(CARRIED, {"ids": [Budget.id_for(team, m) for m in months]}).fetchone()
+    return row[0] if row else True
+
+
+# The setting of the latest of these budgets (months sort as text).
+CARRIED = "SELECT block_new_jobs FROM budgets WHERE id = ANY(%(ids)s) ORDER BY month DESC LIMIT 1"
 
 
 def overrun(budget: dict[str, Any]) -> dict[str, Any] | None:

@@ -91,8 +91,8 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
     B.ReservationChanged: lambda e: f"Budget reservation changed to {usd(e.amount)}",
     B.OverrideRecorded: lambda e: (f"Budget override by {e.actor}: {usd(e.over_by)} over the limit —"
                                    f" {e.justification}"),
-    B.OverLimitAllowed: lambda e: (f"Started past the budget limit plus grace ({usd(e.over_by)} over the limit):"
-                                   " new jobs are not blocked when the budget is exceeded"),
+    B.OverLimitAllowed: lambda e: (f"Reserved {usd(e.amount)} past the budget limit plus grace ({usd(e.over_by)} over"
+                                   " the limit): new jobs are not blocked when the budget is exceeded"),
     B.BlockingChanged: lambda e: (f"Block new jobs when the budget is exceeded: {'on' if e.block_new_jobs else 'off'}"
                                   f" ({e.actor}: {e.justification})"),
     B.SpendRecorded: lambda e: f"Spend recorded: {usd(e.amount)} (job total {usd(e.job_total)})",

@@ -26,7 +26,7 @@ from web.flows import Actor
 LEVELS = ((100, "danger"), (80, "warning"), (0, "ok"))
 DECISIONS = {"override": "Budget override", "limit_increase_requested": "Limit increase requested",
              "limit_increase_approved": "Limit increase approved", "limit_increase_denied": "Limit increase denied",
-             "limit_changed": "Limit changed", "over_limit_allowed": "Started over the limit",
+             "limit_changed": "Limit changed", "over_limit_allowed": "Reserved over the limit",
              "blocking_on": "New jobs blocked when exceeded", "blocking_off": "New jobs no longer blocked"}
 
 

@@ -10,7 +10,7 @@ from decimal import ROUND_CEILING, Decimal
 from litestar.datastructures import State
 
 from domain.aggregates.budget import Budget
-from domain.budget_month import budget_month, previous_month
+from domain.budget_month import budget_month, earlier_months
 from domain.money import usd
 from web import queries
 
@@ -48,15 +48,15 @@ class BudgetView:
 
 
 async def load_budget(state: State, at: datetime) -> BudgetView:
-    """The month of `at`; a month nobody has touched yet has the default limit and the previous
-    month's budget controls (what the domain gives it when it is opened)."""
+    """The month of `at`; a month nobody has touched yet has the default limit and the budget
+    controls of the latest budget of the year before (what the domain gives it when it is opened)."""
     settings = state.settings
     month = budget_month(at, settings.time_zone)
     row = await queries.budget_row(state.pool, Budget.id_for(settings.team, month))
     if row is None:
-        before = await queries.budget_row(state.pool, Budget.id_for(settings.team, previous_month(month)))
+        earlier = [Budget.id_for(settings.team, m) for m in earlier_months(month)]
         return BudgetView(settings.team, month, settings.budget_default_limit, settings.budget_grace_percent,
-                          block_new_jobs=before["block_new_jobs"] if before else True)
+                          block_new_jobs=await queries.carried_blocking(state.pool, earlier))
     return BudgetView(settings.team, month, row["monthly_limit"], row["grace_percent"], row["spent"],
                       row["reserved"], row["active"], row["block_new_jobs"])
 

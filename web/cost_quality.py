@@ -34,7 +34,7 @@ def scatter(points: list[dict[str, Any]]) -> dict[str, Any] | None:
     losses = [float(p["loss"]) for p in points]
     costs = [float(p["total_cost"]) for p in points]
     x0, x1, x_ticks = axis(min(losses), max(losses))
-    _, y1, y_ticks = axis(0.0, max(costs))
+    _, y1, y_ticks = axis(0.0, max(costs) or 1.0)  # every job free: still a $0 to $1 scale
     y0 = 0.0
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 

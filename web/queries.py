@@ -10,6 +10,7 @@ from uuid import UUID
 from psycopg.rows import class_row, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from projections.budget_dashboard import CARRIED
 from projections.job_detail import STATEMENTS as DETAIL_STATEMENTS
 from projections.job_detail import assemble
 from projections.job_search import COLUMNS, JobPage, JobSearch, presented
@@ -194,6 +195,12 @@ async def budget_row(pool: AsyncConnectionPool, budget_id: UUID) -> dict[str, An
                              " WHERE budget_id = %s AND outstanding > 0) AS active FROM budgets WHERE id = %s",
                        (budget_id, budget_id))
     return found[0] if found else None
+
+
+async def carried_blocking(pool: AsyncConnectionPool, budget_ids: list[UUID]) -> bool:
+    """"Block new jobs" of the latest of these budgets; blocking when there is none."""
+    found = await rows(pool, CARRIED, {"ids": budget_ids})
+    return found[0]["block_new_jobs"] if found else True
 
 
 async def same_name_exists(pool: AsyncConnectionPool, created_by: str, name: str, other_than: UUID) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from domain.aggregates.training_job import TrainingJob
 from domain.cost_ledger import ledger
-from domain.gpu import PricingTier, gpu_option
+from domain.gpu import OfflinePrices, PricingTier
 from domain.money import cents
 
 PLATEAU_SHARE = Decimal("0.05")  # within 5 % of the whole drop of the smoothed loss: on the plateau
@@ -85,13 +85,16 @@ def thinned(rows: list[MetricRow], most: int = MAX_CHART_POINTS) -> list[MetricR
 def cost_facts(job: TrainingJob, now: datetime) -> dict[str, Any]:
     """The cost breakdown page: GPU time and cost split as the ledger splits it (useful, redone
     after interruptions, set-up), the rates paid, interruptions, and what on-demand would have cost
-    for the same pod hours (FR7.3.1's comparison)."""
+    (FR7.3.1's comparison, as projections.finance.savings_rows computes it)."""
     totals = ledger(tuple(job.pods.values()), now)
     split = totals.in_cents()
     hours = totals.total_seconds / 3600
     rates = sorted({pod.hourly_rate for pod in job.pods.values()})
     tier = (job.configuration or {}).get("gpu_tier", "spot")
-    on_demand = cents(gpu_option(PricingTier.ON_DEMAND).hourly_rate * hours)
+    # As the finance savings report: the pod hours less the work an interruption made it redo (an
+    # on-demand pod is not preempted), at the on-demand rate.
+    worked = totals.total_seconds - totals.lost_seconds
+    on_demand = cents(OfflinePrices().on_demand * worked / 3600)
     total = split["total"]
     saved = on_demand - total if tier == PricingTier.SPOT.value else None
     return {"hours": hours, "total": total, "useful": split["useful"], "lost": split["lost"],

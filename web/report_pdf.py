@@ -266,7 +266,7 @@ def cost_page(pdf: ReportPdf, costs: dict[str, Any]) -> None:
         rows.append(("Estimate before the start", f"up to {usd(Decimal(costs['estimate_max']))}"))
     if costs["saved"] is not None and costs["saved_percent"] is not None:
         rows.append(("Cost efficiency", f"{costs['saved_percent']:.0f}% cheaper than on-demand"
-                                        f" ({usd(costs['on_demand'])} for the same GPU hours)"))
+                                        f" ({usd(costs['on_demand'])} on-demand, without the redone work)"))
     pdf.facts(rows, widths=(70, 104))
     pdf.paragraph("Storage of checkpoints and adapters is not charged per job and is not included.", size=8,
                   color=MUTED)

@@ -239,13 +239,16 @@ class Budget(Aggregate):
                 f"An override needs a justification of at least {OVERRIDE_JUSTIFICATION_MIN} characters")
 
     def _overage_warning(self, committed: Decimal) -> list[str]:
-        if committed <= self.limit or self.limit == 0:
+        if committed <= self.limit:
             return []
-        over = (committed - self.limit) * 100 / self.limit
         if committed > self.ceiling and not self.block_new_jobs:
-            return [f"⚠ Over Budget: This job will exceed budget by {over:.0f}% ({usd(committed)} total vs "
+            by = f" by {(committed - self.limit) * 100 / self.limit:.0f}%" if self.limit else ""
+            return [f"⚠ Over Budget: This job will exceed budget{by} ({usd(committed)} total vs "
                     f"{usd(self.limit)} limit). Proceeding allowed because new jobs are not blocked when the "
                     "budget is exceeded (Budget Controls)."]
+        if self.limit == 0:
+            return []
+        over = (committed - self.limit) * 100 / self.limit
         return [f"⚠ Slight Overage: This job will exceed budget by {over:.0f}% ({usd(committed)} total vs "
                 f"{usd(self.limit)} limit). Proceeding allowed as within {self.grace_percent:.0f}% grace period."]
 

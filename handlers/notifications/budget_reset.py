@@ -6,7 +6,9 @@ of that day, and each person may dismiss it before. A worker that was down all t
 budget page always shows the month's figures.
 
 The limit is the new month's budget when one was opened already (a limit set ahead for it), else
-the default limit; last month's spend is the budgets read model's, to the cent."""
+the default limit; last month's spend is the budgets read model's, to the cent. Jobs started last
+month charge last month's budget to their end: while any still holds a reservation there, the
+banner says "Last month's spend so far: … (jobs started then are still running)"."""
 
 from __future__ import annotations
 
@@ -40,7 +42,9 @@ class ResetBanners:
         month = budget_month(now, self.time_zone)
         limit = self._figure(conn, month, "monthly_limit")
         spent = self._figure(conn, previous_month(month), "spent")
-        message = reset_message(self.default_limit if limit is None else limit, spent or Decimal(0))
+        still = self._figure(conn, previous_month(month), "reserved")
+        message = reset_message(self.default_limit if limit is None else limit, spent or Decimal(0),
+                                bool(still and still > 0))
         ends = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
         posted = conn.execute(
             "INSERT INTO notification_banners (event_key, team, kind, level, message, link, expires_at)"
@@ -54,6 +58,8 @@ class ResetBanners:
         return row[0] if row else None
 
 
-def reset_message(limit: Decimal, last_spent: Decimal) -> str:
-    return (f"✓ Budget Reset: Your monthly training budget has been reset to {usd(limit)}."
-            f" Last month's spend: {usd(last_spent)}.")
+def reset_message(limit: Decimal, last_spent: Decimal, running: bool = False) -> str:
+    """`running`: jobs started last month still hold reservations there, and charge it as they run."""
+    spend = (f"Last month's spend so far: {usd(last_spent)} (jobs started then are still running)" if running
+             else f"Last month's spend: {usd(last_spent)}")
+    return f"✓ Budget Reset: Your monthly training budget has been reset to {usd(limit)}. {spend}."

@@ -107,7 +107,9 @@ def test_the_budget_reset_banner_shows_on_a_months_first_day_once_to_the_whole_t
     first = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
     month = f"{first.year:04d}-{first.month:02d}"
     before = Budget.open("default", previous_month(month), Decimal(500), now)
+    before.reserve(UUID(int=9), Decimal("490"), "alice", "member", now)
     before.record_spend(UUID(int=9), Decimal("487.3249"), now)
+    before.release(UUID(int=9), now)
     ahead = Budget.open("default", month, Decimal(750), now)
     rig.app.save(before, ahead)
     with psycopg.connect(rig.url) as conn, conn.transaction():
@@ -138,3 +140,14 @@ def test_the_budget_reset_banner_shows_on_a_months_first_day_once_to_the_whole_t
             "✓ Budget Reset: Your monthly training budget has been reset to $500.00. Last month's spend: $0.00.")
         ends = conn.execute("SELECT expires_at FROM notification_banners WHERE team = 'east'").fetchone()[0]
     assert ends == tokyo_first + timedelta(days=1)
+    # Jobs of last month still running there: its spend is not final yet, and the banner says so.
+    busy = Budget.open("busy", previous_month(month), Decimal(500), now)
+    busy.reserve(UUID(int=10), Decimal("100"), "alice", "member", now)
+    busy.record_spend(UUID(int=10), Decimal("12.5"), now)
+    rig.app.save(busy)
+    with psycopg.connect(rig.url) as conn, conn.transaction():
+        rebuild_all(conn, {"pipeline": rig.app})
+    with psycopg.connect(rig.url) as conn:
+        assert ResetBanners("busy", "UTC", Decimal(500)).post_due(conn, first) == (
+            "✓ Budget Reset: Your monthly training budget has been reset to $500.00. Last month's spend so far:"
+            " $12.50 (jobs started then are still running).")

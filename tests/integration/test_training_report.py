@@ -15,6 +15,7 @@ from pypdf import PdfReader
 from domain.job_status import JobStatus
 from domain.money import usd
 from domain.values import ArtifactRef
+from projections.finance import Query, savings_rows
 from tests.factories import queue_sample_job
 from tests.integration.test_web_job_detail import ago, run, telemetry
 from tests.web_rig import WebRig, web  # noqa: F401 - the fixture
@@ -79,6 +80,10 @@ def test_a_completed_job_gets_its_training_report_with_its_own_figures(web: WebR
                      "Checkpoint saved at step 1,000", "Interrupted at step 1,100: spot preemption",
                      "cheaper than on-demand", "Loss plateaued at epoch"):
         assert expected in text, expected
+    with psycopg.connect(web.database_url) as conn:  # the same comparison as the finance savings report
+        [saving] = [r for r in savings_rows(conn, Query(web.settings.team)) if r["job_id"] == str(job_id)]
+    assert (f"{saving['savings_percent']:.0f}% cheaper than on-demand ({usd(saving['on_demand_cost'])} on-demand,"
+            " without the redone work)") in text
     # The download is on the job's record; a preview is shown inline and is not.
     with psycopg.connect(web.database_url) as conn:
         exports = conn.execute("SELECT count(*) FROM pipeline_events WHERE originator_id = %s AND topic ="

@@ -71,6 +71,14 @@ def test_cost_against_quality_is_a_dot_per_completed_job_linked_to_it(web: WebRi
     assert set(points) == {month.completed_spot, month.recovered_spot, month.completed_on_demand, month.october}  # completed only
     assert (points[month.completed_spot]["loss"], points[month.completed_spot]["loss_kind"]) == (0.2875, "validation")  # NaN skipped
     assert (points[month.recovered_spot]["loss"], points[month.recovered_spot]["loss_kind"]) == (0.312, "training")
+    with psycopg.connect(web.database_url) as conn:  # no final loss reported: the last finite logged one
+        conn.execute("UPDATE job_costs SET final_loss = NULL WHERE job_id = %s", (month.october,))
+        conn.execute("INSERT INTO job_metrics (job_id, step, attempt, loss, at) VALUES (%s, 10, 1, 0.45, %s),"
+                     " (%s, 11, 1, 'NaN', %s)", (month.october, utc(11, 1, 4, 0), month.october, utc(11, 1, 4, 1)))
+        fallback = {p["job_id"]: p for p in cost_quality(conn, "default")}[month.october]
+        conn.execute("UPDATE job_costs SET final_loss = 0.312 WHERE job_id = %s", (month.october,))
+        conn.execute("DELETE FROM job_metrics WHERE job_id = %s", (month.october,))
+    assert (fallback["loss"], fallback["loss_kind"]) == (0.45, "training")
     text = web.client("alice").get("/analytics", headers=HTML).text
     chart = text[text.index('id="cost-quality"'):text.index('id="trend"')]
     for job_id, p in points.items():
@@ -82,5 +90,6 @@ def test_cost_against_quality_is_a_dot_per_completed_job_linked_to_it(web: WebRi
     assert answer.status_code == 200
     assert {row["job_id"]: row["loss"] for row in answer.json()["rows"]} == {str(k): v["loss"] for k, v in points.items()}
     narrowed = web.client("alice").get("/analytics?since=2026-11-04&until=2026-11-15", headers=HTML).text
-    assert narrowed[narrowed.index('id="cost-quality"'):].count("<a href=\"/jobs/") >= 1  # Acme advisor v2 alone
+    section = narrowed[narrowed.index('id="cost-quality"'):narrowed.index('id="trend"')]
+    assert section.count("<circle class=\"dot preset-dot-") - section.count("<svg width=") == 1  # v2 alone
     assert f'data-job="{month.recovered_spot}"' in narrowed and f'data-job="{month.completed_spot}"' not in narrowed

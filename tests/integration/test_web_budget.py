@@ -190,7 +190,7 @@ def test_a_manager_stops_blocking_new_jobs_and_a_job_past_the_limit_starts_recor
     decisions = text[text.index('id="decisions"'):]
     assert "New jobs no longer blocked" in decisions and reason in decisions
     started = decisions[decisions.index("decision-over_limit_allowed"):].split("</tr>")[0]
-    assert "Started over the limit" in started and f'href="/jobs/{job}"' in started and "alice" in started
+    assert "Reserved over the limit" in started and f'href="/jobs/{job}"' in started and "alice" in started
     row = text[text.index(f'href="/jobs/{job}"'):].split("</tr>")[0]
     assert "over limit" in row
     december = page(web, month="2026-12")

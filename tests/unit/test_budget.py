@@ -84,7 +84,13 @@ def test_a_budget_that_does_not_block_new_jobs_lets_one_past_the_grace_margin_st
     assert [(e.job_id, e.amount, e.over_by, e.actor) for e in allowed] == [(job, D("700"), D("200"), "alice")]
     assert not any(isinstance(e, Budget.OverrideRecorded) for e in events)
     assert b.reservations == {str(job): D("700")}
-    # Within the grace margin nothing is recorded beyond the reservation; on again, it is refused.
+    # A zero limit warns too, without a percentage.
+    zero = Budget.open("ml", "2026-12", D(0), T0)
+    zero.set_blocking(False, "carol", "manager", "We invoice the client for overruns", T0)
+    assert zero.reserve(uuid.uuid4(), D("5"), "alice", "member", T0) == [
+        "⚠ Over Budget: This job will exceed budget ($5.00 total vs $0.00 limit). Proceeding allowed because new "
+        "jobs are not blocked when the budget is exceeded (Budget Controls)."]
+    # On again, a start past the grace margin is refused.
     b.set_blocking(True, "carol", "manager", "Back to hard limits for December", T0)
     with pytest.raises(BudgetExceededError):
         b.reserve(uuid.uuid4(), D("10"), "alice", "member", T0)
@@ -102,7 +108,7 @@ def test_a_larger_reservation_past_the_grace_margin_follows_the_blocking_setting
     assert [(e.amount, e.over_by) for e in allowed] == [(D("200"), D("100"))]
 
 
-def test_a_new_month_keeps_the_previous_months_budget_controls() -> None:
+def test_a_new_month_keeps_the_budget_controls_of_the_latest_budget_before_it() -> None:
     app = Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=BudgetPolicy(team="ml"))
     app.set_budget_blocking("2026-11", False, "carol", "manager", "We invoice the client for overruns", T0)
     december = datetime(2026, 12, 2, 9, tzinfo=timezone.utc)
@@ -114,10 +120,14 @@ def test_a_new_month_keeps_the_previous_months_budget_controls() -> None:
     change = [e for e in events if isinstance(e, Budget.BlockingChanged)]
     assert [(e.block_new_jobs, e.actor, e.justification) for e in change] == [
         (False, "system", "Carried over from 2026-11")]
-    # A month after a month without a budget starts from the default: blocking.
+    # A month after a month without a budget takes the latest budget's of the year before it…
     app.change_limit("2027-02", D(600), "carol", "manager", "February has the year-end client deliveries to train",
                      datetime(2027, 2, 1, 9, tzinfo=timezone.utc))
-    assert app.budget("2027-02").block_new_jobs is True
+    assert app.budget("2027-02").block_new_jobs is False
+    # …and one with no budget in the twelve months before starts from the default: blocking.
+    app.change_limit("2028-03", D(600), "carol", "manager", "March has the first client deliveries of the year to train",
+                     datetime(2028, 3, 1, 9, tzinfo=timezone.utc))
+    assert app.budget("2028-03").block_new_jobs is True
 
 
 def test_thresholds_fire_once_each_per_month() -> None:

@@ -41,6 +41,12 @@ def test_lower_is_left_and_down_and_the_costly_or_poor_job_is_an_outlier() -> No
     assert chart["presets"] == ["aggressive", "balanced", "conservative"]
 
 
+def test_free_jobs_still_get_a_cost_scale_from_zero() -> None:
+    chart = scatter([point(0.3, "0"), point(0.4, "0")])
+    assert chart is not None and [label for _, label in chart["y_ticks"]][0] == "$0.00"
+    assert all(y <= chart["bottom"] for y, _ in chart["y_ticks"])
+
+
 def test_too_few_jobs_have_no_outliers_and_none_no_chart() -> None:
     chart = scatter([point(0.3, "10"), point(0.9, "500"), point(0.31, "11")])
     assert chart is not None and chart["outliers"] == 0

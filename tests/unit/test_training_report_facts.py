@@ -1,6 +1,7 @@
 """The training report's facts (FR4.2.2): the loss against its baseline, where it converged, the
 thinning of long histories; and the PDF renders for any job that completed, however little it
-recorded and whatever its name is written in."""
+recorded; a name in Latin, Greek or Cyrillic script prints as typed (other scripts do not crash the
+report, their glyphs print blank: docs/web.md)."""
 
 from __future__ import annotations
 
