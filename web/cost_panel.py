@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from domain.aggregates.budget import MANAGER_ROLES, OVERRIDE_JUSTIFICATION_MIN
 from domain.cost_model import CostEstimate, estimate_warnings
@@ -37,6 +38,8 @@ def panel(quote: Quote) -> dict[str, Any]:
         "delta": quote.delta(), "budget": quote.budget_lines(), "blocked": quote.blocked, "fits": quote.fits,
         "manager": quote.role in MANAGER_ROLES, "override_min": OVERRIDE_JUSTIFICATION_MIN,
         "version": exact.algorithm_version,
+        "estimate_pdf": "/jobs/new/estimate.pdf?" + urlencode({"training_file_id": quote.file["id"],
+                                                               "preset": quote.preset.name, "gpu_tier": quote.tier.value}),
     }
 
 

@@ -1,145 +1,31 @@
 """The training report as a PDF (FR4.2.2): a cover page, the executive summary, the training
 metrics (loss curves, the learning-rate schedule, a metrics table, where the loss converged), the
-cost breakdown and an appendix (configuration, checkpoint history, event log summary). Drawn with
-fpdf2 in DejaVu Sans (web/fonts), so any name in Latin, Greek or Cyrillic script prints as typed."""
+cost breakdown and an appendix (configuration, checkpoint history, event log summary), on the
+pages of web/pdf_base.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from fpdf import FPDF, XPos, YPos
-from fpdf.enums import TableCellFillMode
+from fpdf import XPos, YPos
 
 from domain.money import usd
-from web.axes import axis
 from web.detail_format import STATUS_LABELS
+from web.pdf_base import MUTED, BrandedPdf
 from web.report_data import ReportData
 from web.report_facts import MetricRow, convergence, cost_facts, finite, loss_outcome, thinned
 
-FONTS = Path(__file__).parent / "fonts"
-BRAND = "LoRA Pipeline"
-INK, MUTED, ACCENT = (31, 41, 51), (97, 110, 124), (16, 42, 67)
 TRAIN, EVAL, RATE = (37, 99, 235), (217, 119, 6), (14, 159, 110)
-Point = tuple[float, float]
 
 
-class ReportPdf(FPDF):
+class ReportPdf(BrandedPdf):
     def __init__(self, data: ReportData) -> None:
-        super().__init__(format="A4", unit="mm")
+        super().__init__(f"{data.job.name} - training report", f"{data.job.name} · training report", data.time_zone,
+                         data.generated_at)
         self.data = data
-        self.zone = ZoneInfo(data.time_zone)
-        self.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
-        self.add_font("DejaVu", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
-        self.set_margins(18, 18, 18)
-        self.set_auto_page_break(True, margin=18)
-        self.set_title(f"{data.job.name} - training report")
-        self.set_author(BRAND)
-        self.set_creation_date(data.generated_at)
-
-    def footer(self) -> None:
-        if self.page_no() == 1:
-            return
-        self.set_y(-12)
-        self.font(8, color=MUTED)
-        self.cell(0, 5, f"{self.data.job.name} · training report · page {self.page_no()}", align="C")
-
-    # --- small helpers ----------------------------------------------------------------------
-
-    def font(self, size: float, bold: bool = False, color: tuple[int, int, int] = INK) -> None:
-        self.set_font("DejaVu", "B" if bold else "", size)
-        self.set_text_color(*color)
-
-    def local(self, at: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
-        return at.astimezone(self.zone).strftime(fmt) if at else "—"
-
-    def heading(self, text: str) -> None:
-        self.font(16, bold=True, color=ACCENT)
-        self.cell(0, 10, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.ln(2)
-
-    def subheading(self, text: str) -> None:
-        self.ln(2)
-        self.font(11, bold=True)
-        self.cell(0, 7, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-
-    def paragraph(self, text: str, size: float = 10, color: tuple[int, int, int] = INK) -> None:
-        self.font(size, color=color)
-        self.multi_cell(0, 5.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-
-    def facts(self, rows: Sequence[tuple[str, str]], widths: tuple[int, int] = (55, 119)) -> None:
-        self.font(10)
-        self.set_draw_color(217, 226, 236)
-        self.set_fill_color(255, 255, 255)
-        with self.table(col_widths=widths, text_align=("LEFT", "LEFT"), first_row_as_headings=False,
-                        line_height=6, borders_layout="HORIZONTAL_LINES",
-                        cell_fill_mode=TableCellFillMode.NONE) as table:
-            for label, value in rows:
-                row = table.row()
-                row.cell(label)
-                row.cell(value)
-
-    def grid(self, headings: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]) -> None:
-        self.font(9)
-        self.set_draw_color(217, 226, 236)
-        self.set_fill_color(255, 255, 255)
-        with self.table(col_widths=tuple(widths), line_height=5.5, borders_layout="HORIZONTAL_LINES",
-                        text_align="LEFT", cell_fill_mode=TableCellFillMode.NONE) as table:
-            heading = table.row()
-            for text in headings:
-                heading.cell(text)
-            for values in rows:
-                row = table.row()
-                for value in values:
-                    row.cell(value)
-
-    def chart(self, title: str, series: list[tuple[str, tuple[int, int, int], list[Point]]], x_label: str,
-              y_format: Callable[[float], str], height: float = 62) -> None:
-        """A line chart of one or more series over the text width; a series with one point is a dot."""
-        points = [p for _, _, pts in series for p in pts]
-        if not points:
-            return
-        if self.will_page_break(height + 14):
-            self.add_page()
-        self.subheading(title)
-        left, top = self.l_margin + 16, self.get_y() + 2
-        width, inner_h = self.epw - 18, height - 14
-        x0, x1, x_ticks = axis(min(p[0] for p in points), max(p[0] for p in points))
-        y0, y1, y_ticks = axis(min(p[1] for p in points), max(p[1] for p in points))
-
-        def at(p: Point) -> Point:
-            return (left + (p[0] - x0) / (x1 - x0) * width, top + inner_h - (p[1] - y0) / (y1 - y0) * inner_h)
-
-        self.set_draw_color(217, 226, 236)
-        self.set_line_width(0.2)
-        self.font(7, color=MUTED)
-        for tick in y_ticks:
-            y = at((x0, tick))[1]
-            self.line(left, y, left + width, y)
-            self.text(self.l_margin, y + 1, y_format(tick))
-        for tick in x_ticks:
-            x = at((tick, y0))[0]
-            self.line(x, top, x, top + inner_h)
-            self.text(x - 3, top + inner_h + 4, f"{tick:g}")
-        self.text(left + width / 2 - 6, top + inner_h + 8.5, x_label)
-        legend_x = left
-        for label, color, pts in series:
-            self.set_draw_color(*color)
-            self.set_fill_color(*color)
-            self.set_line_width(0.5)
-            if len(pts) > 1:
-                self.polyline([at(p) for p in pts])
-            for p in pts if len(pts) <= 30 else ():
-                x, y = at(p)
-                self.circle(x, y, 0.7, style="F")
-            self.rect(legend_x, top + inner_h + 10.5, 3, 1.5, style="F")
-            self.text(legend_x + 4, top + inner_h + 12, label)
-            legend_x += 8 + self.get_string_width(label)
-        self.set_y(top + height)
 
 
 def render(data: ReportData) -> bytes:
@@ -159,18 +45,12 @@ def render(data: ReportData) -> bytes:
 def cover(pdf: ReportPdf) -> None:
     data, job = pdf.data, pdf.data.job
     pdf.add_page()
-    pdf.set_fill_color(*ACCENT)
-    pdf.rect(0, 0, pdf.w, 70, style="F")
-    pdf.set_xy(18, 24)
-    pdf.font(14, bold=True, color=(255, 255, 255))
-    pdf.cell(0, 8, BRAND, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.font(11, color=(217, 226, 236))
-    pdf.cell(0, 6, "LoRA / QLoRA fine-tuning", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.banner("LoRA / QLoRA fine-tuning")
     pdf.set_y(95)
     pdf.font(11, color=MUTED)
     pdf.cell(0, 7, "Training Report", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.font(24, bold=True)
-    pdf.multi_cell(0, 11, job.name, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(0, 11, job.name, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(6)
     trained = data.completed_at or job.updated_at
     pdf.facts([("Training date", pdf.local(data.started_at or trained, "%B %-d, %Y")),

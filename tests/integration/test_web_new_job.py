@@ -339,3 +339,38 @@ def test_a_script_in_the_name_or_notes_is_shown_escaped_on_the_review_page(web: 
     assert "<script>alert" not in page.text and "<img src=x" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; run" in page.text
     assert "&lt;script&gt;alert(2)&lt;/script&gt; <strong>bold</strong>" in page.text
+
+
+def test_the_cost_estimate_downloads_as_a_pdf_with_the_panels_figures(web: WebRig) -> None:
+    """FR1.2.1 "Download Cost Estimate": configuration, breakdown, the alternatives, historical
+    accuracy and the budget, the same figures as the estimate endpoint."""
+    import io
+
+    from pypdf import PdfReader
+
+    file_id = add_file(web)
+    web.project()
+    alice = web.client("alice")
+    params = {"training_file_id": str(file_id), "preset": "balanced", "gpu_tier": "spot"}
+    body = alice.get("/jobs/new/estimate.json", params=params).json()
+    panel = alice.get(f"/jobs/new?file={file_id}", headers=HTML).text
+    assert 'id="nj-estimate-pdf"' in panel and "/jobs/new/estimate.pdf?training_file_id=" in panel
+    answer = alice.get("/jobs/new/estimate.pdf", params=params)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+    assert re.fullmatch(r'attachment; filename="cost-estimate-financial-advisory\.json-balanced-spot-\d{8}-\d{6}\.pdf"',
+                        answer.headers["content-disposition"]), answer.headers["content-disposition"]
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(answer.content)).pages).split())
+    conservative = estimate_cost(CONSERVATIVE, 1419, gpu_option(PricingTier.ON_DEMAND),
+                                 interruption_probability=P18).for_display()
+    for expected in ("Cost estimate: Balanced preset, Spot Instance", "1,419 training pairs",
+                     f"Total estimate {usd(Decimal(body['cost_min']))} - {usd(Decimal(body['cost_max']))}",
+                     f"Expected cost {usd(Decimal(body['total_cost']))}",
+                     f"GPU compute {usd(Decimal(body['base_gpu_cost']))}", "Spot interruption buffer",
+                     "Alternative configurations", "Balanced (this estimate)",
+                     f"{usd(conservative.cost_min)} - {usd(conservative.cost_max)}",
+                     "Historical accuracy", f"Budget ({month()})", "Fits the remaining budget"):
+        assert expected in text, (expected, text)
+    wrong = alice.get("/jobs/new/estimate.pdf", params=params | {"preset": "turbo"}, headers=HTML)
+    assert wrong.status_code == 400 and "turbo" in wrong.text
+    missing = alice.get("/jobs/new/estimate.pdf", params=params | {"training_file_id": "nope"}, headers=HTML)
+    assert missing.status_code == 400 and "Choose a valid training file" in missing.text

@@ -3,6 +3,7 @@ new_job.js swaps in on every change, and the same estimate as JSON, to the cent.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import MediaType, Request, Response, get
@@ -15,9 +16,12 @@ from domain.money import cents
 from domain.presets import LOCKED_TOOLTIP, UnknownPresetError, is_unlocked, preset_named
 from web import cost_panel
 from web.auth import actor_of
+from web.clock import utcnow
+from web.estimate_pdf import render_estimate
 from web.errors import message_of
 from web.job_form import JobInput, as_money
 from web.new_job_view import NewJobPage, editable_job
+from web.pages.job_downloads import safe_name
 from web.quote import Quote
 
 
@@ -80,4 +84,28 @@ def budget_body(quote: Quote) -> dict[str, Any]:
             "message": lines["insufficient"], "refusal": lines["refusal"]["figures"] if lines["refusal"] else None}
 
 
-routes = [estimate_fragment, estimate_json]
+@get("/jobs/new/estimate.pdf", media_type=MediaType.HTML)
+async def estimate_pdf(request: Request, state: State, training_file_id: str | None = None,
+                       preset: str | None = None, gpu_tier: str | None = None) -> Response:
+    """FR1.2.1 "Download Cost Estimate": the estimate for one configuration as a PDF, named
+    `cost-estimate-{file}-{preset}-{tier}-{timestamp}.pdf`."""
+    values = JobInput(training_file_id=(training_file_id or "")[:64], preset=(preset or "")[:40].lower(),
+                      gpu_tier=(gpu_tier or "spot")[:20])
+    try:
+        preset_named(values.preset)
+        PricingTier(values.gpu_tier)
+    except (UnknownPresetError, ValueError) as exc:
+        return Template("error.html", status_code=400, context={"title": "No cost estimate", "message": message_of(exc)})
+    page = await NewJobPage.load(state, actor_of(request), values)
+    quote = page.quote()
+    if quote is None or page.file is None or page.file["id"] != values.training_file_id:
+        return Template("error.html", status_code=400, context={
+            "title": "No cost estimate", "message": "Choose a valid training file with conversations first."})
+    now = utcnow()
+    pdf = await asyncio.to_thread(render_estimate, quote, state.settings.time_zone, now)
+    name = safe_name(f"cost-estimate-{page.file['name']}-{quote.preset.name}-{quote.tier.value}")
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{name}-{now:%Y%m%d-%H%M%S}.pdf"', "Cache-Control": "no-store"})
+
+
+routes = [estimate_fragment, estimate_json, estimate_pdf]
