@@ -69,6 +69,8 @@ class BrandedPdf(FPDF):
         self.ln(2)
 
     def subheading(self, text: str) -> None:
+        if self.will_page_break(25):  # not a heading alone at the foot of a page
+            self.add_page()
         self.ln(2)
         self.font(11, bold=True)
         self.cell(0, 7, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)

@@ -3,9 +3,12 @@ the configuration diff, the picker, and clear refusals of a wrong selection."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import uuid
+
+from pypdf import PdfReader
 
 from tests.factories import configuration, job_fields
 from tests.integration.test_metrics import evaluation, step
@@ -53,6 +56,21 @@ def test_two_jobs_are_compared_curves_metrics_and_configuration(web: WebRig) -> 
     assert '<tr class="same" data-setting="Training file">' in text
     assert '<tr class="same" data-setting="learning_rate">' in text
     assert f'href="/jobs/{first}"' in text
+    # FR5.1.1 "Export comparison as PDF report": the same figures.
+    assert f'href="/compare.pdf?jobs={first}&amp;jobs={second}"' in text
+    answer = web.client("alice").get(f"/compare.pdf?jobs={first}&jobs={second}")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+    assert re.fullmatch(r'attachment; filename="training-comparison-\d{8}-\d{6}\.pdf"',
+                        answer.headers["content-disposition"])
+    pdf = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(answer.content)).pages).split())
+    for expected in ("Comparison of 2 training runs", "Job 1 Advisor r16 (configured, created by alice)",
+                     "Job 2 <script>alert(1)</script> r32", "Recommended: Job 2 – <script>alert(1)</script> r32",
+                     "Training loss", "2. <script>alert(1)</script> r32", "0.5000 ★", "0.6200",
+                     "Job 2: 19% lower validation loss than Job 1", "≠ Preset", "≠ r", "≠ GPU tier",
+                     "Training file financial-advisory.json financial-advisory.json"):
+        assert expected in pdf, (expected, pdf)
+    refused = web.client("alice").get(f"/compare.pdf?jobs={first}", headers=HTML)
+    assert refused.status_code == 400 and "Select 2 to 4 jobs to compare (1 selected)" in refused.text
 
 
 def test_a_wrong_selection_is_refused_clearly(web: WebRig) -> None:

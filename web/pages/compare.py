@@ -1,13 +1,15 @@
 """Compare 2 to 4 training runs (FR5.1.1): overlaid loss curves, final metrics and costs side by
 side, the configuration with its differences highlighted, a recommendation (web/comparison.py,
-web/config_diff.py); and a picker to choose the jobs (search by name)."""
+web/config_diff.py); and a picker to choose the jobs (search by name). The same comparison exports
+as a PDF (web/compare_pdf.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
-from litestar import MediaType, get
+from litestar import MediaType, Response, get
 from litestar.datastructures import State
 from litestar.params import FromQuery
 from litestar.response import Template
@@ -15,6 +17,8 @@ from litestar.response import Template
 from domain.money import usd
 from projections.job_search import JobSearch
 from web import queries
+from web.clock import utcnow
+from web.compare_pdf import render_comparison
 from web.comparison import best_values, chart, differences, finals, recommend
 from web.config_diff import configuration
 
@@ -106,4 +110,18 @@ async def chosen_jobs(state: State, asked: list[str], found: list[dict[str, Any]
     return chosen
 
 
-routes = [compare_page]
+@get("/compare.pdf", media_type=MediaType.HTML)
+async def compare_pdf(state: State, jobs: FromQuery[list[str] | None] = None) -> Response:
+    """FR5.1.1 "Export comparison as PDF report": the same 2 to 4 jobs as a PDF."""
+    try:
+        found = await compared(state, selection([j for j in (jobs or []) if j.strip()]))
+    except SelectionError as exc:
+        return Template("error.html", status_code=exc.status, context={"title": "No comparison", "message": str(exc)})
+    now = utcnow()
+    pdf = await asyncio.to_thread(render_comparison, found, state.settings.time_zone, now)
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="training-comparison-{now:%Y%m%d-%H%M%S}.pdf"',
+        "Cache-Control": "no-store"})
+
+
+routes = [compare_page, compare_pdf]
