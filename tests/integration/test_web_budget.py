@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from decimal import Decimal
 
+import psycopg
 import pytest
 
 from domain.money import usd
@@ -197,3 +198,41 @@ def test_a_manager_stops_blocking_new_jobs_and_a_job_past_the_limit_starts_recor
     assert "New jobs are not blocked when the budget is exceeded." in december
     again = web.form("bob", "/budget/blocking", {"month": MONTH, "block": "on", "justification": reason})
     assert again.status_code == 303 and web.store.app.budget(MONTH).block_new_jobs is True
+
+
+def test_the_months_cost_optimization_report_downloads_as_a_pdf_with_the_savings_figures(web: WebRig,
+                                                                                          month) -> None:
+    """FR7.3.1 "Export cost optimization report as PDF": the same savings as the CSV export."""
+    import io
+
+    from pypdf import PdfReader
+
+    from projections.finance import Query, savings_rows
+    from web.optimization_pdf import summary
+
+    assert 'href="/budget/optimization.pdf?month=2026-11"' in page(web)
+    answer = web.client("alice").get("/budget/optimization.pdf", params={"month": MONTH})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+    assert answer.headers["content-disposition"] == 'attachment; filename="cost-optimization-2026-11.pdf"'
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(answer.content)).pages).split())
+    with psycopg.connect(web.database_url) as conn:
+        rows = list(savings_rows(conn, Query("default", MONTH)))
+    total = summary(rows)
+    assert total["jobs"] == 4 and total["interruptions"] == 1  # the spot jobs of tests/finance_month.py
+    for expected in ("Cost optimization report: November 2026",
+                     f"Total spot cost {usd(total['spot_cost'])} (4 spot jobs)",
+                     f"Equivalent on-demand cost {usd(total['on_demand_cost'])}",
+                     f"Total savings {usd(total['savings'])} ({total['percent']:.0f}% cheaper)",
+                     "Spot interruptions 1 (across 1 of 4 spot jobs)", "Average interruptions per job 0.2",
+                     f"Interruption cost overhead {usd(total['overhead_cost'])}",
+                     f"Net savings after overhead {usd(total['savings'])}",
+                     f"Annualised savings {usd(total['savings'] * 12)} (if usage remains constant)",
+                     "Reserve on-demand for urgent client deliveries."):
+        assert expected in text, (expected, text)
+    for row in rows:
+        assert f"{row['name']} {usd(row['spot_cost'])} {usd(row['on_demand_cost'])} {usd(row['savings'])}" in text
+    empty = web.client("alice").get("/budget/optimization.pdf", params={"month": "2026-09"})
+    assert "No spot job was charged this month" in " ".join(
+        " ".join(p.extract_text() for p in PdfReader(io.BytesIO(empty.content)).pages).split())
+    assert web.client("alice").get("/budget/optimization.pdf", params={"month": "11-2026"},
+                                   headers=HTML).status_code == 400
