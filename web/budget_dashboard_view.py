@@ -46,7 +46,8 @@ async def dashboard_context(state: State, actor: Actor, month: str, **extra: Any
         "job_names": {job["job_id"]: job["name"] for job in found["jobs"]},
         "pending": pending_requests(found["decisions"]),
         "chart": chart(month, found["daily"], summary["limit"], outlook["month_end_high"], today),
-        "daily": found["daily"], "history": loaded["history"], "savings": loaded["savings"],
+        "daily": found["daily"], "history": loaded["history"], "trend": trend(loaded["history"]),
+        "savings": loaded["savings"],
         "savings_total": savings_total(loaded["savings"]), "attribution": loaded["attribution"],
         **page_tools(actor, settings.time_zone),
     } | extra
@@ -104,6 +105,24 @@ def meter(summary: dict[str, Any]) -> dict[str, float]:
 def pending_requests(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     decided = {d["request_id"] for d in decisions if d["kind"] in ("limit_increase_approved", "limit_increase_denied")}
     return [d for d in decisions if d["kind"] == "limit_increase_requested" and d["request_id"] not in decided]
+
+
+TREND_BAND = Decimal("0.10")  # within ±10 % of the earlier months' average: stable
+
+
+def trend(history: list[dict[str, Any]]) -> str | None:
+    """FR7.2.1's "Trend: Increasing": the later half of the months shown against the earlier half
+    (the month in the middle of an odd count left out); None with fewer than two months."""
+    spends = [h["spent"] for h in history]
+    if len(spends) < 2:
+        return None
+    half = len(spends) // 2
+    earlier, later = spends[:half], spends[-half:]
+    before, after = sum(earlier) / len(earlier), sum(later) / len(later)
+    if before == 0:
+        return "Increasing" if after > 0 else "Stable"
+    change = (after - before) / before
+    return "Increasing" if change > TREND_BAND else "Decreasing" if change < -TREND_BAND else "Stable"
 
 
 def savings_total(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
