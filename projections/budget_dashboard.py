@@ -4,7 +4,7 @@ jobs are apportioned from the month's spend."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from itertools import accumulate
 from typing import Any
 
@@ -90,3 +90,28 @@ def breakdown(jobs: list[dict[str, Any]], limit: Decimal) -> list[dict[str, Any]
     return [{**job, "spent": spend, "reserved": cents(job["reserved"]), "outstanding": cents(job["outstanding"]),
              "released": cents(job["released"]), "percent_of_budget": percent(job["spent"], limit)}
             for job, spend in zip(jobs, spends, strict=True)]
+
+
+# Per budget month before `month` (the last `months`), what its completed jobs' estimates forecast
+# (the middle of each estimate's range) against what they cost.
+FORECASTS = (
+    "SELECT f.month, count(*) AS jobs, sum((j.estimated_cost_min + j.estimated_cost_max) / 2) AS forecast,"
+    " sum(f.total_cost) AS actual FROM job_finance f JOIN jobs j ON j.id = f.job_id"
+    " WHERE f.team = %(team)s AND f.month < %(month)s AND f.month >= %(since)s AND f.status = 'completed'"
+    " AND j.estimated_cost_max IS NOT NULL GROUP BY f.month ORDER BY f.month")
+
+
+def forecast_accuracy(conn: psycopg.Connection, team: str, month: str, months: int = 6) -> dict[str, Any] | None:
+    """FR1.2.2's "Budget forecasts have been within ±8% for past 6 months": for each of the months
+    before `month` with completed jobs, how far their actual cost fell from what their estimates
+    forecast; the widest of those errors, rounded up. None without such a month."""
+    since = earlier_months(month, months)[-1]
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(FORECASTS, {"team": team, "month": month, "since": since}).fetchall()
+    errors = [{"month": r["month"], "jobs": r["jobs"], "forecast": cents(r["forecast"]), "actual": cents(r["actual"]),
+               "error_percent": abs(r["actual"] - r["forecast"]) * 100 / r["forecast"]}
+              for r in rows if r["forecast"]]
+    if not errors:
+        return None
+    worst = max(e["error_percent"] for e in errors)
+    return {"within_percent": int(worst.to_integral_value(rounding=ROUND_CEILING)), "months": errors}

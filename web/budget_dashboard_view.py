@@ -47,6 +47,7 @@ async def dashboard_context(state: State, actor: Actor, month: str, **extra: Any
         "pending": pending_requests(found["decisions"]),
         "chart": chart(month, found["daily"], summary["limit"], outlook["month_end_high"], today),
         "daily": found["daily"], "history": loaded["history"], "trend": trend(loaded["history"]),
+        "accuracy": loaded["accuracy"],
         "savings": loaded["savings"],
         "savings_total": savings_total(loaded["savings"]), "attribution": loaded["attribution"],
         **page_tools(actor, settings.time_zone),

@@ -14,7 +14,7 @@ from litestar.datastructures import State
 
 from domain.money import cents
 from pipeline.settings import Settings
-from projections.budget_dashboard import blocks_new_jobs, budget_dashboard
+from projections.budget_dashboard import blocks_new_jobs, budget_dashboard, forecast_accuracy
 from projections.finance import Query, attribution_rows, monthly_rows, savings_rows
 from web import queries
 from web.budget_forecast import ENDED
@@ -50,6 +50,7 @@ def read_month(conn: psycopg.Connection, team: str, month: str, time_zone: str) 
     months = [row for row in monthly_rows(conn, Query(team)) if row["month"] <= month][-HISTORY_MONTHS:]
     return {"dashboard": found, "history": months,
             "block_new_jobs": found["summary"]["block_new_jobs"] if found else blocks_new_jobs(conn, team, month),
+            "accuracy": forecast_accuracy(conn, team, month),
             "savings": list(savings_rows(conn, Query(team, month))),
             "attribution": list(attribution_rows(conn, Query(team, month)))}
 

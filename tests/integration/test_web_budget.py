@@ -236,3 +236,21 @@ def test_the_months_cost_optimization_report_downloads_as_a_pdf_with_the_savings
         " ".join(p.extract_text() for p in PdfReader(io.BytesIO(empty.content)).pages).split())
     assert web.client("alice").get("/budget/optimization.pdf", params={"month": "11-2026"},
                                    headers=HTML).status_code == 400
+
+
+def test_the_forecast_accuracy_of_the_months_before_is_told_beside_the_forecast(web: WebRig, month) -> None:
+    """FR1.2.2 "Budget forecasts have been within ±8% for past 6 months": the completed jobs of
+    November (their estimates' middle against their cost, from the jobs' own events)."""
+    import math
+
+    app = web.store.app
+    jobs = [app.get_job(j) for j in (month.completed_spot, month.recovered_spot, month.completed_on_demand,
+                                     month.october)]
+    forecast = sum(((Decimal(j.configuration["estimated_cost_min"]) + Decimal(j.configuration["estimated_cost_max"]))
+                    / 2 for j in jobs), Decimal(0))
+    actual = sum((j.cost(j.updated_at).total_cost for j in jobs), Decimal(0))
+    within = math.ceil(abs(actual - forecast) * 100 / forecast)
+    december = page(web, month="2026-12")
+    assert (f"Budget forecasts have been within ±{within}% for the past 1 month (completed jobs' estimates against"
+            " their cost).") in december
+    assert 'id="forecast-accuracy"' not in page(web)  # November itself: no month before it with completed jobs
