@@ -1,6 +1,7 @@
 """A job's training metrics as CSV or JSON (FR4.2.1): the spec's columns and nested structure, the
 spec's file name, every point from training start to completion (the metric history read model),
-and each export recorded on the job (`TrainingJob.MetricsExported`) for the audit trail."""
+and each export recorded on the job (`TrainingJob.MetricsExported`) for the audit trail; or both
+in one ZIP package with the charts as PNG images (`package`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import csv
 import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
@@ -74,6 +76,28 @@ def export(conn: psycopg.Connection, app: Any, job_id: UUID, fmt: Format, actor:
     app.update_job(job_id, lambda j: j.record_export(f"metrics-{fmt}", actor, at))
     body = csv_lines(points) if fmt == "csv" else iter([json.dumps(as_json(job, points), indent=2) + "\n"])
     return file_name(job.name, fmt, at), body
+
+
+def package(conn: psycopg.Connection, app: Any, job_id: UUID, actor: str, at: datetime) -> tuple[str, bytes]:
+    """FR4.2.1's export package with charts: one ZIP with the CSV, the JSON and the loss curves and
+    learning-rate schedule as PNG images (those a job has data for); recorded as `metrics-package`.
+    Named `{job_name}-metrics-{timestamp}.zip`; the files inside keep the spec's names."""
+    from pipeline.metrics_charts import learning_rate_png, loss_curves_png
+
+    job = app.get_job(job_id)
+    points = metric_history(conn, job_id)
+    app.update_job(job_id, lambda j: j.record_export("metrics-package", actor, at))
+    files = {file_name(job.name, "csv", at): "".join(csv_lines(points)).encode(),
+             file_name(job.name, "json", at): (json.dumps(as_json(job, points), indent=2) + "\n").encode(),
+             "loss-curves.png": loss_curves_png(points, job.name),
+             "learning-rate.png": learning_rate_png(points, job.name)}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            if data is not None:
+                archive.writestr(zipfile.ZipInfo(name, date_time=at.timetuple()[:6]), data,
+                                 compress_type=zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED)
+    return file_name(job.name, "csv", at).removesuffix(".csv") + ".zip", buffer.getvalue()
 
 
 def _num(value: float | None) -> str:

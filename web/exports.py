@@ -1,5 +1,6 @@
 """Downloads of a job's data: its training metrics as CSV or JSON (FR4.2.1), streamed, under the
-spec's file name; each download is recorded on the job for the audit trail."""
+spec's file name, or both in a ZIP with the charts as PNG; each download is recorded on the job
+for the audit trail."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime, timezone
 from uuid import UUID
 
 import psycopg
-from litestar import Request, Router, get
+from litestar import Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.response import Stream
 
@@ -41,4 +42,18 @@ async def metrics_json(request: Request, state: State, job_id: UUID) -> Stream:
     return await _download(request, state, job_id, "json")
 
 
-router = Router(path="/", route_handlers=[metrics_csv, metrics_json])
+@get("/api/jobs/{job_id:uuid}/metrics.zip", media_type="application/zip")
+async def metrics_package(request: Request, state: State, job_id: UUID) -> Response:
+    """FR4.2.1 "include charts (loss curves) as embedded PNG in export package": CSV, JSON and PNGs."""
+    actor = actor_of(request)
+
+    def build() -> tuple[str, bytes]:
+        with psycopg.connect(state.pool.conninfo) as conn:
+            return metrics_export.package(conn, state.store.app, job_id, actor.name, datetime.now(timezone.utc))
+
+    name, body = await asyncio.to_thread(build)
+    return Response(body, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+router = Router(path="/", route_handlers=[metrics_csv, metrics_json, metrics_package])

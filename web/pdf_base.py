@@ -1,20 +1,19 @@
 """The PDFs the dashboard hands out (the training report, the cost estimate): A4 pages in DejaVu
-Sans (web/fonts, so a name in Latin, Greek or Cyrillic script prints as typed; other scripts print
+Sans (pipeline/fonts, so a name in Latin, Greek or Cyrillic script prints as typed; other scripts print
 blank), with headings, label / value tables, grids and line charts drawn by fpdf2."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF, XPos, YPos
 from fpdf.enums import TableCellFillMode
 
-from web.axes import axis
+from pipeline.axes import axis
+from pipeline.metrics_charts import FONTS
 
-FONTS = Path(__file__).parent / "fonts"
 BRAND = "LoRA Pipeline"
 INK, MUTED, ACCENT = (31, 41, 51), (97, 110, 124), (16, 42, 67)
 Point = tuple[float, float]

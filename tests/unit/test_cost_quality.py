@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from web.axes import axis, nice_step
+from pipeline.axes import axis, nice_step
 from web.cost_quality import scatter
 
 
