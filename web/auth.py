@@ -31,6 +31,10 @@ from web.flows import Actor
 
 COOKIE = "pipeline_session"
 LOGIN_COOKIE = "pipeline_login"  # the sign-in form's own CSRF token (see above)
+# Over HTTPS the token lives in a `__Host-` cookie (Secure, Path=/, no Domain): a browser takes it
+# only from this very host over HTTPS, so a sibling subdomain or a plain-HTTP page cannot plant
+# one of its own to sign a victim in to the attacker's account.
+HOST_LOGIN_COOKIE = "__Host-pipeline_login"
 LOGIN_FORM_STALE = "This sign-in form was stale or not sent by this site: sign in again"
 PUBLIC = ["^/login$", "^/static/", "^/health$", "^/schema", "^/approvals/", "^/shared/reports/", "^/favicon.ico$"]
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -163,7 +167,7 @@ def login_page(request: Request, next: str | None = None, error: str | None = No
 async def login(request: Request) -> Response:
     form = await request.form()
     name, password, target = (str(form.get(k) or "") for k in ("username", "password", "next"))
-    expected = request.cookies.get(LOGIN_COOKIE, "")
+    expected = request.cookies.get(_login_cookie_place(request)[0], "")
     if not expected or not _same(str(form.get("_login") or ""), expected):
         return _login_form(request, {"next": local_path(target), "error": LOGIN_FORM_STALE, "username": name[:64]},
                            status_code=403)
@@ -175,7 +179,8 @@ async def login(request: Request) -> Response:
                            status_code=401 if isinstance(exc, users.BadCredentialsError) else 429)
     response = Redirect(local_path(target), status_code=303)
     response.set_cookie(_cookie(request, secret))
-    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    cookie_name, path = _login_cookie_place(request)
+    response.delete_cookie(cookie_name, path=path)
     return response
 
 
@@ -185,11 +190,12 @@ _TOKEN_TEXT = re.compile(r"[A-Za-z0-9_-]{30,64}")
 def _login_form(request: Request, context: dict[str, Any], status_code: int = 200) -> Template:
     """The sign-in page with its form token: the one the browser holds already (another tab's form
     stays good), else a new one."""
-    token = request.cookies.get(LOGIN_COOKIE, "")
+    name, path = _login_cookie_place(request)
+    token = request.cookies.get(name, "")
     if not _TOKEN_TEXT.fullmatch(token):
         token = secrets.token_urlsafe(32)
-    cookie = Cookie(key=LOGIN_COOKIE, value=token, path="/login", httponly=True, samesite="strict",
-                    secure=_secure(request), max_age=3600)
+    cookie = Cookie(key=name, value=token, path=path, httponly=True, samesite="strict", secure=_secure(request),
+                    max_age=3600)
     return Template("login.html", context={**context, "login_token": token}, status_code=status_code, cookies=[cookie])
 
 
@@ -206,6 +212,11 @@ async def logout(request: Request) -> Redirect:
 def _cookie(request: Request, secret: str) -> Cookie:
     return Cookie(key=COOKIE, value=secret, path="/", httponly=True, samesite="lax", secure=_secure(request),
                   max_age=int(users.SESSION_MAX.total_seconds()))
+
+
+def _login_cookie_place(request: Request) -> tuple[str, str]:
+    """The sign-in token cookie's name and path: `__Host-…` on / when cookies are Secure."""
+    return (HOST_LOGIN_COOKIE, "/") if _secure(request) else (LOGIN_COOKIE, "/login")
 
 
 def _secure(request: Request) -> bool:

@@ -153,3 +153,25 @@ def test_the_sign_in_form_must_come_from_this_site(web: WebRig) -> None:
     planted = web.client()
     planted.cookies.set("pipeline_login", "short", path="/login")
     assert "short" not in login_token(planted)  # only a token of our own form is kept
+
+
+def test_over_https_the_sign_in_token_is_a_host_only_secure_cookie(web: WebRig) -> None:
+    """A `__Host-` cookie cannot be planted by a sibling subdomain or a plain-HTTP page."""
+    from litestar.testing import TestClient
+
+    from web.app import create_app
+
+    settings = web.settings.model_copy(update={"cookie_secure": "always"})
+    with TestClient(create_app(settings, web.database_url, web.nats_url), base_url="https://testserver") as client:
+        page = client.get("/login")
+        cookie = page.headers["set-cookie"]
+        assert cookie.startswith("__Host-pipeline_login=") and "Path=/;" in cookie and "Secure" in cookie
+        assert "Domain" not in cookie and "samesite=strict" in cookie.lower()
+        signed = sign_in(client, "alice", follow_redirects=False)
+        assert signed.status_code == 303 and "pipeline_session=" in signed.headers.get("set-cookie", "")
+        token = login_token(client)
+        client.cookies.clear()
+        client.cookies.set("pipeline_login", token, path="/login")  # the plain name is not read over HTTPS
+        refused = client.post("/login", data={"username": "alice", "password": PASSWORD, "_login": token},
+                              follow_redirects=False)
+        assert refused.status_code == 403
