@@ -98,7 +98,7 @@ FORECASTS = (
     "SELECT f.month, count(*) AS jobs, sum((j.estimated_cost_min + j.estimated_cost_max) / 2) AS forecast,"
     " sum(f.total_cost) AS actual FROM job_finance f JOIN jobs j ON j.id = f.job_id"
     " WHERE f.team = %(team)s AND f.month < %(month)s AND f.month >= %(since)s AND f.status = 'completed'"
-    " AND j.estimated_cost_max IS NOT NULL GROUP BY f.month ORDER BY f.month")
+    " AND j.estimated_cost_min IS NOT NULL AND j.estimated_cost_max IS NOT NULL GROUP BY f.month ORDER BY f.month")
 
 
 def forecast_accuracy(conn: psycopg.Connection, team: str, month: str, months: int = 6) -> dict[str, Any] | None:
@@ -114,4 +114,5 @@ def forecast_accuracy(conn: psycopg.Connection, team: str, month: str, months: i
     if not errors:
         return None
     worst = max(e["error_percent"] for e in errors)
-    return {"within_percent": int(worst.to_integral_value(rounding=ROUND_CEILING)), "months": errors}
+    return {"within_percent": int(worst.to_integral_value(rounding=ROUND_CEILING)), "months": errors,
+            "of_months": months}

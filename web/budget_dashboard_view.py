@@ -46,7 +46,7 @@ async def dashboard_context(state: State, actor: Actor, month: str, **extra: Any
         "job_names": {job["job_id"]: job["name"] for job in found["jobs"]},
         "pending": pending_requests(found["decisions"]),
         "chart": chart(month, found["daily"], summary["limit"], outlook["month_end_high"], today),
-        "daily": found["daily"], "history": loaded["history"], "trend": trend(loaded["history"]),
+        "daily": found["daily"], "history": loaded["history"], "trend": trend(loaded["history"], budget_month(now, settings.time_zone)),
         "accuracy": loaded["accuracy"],
         "savings": loaded["savings"],
         "savings_total": savings_total(loaded["savings"]), "attribution": loaded["attribution"],
@@ -111,10 +111,11 @@ def pending_requests(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 TREND_BAND = Decimal("0.10")  # within ±10 % of the earlier months' average: stable
 
 
-def trend(history: list[dict[str, Any]]) -> str | None:
+def trend(history: list[dict[str, Any]], current_month: str) -> str | None:
     """FR7.2.1's "Trend: Increasing": the later half of the months shown against the earlier half
-    (the month in the middle of an odd count left out); None with fewer than two months."""
-    spends = [h["spent"] for h in history]
+    (the month in the middle of an odd count left out), over finished months only (the current
+    month's spend so far is not a month's); None with fewer than two of them."""
+    spends = [h["spent"] for h in history if h["month"] < current_month]
     if len(spends) < 2:
         return None
     half = len(spends) // 2

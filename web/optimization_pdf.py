@@ -46,7 +46,10 @@ def advice(total: dict[str, Any], tiers: list[dict[str, Any]]) -> list[str]:
         rates = OfflinePrices()
         return [f"No spot job was charged this month. Spot instances cost {usd(rates.spot)}/hr against"
                 f" {usd(rates.on_demand)}/hr on-demand: use them for jobs that can wait for a recovery."]
-    if total["percent"] is not None and total["percent"] >= STRONG_SAVINGS:
+    if total["savings"] < 0:
+        lines.append(f"Spot cost {usd(-total['savings'])} more than on-demand would have this month (interruptions"
+                     " redid too much work): move long or urgent jobs to on-demand.")
+    elif total["percent"] is not None and total["percent"] >= STRONG_SAVINGS:
         lines.append(f"Continue using spot instances for {SPOT_SHARE_GOAL:.0f}%+ of jobs"
                      f" ({share:.0f}% of this month's jobs ran on spot).")
     else:
@@ -54,8 +57,10 @@ def advice(total: dict[str, Any], tiers: list[dict[str, Any]]) -> list[str]:
                      " below before moving more jobs to spot.")
     lines.append("Reserve on-demand for urgent client deliveries.")
     yearly = total["annual"]
-    lines.append("Current strategy saves $10k+ annually." if yearly >= 10_000 else
-                 f"Current strategy saves about {usd(yearly)} a year at this month's usage.")
+    if yearly >= 10_000:
+        lines.append("Current strategy saves $10k+ annually.")
+    elif yearly > 0:
+        lines.append(f"Current strategy saves about {usd(yearly)} a year at this month's usage.")
     return lines
 
 

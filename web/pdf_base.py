@@ -1,4 +1,5 @@
-"""The PDFs the dashboard hands out (the training report, the cost estimate): A4 pages in DejaVu
+"""The PDFs the dashboard hands out (the training report, the cost estimate, the comparison, the
+cost optimization report): A4 pages in DejaVu
 Sans (pipeline/fonts, so a name in Latin, Greek or Cyrillic script prints as typed; other scripts print
 blank), with headings, label / value tables, grids and line charts drawn by fpdf2."""
 

@@ -38,6 +38,11 @@ RETIRE_EARLIER = (
     "UPDATE notification_deliveries SET status = 'failed', error = 'not sent; its lines went into ' || %(key)s,"
     " updated_at = now() WHERE kind = 'digest' AND channel = 'email' AND recipient = %(recipient)s"
     " AND status = 'pending' AND event_key <> %(key)s")
+# An earlier day's budget summary still being retried for this address, once a newer one is settled.
+RETIRE_EARLIER_SUMMARY = (
+    "UPDATE notification_deliveries SET status = 'failed', error = 'not sent; superseded by ' || %(key)s,"
+    " updated_at = now() WHERE kind = 'budget_digest' AND channel = 'email' AND recipient = %(recipient)s"
+    " AND status = 'pending' AND event_key <> %(key)s")
 
 
 class DigestSender:
@@ -57,26 +62,26 @@ class DigestSender:
         for user in users:
             outcomes[user] = self.send(user, day)
             if outcomes[user] == "pending":
-                return outcomes
+                break
         return outcomes | self.send_budget_digests(day)
 
     def send_budget_digests(self, day: date) -> dict[str, str]:
         """FR7.2.2's daily budget summary to each manager and finance address, when the team asked
         for it (`budget_digest`): one ledger row `budget-digest:<day>` per address, as a user's
-        digest. Returns each address's outcome (`done` for one settled before)."""
+        digest. Returns each address's outcome (`done` for one settled before). Not held up by the
+        users' digests nor by each other: an address whose mailbox keeps failing is tried after the
+        others, each round, until the next day's summary retires it."""
         with self.pool.connection() as conn:
             team = get_team(conn, self.team)
             if not team.budget_digest:
                 return {}
-            settled = {row[0] for row in conn.execute(
-                "SELECT recipient FROM notification_deliveries WHERE event_key = %s AND channel = 'email'"
-                " AND status <> 'pending'", (f"budget-digest:{day.isoformat()}",))}
-        outcomes: dict[str, str] = {}
-        for address in dict.fromkeys(a for a in team.manager_emails + team.finance_emails if a not in settled):
-            outcomes[address] = self.send_budget_digest(address, day)
-            if outcomes[address] == "pending":
-                break
-        return outcomes
+            tried = {row[0]: (row[1], row[2]) for row in conn.execute(
+                "SELECT recipient, status, updated_at FROM notification_deliveries WHERE event_key = %s"
+                " AND channel = 'email'", (f"budget-digest:{day.isoformat()}",))}
+        waiting = [a for a in dict.fromkeys(team.manager_emails + team.finance_emails)
+                   if a not in tried or tried[a][0] == "pending"]
+        waiting.sort(key=lambda a: (a in tried, tried[a][1] if a in tried else None))  # new ones, then least recent
+        return {address: self.send_budget_digest(address, day) for address in waiting}
 
     def send_budget_digest(self, address: str, day: date) -> str:
         key = f"budget-digest:{day.isoformat()}"
@@ -87,6 +92,8 @@ class DigestSender:
                 return "done"
             status, error = self._send(key, delivery, empty=digest.team_empty)
             ledger.settle(conn, key, delivery, status, error)
+            if status != "pending":
+                conn.execute(RETIRE_EARLIER_SUMMARY, {"key": key, "recipient": address})
         log.info("digests: %s for %s: %s%s", key, address, status, f" ({error})" if error else "")
         return status
 

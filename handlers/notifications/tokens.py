@@ -83,9 +83,14 @@ def b64url(data: bytes) -> str:
 
 
 def unb64url(text: str) -> bytes:
+    """Strict: only the one canonical spelling of some bytes decodes (no stray characters, no
+    padding bits set), so a token cannot be re-spelt to look unused."""
     if not text:
         raise ValueError("empty")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if b64url(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 class InvalidTokenError(ValueError):

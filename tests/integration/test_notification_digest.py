@@ -121,6 +121,32 @@ def test_the_budget_recipients_get_the_teams_daily_budget_summary_when_the_team_
     assert sender_for(rig).send_due(nine + timedelta(days=1)) == {}  # turned off: nothing the next day
 
 
+def test_one_failing_mailbox_or_users_digest_holds_up_no_budget_summary(rig: Rig) -> None:
+    """A user's digest or the first manager's mailbox answering 4xx delays only that one; a
+    summary still failing when the next day's is settled is retired."""
+    in_digest_mode(rig)
+    rig.save(TeamSettings("default", manager_emails=("full@example.com", "boss@example.com"), budget_digest=True))
+    training_job(rig.app)
+    project(rig)
+    rig.smtp.refusals = {"alice@example.com": ["451 4.3.0 Try again later"] * 3,
+                         "full@example.com": ["452 4.2.2 Mailbox full"] * 3}
+    now = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    assert sender_for(rig).send_due(now) == {"alice": "pending", "full@example.com": "pending",
+                                             "boss@example.com": "sent"}
+    assert sender_for(rig).send_due(now.replace(minute=1)) == {"alice": "pending", "full@example.com": "pending"}
+    rig.smtp.refusals = {"full@example.com": ["452 4.2.2 Mailbox full"] * 5}
+    assert sender_for(rig).send_due(now.replace(minute=2)) == {"alice": "sent", "full@example.com": "pending"}
+    assert sender_for(rig).send_due(now + timedelta(days=1)) == {"full@example.com": "pending",
+                                                                 "boss@example.com": "sent", "alice": "sent"}
+    rig.smtp.refusals = {}
+    assert sender_for(rig).send_due(now + timedelta(days=1, minutes=1)) == {"full@example.com": "sent"}
+    with psycopg.connect(rig.url) as conn:
+        rows = conn.execute("SELECT event_key, status, error FROM notification_deliveries WHERE kind = 'budget_digest'"
+                            " AND recipient = 'full@example.com' ORDER BY event_key").fetchall()
+    assert rows == [("budget-digest:2026-11-25", "failed", "not sent; superseded by budget-digest:2026-11-26"),
+                    ("budget-digest:2026-11-26", "sent", None)]
+
+
 class SlowMailer(Mailer):
     """The real SMTP client, taking its time: two workers overlap inside the send."""
 

@@ -129,6 +129,7 @@ def test_a_shared_link_opens_the_report_without_signing_in_for_30_days(web: WebR
     opened = stranger.get(path)
     assert opened.status_code == 200 and opened.headers["content-type"] == "application/pdf"
     assert opened.headers["content-disposition"].startswith("inline;") and "Shared advisor" in pdf_text(opened.content)
+    assert stranger.get(path).content == opened.content  # drawn once for the job as it stands, then kept
     assert stranger.get(f"/jobs/{job_id}/report.pdf", follow_redirects=False).status_code in (303, 401)  # not the rest
     head, _, tail = path.rpartition("/")[2].partition(".")
     tampered = stranger.get(f"/shared/reports/{head[:-2]}xx.{tail}", headers={"Accept": "text/html"})

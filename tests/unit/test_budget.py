@@ -120,14 +120,20 @@ def test_a_new_month_keeps_the_budget_controls_of_the_latest_budget_before_it() 
     change = [e for e in events if isinstance(e, Budget.BlockingChanged)]
     assert [(e.block_new_jobs, e.actor, e.justification) for e in change] == [
         (False, "system", "Carried over from 2026-11")]
-    # A month after a month without a budget takes the latest budget's of the year before it…
+    # A month after a month without a budget takes the latest budget's of the year before it (the
+    # nearest: December, blocking again, not November)…
+    app.set_budget_blocking("2026-12", True, "carol", "manager", "Back to hard limits for the new year", december)
     app.change_limit("2027-02", D(600), "carol", "manager", "February has the year-end client deliveries to train",
                      datetime(2027, 2, 1, 9, tzinfo=timezone.utc))
-    assert app.budget("2027-02").block_new_jobs is False
+    assert app.budget("2027-02").block_new_jobs is True
+    app.set_budget_blocking("2027-02", False, "carol", "manager", "Soft limits again for the spring pilots", december)
+    app.change_limit("2027-04", D(600), "carol", "manager", "April has the spring client deliveries of the year to train",
+                     datetime(2027, 4, 1, 9, tzinfo=timezone.utc))
+    assert app.budget("2027-04").block_new_jobs is False
     # …and one with no budget in the twelve months before starts from the default: blocking.
-    app.change_limit("2028-03", D(600), "carol", "manager", "March has the first client deliveries of the year to train",
-                     datetime(2028, 3, 1, 9, tzinfo=timezone.utc))
-    assert app.budget("2028-03").block_new_jobs is True
+    app.change_limit("2028-05", D(600), "carol", "manager", "May has the first client deliveries of the year to train",
+                     datetime(2028, 5, 1, 9, tzinfo=timezone.utc))
+    assert app.budget("2028-05").block_new_jobs is True
 
 
 def test_thresholds_fire_once_each_per_month() -> None:

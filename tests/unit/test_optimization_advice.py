@@ -35,3 +35,10 @@ def test_weak_savings_or_no_spot_job_say_so() -> None:
     assert advice(summary([]), tiers(0, 3)) == [
         "No spot job was charged this month. Spot instances cost $2.49/hr against $7.99/hr on-demand: use them"
         " for jobs that can wait for a recovery."]
+
+
+def test_spot_dearer_than_on_demand_says_so_instead_of_a_negative_saving() -> None:
+    dear = summary([row("105", "100", "30", 6)])
+    assert advice(dear, tiers(1, 0)) == [
+        "Spot cost $5.00 more than on-demand would have this month (interruptions redid too much work): move"
+        " long or urgent jobs to on-demand.", "Reserve on-demand for urgent client deliveries."]

@@ -23,12 +23,31 @@ def test_a_link_names_its_job_and_sharer_for_30_days_and_no_longer() -> None:
         verify(token, SECRET, T0 + timedelta(days=30))
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), lambda t: "x" + t,
-                                    lambda t: t.partition(".")[0], lambda t: "", lambda t: "!!.!!"])
+def flip(text: str, at: int) -> str:
+    """Another character at `at` (a middle one: every bit of it counts)."""
+    return text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1:]
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: flip(t, len(t) // 2), lambda t: flip(t, 5), lambda t: "x" + t, lambda t: t.partition(".")[0],
+    lambda t: "", lambda t: "!!.!!", lambda t: "~~~~" + t, lambda t: t + "!!!!", lambda t: t + "==",
+])
 def test_a_mangled_link_is_refused(mangle) -> None:
     token, _ = share(uuid.uuid4(), "bob", SECRET, T0)
     with pytest.raises(InvalidLinkError, match="not valid"):
         verify(mangle(token), SECRET, T0)
+
+
+def test_only_the_canonical_spelling_of_a_token_decodes() -> None:
+    """Base64 ignores the last character's spare bits: a re-spelt token is refused, not accepted as
+    a "different" token that would look unused."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for _ in range(50):  # the signature's last character: its lowest bit is one the bytes do not use
+        token, _ = share(uuid.uuid4(), "bob", SECRET, T0)
+        head, _, tail = token.partition(".")
+        respelt = alphabet[alphabet.index(tail[-1]) ^ 1]
+        with pytest.raises(InvalidLinkError):
+            verify(f"{head}.{tail[:-1]}{respelt}", SECRET, T0)
 
 
 def test_another_secret_or_none_opens_nothing() -> None:

@@ -9,6 +9,7 @@ recorded on the job too."""
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from datetime import datetime
 from uuid import UUID
 
@@ -73,8 +74,33 @@ async def shared_report(state: State, token: str) -> Response:
         expired = isinstance(exc, report_links.ExpiredLinkError)
         return Template("error.html", status_code=410 if expired else 403,
                         context={"title": "Report link " + ("expired" if expired else "not valid"), "message": str(exc)})
-    built = await report_of(state, shared.job_id, now)
+    built = await shared_pdf(state, shared.job_id, now)
     return pdf_response(*built, now, inline=True) if isinstance(built, tuple) else built
+
+
+# A public link may be opened often: the PDF of a job as it stands (its version) is kept, a few of
+# them, and at most two are drawn at once.
+_SHARED: OrderedDict[tuple[UUID, int], tuple[str, bytes]] = OrderedDict()
+_SHARED_MOST = 16
+_RENDERING = asyncio.Semaphore(2)
+
+
+async def shared_pdf(state: State, job_id: UUID, now: datetime) -> tuple[str, bytes] | Response:
+    try:
+        version = (await asyncio.to_thread(state.store.app.get_job, job_id)).version
+    except JobNotFoundError as exc:
+        return error_page(exc)
+    key = (job_id, version)
+    async with _RENDERING:
+        if key not in _SHARED:
+            built = await report_of(state, job_id, now)
+            if not isinstance(built, tuple):
+                return built
+            _SHARED[key] = built
+            while len(_SHARED) > _SHARED_MOST:
+                _SHARED.popitem(last=False)
+        _SHARED.move_to_end(key)
+        return _SHARED[key]
 
 
 async def report_of(state: State, job_id: UUID, now: datetime) -> tuple[str, bytes] | Response:

@@ -114,9 +114,9 @@ async def save_team_settings(request: Request, state: State) -> Response:
     form = await request.form()
     shown: dict[str, Any] = {key: str(form.get(key) or "").strip()
                              for key in ("slack_webhook_url", "slack_channel", "manager_emails", "finance_emails")}
+    shown["budget_digest"] = form.get("budget_digest") == "on"
     try:
-        _limited(shown)
-        shown["budget_digest"] = form.get("budget_digest") == "on"
+        _limited({key: value for key, value in shown.items() if key != "budget_digest"})
         wanted = TeamSettings(state.settings.team, shown["slack_webhook_url"] or None, shown["slack_channel"] or None,
                               emails(shown["manager_emails"]), emails(shown["finance_emails"]), shown["budget_digest"])
         await _db(state, save_team, wanted)
