@@ -8,8 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fpdf import XPos, YPos
-
 from domain.money import usd
 from web.pdf_base import MUTED, BrandedPdf
 
@@ -32,24 +30,17 @@ def render_comparison(compared: dict[str, Any], time_zone: str, now: datetime) -
     jobs, finals, best = compared["jobs"], compared["finals"], compared["best"]
     names = [f"{n}. {job['name']}" for n, job in enumerate(jobs, start=1)]
     pdf = BrandedPdf("Training run comparison", "Training run comparison", time_zone, now)
-    pdf.add_page()
-    pdf.banner("Training run comparison")
-    pdf.set_y(82)
-    pdf.font(18, bold=True)
-    pdf.multi_cell(0, 9, f"Comparison of {len(jobs)} training runs", align="L", new_x=XPos.LMARGIN,
-                   new_y=YPos.NEXT)
-    pdf.font(10, color=MUTED)
-    pdf.cell(0, 6, f"Prepared {pdf.local(now)}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(2)
+    pdf.title_page("Training run comparison", f"Comparison of {len(jobs)} training runs", f"Prepared {pdf.local(now)}")
     pdf.facts([(f"Job {n}", f"{job['name']} ({job['status']}, created by {job['created_by']})")
                for n, job in enumerate(jobs, start=1)], widths=(20, 154))
     if compared["recommendation"]:
         pdf.subheading("Recommendation")
         pdf.paragraph(compared["recommendation"])
 
-    curves = [(name, COLOURS[i % len(COLOURS)], [(float(step), loss) for step, loss in zip(c["steps"], c["loss"],
-                                                                                        strict=True) if loss is not None])
-              for i, (name, c) in enumerate(zip(names, compared["chart"]["jobs"], strict=True))]
+    curves = []
+    for i, (name, c) in enumerate(zip(names, compared["chart"]["jobs"], strict=True)):
+        points = [(float(step), loss) for step, loss in zip(c["steps"], c["loss"], strict=True) if loss is not None]
+        curves.append((name, COLOURS[i % len(COLOURS)], points))
     curves = [c for c in curves if c[2]]
     if curves:
         pdf.chart("Training loss", curves, "step", lambda v: f"{v:g}")

@@ -38,8 +38,8 @@ def panel(quote: Quote) -> dict[str, Any]:
         "delta": quote.delta(), "budget": quote.budget_lines(), "blocked": quote.blocked, "fits": quote.fits,
         "manager": quote.role in MANAGER_ROLES, "override_min": OVERRIDE_JUSTIFICATION_MIN,
         "version": exact.algorithm_version,
-        "estimate_pdf": "/jobs/new/estimate.pdf?" + urlencode({"training_file_id": quote.file["id"],
-                                                               "preset": quote.preset.name, "gpu_tier": quote.tier.value}),
+        "estimate_pdf": "/jobs/new/estimate.pdf?" + urlencode(
+            {"training_file_id": quote.file["id"], "preset": quote.preset.name, "gpu_tier": quote.tier.value}),
     }
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fpdf import XPos, YPos
-
 from domain.gpu import GPU_TYPE, PricingTier
 from domain.money import usd
 from domain.presets import PRESETS
@@ -24,15 +22,7 @@ def render_estimate(quote: Quote, time_zone: str, now: datetime) -> bytes:
     title = f"Cost estimate: {quote.preset.title} preset, {TIER_TITLES[quote.tier]}"
     pdf = BrandedPdf(f"{quote.file['name']} - cost estimate", f"{quote.file['name']} · cost estimate", time_zone,
                      now)
-    pdf.add_page()
-    pdf.banner("Cost estimate")
-    pdf.set_y(82)
-    pdf.font(20, bold=True)
-    pdf.multi_cell(0, 9, title, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.font(10, color=MUTED)
-    pdf.cell(0, 6, f"Prepared {pdf.local(now)} · estimation {shown.algorithm_version}",
-             new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(4)
+    pdf.title_page("Cost estimate", title, f"Prepared {pdf.local(now)} · estimation {shown.algorithm_version}", 20)
 
     pdf.subheading("Configuration")
     pdf.facts([("Training file", f"{quote.file['name']}: {quote.file['conversations']:,} conversations,"

@@ -11,8 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fpdf import XPos, YPos
-
 from domain.gpu import OfflinePrices
 from domain.money import cents, usd
 from projections.finance import percent
@@ -69,14 +67,7 @@ def render_optimization(month: str, rows: list[dict[str, Any]], tiers: list[dict
     total = summary(rows)
     title = f"Cost optimization report: {calendar.month_name[int(month[5:])]} {month[:4]}"
     pdf = BrandedPdf(f"{team} - cost optimization {month}", f"Cost optimization report · {month}", time_zone, now)
-    pdf.add_page()
-    pdf.banner("Cost optimization report")
-    pdf.set_y(82)
-    pdf.font(18, bold=True)
-    pdf.multi_cell(0, 9, title, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.font(10, color=MUTED)
-    pdf.cell(0, 6, f"Team {team} · prepared {pdf.local(now)}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(2)
+    pdf.title_page("Cost optimization report", title, f"Team {team} · prepared {pdf.local(now)}")
 
     pdf.subheading("Spot instance savings")
     plural = "s" if total["jobs"] != 1 else ""
@@ -103,7 +94,8 @@ def render_optimization(month: str, rows: list[dict[str, Any]], tiers: list[dict
                ("Annualised savings", f"{usd(cents(total['annual']))} (if usage remains constant)")])
     if tiers:
         pdf.grid(("GPU", "Jobs", "Share", "Pod hours", "Interruptions", "Overhead", "Total cost"),
-                 [(TIER_NAMES.get(t["gpu_tier"], t["gpu_tier"]), str(t["jobs"]), f"{t['share_of_jobs']:.0f}%" if t["share_of_jobs"] is not None else "—",
+                 [(TIER_NAMES.get(t["gpu_tier"], t["gpu_tier"]), str(t["jobs"]),
+                   f"{t['share_of_jobs']:.0f}%" if t["share_of_jobs"] is not None else "—",
                    str(t["pod_hours"]), str(t["interruptions"]), usd(t["overhead_cost"]), usd(t["total_cost"]))
                   for t in tiers], (28, 16, 20, 26, 28, 26, 30))
 

@@ -44,6 +44,17 @@ class BrandedPdf(FPDF):
         self.font(8, color=MUTED)
         self.cell(0, 5, f"{self.footer_text} · page {self.page_no()}", align="C")
 
+    def title_page(self, kind: str, title: str, line: str, size: float = 18) -> None:
+        """A first page: the band naming `kind`, the title, and a muted line under it."""
+        self.add_page()
+        self.banner(kind)
+        self.set_y(82)
+        self.font(size, bold=True)
+        self.multi_cell(0, 9, title, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.font(10, color=MUTED)
+        self.cell(0, 6, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.ln(2)
+
     def banner(self, subtitle: str) -> None:
         """The cover's band with the product's name."""
         self.set_fill_color(*ACCENT)

@@ -9,7 +9,6 @@ job (an export of kind `training-report-link`)."""
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
 import json
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
-from handlers.notifications.tokens import b64url, unb64url
+from handlers.notifications.tokens import b64url, signed_payload
 
 SHARE_DAYS = 30
 PURPOSE = "report"
@@ -49,16 +48,10 @@ def share(job_id: UUID, shared_by: str, secret: str, now: datetime) -> tuple[str
 def verify(token: str, secret: str, now: datetime) -> SharedReport:
     if not secret:
         raise InvalidLinkError("Shared report links are not enabled on this deployment")
-    try:
-        head, _, tail = token.partition(".")
-        payload, signature = unb64url(head), unb64url(tail)
-    except (binascii.Error, ValueError):
-        raise InvalidLinkError("This report link is not valid") from None
-    if not hmac.compare_digest(signature, _mac(payload, secret)):
-        raise InvalidLinkError("This report link is not valid")
-    data = json.loads(payload)
+    invalid = InvalidLinkError("This report link is not valid")
+    data = signed_payload(token, lambda payload: _mac(payload, secret), invalid)
     if data.get("p") != PURPOSE:
-        raise InvalidLinkError("This report link is not valid")
+        raise invalid
     report = SharedReport(UUID(data["j"]), data["by"], datetime.fromtimestamp(data["exp"], timezone.utc))
     if now >= report.expires_at:
         raise ExpiredLinkError(f"This report link expired on {report.expires_at:%Y-%m-%d %H:%M} UTC")

@@ -12,8 +12,10 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from uuid import UUID
 
 DECISIONS = ("approve", "deny")
@@ -52,14 +54,8 @@ def verify(token: str, secret: str, now: datetime) -> Approval:
     signed with another secret, or expired."""
     if not secret:
         raise InvalidTokenError("Approval links are not enabled on this deployment (PIPELINE_APPROVAL_SECRET)")
-    try:
-        head, _, tail = token.partition(".")
-        payload, signature = unb64url(head), unb64url(tail)
-    except (binascii.Error, ValueError):
-        raise InvalidTokenError("This approval link is not valid") from None
-    if not hmac.compare_digest(signature, _mac(payload, secret)):
-        raise InvalidTokenError("This approval link is not valid")
-    data = json.loads(payload)
+    data = signed_payload(token, lambda payload: _mac(payload, secret),
+                          InvalidTokenError("This approval link is not valid"))
     approval = Approval(UUID(data["r"]), data["m"], data["d"], data["by"],
                         datetime.fromtimestamp(data["exp"], timezone.utc))
     if approval.decision not in DECISIONS:
@@ -67,6 +63,19 @@ def verify(token: str, secret: str, now: datetime) -> Approval:
     if now >= approval.expires_at:
         raise ExpiredTokenError(f"This approval link expired on {approval.expires_at:%Y-%m-%d %H:%M} UTC")
     return approval
+
+
+def signed_payload(token: str, mac: Callable[[bytes], bytes], invalid: Exception) -> dict[str, Any]:
+    """The JSON payload of a `<payload>.<signature>` token whose signature is `mac(payload)`;
+    raises `invalid` for anything else (compared in constant time)."""
+    try:
+        head, _, tail = token.partition(".")
+        payload, signature = unb64url(head), unb64url(tail)
+    except (binascii.Error, ValueError):
+        raise invalid from None
+    if not hmac.compare_digest(signature, mac(payload)):
+        raise invalid
+    return json.loads(payload)
 
 
 def digest(token: str) -> str:
