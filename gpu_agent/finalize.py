@@ -31,6 +31,8 @@ def finalize(trainer: Trainer, publisher: Publisher, objects: ObjectStore, job_i
              work_dir: Path, extra: dict[str, Any]) -> tuple[ArtifactRef, dict[str, Any]]:
     adapter_dir = work_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
+    if trainer.processing_class is not None:  # the tokenizer travels with the adapter (deployment package)
+        trainer.processing_class.save_pretrained(adapter_dir)
     base_ppl, tuned_ppl = perplexities(trainer)
     history = [e for e in trainer.state.log_history if "loss" in e]
     metrics = {

@@ -95,7 +95,7 @@ def test_a_full_run_reports_every_stage_and_step_once_and_ships_an_adapter_that_
         tar.extractall(tmp_path, filter="data")
         names = set(tar.getnames())
     assert {"adapter/adapter_model.safetensors", "adapter/adapter_config.json",
-            "adapter/training_summary.json"} <= names
+            "adapter/training_summary.json", "adapter/tokenizer_config.json"} <= names
     job = JobSpec(training_file=training_ref, hyperparameters=job_spec(training_ref)["hyperparameters"], seed=7)
     _, items = examples(small_training_file(12))
     tokenizer = build_tokenizer(job, [m["content"] for e in items for m in e.messages])

@@ -1,11 +1,12 @@
-"""The job page's downloads: the adapter archive (FR4.1.1) and the event log as JSON or CSV
-(FR2.1.3 "Export log as JSON or CSV")."""
+"""The job page's downloads: the adapter archive (FR4.1.1), the deployment package (FR4.3.1) and
+the event log as JSON or CSV (FR2.1.3 "Export log as JSON or CSV")."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 from uuid import UUID
@@ -17,6 +18,7 @@ from litestar.response import File, Template
 
 from domain.aggregates.training_job import TrainingJob
 from domain.applications import JobNotFoundError
+from pipeline import deployment_package as deployment
 from pipeline.objectstore import ArtifactCorruptError, ArtifactMissingError
 from web.auth import actor_of
 from web.clock import utcnow
@@ -45,6 +47,42 @@ async def adapter_download(request: Request, state: State, job_id: UUID) -> Resp
     actor = actor_of(request)
     await asyncio.to_thread(app.update_job, job_id, lambda j: j.record_export("adapter", actor.name, utcnow()))
     return archive(job_id, job, path, spool)
+
+
+@get("/jobs/{job_id:uuid}/deployment-package", media_type=MediaType.HTML)
+async def deployment_package(request: Request, state: State, job_id: UUID) -> Response:
+    """FR4.3.1 "Download Deployment Package": the adapter with inference.py, requirements, README,
+    example prompts from the job's training file and the training summary, as
+    `{job_name}-deployment-package-{job_id}.zip`; each download is recorded on the job."""
+    app = state.store.app
+    try:
+        job = await asyncio.to_thread(app.get_job, job_id)
+    except JobNotFoundError as exc:
+        return error_page(exc)
+    if job.adapter is None:
+        return no_adapter(job)
+    spool = Path(tempfile.mkdtemp(prefix="package-"))
+    try:
+        adapter = await state.objects.get_file(job.adapter, spool / "adapter.tar")
+    except (ArtifactMissingError, ArtifactCorruptError) as exc:
+        shutil.rmtree(spool, ignore_errors=True)
+        return unavailable(job, exc)
+    try:  # the training file gives the example prompts; without it the package has none
+        training = (await state.objects.get_file(job.training_file, spool / "training.json")).read_bytes()
+    except (ArtifactMissingError, ArtifactCorruptError):
+        training = None
+    now = utcnow()
+    target = spool / deployment.file_name(job)
+    try:
+        await asyncio.to_thread(deployment.build, job, adapter, training, target, now)
+    except (ValueError, tarfile.TarError) as exc:
+        shutil.rmtree(spool, ignore_errors=True)
+        return Template("error.html", status_code=502, context={
+            "title": "Deployment package unavailable", "message": f"The stored adapter cannot be packaged: {exc}"})
+    actor = actor_of(request)
+    await asyncio.to_thread(app.update_job, job_id, lambda j: j.record_export("deployment-package", actor.name, now))
+    return File(target, filename=target.name, media_type="application/zip",
+                background=BackgroundTask(shutil.rmtree, spool, ignore_errors=True))
 
 
 def archive(job_id: UUID, job: TrainingJob, path: Path, spool: Path) -> File:
@@ -91,4 +129,4 @@ def attachment(job_id: UUID, fmt: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="job-{job_id}-event-log.{fmt}"'}
 
 
-routes = [adapter_download, event_log_csv, event_log_json]
+routes = [adapter_download, deployment_package, event_log_csv, event_log_json]
