@@ -36,7 +36,8 @@ LOGIN_COOKIE = "pipeline_login"  # the sign-in form's own CSRF token (see above)
 # one of its own to sign a victim in to the attacker's account.
 HOST_LOGIN_COOKIE = "__Host-pipeline_login"
 LOGIN_FORM_STALE = "This sign-in form was stale or not sent by this site: sign in again"
-PUBLIC = ["^/login$", "^/static/", "^/health$", "^/schema", "^/approvals/", "^/shared/reports/", "^/favicon.ico$"]
+PUBLIC = ["^/login$", "^/static/", "^/health$", "^/schema", "^/approvals/", "^/shared/reports/", "^/shared/packages/",
+          "^/favicon.ico$"]
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 

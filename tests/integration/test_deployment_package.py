@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -130,6 +131,24 @@ def test_a_completed_job_downloads_its_deployment_package(web: WebRig, tmp_path:
     assert json.loads(package.read("training_summary.json"))["job_id"] == str(job)
     kinds = [s.topic for s in web.store.app.recorder.select_events(job)]
     assert kinds.count("TrainingJob.MetricsExported") == 1  # recorded for the audit trail
+    # FR4.3.1 "Generate signed URL, valid 48 hours": anyone with the link, no sign-in, 48 hours.
+    shared = web.form("bob", f"/jobs/{job}/deployment-package/share", {}, headers={"Accept": "text/html"})
+    assert shared.status_code == 200 and "(48 hours)" in shared.text
+    link = re.search(r'value="([^"]+)" id="share-url"', shared.text).group(1)
+    path = link.removeprefix(web.settings.public_base_url)
+    assert path.startswith("/shared/packages/")
+    public = web.client(None).get(path)
+    assert public.status_code == 200 and "inference.py" in zipfile.ZipFile(io.BytesIO(public.content)).namelist()
+    report_path = path.replace("/shared/packages/", "/shared/reports/")  # a package link opens no report
+    assert web.client(None).get(report_path, headers={"Accept": "text/html"}).status_code == 403
+    from web import share_links
+
+    secret = web.settings.approval_secret.get_secret_value()
+    old, _ = share_links.share(share_links.PACKAGE, job, "bob", secret, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    expired = web.client(None).get(f"/shared/packages/{old}", headers={"Accept": "text/html"})
+    assert expired.status_code == 410 and "This deployment package link expired on 2026-01-03" in expired.text
+    kinds = [s.topic for s in web.store.app.recorder.select_events(job)]
+    assert kinds.count("TrainingJob.MetricsExported") == 2  # the download and the link; not the public fetch
     running = add_job(web, name="Not yet")
     training(web, running)
     refused = web.client("alice").get(f"/jobs/{running}/deployment-package", headers={"Accept": "text/html"})

@@ -114,7 +114,7 @@ def test_a_shared_link_opens_the_report_without_signing_in_for_30_days(web: WebR
     from datetime import datetime, timezone
 
     from handlers.notifications import tokens
-    from web import report_links
+    from web import share_links
 
     job_id = completed_after_an_interruption(web, "Shared advisor")
     page = web.form("bob", f"/jobs/{job_id}/report/share", {}, headers={"Accept": "text/html"})
@@ -135,7 +135,7 @@ def test_a_shared_link_opens_the_report_without_signing_in_for_30_days(web: WebR
     tampered = stranger.get(f"/shared/reports/{head[:-2]}xx.{tail}", headers={"Accept": "text/html"})
     assert tampered.status_code == 403 and "This report link is not valid" in tampered.text
     secret = web.settings.approval_secret.get_secret_value()
-    old, _ = report_links.share(job_id, "bob", secret, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    old, _ = share_links.share(share_links.REPORT, job_id, "bob", secret, datetime(2026, 1, 1, tzinfo=timezone.utc))
     expired = stranger.get(f"/shared/reports/{old}", headers={"Accept": "text/html"})
     assert expired.status_code == 410 and "This report link expired on 2026-01-31" in expired.text
     approval = tokens.sign(tokens.Approval(job_id, "2026-11", "approve", "bob", datetime(2100, 1, 1,

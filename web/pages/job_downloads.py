@@ -59,6 +59,12 @@ async def deployment_package(request: Request, state: State, job_id: UUID) -> Re
         job = await asyncio.to_thread(app.get_job, job_id)
     except JobNotFoundError as exc:
         return error_page(exc)
+    return await package_file(state, job, actor_of(request).name)
+
+
+async def package_file(state: State, job: TrainingJob, actor: str | None) -> Response:
+    """The package as a file response (its spool folder removed once sent), or the page saying why
+    there is none; with an `actor` the download is recorded on the job."""
     if job.adapter is None:
         return no_adapter(job)
     spool = Path(tempfile.mkdtemp(prefix="package-"))
@@ -79,8 +85,9 @@ async def deployment_package(request: Request, state: State, job_id: UUID) -> Re
         shutil.rmtree(spool, ignore_errors=True)
         return Template("error.html", status_code=502, context={
             "title": "Deployment package unavailable", "message": f"The stored adapter cannot be packaged: {exc}"})
-    actor = actor_of(request)
-    await asyncio.to_thread(app.update_job, job_id, lambda j: j.record_export("deployment-package", actor.name, now))
+    if actor is not None:
+        await asyncio.to_thread(state.store.app.update_job, job.id,
+                                lambda j: j.record_export("deployment-package", actor, now))
     return File(target, filename=target.name, media_type="application/zip",
                 background=BackgroundTask(shutil.rmtree, spool, ignore_errors=True))
 

@@ -1,10 +1,7 @@
 """FR4.2.2 "Generate Report": a completed job's training report as a PDF, named
 `{job_name}-training-report-{timestamp}.pdf`; `?preview=1` opens it in the browser instead of
-downloading it. Each download is recorded on the job (the audit trail's export count).
-
-"Shareable via secure link (30-day expiration)": POST .../report/share makes a signed link
-(web/report_links.py) that opens the report without signing in until it expires; making one is
-recorded on the job too."""
+downloading it. Each download is recorded on the job (the audit trail's export count). Its 30-day
+share link is web/pages/shared_links.py."""
 
 from __future__ import annotations
 
@@ -13,13 +10,12 @@ from collections import OrderedDict
 from datetime import datetime
 from uuid import UUID
 
-from litestar import MediaType, Request, Response, get, post
+from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.response import Template
 
 from domain.applications import JobNotFoundError
 from domain.job_status import JobStatus
-from web import report_links
 from web.auth import actor_of
 from web.clock import utcnow
 from web.detail_format import STATUS_LABELS
@@ -40,42 +36,6 @@ async def training_report(request: Request, state: State, job_id: UUID, preview:
         await asyncio.to_thread(state.store.app.update_job, job_id,
                                 lambda j: j.record_export("training-report", actor.name, now))
     return pdf_response(*built, now, inline=preview)
-
-
-@post("/jobs/{job_id:uuid}/report/share", media_type=MediaType.HTML, status_code=200)
-async def share_report(request: Request, state: State, job_id: UUID) -> Response:
-    """A link to the report valid for 30 days, shown to copy."""
-    secret, now, actor = state.settings.approval_secret.get_secret_value(), utcnow(), actor_of(request)
-    if not secret:
-        return Template("error.html", status_code=409, context={
-            "title": "Sharing is not set up",
-            "message": "Shared report links need PIPELINE_APPROVAL_SECRET on this deployment (docs/operations.md)."})
-    try:
-        job = await asyncio.to_thread(state.store.app.get_job, job_id)
-    except JobNotFoundError as exc:
-        return error_page(exc)
-    if job.status is not JobStatus.COMPLETED:
-        return not_completed(job.status)
-    token, shared = report_links.share(job_id, actor.name, secret, now)
-    await asyncio.to_thread(state.store.app.update_job, job_id,
-                            lambda j: j.record_export("training-report-link", actor.name, now))
-    return Template("report_shared.html", context={
-        "job": job, "url": f"{state.settings.public_base_url}/shared/reports/{token}",
-        "expires": shared.expires_at, "days": report_links.SHARE_DAYS})
-
-
-@get("/shared/reports/{token:str}", media_type=MediaType.HTML)
-async def shared_report(state: State, token: str) -> Response:
-    """Public (no sign-in): the report a valid, unexpired link names."""
-    now = utcnow()
-    try:
-        shared = report_links.verify(token, state.settings.approval_secret.get_secret_value(), now)
-    except report_links.InvalidLinkError as exc:
-        expired = isinstance(exc, report_links.ExpiredLinkError)
-        return Template("error.html", status_code=410 if expired else 403,
-                        context={"title": "Report link " + ("expired" if expired else "not valid"), "message": str(exc)})
-    built = await shared_pdf(state, shared.job_id, now)
-    return pdf_response(*built, now, inline=True) if isinstance(built, tuple) else built
 
 
 # A public link may be opened often: the PDF of a job as it stands (its version) is kept, a few of
@@ -132,4 +92,4 @@ def pdf_response(name: str, pdf: bytes, now: datetime, inline: bool) -> Response
                              "Cache-Control": "no-store"})
 
 
-routes = [training_report, share_report, shared_report]
+routes = [training_report]

@@ -1,5 +1,6 @@
-"""Shared training-report links (FR4.2.2): signed for one job and 30 days, refused when tampered
-with, expired, signed with another secret, or when sharing is not set up."""
+"""Share links (FR4.2.2 report, 30 days; FR4.3.1 package, 48 hours): signed for one job and one
+purpose, refused when tampered with, expired, signed with another secret, for another purpose, or
+when sharing is not set up."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ from datetime import timedelta
 import pytest
 
 from tests.factories import T0
-from web.report_links import ExpiredLinkError, InvalidLinkError, share, verify
+from web.share_links import PACKAGE, REPORT, ExpiredLinkError, InvalidLinkError
+from web.share_links import share as share_any
+from web.share_links import verify as verify_any
 
 SECRET = "a-long-enough-secret-for-links"
+
+
+def share(job_id, by, secret, now):
+    return share_any(REPORT, job_id, by, secret, now)
+
+
+def verify(token, secret, now):
+    return verify_any(REPORT, token, secret, now)
 
 
 def test_a_link_names_its_job_and_sharer_for_30_days_and_no_longer() -> None:
@@ -56,3 +67,17 @@ def test_another_secret_or_none_opens_nothing() -> None:
         verify(token, SECRET + "-rotated", T0)
     with pytest.raises(InvalidLinkError, match="not enabled"):
         verify(token, "", T0)
+
+
+def test_a_package_link_lasts_48_hours_and_opens_no_report_nor_the_reverse() -> None:
+    job = uuid.uuid4()
+    package, shared = share_any(PACKAGE, job, "bob", SECRET, T0)
+    assert shared.expires_at == T0 + timedelta(hours=48)
+    assert verify_any(PACKAGE, package, SECRET, T0 + timedelta(hours=47)).job_id == job
+    with pytest.raises(ExpiredLinkError, match="This deployment package link expired on 2026-11-26 12:00 UTC"):
+        verify_any(PACKAGE, package, SECRET, T0 + timedelta(hours=48))
+    report, _ = share(job, "bob", SECRET, T0)
+    with pytest.raises(InvalidLinkError, match="This deployment package link is not valid"):
+        verify_any(PACKAGE, report, SECRET, T0)
+    with pytest.raises(InvalidLinkError, match="This report link is not valid"):
+        verify(package, SECRET, T0)

@@ -1,0 +1,94 @@
+"""Share links for a completed job's artefacts (web/share_links.py): the training report for 30
+days (FR4.2.2), the deployment package for 48 hours (FR4.3.1). POST .../share makes one and shows it
+to copy (recorded on the job); GET /shared/... is public (web/auth.py PUBLIC) and serves what a
+valid, unexpired link names — 403 for a link that is not valid, 410 for an expired one."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from uuid import UUID
+
+from litestar import MediaType, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.response import Template
+
+from domain.applications import JobNotFoundError
+from domain.job_status import JobStatus
+from web import share_links
+from web.auth import actor_of
+from web.clock import utcnow
+from web.job_page import error_page
+from web.pages.job_downloads import package_file
+from web.pages.job_report import not_completed, pdf_response, shared_pdf
+from web.share_links import PACKAGE, REPORT, Purpose
+
+PATHS = {REPORT.key: "reports", PACKAGE.key: "packages"}
+
+
+@post("/jobs/{job_id:uuid}/report/share", media_type=MediaType.HTML, status_code=200)
+async def share_report(request: Request, state: State, job_id: UUID) -> Response:
+    return await make_link(request, state, job_id, REPORT)
+
+
+@post("/jobs/{job_id:uuid}/deployment-package/share", media_type=MediaType.HTML, status_code=200)
+async def share_package(request: Request, state: State, job_id: UUID) -> Response:
+    return await make_link(request, state, job_id, PACKAGE)
+
+
+async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpose) -> Response:
+    secret, now, actor = state.settings.approval_secret.get_secret_value(), utcnow(), actor_of(request)
+    if not secret:
+        return Template("error.html", status_code=409, context={
+            "title": "Sharing is not set up",
+            "message": "Share links need PIPELINE_APPROVAL_SECRET on this deployment (docs/operations.md)."})
+    try:
+        job = await asyncio.to_thread(state.store.app.get_job, job_id)
+    except JobNotFoundError as exc:
+        return error_page(exc)
+    if job.status is not JobStatus.COMPLETED:
+        return not_completed(job.status)
+    token, shared = share_links.share(purpose, job_id, actor.name, secret, now)
+    await asyncio.to_thread(state.store.app.update_job, job_id,
+                            lambda j: j.record_export(f"{purpose.key}-link", actor.name, now))
+    hours = int(purpose.lasts.total_seconds() // 3600)
+    url = f"{state.settings.public_base_url}/shared/{PATHS[purpose.key]}/{token}"
+    return Template("shared_link.html", context={
+        "job": job, "what": purpose.noun, "url": url, "expires": shared.expires_at,
+        "lasts": f"{hours // 24} days" if hours % 24 == 0 and hours > 48 else f"{hours} hours"})
+
+
+@get("/shared/reports/{token:str}", media_type=MediaType.HTML)
+async def shared_report(state: State, token: str) -> Response:
+    """Public (no sign-in): the report a valid, unexpired link names."""
+    now = utcnow()
+    shared = opened(state, REPORT, token, now)
+    if isinstance(shared, Template):
+        return shared
+    built = await shared_pdf(state, shared.job_id, now)
+    return pdf_response(*built, now, inline=True) if isinstance(built, tuple) else built
+
+
+@get("/shared/packages/{token:str}", media_type=MediaType.HTML)
+async def shared_package(state: State, token: str) -> Response:
+    """Public (no sign-in): the deployment package a valid, unexpired link names."""
+    shared = opened(state, PACKAGE, token, utcnow())
+    if isinstance(shared, Template):
+        return shared
+    try:
+        job = await asyncio.to_thread(state.store.app.get_job, shared.job_id)
+    except JobNotFoundError as exc:
+        return error_page(exc)
+    return await package_file(state, job, None)
+
+
+def opened(state: State, purpose: Purpose, token: str, now: datetime) -> share_links.Shared | Template:
+    try:
+        return share_links.verify(purpose, token, state.settings.approval_secret.get_secret_value(), now)
+    except share_links.InvalidLinkError as exc:
+        expired = isinstance(exc, share_links.ExpiredLinkError)
+        return Template("error.html", status_code=410 if expired else 403, context={
+            "title": f"{purpose.noun.capitalize()} link {'expired' if expired else 'not valid'}", "message": str(exc)})
+
+
+routes = [share_report, share_package, shared_report, shared_package]
