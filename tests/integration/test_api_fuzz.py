@@ -254,7 +254,8 @@ class Fuzzer:
             crash = self.served.crashes[-1] if response.status_code >= 500 and self.served.crashes else ""
             return [Finding(type(failure).__name__, case.method, case.operation.path, response.status_code,
                             case.as_curl_command(headers=self.headers), f"{failure.title}: {failure.message}\n"
-                            f"  response: {response.text[:300]}", crash) for failure in group.exceptions]
+                            f"  response: {response.content[:300].decode(errors='replace')}", crash)
+                    for failure in group.exceptions]  # a PDF or a ZIP is not text
         return []
 
 
