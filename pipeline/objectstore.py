@@ -80,6 +80,14 @@ class ObjectStore:
         if info.size != ref.size or hex_digest(info.digest) != ref.sha256:
             raise ArtifactMissingError(f"object {ref.bucket}/{ref.name} has another digest or size")
 
+    async def delete(self, ref: ArtifactRef) -> bool:
+        """Removes the object and its chunks; False when it was not there (deleted before)."""
+        try:
+            await (await self.js.object_store(ref.bucket)).delete(ref.name)
+        except NotFoundError:
+            return False
+        return True
+
 
 def hex_digest(nats_digest: str) -> str:
     """NATS writes `SHA-256=<base64url>`; references use lowercase hex."""

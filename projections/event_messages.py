@@ -13,7 +13,7 @@ from domain.money import usd
 
 CATEGORIES = ("status", "metrics", "warning", "error")
 ERRORS = frozenset({J.Failed, J.ProvisioningFailed})
-WARNINGS = frozenset({J.Interrupted, J.RecoveryStarted, J.ProvisioningTimedOut, B.OverrideRecorded,
+WARNINGS = frozenset({J.Interrupted, J.RecoveryStarted, J.ProvisioningTimedOut, J.AdapterDeleted, B.OverrideRecorded,
                       B.ThresholdCrossed, B.OverrunForecast, B.OverLimitAllowed})
 METRICS = frozenset({J.ProgressRecorded, J.EpochCompleted, J.CheckpointSaved, B.SpendRecorded})
 # The fields that name a person (or the reactor) behind an event, in the order they are looked for.
@@ -86,6 +86,7 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
                                  f" (estimate up to {usd(e.estimated_cost_max)})"),
     J.Promoted: lambda e: f"Moved to the front of the queue by {e.actor}",
     J.MetricsExported: lambda e: f"Exported ({e.kind}) by {e.actor}",
+    J.AdapterDeleted: lambda e: f"Adapter {e.adapter.name} deleted by {e.actor}: {e.reason}",
     B.Created: lambda e: f"Budget {e.month} of team {e.team} opened with a limit of {usd(e.limit)}",
     B.Reserved: lambda e: f"Budget reserved: {usd(e.amount)}",
     B.ReservationChanged: lambda e: f"Budget reservation changed to {usd(e.amount)}",

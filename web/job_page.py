@@ -17,7 +17,7 @@ from domain.applications import JobNotFoundError
 from domain.job_metadata import NOTE_MAX
 from domain.job_status import TERMINAL, JobStatus
 from domain.retries import ADJUSTABLE, SCHEDULES
-from web import job_actions, queries
+from web import adapter_storage, job_actions, queries
 from web.auth import actor_of
 from web.clock import utcnow
 from web.detail_format import when
@@ -66,7 +66,14 @@ async def overview(request: Request, state: State, job_id: UUID, detail: dict[st
         "is_manager": actor_of(request).role in ("manager", "admin"), "schedules": SCHEDULES, "adjustable": ADJUSTABLE,
         "retry": await retry_options(state, job_id) if ended and view.tab != "events" else None,
         "page_data": page_data(job_id, job),
+        "adapter": await stored_adapter(state, job_id) if job["status"] == JobStatus.COMPLETED else None,
     }
+
+
+async def stored_adapter(state: State, job_id: UUID) -> dict[str, Any] | None:
+    """FR4.1.2 on the job page: its adapter's path, size, upload time, downloads, or its deletion."""
+    found = await adapter_storage.adapters(state.pool, job_id)
+    return found[0] | {"size_text": adapter_storage.size(found[0]["size"])} if found else None
 
 
 def page_data(job_id: UUID, job: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from domain.aggregates.budget import PermissionDeniedError
 from domain.values import ArtifactRef
 
 NO_GPU_TIMEOUT_MESSAGE = "Still no spot GPU available. Switch to on-demand or cancel?"  # FR3.1.3
+ADAPTER_DELETE_REASON_MIN = 10  # FR4.1.2: deleting an adapter "requires confirmation, creates audit log entry"
 
 S = JobStatus
 
@@ -196,6 +197,15 @@ class TrainingJob(Aggregate):
         actor: str
         at: datetime
 
+    class AdapterDeleted(Aggregate.Event):
+        """FR4.1.2 "Option to delete adapters (free up storage)": the adapter's file is to be removed
+        from the object store; the record of what it was stays."""
+        TOPIC = "TrainingJob.AdapterDeleted"
+        adapter: ArtifactRef
+        actor: str
+        reason: str
+        at: datetime
+
     class Promoted(Aggregate.Event):
         """Moved to the front of the queue by a manager (FR2.3.2)."""
         TOPIC = "TrainingJob.Promoted"
@@ -254,6 +264,7 @@ class TrainingJob(Aggregate):
         self.promoted_at: datetime | None = None
         self.awaiting_gpu_decision = False
         self.exports = 0
+        self.adapter_deleted: dict[str, Any] | None = None
 
     def configure(self, *, preset: str, hyperparameters: dict[str, Any], gpu_tier: str, gpu_type: str,
                   hourly_rate: Decimal, estimated_duration_hours: Decimal, estimated_cost_min: Decimal,
@@ -382,6 +393,23 @@ class TrainingJob(Aggregate):
     @event(Promoted)
     def _promoted(self, actor: str, at: datetime) -> None:
         self.promoted_at, self.updated_at = at, at
+
+    def delete_adapter(self, actor: str, role: str, reason: str, at: datetime) -> None:
+        """Its creator, a manager or an admin deletes the adapter with a reason (10+ characters);
+        deleting it again changes nothing."""
+        if self.adapter is None:
+            raise InvalidJobError("This job has no adapter to delete")
+        if self.adapter_deleted is not None:
+            return
+        if actor != self.created_by and role not in ("manager", "admin"):
+            raise PermissionDeniedError("Only the job's creator, a manager or an admin may delete its adapter")
+        if len(reason.strip()) < ADAPTER_DELETE_REASON_MIN:
+            raise InvalidJobError(f"Give a reason of at least {ADAPTER_DELETE_REASON_MIN} characters")
+        self._adapter_deleted(adapter=self.adapter, actor=actor, reason=reason.strip(), at=at)
+
+    @event(AdapterDeleted)
+    def _adapter_deleted(self, adapter: ArtifactRef, actor: str, reason: str, at: datetime) -> None:
+        self.adapter_deleted = {"actor": actor, "reason": reason, "at": at}
 
     def record_export(self, kind: str, actor: str, at: datetime) -> None:
         """Any time, in any state: an audit record, it changes nothing else."""

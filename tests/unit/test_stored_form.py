@@ -48,6 +48,7 @@ def full_life_events() -> list:
     job.change_stage(JobStatus.FINALIZATION, attempt, t(90))
     job.complete(ADAPTER, {"final_loss": 0.287, "perplexity_improvement": 31.0}, attempt, t(95))
     job.record_export("metrics-csv", "alice", t(96))
+    job.delete_adapter("bob", "manager", "Superseded by v2, freeing storage", t(97))
     events = job.collect_events()
     other = configured_job()
     other.queue(t(1))

@@ -38,6 +38,8 @@ async def adapter_download(request: Request, state: State, job_id: UUID) -> Resp
         return error_page(exc)
     if job.adapter is None:
         return no_adapter(job)
+    if job.adapter_deleted is not None:
+        return deleted(job)
     spool = Path(tempfile.mkdtemp(prefix="adapter-"))
     try:
         path = await state.objects.get_file(job.adapter, spool / "adapter")
@@ -67,6 +69,8 @@ async def package_file(state: State, job: TrainingJob, actor: str | None) -> Res
     there is none; with an `actor` the download is recorded on the job."""
     if job.adapter is None:
         return no_adapter(job)
+    if job.adapter_deleted is not None:
+        return deleted(job)
     spool = Path(tempfile.mkdtemp(prefix="package-"))
     try:
         adapter = await state.objects.get_file(job.adapter, spool / "adapter.tar")
@@ -105,6 +109,14 @@ def no_adapter(job: TrainingJob) -> Template:
         "title": "No adapter yet",
         "message": f"This job has no adapter to download: it is {STATUS_LABELS[job.status.value].lower()}."
                    " The adapter can be downloaded once the job has completed."})
+
+
+def deleted(job: TrainingJob) -> Template:
+    gone = job.adapter_deleted or {}
+    return Template("error.html", status_code=410, context={
+        "title": "Adapter deleted",
+        "message": f"The adapter of this job was deleted on {gone['at']:%Y-%m-%d %H:%M} UTC by {gone['actor']}:"
+                   f" {gone['reason']}"})
 
 
 def unavailable(job: TrainingJob, exc: Exception) -> Template:
