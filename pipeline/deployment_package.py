@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.aggregates.training_job import TrainingJob
+from domain.training_file import DatasetFormatError, load
 
 INFERENCE = Path(__file__).parent / "deployment" / "inference.py"
 # What inference.py needs, pinned as the GPU agent is (pyproject.toml's `agent` extra; a test keeps
@@ -36,32 +37,31 @@ def file_name(job: TrainingJob) -> str:
     return f"{safe}-deployment-package-{job.id}.zip"
 
 
-def example_prompts(training_file: bytes | None, most: int = EXAMPLES) -> list[dict[str, Any]]:
-    """Up to `most` prompts from the training file, one per conversation first, each with its
-    system prompt, topic and the response the adapter was trained towards."""
+def conversations(training_file: bytes | None) -> tuple[Any, ...]:
+    """The training file's conversations, JSON or JSON Lines (the catalog's own reader); none when
+    the file is missing or not valid."""
     if training_file is None:
-        return []
+        return ()
     try:
-        conversations = json.loads(training_file).get("conversations") or []
-    except (ValueError, AttributeError):
-        return []
-    pairs = [(c, p) for c in conversations if isinstance(c, dict) for p in c.get("training_pairs") or []
-             if isinstance(p, dict) and p.get("user_input")]
-    first = {id(c): (c, p) for c, p in reversed(pairs)}  # each conversation's first pair
-    chosen = list(reversed(first.values()))[:most]
+        return load(training_file).conversations
+    except DatasetFormatError:
+        return ()
+
+
+def example_prompts(convs: tuple[Any, ...], most: int = EXAMPLES) -> list[dict[str, Any]]:
+    """Up to `most` prompts of the training file's conversations, one per conversation first, each
+    with its system prompt, topic and the response the adapter was trained towards."""
+    pairs = [(c, p) for c in convs for p in c.training_pairs]
+    firsts = [(c, c.training_pairs[0]) for c in convs if c.training_pairs]
+    chosen = firsts[:most]
     chosen += [pair for pair in pairs if pair not in chosen][:most - len(chosen)]
-    return [{"prompt": p["user_input"], "system_prompt": p.get("system_prompt"), "topic": c.get("topic"),
-             "expected_response": p.get("target_response")} for c, p in chosen]
+    return [{"prompt": p.user_input, "system_prompt": p.system_prompt, "topic": c.topic,
+             "expected_response": p.target_response} for c, p in chosen]
 
 
-def system_prompt(training_file: bytes | None) -> str | None:
+def system_prompt(convs: tuple[Any, ...]) -> str | None:
     """The system prompt the training file uses most: the one the adapter answers best under."""
-    try:
-        conversations = json.loads(training_file or b"{}").get("conversations") or []
-    except (ValueError, AttributeError):
-        return None
-    found = Counter(p.get("system_prompt") for c in conversations if isinstance(c, dict)
-                    for p in c.get("training_pairs") or [] if isinstance(p, dict) and p.get("system_prompt"))
+    found = Counter(p.system_prompt for c in convs for p in c.training_pairs if p.system_prompt)
     return found.most_common(1)[0][0] if found else None
 
 
@@ -90,7 +90,7 @@ f" On the validation set it lowers perplexity by {improvement:.0f}%." if isinsta
 ## Contents
 - `adapters/`: the adapter (`adapter_model.safetensors`, `adapter_config.json`) and its tokenizer
 - `inference.py`: loads the base model and the adapter and answers one prompt
-- `requirements.txt`: the exact library versions it was trained with
+- `requirements.txt`: the library versions the GPU agent pins (bitsandbytes only matters for 4-bit on CUDA)
 - `example_prompts.json`: {len(examples)} prompts from the training data, with the responses it was trained towards
 - `training_summary.json`: the job, its configuration and final metrics
 
@@ -139,8 +139,8 @@ Questions about this adapter: {SUPPORT}. Job `{job.id}`, trained by {job.created
 
 def build(job: TrainingJob, adapter_archive: Path, training_file: bytes | None, target: Path, at: datetime) -> Path:
     """Writes the package to `target` (a .zip) from the adapter archive (a tar with one folder)."""
-    system = system_prompt(training_file)
-    examples = example_prompts(training_file)
+    convs = conversations(training_file)
+    system, examples = system_prompt(convs), example_prompts(convs)
     with tarfile.open(adapter_archive) as tar:
         members = [m for m in tar.getmembers() if m.isfile()]
         adapter_config = next((m for m in members if Path(m.name).name == "adapter_config.json"), None)

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     sampling = {"do_sample": True, "temperature": args.temperature} if args.temperature > 0 else {"do_sample": False}
     with torch.no_grad():
         output = model.generate(**inputs, max_new_tokens=args.max_tokens,
-                                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **sampling)
+                                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                                else tokenizer.eos_token_id, **sampling)
     print(tokenizer.decode(output[0, inputs["input_ids"].shape[-1]:], skip_special_tokens=True).strip())
     return 0
 

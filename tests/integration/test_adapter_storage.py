@@ -88,6 +88,9 @@ def test_the_adapter_facts_the_dashboard_and_deleting_one_with_its_audit_record(
     assert logged == [("warning", f"Adapter {ref.name} deleted by alice: {REASON}")]
     page = web.client("alice").get(f"/jobs/{job}", headers=HTML).text
     assert 'id="jd-adapter-deleted"' in page and 'id="jd-adapter-delete"' not in page
+    assert f'href="/jobs/{job}/adapter"' not in page and 'id="jd-report"' in page  # the report stays
+    no_link = web.form("alice", f"/jobs/{job}/deployment-package/share", {}, headers=HTML)
+    assert no_link.status_code == 410 and "was deleted" in no_link.text
     dashboard = web.client("bob").get("/storage", headers=HTML).text
     assert 'id="storage-models">0<' in dashboard and "1 deleted" in dashboard
 
@@ -95,6 +98,9 @@ def test_the_adapter_facts_the_dashboard_and_deleting_one_with_its_audit_record(
 def test_a_manager_deletes_several_adapters_at_once(web: WebRig) -> None:
     jobs = [completed_with_adapter(web, f"Old run {n}", 10_000 * (n + 1)) for n in range(3)]
     web.project()
+    # A member may delete only her own: carol's bulk request stops at alice's first job.
+    refused = web.form("carol", "/storage/delete", {"job": [str(jobs[0][0])], "reason": REASON, "confirm": "yes"})
+    assert "creator%2C+a+manager+or+an+admin" in refused.headers["location"]
     chosen = [str(jobs[0][0]), str(jobs[2][0])]
     refused = web.form("bob", "/storage/delete", {"job": chosen, "reason": REASON})
     assert "Tick+the+confirmation" in refused.headers["location"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from domain.applications import BudgetPolicy, Pipeline
 from pipeline import bus
-from pipeline.deployment_package import REQUIREMENTS, build, example_prompts, file_name
+from pipeline.deployment_package import REQUIREMENTS, build, conversations, example_prompts, file_name
 from pipeline.objectstore import ObjectStore
 from tests.factories import queue_sample_job
 from tests.integration.test_web_job_detail import add_job, ago, run, training
@@ -95,13 +95,16 @@ def test_the_package_has_the_spec_files_and_its_inference_script_answers_a_promp
 def test_the_requirements_are_the_gpu_agents_own_pins_and_prompts_come_from_the_training_file() -> None:
     agent = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["agent"]
     assert set(REQUIREMENTS) == set(agent)
-    assert example_prompts(None) == [] and example_prompts(b"not json") == []
-    two = json.dumps({"conversations": [
-        {"topic": "budgeting", "training_pairs": [{"user_input": "a", "target_response": "x"},
-                                                  {"user_input": "b", "target_response": "y"}]},
-        {"topic": "saving", "training_pairs": [{"user_input": "c", "target_response": "z"}]}]}).encode()
-    assert [e["prompt"] for e in example_prompts(two)] == ["a", "c", "b"]  # each conversation's first, then more
-    assert [e["prompt"] for e in example_prompts(two, most=2)] == ["a", "c"]
+    assert example_prompts(conversations(None)) == [] and example_prompts(conversations(b"not json")) == []
+    sample = json.loads(SAMPLE.read_text())
+    two = conversations(json.dumps(sample | {"conversations": sample["conversations"][:2]}).encode())
+    first, second = (c["training_pairs"] for c in sample["conversations"][:2])
+    rest = [p["user_input"] for p in first[1:] + second[1:]]  # then the others, in file order
+    assert [e["prompt"] for e in example_prompts(two, most=4)] == [
+        first[0]["user_input"], second[0]["user_input"], *rest[:2]]  # each conversation's first, first
+    lines = "\n".join(json.dumps(c) for c in sample["conversations"]).encode()  # JSON Lines, no header
+    assert example_prompts(conversations(lines)) == example_prompts(conversations(SAMPLE.read_bytes()))
+    assert len(example_prompts(conversations(lines))) == 10
 
 
 def test_a_completed_job_downloads_its_deployment_package(web: WebRig, tmp_path: Path) -> None:

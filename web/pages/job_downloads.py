@@ -64,6 +64,11 @@ async def deployment_package(request: Request, state: State, job_id: UUID) -> Re
     return await package_file(state, job, actor_of(request).name)
 
 
+# Building a package copies the adapter and writes a ZIP as large: two at a time (the public share
+# link included), and a spool folder never outlives its request.
+_PACKAGING = asyncio.Semaphore(2)
+
+
 async def package_file(state: State, job: TrainingJob, actor: str | None) -> Response:
     """The package as a file response (its spool folder removed once sent), or the page saying why
     there is none; with an `actor` the download is recorded on the job."""
@@ -73,12 +78,24 @@ async def package_file(state: State, job: TrainingJob, actor: str | None) -> Res
         return deleted(job)
     spool = Path(tempfile.mkdtemp(prefix="package-"))
     try:
+        async with _PACKAGING:
+            response = await _package(state, job, actor, spool)
+    except BaseException:
+        shutil.rmtree(spool, ignore_errors=True)
+        raise
+    if not isinstance(response, File):
+        shutil.rmtree(spool, ignore_errors=True)
+    return response
+
+
+async def _package(state: State, job: TrainingJob, actor: str | None, spool: Path) -> Response:
+    try:
         adapter = await state.objects.get_file(job.adapter, spool / "adapter.tar")
     except (ArtifactMissingError, ArtifactCorruptError) as exc:
-        shutil.rmtree(spool, ignore_errors=True)
         return unavailable(job, exc)
     try:  # the training file gives the example prompts; without it the package has none
-        training = (await state.objects.get_file(job.training_file, spool / "training.json")).read_bytes()
+        training = await asyncio.to_thread(
+            (await state.objects.get_file(job.training_file, spool / "training.json")).read_bytes)
     except (ArtifactMissingError, ArtifactCorruptError):
         training = None
     now = utcnow()
@@ -86,7 +103,6 @@ async def package_file(state: State, job: TrainingJob, actor: str | None) -> Res
     try:
         await asyncio.to_thread(deployment.build, job, adapter, training, target, now)
     except (ValueError, tarfile.TarError) as exc:
-        shutil.rmtree(spool, ignore_errors=True)
         return Template("error.html", status_code=502, context={
             "title": "Deployment package unavailable", "message": f"The stored adapter cannot be packaged: {exc}"})
     if actor is not None:

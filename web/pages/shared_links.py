@@ -19,7 +19,7 @@ from web import share_links
 from web.auth import actor_of
 from web.clock import utcnow
 from web.job_page import error_page
-from web.pages.job_downloads import package_file
+from web.pages.job_downloads import deleted, package_file
 from web.pages.job_report import not_completed, pdf_response, shared_pdf
 from web.share_links import PACKAGE, REPORT, Purpose
 
@@ -48,6 +48,8 @@ async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpo
         return error_page(exc)
     if job.status is not JobStatus.COMPLETED:
         return not_completed(job.status)
+    if purpose is PACKAGE and job.adapter_deleted is not None:
+        return deleted(job)
     token, shared = share_links.share(purpose, job_id, actor.name, secret, now)
     await asyncio.to_thread(state.store.app.update_job, job_id,
                             lambda j: j.record_export(f"{purpose.key}-link", actor.name, now))

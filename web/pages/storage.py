@@ -7,6 +7,7 @@ before the object store's file is removed, so the audit trail never lacks one.""
 from __future__ import annotations
 
 import asyncio
+import logging
 from uuid import UUID
 
 from litestar import MediaType, Request, Response, get, post
@@ -20,6 +21,8 @@ from web import adapter_storage
 from web.auth import actor_of
 from web.clock import utcnow
 from web.forms import redirect_with
+
+LOG = logging.getLogger(__name__)
 
 
 @get("/storage", media_type=MediaType.HTML)
@@ -52,18 +55,27 @@ async def delete_many(request: Request, state: State) -> Response:
 
 
 async def delete(request: Request, state: State, ids: list[UUID], reason: str, confirmed: bool) -> str | None:
-    """Records each deletion, then removes the file; the first refusal stops and is returned."""
+    """Records each deletion, then removes the file; the first refusal stops and is returned, with
+    what was deleted before it. Sending the same deletion again retries a file removal that failed
+    (the domain changes nothing the second time)."""
     if not confirmed:
         return "Tick the confirmation: a deleted adapter cannot be downloaded again"
     actor, app = actor_of(request), state.store.app
+    done: list[str] = []
     for job_id in ids:
         try:
             await asyncio.to_thread(app.update_job, job_id,
                                     lambda j: j.delete_adapter(actor.name, actor.role, reason[:500], utcnow()))
             job = await asyncio.to_thread(app.get_job, job_id)
         except (JobNotFoundError, InvalidJobError, PermissionDeniedError) as exc:
-            return str(exc)
-        await state.objects.delete(job.adapter)  # False: removed before (a retried request)
+            return str(exc) + (f" (deleted before it: {', '.join(done)})" if done else "")
+        try:
+            await state.objects.delete(job.adapter)  # False: removed before (a retried request)
+        except Exception as exc:  # noqa: BLE001 - NATS away or timing out: the deletion stays recorded
+            LOG.warning("adapter of %s: deletion recorded, file not removed: %s", job_id, exc)
+            return (f"The deletion of {job.name}'s adapter is recorded, but removing its file failed ({exc}):"
+                    " send the deletion again to retry")
+        done.append(job.name)
     return None
 
 
