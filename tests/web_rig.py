@@ -68,6 +68,25 @@ class WebRig:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             return {"Authorization": f"Bearer {users.create_token(conn, user, 'test')}"}
 
+    def store_adapter(self, job_id: Any, body: bytes) -> Any:
+        """Puts `body` in the job's object-store bucket as its first attempt's adapter; its reference."""
+        import asyncio
+        import io
+
+        from pipeline import bus
+        from pipeline.objectstore import ObjectStore
+
+        async def put() -> Any:
+            nc = await bus.connect(self.nats_url, "test-adapter")
+            try:
+                bucket = await bus.ensure_job_bucket(nc.jetstream(), str(job_id))
+                return await ObjectStore(nc.jetstream()).put_fileobj(bucket, f"{job_id}/adapter-attempt-1.tar",
+                                                                     io.BytesIO(body))
+            finally:
+                await nc.close()
+
+        return asyncio.run(put())
+
     def project(self, *names: str) -> None:
         """Rebuilds the read models (all event-store ones by default) from the event store."""
         from projections.runner import PROJECTIONS, rebuild_named

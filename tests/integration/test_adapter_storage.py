@@ -6,7 +6,6 @@ reason, a confirmation or the right person, recorded on the job, the file remove
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 from uuid import UUID
 
@@ -23,18 +22,9 @@ REASON = "Superseded by v4, freeing storage"
 
 
 def completed_with_adapter(web: WebRig, name: str, size: int) -> tuple[UUID, object]:
-    async def put(job_id: UUID) -> object:
-        nc = await bus.connect(web.nats_url, "test-storage")
-        try:
-            bucket = await bus.ensure_job_bucket(nc.jetstream(), str(job_id))
-            return await ObjectStore(nc.jetstream()).put_fileobj(bucket, f"{job_id}/adapter-attempt-1.tar",
-                                                                 io.BytesIO(b"a" * size))
-        finally:
-            await nc.close()
-
     job = add_job(web, name=name)  # alice's
     training(web, job)
-    ref = asyncio.run(put(job))
+    ref = web.store_adapter(job, b"a" * size)
     run(web, job, lambda j: j.complete(ref, {"final_loss": 0.31}, 1, ago(0)))
     return job, ref
 

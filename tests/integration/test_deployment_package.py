@@ -4,7 +4,6 @@ would run it; the package downloads from a completed job's page."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import re
@@ -17,9 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from domain.applications import BudgetPolicy, Pipeline
-from pipeline import bus
 from pipeline.deployment_package import REQUIREMENTS, build, conversations, example_prompts, file_name
-from pipeline.objectstore import ObjectStore
 from tests.factories import queue_sample_job
 from tests.integration.test_web_job_detail import add_job, ago, run, training
 from tests.web_rig import WebRig, web  # noqa: F401 - the fixture
@@ -109,18 +106,9 @@ def test_the_requirements_are_the_gpu_agents_own_pins_and_prompts_come_from_the_
 
 def test_a_completed_job_downloads_its_deployment_package(web: WebRig, tmp_path: Path) -> None:
     archive = tiny_adapter(tmp_path)
-
-    async def put(job_id) -> object:
-        nc = await bus.connect(web.nats_url, "test-package")
-        try:
-            bucket = await bus.ensure_job_bucket(nc.jetstream(), str(job_id))
-            return await ObjectStore(nc.jetstream()).put_file(bucket, f"{job_id}/adapter-attempt-1.tar", archive)
-        finally:
-            await nc.close()
-
     job = add_job(web, name="Packaged advisor")
     training(web, job)
-    ref = asyncio.run(put(job))
+    ref = web.store_adapter(job, archive.read_bytes())
     run(web, job, lambda j: j.complete(ref, {"final_loss": 0.31}, 1, ago(0)))
     web.project()
     assert f'href="/jobs/{job}/deployment-package"' in web.client("alice").get(f"/jobs/{job}",

@@ -4,8 +4,6 @@ the adapter download (web/pages/job_detail.py, job_forms.py, job_downloads.py, j
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import re
 import threading
@@ -22,9 +20,7 @@ import uvicorn
 
 from domain.job_status import CancelReason, FailureType, JobStatus
 from domain.presets import preset_named
-from pipeline import bus
 from pipeline.embedded import free_port
-from pipeline.objectstore import ObjectStore
 from projections import metrics
 from tests.factories import CHECKPOINT, configuration, eventful_job, job_fields
 from tests.helpers import wait_for
@@ -529,19 +525,9 @@ def test_a_job_with_a_checkpoint_offers_resume_from_its_step(web: WebRig) -> Non
 
 def test_the_adapter_of_a_completed_job_downloads_from_the_object_store_under_the_spec_name(web: WebRig) -> None:
     body = b"adapter bytes " * 20_000  # several object-store chunks
-
-    async def put(job_id: UUID) -> object:
-        nc = await bus.connect(web.nats_url, "test-adapter")
-        try:
-            bucket = await bus.ensure_job_bucket(nc.jetstream(), str(job_id))
-            return await ObjectStore(nc.jetstream()).put_fileobj(bucket, f"{job_id}/adapter-attempt-1.tar",
-                                                                 io.BytesIO(body))
-        finally:
-            await nc.close()
-
     job = add_job(web, name="Advisor <tone> v1")
     training(web, job)
-    ref = asyncio.run(put(job))
+    ref = web.store_adapter(job, body)
     run(web, job, lambda j: j.complete(ref, {"final_loss": 0.31}, 1, ago(0)))
     web.project()
     completed = page(web, "alice", f"/jobs/{job}").text

@@ -36,10 +36,8 @@ async def adapter_download(request: Request, state: State, job_id: UUID) -> Resp
         job = await asyncio.to_thread(app.get_job, job_id)
     except JobNotFoundError as exc:
         return error_page(exc)
-    if job.adapter is None:
-        return no_adapter(job)
-    if job.adapter_deleted is not None:
-        return deleted(job)
+    if (refusal := not_downloadable(job)) is not None:
+        return refusal
     spool = Path(tempfile.mkdtemp(prefix="adapter-"))
     try:
         path = await state.objects.get_file(job.adapter, spool / "adapter")
@@ -72,10 +70,8 @@ _PACKAGING = asyncio.Semaphore(2)
 async def package_file(state: State, job: TrainingJob, actor: str | None) -> Response:
     """The package as a file response (its spool folder removed once sent), or the page saying why
     there is none; with an `actor` the download is recorded on the job."""
-    if job.adapter is None:
-        return no_adapter(job)
-    if job.adapter_deleted is not None:
-        return deleted(job)
+    if (refusal := not_downloadable(job)) is not None:
+        return refusal
     spool = Path(tempfile.mkdtemp(prefix="package-"))
     try:
         async with _PACKAGING:
@@ -125,6 +121,13 @@ def no_adapter(job: TrainingJob) -> Template:
         "title": "No adapter yet",
         "message": f"This job has no adapter to download: it is {STATUS_LABELS[job.status.value].lower()}."
                    " The adapter can be downloaded once the job has completed."})
+
+
+def not_downloadable(job: TrainingJob) -> Template | None:
+    """Why the job's adapter cannot be downloaded (none yet, or deleted); None when it can."""
+    if job.adapter is None:
+        return no_adapter(job)
+    return deleted(job) if job.adapter_deleted is not None else None
 
 
 def deleted(job: TrainingJob) -> Template:
