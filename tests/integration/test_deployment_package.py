@@ -122,7 +122,10 @@ def test_a_completed_job_downloads_its_deployment_package(web: WebRig, tmp_path:
     assert json.loads(package.read("training_summary.json"))["job_id"] == str(job)
     kinds = [s.topic for s in web.store.app.recorder.select_events(job)]
     assert kinds.count("TrainingJob.MetricsExported") == 1  # recorded for the audit trail
-    # FR4.3.1 "Generate signed URL, valid 48 hours": anyone with the link, no sign-in, 48 hours.
+    # FR4.3.1 "Generate signed URL, valid 48 hours": anyone with the link, no sign-in, 48 hours; made
+    # by the job's creator or a manager (it carries training prompts), not by any member.
+    other = web.form("carol", f"/jobs/{job}/deployment-package/share", {}, headers={"Accept": "text/html"})
+    assert other.status_code == 403 and "Only the job&#39;s creator, a manager or an admin" in other.text
     shared = web.form("bob", f"/jobs/{job}/deployment-package/share", {}, headers={"Accept": "text/html"})
     assert shared.status_code == 200 and "(48 hours)" in shared.text
     link = re.search(r'value="([^"]+)" id="share-url"', shared.text).group(1)

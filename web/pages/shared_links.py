@@ -50,6 +50,11 @@ async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpo
         return not_completed(job.status)
     if purpose is PACKAGE and job.adapter_deleted is not None:
         return deleted(job)
+    if purpose is PACKAGE and actor.name != job.created_by and actor.role not in ("manager", "admin"):
+        # the package carries training prompts and their target responses: its owner's call
+        return Template("error.html", status_code=403, context={
+            "title": "Not yours to share",
+            "message": "Only the job's creator, a manager or an admin may share its deployment package."})
     token, shared = share_links.share(purpose, job_id, actor.name, secret, now)
     await asyncio.to_thread(state.store.app.update_job, job_id,
                             lambda j: j.record_export(f"{purpose.key}-link", actor.name, now))
