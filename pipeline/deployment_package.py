@@ -19,6 +19,7 @@ from typing import Any
 
 from domain.aggregates.training_job import TrainingJob
 from domain.training_file import DatasetFormatError, load
+from pipeline.metrics_export import safe_stem
 
 INFERENCE = Path(__file__).parent / "deployment" / "inference.py"
 # What inference.py needs, pinned as the GPU agent is (pyproject.toml's `agent` extra; a test keeps
@@ -31,10 +32,7 @@ SUPPORT = "your LoRA Pipeline team (the job's page names who trained it)"
 
 def file_name(job: TrainingJob) -> str:
     """`{job_name}-deployment-package-{job_id}.zip`, the name made safe for a file system."""
-    safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in job.name).strip("-.") or "job"
-    while "--" in safe:
-        safe = safe.replace("--", "-")
-    return f"{safe}-deployment-package-{job.id}.zip"
+    return f"{safe_stem(job.name)}-deployment-package-{job.id}.zip"
 
 
 def conversations(training_file: bytes | None) -> tuple[Any, ...]:

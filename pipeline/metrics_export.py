@@ -24,10 +24,14 @@ CSV_COLUMNS = ("step_number", "epoch", "training_loss", "validation_loss", "lear
                "gpu_utilization", "timestamp", "elapsed_time_seconds")
 
 
+def safe_stem(job_name: str) -> str:
+    """A job's name made safe for a file system: `Advisor tone: v1/β` → `Advisor-tone-v1`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", job_name).strip("-.") or "job"
+
+
 def file_name(job_name: str, fmt: Format, at: datetime) -> str:
     """`{job_name}-metrics-{timestamp}.{csv|json}`, the name made safe for a file system."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", job_name).strip("-.") or "job"
-    return f"{safe}-metrics-{at.strftime('%Y%m%dT%H%M%SZ')}.{fmt}"
+    return f"{safe_stem(job_name)}-metrics-{at.strftime('%Y%m%dT%H%M%SZ')}.{fmt}"
 
 
 def csv_lines(points: list[MetricPoint]) -> Iterator[str]:

@@ -15,6 +15,7 @@ from domain.aggregates.training_job import TrainingJob
 from domain.cost_ledger import ledger
 from domain.gpu import OfflinePrices, PricingTier
 from domain.money import cents
+from web.loss_curve import finite
 
 PLATEAU_SHARE = Decimal("0.05")  # within 5 % of the whole drop of the smoothed loss: on the plateau
 MAX_CHART_POINTS = 400
@@ -30,10 +31,6 @@ class MetricRow:
     perplexity: float | None
     gpu_util: float | None
     tokens_per_s: float | None
-
-
-def finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def loss_outcome(rows: list[MetricRow], final_metrics: dict[str, Any]) -> dict[str, float | None]:
