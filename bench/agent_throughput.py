@@ -27,13 +27,13 @@ import torch  # noqa: E402
 from gpu_agent import data, train  # noqa: E402
 from gpu_agent.callbacks import CheckpointCallback, StopCallback, TelemetryCallback  # noqa: E402
 from gpu_agent.checkpoints import CheckpointUploader  # noqa: E402
-from pipeline import bus  # noqa: E402
 from gpu_agent.config import AgentConfig, JobSpec  # noqa: E402
 from gpu_agent.model import base_model, build_tokenizer, with_adapters  # noqa: E402
 from gpu_agent.publisher import Publisher  # noqa: E402
 from gpu_agent.signals import SigtermWatcher  # noqa: E402
-from pipeline.embedded import EmbeddedNats  # noqa: E402
-from pipeline.objectstore import ObjectStore  # noqa: E402
+from infra import bus  # noqa: E402
+from infra.embedded import EmbeddedNats  # noqa: E402
+from infra.objectstore import ObjectStore  # noqa: E402
 from tests.agent_helpers import declare_streams, small_training_file, spec, upload  # noqa: E402
 
 

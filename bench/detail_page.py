@@ -60,14 +60,15 @@ from domain.aggregates.training_job import TrainingJob  # noqa: E402
 from domain.job_status import JobStatus  # noqa: E402
 from domain.presets import preset_named  # noqa: E402
 from domain.values import ArtifactRef  # noqa: E402
-from pipeline import db, users  # noqa: E402
-from pipeline.embedded import free_port  # noqa: E402
-from pipeline.eventstore import EventStore  # noqa: E402
-from pipeline.settings import load_settings  # noqa: E402
+from infra import db
+from infra.embedded import free_port  # noqa: E402
+from infra.eventstore import EventStore  # noqa: E402
+from infra.settings import load_settings  # noqa: E402
 from projections import metrics  # noqa: E402
 from projections.runner import PROJECTIONS, rebuild_named  # noqa: E402
 from tests.factories import configuration, job_fields  # noqa: E402
 from tests.live_stack import declare  # noqa: E402
+from web import users  # noqa: E402
 
 TARGET_RATIO = 3.0
 TARGET_BROWSER_S = 2.0

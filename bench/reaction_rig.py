@@ -25,9 +25,9 @@ from psycopg import sql
 
 from domain.applications import Pipeline
 from domain.values import ArtifactRef
-from gpu_agent.messages import Telemetry
-from pipeline import bus, envelope
-from pipeline.embedded import EmbeddedNats, EmbeddedPostgres
+from infra import bus, envelope
+from infra.embedded import EmbeddedNats, EmbeddedPostgres
+from infra.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -61,9 +61,12 @@ from domain.aggregates.training_job import TrainingJob  # noqa: E402
 from domain.applications import Pipeline  # noqa: E402
 from domain.budget_month import budget_month  # noqa: E402
 from domain.values import ArtifactRef  # noqa: E402
-from pipeline import bus, db  # noqa: E402
-from pipeline.eventstore import EventStore  # noqa: E402
-from pipeline.objectstore import ObjectStore  # noqa: E402
+from infra import (
+    bus,
+    db,  # noqa: E402
+)
+from infra.eventstore import EventStore  # noqa: E402
+from infra.objectstore import ObjectStore  # noqa: E402
 from tests.agent_helpers import small_training_file  # noqa: E402
 from tests.factories import configuration, job_fields  # noqa: E402
 

@@ -60,8 +60,8 @@ from domain.aggregates.training_job import TrainingJob  # noqa: E402
 from domain.applications import BudgetPolicy, Pipeline  # noqa: E402
 from domain.job_status import JobStatus  # noqa: E402
 from domain.values import ArtifactRef  # noqa: E402
-from pipeline import bus, db  # noqa: E402
-from pipeline.eventstore import EventStore  # noqa: E402
+from infra import bus, db, telemetry  # noqa: E402
+from infra.eventstore import EventStore  # noqa: E402
 from projections import metrics, runner  # noqa: E402
 from projections.partition import END  # noqa: E402
 from projections.replay import default_workers  # noqa: E402
@@ -142,7 +142,7 @@ def telemetry_messages(jobs: int, steps: int) -> Iterator[tuple[str, bytes, dict
                                         if n % 100 == 0 else [])
             for kind, data in kinds:
                 body = json.dumps({"job_id": job, "attempt": 1, "seq": n, "kind": kind, "at": at, "data": data})
-                yield f"telemetry.{job}.{kind}", body.encode(), {"Nats-Msg-Id": f"{job}:{kind}:{n}"}
+                yield telemetry.subject(job, kind), body.encode(), {"Nats-Msg-Id": f"{job}:{kind}:{n}"}
 
 
 async def publish_all(nats_url: str, items: Iterator[tuple[str, bytes, dict[str, str]]]) -> int:
@@ -311,7 +311,7 @@ async def stream_telemetry(store: EventStore, nats_url: str, jobs: list[uuid.UUI
                 data = {"step": tick, "total_steps": 100_000, "epoch": tick / 1000, "loss": 2.0 / tick}
                 body = json.dumps({"job_id": str(job), "attempt": 1, "seq": tick, "kind": "step",
                                    "at": at.isoformat(), "data": data}).encode()
-                futures.append((job, await js.publish_async(f"telemetry.{job}.step", body,
+                futures.append((job, await js.publish_async(telemetry.subject(job, "step"), body,
                                                             headers={"Nats-Msg-Id": f"{job}:{tick}"})))
             for job, future in futures:
                 await future

@@ -1,4 +1,4 @@
-"""Relay throughput benchmark: pipeline.relay.Relay versus raw nats-py `publish_async`.
+"""Relay throughput benchmark: infra.relay.Relay versus raw nats-py `publish_async`.
 
     python bench/relay_throughput.py [--events N] [--repeats R] [--profile] [--embedded-pg]
 
@@ -42,13 +42,17 @@ from nats.js.api import StorageType, StreamConfig  # noqa: E402
 from nats.js.errors import NotFoundError  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-import pipeline.relay as relay_module  # noqa: E402
+import infra.relay as relay_module  # noqa: E402
 from domain.aggregates.training_job import TrainingJob  # noqa: E402
-from pipeline import bus, db, envelope  # noqa: E402
-from pipeline.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+from infra import (
+    bus,
+    db,
+    envelope,  # noqa: E402
+)
+from infra.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+from infra.eventstore import EventStore  # noqa: E402
+from infra.relay import Relay  # noqa: E402
 from tests.factories import configuration, job_fields  # noqa: E402
-from pipeline.eventstore import EventStore  # noqa: E402
-from pipeline.relay import Relay  # noqa: E402
 
 LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 RAW_STREAM = StreamConfig(name="BENCHRAW", subjects=["benchraw.>"], storage=StorageType.FILE,

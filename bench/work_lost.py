@@ -26,8 +26,9 @@ from datetime import datetime
 from pathlib import Path
 
 from domain.values import ArtifactRef
-from pipeline import bus
-from pipeline.embedded import EmbeddedNats
+from infra import bus
+from infra.embedded import EmbeddedNats
+from infra.telemetry import subject as telemetry_subject
 from tests.agent_helpers import agent_env, declare_streams, small_training_file, spec, start_agent, telemetry, upload
 
 INTERVALS = 5  # each run trains this many checkpoint intervals
@@ -63,7 +64,7 @@ async def _signal_at_step(url: str, job_id: str, attempt: int, process: subproce
             process.send_signal(sig)
             sent.append(time.time())
 
-    await nc.subscribe(f"telemetry.{job_id}.step", cb=on_step)
+    await nc.subscribe(telemetry_subject(job_id, "step"), cb=on_step)
     deadline = time.monotonic() + AGENT_TIMEOUT_S
     try:
         while process.poll() is None:

@@ -19,15 +19,15 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Transcoder
 
-from domain.aggregates.budget import Budget
+from domain.aggregates.budget import DEFAULT_GRACE_PERCENT, Budget
 from domain.aggregates.catalog_file import CatalogFile
 from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
 from domain.budget_month import budget_month, earlier_months
 from domain.cost_model import estimate_cost
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
 from domain.job_metadata import default_name, retry_name
-from domain.money import cents
 from domain.job_status import CancelReason, JobStatus
+from domain.money import cents
 from domain.presets import check_unlocked, default_preset, preset_named
 from domain.retries import RetryPlan, check_retryable, remaining_fraction
 from domain.training_file import TrainingFileStats, ValidationReport
@@ -42,7 +42,7 @@ class BudgetPolicy:
     team: str = "default"
     time_zone: str = "UTC"
     default_limit: Decimal = Decimal(500)
-    grace_percent: Decimal = Decimal(10)
+    grace_percent: Decimal = DEFAULT_GRACE_PERCENT
 
 
 class Pipeline(Application[UUID]):
@@ -251,7 +251,7 @@ class Pipeline(Application[UUID]):
                           estimation_algorithm=estimate.algorithm_version,
                           estimation_confidence=None if estimate.confidence is None else Decimal(estimate.confidence),
                           at=at)
-            what = "Resumed from step {} of".format(original.last_checkpoint_step) if plan.resume else "Retry of"
+            what = f"Resumed from step {original.last_checkpoint_step} of" if plan.resume else "Retry of"
             changes = "; ".join(c.describe() for c in plan.changes) or "same configuration"
             job.add_note(f"{what} job {original.id} ({changes})", actor, at)
             budget = self._budget_for(at)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from domain.values import ArtifactRef
 from gpu_agent.publisher import Publisher
-from pipeline.bus import job_bucket
-from pipeline.objectstore import ObjectStore
-
+from infra.bus import job_bucket
+from infra.objectstore import ObjectStore
 
 
 def pack(directory: Path, archive: Path) -> Path:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from domain.values import ArtifactRef
+from infra.pod_env import PodEnvError
+from infra.pod_env import decode_json as _decode_json
 
 REQUIRED_HYPERPARAMETERS = ("r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate",
                             "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps")
@@ -17,6 +18,7 @@ REQUIRED_HYPERPARAMETERS = ("r", "lora_alpha", "lora_dropout", "target_modules",
 
 class ConfigError(ValueError):
     """The pod's configuration is unusable; the message is one line."""
+
 
 
 @dataclass(frozen=True)
@@ -49,16 +51,11 @@ class AgentConfig:
     pod_nonce: str = "0"
 
 
-def encode_spec(spec: dict[str, Any]) -> str:
-    """One base64 value for the pod's env: user text never reaches a shell or GraphQL raw."""
-    return base64.b64encode(json.dumps(spec, separators=(",", ":")).encode()).decode()
-
-
 def decode_json(value: str, name: str) -> Any:
     try:
-        return json.loads(base64.b64decode(value, validate=True))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{name} is not base64-encoded JSON ({exc})") from None
+        return _decode_json(value, name)
+    except PodEnvError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_config(env: Mapping[str, str] = os.environ) -> AgentConfig:

@@ -13,9 +13,8 @@ from transformers import Trainer
 from domain.values import ArtifactRef
 from gpu_agent.checkpoints import pack
 from gpu_agent.publisher import Publisher
-from pipeline.bus import job_bucket
-from pipeline.objectstore import ObjectStore
-
+from infra.bus import job_bucket
+from infra.objectstore import ObjectStore
 
 
 def perplexities(trainer: Trainer) -> tuple[float | None, float | None]:

@@ -94,7 +94,7 @@ class Agent:
         from gpu_agent.checkpoints import CheckpointUploader, unpack
         from gpu_agent.finalize import finalize
         from gpu_agent.model import base_model, build_tokenizer, with_adapters
-        from pipeline.objectstore import ObjectStore
+        from infra.objectstore import ObjectStore
 
         spec, work = self.config.spec, self.config.work_dir
         objects = ObjectStore(self.publisher.nc.jetstream())

@@ -1,6 +1,6 @@
 """Telemetry publisher: an in-order spool re-sent until JetStream acknowledges every message.
 
-The wire form is `gpu_agent.messages.Telemetry`. The training thread calls `emit()` (cheap, never
+The wire form is `infra.telemetry.Telemetry`. The training thread calls `emit()` (cheap, never
 blocks on the network). A background thread runs
 an asyncio loop that publishes the spool in windows with `publish_async` and stable `Nats-Msg-Id`s;
 a window that is not fully acknowledged (outage, timeout) is re-sent whole, and JetStream drops the
@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 from nats.aio.client import Client
 
 from gpu_agent.config import AgentConfig
-from pipeline import bus
+from infra import bus
+from infra.telemetry import subject
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -135,6 +136,6 @@ class Publisher:
         futures = []
         for seq, kind, at, data in window:
             body = json.dumps({"job_id": job, "attempt": attempt, "seq": seq, "kind": kind, "at": at, "data": data})
-            futures.append(await js.publish_async(f"telemetry.{job}.{kind}", body.encode(),
+            futures.append(await js.publish_async(subject(job, kind), body.encode(),
                                                   headers={"Nats-Msg-Id": f"{job}:{attempt}:{self.config.pod_nonce}:{seq}"}))
         await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout_s)

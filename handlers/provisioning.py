@@ -18,13 +18,13 @@ from uuid import UUID
 from domain.applications import Pipeline
 from domain.job_status import JobStatus
 from domain.values import ArtifactRef
-from gpu_agent.config import encode_spec
 from handlers.pods.provider import NoCapacityError, PodExit, PodProvider
-from pipeline import bus
-from pipeline.natsauth import NatsAuthority
+from infra import bus
+from infra.natsauth import NatsAuthority
+from infra.pod_env import encode_json
 
 Stager = Callable[[UUID, list[ArtifactRef]], list[ArtifactRef]]
-"""Copies a job's input objects into the job's own bucket (pipeline/staging.py); returns their refs there."""
+"""Copies a job's input objects into the job's own bucket (infra/staging.py); returns their refs there."""
 
 log = logging.getLogger(__name__)
 PROVISIONABLE = {JobStatus.QUEUED, JobStatus.QUEUED_WAITING_FOR_GPU, JobStatus.RECOVERING}
@@ -173,9 +173,9 @@ class Provisioner:
                 "heartbeat_s": self.agent.heartbeat_s, "seed": 42,
                 "fault": self.agent.first_attempt_fault if attempt == 1 else ""}
         env = {"PIPELINE_JOB_ID": str(job.id), "PIPELINE_ATTEMPT": str(attempt), "NATS_URL": self.agent.nats_url,
-               "PIPELINE_JOB_CONFIG": encode_spec(spec), "PIPELINE_POD_NONCE": secrets.token_hex(8)}
+               "PIPELINE_JOB_CONFIG": encode_json(spec), "PIPELINE_POD_NONCE": secrets.token_hex(8)}
         if resume is not None:
-            env["PIPELINE_RESUME_FROM"] = encode_spec(staged[1].as_dict())
+            env["PIPELINE_RESUME_FROM"] = encode_json(staged[1].as_dict())
         if self.authority is not None:
             env |= self.authority.grant(str(job.id), attempt).env()
             env["NATS_URL"] = bus.shown(self.agent.nats_url)

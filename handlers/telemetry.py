@@ -12,8 +12,8 @@ from uuid import UUID
 from domain.applications import Pipeline
 from domain.job_status import FailureType, JobStatus
 from domain.values import ArtifactRef
-from gpu_agent.messages import Telemetry
-from pipeline.consumers import PoisonMessageError
+from infra.consumers import PoisonMessageError
+from infra.telemetry import Telemetry
 
 
 class ForgedTelemetryError(PoisonMessageError):

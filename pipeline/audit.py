@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from pipeline.progress import Progress
+from infra.progress import Progress
 from projections.event_log import job_of
 from projections.event_messages import actor_of
 from projections.json import event_payload

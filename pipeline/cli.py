@@ -12,10 +12,11 @@ import warnings
 from pathlib import Path
 from uuid import UUID
 
-from handlers.notifications import commands as notification_commands
-from pipeline import audit, bus, db, exports, user_commands
-from pipeline.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
-from pipeline.settings import Settings, SettingsError, load_settings
+from infra import bus, db
+from infra.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
+from infra.settings import Settings, SettingsError, load_settings
+from pipeline import audit, notification_commands, user_commands
+from web.reports import finance_exports as exports
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "financial-advisory.json"
 EXPECTED_ERRORS = (SettingsError, AlreadyRunningError, db.DatabaseUnavailableError, bus.BusUnavailableError)
@@ -149,12 +150,12 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_worker(settings: Settings, worker_name: str, *extra: object) -> int:
-    """A long-running worker (pipeline.workers.run_<name>) against the resolved servers."""
-    from pipeline import workers
+    """A long-running worker (pipeline.workers.WORKERS) against the resolved servers."""
+    from pipeline.workers import WORKERS  # the workers' libraries load only for a worker command
 
     services = _prepared(settings)
     try:
-        worker = getattr(workers, f"run_{worker_name}")
+        worker = WORKERS[worker_name]
         asyncio.run(worker(settings, services.database_url, services.nats_url, *extra))
     finally:
         services.close()
@@ -199,8 +200,8 @@ def cmd_projections_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.eventstore import EventStore
-    from pipeline.progress import Progress
+    from infra.eventstore import EventStore
+    from infra.progress import Progress
     from projections import metrics
     from projections.runner import NAMES, rebuild_all, rebuild_named
 
@@ -240,9 +241,9 @@ def cmd_files_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _add_file(settings: Settings, services: Services, path: Path, name: str | None, by: str):
-    from pipeline.catalog import add_training_file
-    from pipeline.eventstore import EventStore
-    from pipeline.objectstore import ObjectStore
+    from infra.eventstore import EventStore
+    from infra.objectstore import ObjectStore
+    from web.catalog import add_training_file
 
     store = EventStore.open(services.database_url, pool_size=1, policy=settings.budget_policy())
     nc = await bus.connect(services.nats_url, "cli", settings.connect_timeout_s)
@@ -265,7 +266,7 @@ def describe_added_file(added) -> str:
 
 
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.eventstore import EventStore
+    from infra.eventstore import EventStore
 
     services = _prepared(settings)
     store = EventStore.open(services.database_url, pool_size=1)
@@ -317,7 +318,7 @@ def _check_projection_names(names: list[str]) -> None:
 
 
 def cmd_audit_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.eventstore import EventStore
+    from infra.eventstore import EventStore
 
     services = start_services(settings)  # an audit reads the event store only: NATS may be down
     try:
@@ -351,8 +352,8 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.eventstore import EventStore
     from pipeline import verify
-    from pipeline.eventstore import EventStore
     from projections import metrics
     from projections.runner import NAMES
 

@@ -10,9 +10,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from pipeline import bus
-from pipeline.runtime import Services
-from pipeline.settings import Settings
+from infra import bus
+from infra.runtime import Services
+from infra.settings import Settings
 
 log = logging.getLogger("pipeline.up")
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import psycopg
 
-from pipeline import users
-from pipeline.passwords import WeakPasswordError, generated_password
+from web import users
+from web.passwords import WeakPasswordError, generated_password
 
 ERRORS = (users.InvalidUserError, users.UserExistsError, users.UnknownUserError, WeakPasswordError)
 

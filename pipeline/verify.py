@@ -19,7 +19,7 @@ from eventsourcing.application import Application
 from nats.js.errors import NotFoundError
 from psycopg import sql
 
-from pipeline import bus
+from infra import bus
 from projections import metrics
 from projections.replay import replay
 from projections.runner import NAMES, PROJECTIONS

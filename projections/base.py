@@ -13,7 +13,7 @@ import psycopg
 from eventsourcing.domain import Aggregate
 from psycopg.copy import QueuedLibpqWriter
 
-from pipeline.consumers import RetryLaterError
+from infra.consumers import RetryLaterError
 
 
 class OutOfOrderError(RetryLaterError):

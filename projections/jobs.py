@@ -14,11 +14,25 @@ import psycopg
 from psycopg.rows import dict_row
 
 from domain.aggregates.training_job import TrainingJob
+from domain.job_status import ACTIVE
 from projections.base import Item, Projection, Rebuilder, Rows, event_topics
 from projections.job_state import STATUS_OF, Interruption, JobState, Stage, apply
 from projections.json import jsonb, pod_as_json, pod_from_json
 
-__all__ = ["STATUS_OF", "JobsProjection"]
+__all__ = ["STATUS_OF", "JobsProjection", "active_jobs", "queued_jobs"]
+
+# FR2.3.2: promoted jobs first (the latest promotion first), then first come, first served.
+QUEUE_ORDER = "promoted_at DESC NULLS LAST, queued_at, id"
+
+
+def queued_jobs(columns: str = "id") -> str:
+    """The queued jobs' `columns` in the order they will get a GPU."""
+    return f"SELECT {columns} FROM jobs WHERE status = 'queued' ORDER BY {QUEUE_ORDER}"
+
+
+def active_jobs() -> tuple[str, tuple[list[str]]]:
+    """The jobs holding (or getting) a GPU: the query and its parameters."""
+    return "SELECT id FROM jobs WHERE status = ANY(%s)", ([status.value for status in ACTIVE],)
 
 STAGE_COLUMNS = ("attempt", "stage", "started_at", "ended_at", "outcome", "estimated_seconds")
 INTERRUPTION_COLUMNS = ("number", "attempt", "step", "reason", "at", "recovery_started_at", "recovery_attempt",

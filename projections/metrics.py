@@ -23,10 +23,10 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
-from gpu_agent.messages import Telemetry
-from pipeline import bus
-from pipeline.bus import TELEMETRY_STREAM
-from pipeline.consumers import PROJECTION_ACK_WAIT_S, PoisonMessageError, add_consumer
+from infra import bus
+from infra.bus import TELEMETRY_STREAM
+from infra.consumers import PROJECTION_ACK_WAIT_S, PoisonMessageError, add_consumer
+from infra.telemetry import ALL_TELEMETRY, Telemetry, kind_subjects
 from projections.base import rarer_collections
 
 NAME = "metrics"
@@ -167,7 +167,7 @@ def add_live_metrics(broker: NatsBroker, pool: ConnectionPool, max_deliver: int)
                 return [outcome or exc for outcome in outcomes]
         return outcomes
 
-    add_consumer(broker, pool, durable=DURABLE, subject="telemetry.>", stream=TELEMETRY_STREAM,
+    add_consumer(broker, pool, durable=DURABLE, subject=ALL_TELEMETRY, stream=TELEMETRY_STREAM,
                  handle=handle, max_deliver=max_deliver, with_subjects=True, ack_wait_s=PROJECTION_ACK_WAIT_S)
 
 
@@ -220,8 +220,8 @@ async def stream_batches(js: JetStreamContext, size: int = 1000, timeout: float 
     consumer without acks; stops at the end it finds, or after stream sequence `until`."""
     if (await js.stream_info(TELEMETRY_STREAM)).state.messages == 0 or until == 0:
         return
-    sub = await js.pull_subscribe("telemetry.>", stream=TELEMETRY_STREAM, config=ConsumerConfig(
-        filter_subjects=[f"telemetry.*.{kind}" for kind in KINDS], deliver_policy=DeliverPolicy.ALL,
+    sub = await js.pull_subscribe(ALL_TELEMETRY, stream=TELEMETRY_STREAM, config=ConsumerConfig(
+        filter_subjects=[kind_subjects(kind) for kind in KINDS], deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.NONE, inactive_threshold=30.0))
     try:
         while True:

@@ -12,8 +12,8 @@ from faststream.nats import NatsBroker
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from pipeline import envelope
-from pipeline.consumers import PROJECTION_ACK_WAIT_S, PoisonMessageError, add_consumer
+from infra import envelope
+from infra.consumers import PROJECTION_ACK_WAIT_S, PoisonMessageError, add_consumer
 from projections import metrics
 from projections.base import Item, Projection, process, process_batch
 from projections.budgets import BudgetsProjection

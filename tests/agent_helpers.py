@@ -14,10 +14,10 @@ from typing import Any
 
 from domain.presets import CONSERVATIVE
 from domain.values import ArtifactRef
-from gpu_agent.config import encode_spec
-from gpu_agent.messages import Telemetry
-from pipeline import bus
-from pipeline.objectstore import ObjectStore
+from infra import bus
+from infra.objectstore import ObjectStore
+from infra.pod_env import encode_json
+from infra.telemetry import Telemetry
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "financial-advisory.json"
 
@@ -66,10 +66,10 @@ def agent_env(job_id: str, url: str, job_spec: dict[str, Any], work: Path, attem
     """The env a provider gives a pod; the job's bucket exists, as staging makes it."""
     asyncio.run(_with_js(url, lambda js: bus.ensure_job_bucket(js, job_id)))
     env = {"PIPELINE_JOB_ID": job_id, "PIPELINE_ATTEMPT": str(attempt), "NATS_URL": url,
-           "PIPELINE_JOB_CONFIG": encode_spec(job_spec), "PIPELINE_WORK_DIR": str(work),
+           "PIPELINE_JOB_CONFIG": encode_json(job_spec), "PIPELINE_WORK_DIR": str(work),
            "AGENT_THREADS": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     if resume is not None:
-        env["PIPELINE_RESUME_FROM"] = encode_spec(resume.as_dict())
+        env["PIPELINE_RESUME_FROM"] = encode_json(resume.as_dict())
     return env
 
 

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.embedded import EmbeddedNats, EmbeddedPostgres
+from infra.embedded import EmbeddedNats, EmbeddedPostgres
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 # Never let a developer's .env or shell point tests at other servers.
@@ -89,7 +89,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsHandle]:
 
 @pytest.fixture
 def migrated(database_url: str) -> str:
-    from pipeline import db
+    from infra import db
 
     db.migrate(database_url)
     return database_url

@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.applications import BudgetPolicy, Pipeline
 from domain.aggregates.training_job import TrainingJob
+from domain.applications import BudgetPolicy, Pipeline
 from domain.job_status import CancelReason, FailureType, JobStatus
 from domain.values import ArtifactRef
 from tests.factories import configuration, job_fields

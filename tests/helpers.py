@@ -35,7 +35,7 @@ async def async_wait_for(predicate: Callable[[], Awaitable[T]], timeout: float =
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
-def pipeline_process(args: list[str], env: dict[str, str], log_path: "Path | None" = None):
+def pipeline_process(args: list[str], env: dict[str, str], log_path: Path | None = None):
     """Starts `python -m pipeline ARGS` as a child in its own session (so signals reach only it)."""
     import os
     import subprocess

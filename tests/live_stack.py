@@ -13,8 +13,8 @@ from nats.js.errors import NotFoundError
 
 from domain.aggregates.training_job import TrainingJob
 from domain.job_status import JobStatus
-from pipeline import bus
-from pipeline.eventstore import EventStore
+from infra import bus
+from infra.eventstore import EventStore
 from projections import metrics
 from projections.runner import PROJECTIONS
 from tests.factories import T0, configuration, job_fields

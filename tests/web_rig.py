@@ -20,10 +20,10 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from pipeline import users
-from pipeline.eventstore import EventStore
-from pipeline.settings import Settings, load_settings
+from infra.eventstore import EventStore
+from infra.settings import Settings, load_settings
 from tests.conftest import NatsHandle
+from web import users
 
 PASSWORD = "correct horse battery"
 PEOPLE = {"alice": "member", "carol": "member", "bob": "manager", "root": "admin"}
@@ -73,8 +73,8 @@ class WebRig:
         import asyncio
         import io
 
-        from pipeline import bus
-        from pipeline.objectstore import ObjectStore
+        from infra import bus
+        from infra.objectstore import ObjectStore
 
         async def put() -> Any:
             nc = await bus.connect(self.nats_url, "test-adapter")
@@ -113,7 +113,7 @@ def login_token(client: Any) -> str:
 
 @pytest.fixture
 def web(migrated: str, nats_server: NatsHandle) -> Iterator[WebRig]:
-    from pipeline import bus
+    from infra import bus
     from tests.live_stack import declare
 
     declare(nats_server.url)

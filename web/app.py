@@ -34,16 +34,17 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from domain.job_status import CancelReason
-from pipeline import bus, health
-from pipeline.eventstore import EventStore
-from pipeline.objectstore import ObjectStore
-from pipeline.settings import Settings
+from infra import bus
+from infra.eventstore import EventStore
+from infra.objectstore import ObjectStore
+from infra.settings import Settings
 from projections.job_search import JobSearch
 from web import (
     auth,
     banners,
     exports,
     finance,
+    health,
     job_actions,
     job_views,
     markdown,

@@ -25,7 +25,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 
-from pipeline import users
+from web import users
 from web.clock import utcnow
 from web.flows import Actor
 

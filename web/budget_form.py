@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from pipeline.exports import MONTH
+from web.reports.finance_exports import MONTH
 
 AMOUNT_MESSAGE = "Enter the new limit in dollars, like 750 or 750.00"
 

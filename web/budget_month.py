@@ -13,7 +13,7 @@ import psycopg
 from litestar.datastructures import State
 
 from domain.money import cents
-from pipeline.settings import Settings
+from infra.settings import Settings
 from projections.budget_dashboard import blocks_new_jobs, budget_dashboard, forecast_accuracy
 from projections.finance import Query, attribution_rows, monthly_rows, savings_rows
 from web import queries

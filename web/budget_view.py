@@ -9,7 +9,7 @@ from decimal import ROUND_CEILING, Decimal
 
 from litestar.datastructures import State
 
-from domain.aggregates.budget import Budget
+from domain.aggregates.budget import Budget, ceiling
 from domain.budget_month import budget_month, earlier_months
 from domain.money import usd
 from web import queries
@@ -35,7 +35,7 @@ class BudgetView:
     @property
     def headroom(self) -> Decimal:
         """What a job may still reserve without an override: Budget.ceiling − spent − reserved."""
-        return self.limit * (1 + self.grace_percent / 100) - self.spent - self.reserved
+        return ceiling(self.limit, self.grace_percent) - self.spent - self.reserved
 
     @property
     def utilisation(self) -> Decimal:

@@ -12,7 +12,7 @@ from statistics import median, quantiles
 from typing import Any
 
 from domain.money import usd
-from pipeline.axes import axis
+from web.reports.chart_axes import axis
 
 WIDTH, HEIGHT = 640, 320
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 44  # margins around the plot: axis labels and ticks

@@ -11,8 +11,8 @@ from domain.cost_model import InvalidEstimateInputError
 from domain.job_metadata import InvalidJobError
 from domain.presets import InsufficientVramError, PresetLockedError, UnknownPresetError
 from domain.training_file import IneligibleTrainingFileError
-from pipeline.catalog import TrainingFileTooLargeError
-from pipeline.objectstore import ArtifactMissingError
+from infra.objectstore import ArtifactMissingError
+from web.catalog import TrainingFileTooLargeError
 from web.flows import QueueFullError
 
 STATUS: dict[type[Exception], int] = {

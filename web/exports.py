@@ -13,8 +13,8 @@ from litestar import Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.response import Stream
 
-from pipeline import metrics_export
 from web.job_actions import actor_of
+from web.reports import metrics_export
 
 
 async def _download(request: Request, state: State, job_id: UUID, fmt: metrics_export.Format) -> Stream:

@@ -20,11 +20,11 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from domain.gpu import OfflinePrices
-from pipeline.exports import MONTH, chunks, file_name, parse_rate
 from projections.analytics import ANALYTICS
 from projections.budget_dashboard import budget_dashboard
 from projections.finance import REPORTS, Query
 from projections.json import plain
+from web.reports.finance_exports import MONTH, chunks, file_name, parse_rate
 
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 

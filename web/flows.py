@@ -14,8 +14,8 @@ from uuid import UUID
 from litestar.datastructures import State, UploadFile
 
 from domain.training_file import MAX_FILE_BYTES
-from pipeline.catalog import AddedFile, TrainingFileTooLargeError, add_training_file
 from web import queries
+from web.catalog import AddedFile, TrainingFileTooLargeError, add_training_file
 
 CHUNK = 1024 * 1024
 

@@ -14,14 +14,13 @@ from litestar import Request, Router, get, post
 from litestar.datastructures import State
 from pydantic import BaseModel, Field
 
-from domain.job_status import ACTIVE
 from domain.queue import estimate_starts, remaining
 from domain.retries import RetryNotAllowedError, adjusted, check_retryable, same_configuration, suggested_fix
+from projections import jobs
 from web import queries
 from web.auth import actor_of
 from web.clock import utcnow
 from web.flows import Actor, check_queue
-
 
 
 @get("/api/queue")
@@ -32,11 +31,8 @@ async def api_queue(state: State) -> list[dict[str, Any]]:
 
 async def queue_plan(state: State) -> list[dict[str, Any]]:
     """The queue (FR2.3.2) for the API and the queue page: position, the job's row, estimated start."""
-    holding = [s.value for s in ACTIVE]
-    active = await queries.rows(state.pool, "SELECT id FROM jobs WHERE status = ANY(%s)", (holding,))
-    queued = await queries.rows(
-        state.pool, f"SELECT {queries.JOB_COLUMNS}, queued_at, promoted_at FROM jobs WHERE status = 'queued'"
-                    " ORDER BY promoted_at DESC NULLS LAST, queued_at, id")
+    active = await queries.rows(state.pool, *jobs.active_jobs())
+    queued = await queries.rows(state.pool, jobs.queued_jobs(f"{queries.JOB_COLUMNS}, queued_at, promoted_at"))
     app = state.store.app
 
     def plan() -> list[datetime]:

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from domain.gpu import GPU_MEMORY_GB, PricingTier
 from domain.job_metadata import (
-    InvalidMetadataError, clean_description, clean_label, clean_name, clean_note, clean_tags,
+    InvalidMetadataError,
+    clean_description,
+    clean_label,
+    clean_name,
+    clean_note,
+    clean_tags,
 )
 from domain.presets import InsufficientVramError, PresetLockedError, UnknownPresetError, check_unlocked, preset_named
 from web.errors import message_of

@@ -18,7 +18,14 @@ from domain.aggregates.training_job import TrainingJob
 from domain.applications import JobNotFoundError
 from domain.gpu import PricingTier
 from domain.job_metadata import (
-    COMMON_TAGS, DESCRIPTION_MAX, LABEL_MAX, NAME_MAX, NAME_MIN, NOTE_MAX, TAGS_MAX, default_name,
+    COMMON_TAGS,
+    DESCRIPTION_MAX,
+    LABEL_MAX,
+    NAME_MAX,
+    NAME_MIN,
+    NOTE_MAX,
+    TAGS_MAX,
+    default_name,
 )
 from domain.job_status import JobStatus
 from domain.presets import CONSERVATIVE, Preset, UnknownPresetError, default_preset, preset_named

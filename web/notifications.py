@@ -26,11 +26,18 @@ from domain.applications import ConcurrencyConflictError
 from domain.money import usd
 from handlers.notifications import ledger, tokens
 from handlers.notifications.preferences import (
-    JOB_EVENTS, InvalidPreferencesError, Preferences, TeamSettings, expand_events, get_preferences, get_team,
-    save_preferences, save_team,
+    JOB_EVENTS,
+    InvalidPreferencesError,
+    Preferences,
+    TeamSettings,
+    expand_events,
+    get_preferences,
+    get_team,
+    save_preferences,
+    save_team,
 )
-from web.job_actions import actor_of
 from web.flows import Actor
+from web.job_actions import actor_of
 
 T = TypeVar("T")
 MANAGERS = ("manager", "admin")

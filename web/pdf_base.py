@@ -1,6 +1,6 @@
 """The PDFs the dashboard hands out (the training report, the cost estimate, the comparison, the
 cost optimization report): A4 pages in DejaVu
-Sans (pipeline/fonts, so a name in Latin, Greek or Cyrillic script prints as typed; other scripts print
+Sans (web/reports/fonts, so a name in Latin, Greek or Cyrillic script prints as typed; other scripts print
 blank), with headings, label / value tables, grids and line charts drawn by fpdf2."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 from fpdf import FPDF, XPos, YPos
 from fpdf.enums import TableCellFillMode
 
-from pipeline.axes import axis
-from pipeline.metrics_charts import FONTS
+from web.reports.chart_axes import axis
+from web.reports.metrics_charts import FONTS
 
 BRAND = "LoRA Pipeline"
 INK, MUTED, ACCENT = (31, 41, 51), (97, 110, 124), (16, 42, 67)

@@ -15,7 +15,14 @@ from projections.job_detail import STATEMENTS as DETAIL_STATEMENTS
 from projections.job_detail import assemble
 from projections.job_search import COLUMNS, JobPage, JobSearch, presented
 from projections.queries import (
-    ALL_METRICS, COUNT_EVENTS, PAGE_OF_EVENTS, PER_PAGE, THINNED_METRICS, EventPage, LoggedEvent, MetricPoint,
+    ALL_METRICS,
+    COUNT_EVENTS,
+    PAGE_OF_EVENTS,
+    PER_PAGE,
+    THINNED_METRICS,
+    EventPage,
+    LoggedEvent,
+    MetricPoint,
     event_filter,
 )
 

@@ -10,14 +10,13 @@ share links. Who shared what when is recorded on the job (an export of kind `<pu
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
-from handlers.notifications.tokens import b64url, signed_payload
+from infra import signing
+
+PREFIX = b"share-link:"
 
 
 @dataclass(frozen=True)
@@ -50,22 +49,17 @@ def share(purpose: Purpose, job_id: UUID, shared_by: str, secret: str, now: date
     """The token and what it grants: the job's artefact, for `purpose.lasts` from `now`."""
     shared = Shared(job_id, shared_by, now + purpose.lasts)
     fields = {"p": purpose.key, "j": str(job_id), "by": shared_by, "exp": int(shared.expires_at.timestamp())}
-    payload = json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
-    return f"{b64url(payload)}.{b64url(_mac(payload, secret))}", shared
+    return signing.sign(fields, secret, PREFIX), shared
 
 
 def verify(purpose: Purpose, token: str, secret: str, now: datetime) -> Shared:
     if not secret:
         raise InvalidLinkError(f"Shared {purpose.noun} links are not enabled on this deployment")
     invalid = InvalidLinkError(f"This {purpose.noun} link is not valid")
-    data = signed_payload(token, lambda payload: _mac(payload, secret), invalid)
+    data = signing.signed_payload(token, secret, invalid, PREFIX)
     if data.get("p") != purpose.key:
         raise invalid
     shared = Shared(UUID(data["j"]), data["by"], datetime.fromtimestamp(data["exp"], timezone.utc))
     if now >= shared.expires_at:
         raise ExpiredLinkError(f"This {purpose.noun} link expired on {shared.expires_at:%Y-%m-%d %H:%M} UTC")
     return shared
-
-
-def _mac(payload: bytes, secret: str) -> bytes:
-    return hmac.new(secret.encode(), b"share-link:" + payload, hashlib.sha256).digest()

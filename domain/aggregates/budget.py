@@ -23,6 +23,14 @@ LIMIT_JUSTIFICATION_MIN = 50
 MANAGER_ROLES = frozenset({"manager", "admin"})
 
 
+DEFAULT_GRACE_PERCENT = Decimal(10)  # FR1.2.2: "within 10% grace"
+
+
+def ceiling(limit: Decimal, grace_percent: Decimal) -> Decimal:
+    """The most a month may commit without an override: the limit plus the grace margin."""
+    return limit * (1 + grace_percent / 100)
+
+
 class Budget(Aggregate):
     """One per team per month; the id is derived from both, so it is found without a lookup."""
 
@@ -139,7 +147,7 @@ class Budget(Aggregate):
 
     @classmethod
     def open(cls, team: str, month: str, limit: Decimal, at: datetime,
-             grace_percent: Decimal = Decimal(10)) -> Budget:
+             grace_percent: Decimal = DEFAULT_GRACE_PERCENT) -> Budget:
         if limit < 0 or grace_percent < 0:
             raise InvalidBudgetCommandError("The budget limit and grace margin must not be negative")
         return cls._create(cls.Created, id=cls.id_for(team, month), team=team, month=month, limit=limit,
@@ -169,8 +177,7 @@ class Budget(Aggregate):
 
     @property
     def ceiling(self) -> Decimal:
-        """The most that may be committed without an override: the limit plus the grace margin."""
-        return self.limit * (1 + self.grace_percent / 100)
+        return ceiling(self.limit, self.grace_percent)
 
     def utilisation(self) -> Decimal:
         return self.charged * 100 / self.limit if self.limit else Decimal(100)

@@ -9,14 +9,25 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.aggregates.budget import PermissionDeniedError
 from domain.cost_ledger import LedgerTotals, PodLifetime, ledger, seconds_between
 from domain.job_metadata import (
-    InvalidJobError, clean_description, clean_label, clean_name, clean_note, clean_tags,
+    InvalidJobError,
+    clean_description,
+    clean_label,
+    clean_name,
+    clean_note,
+    clean_tags,
 )
 from domain.job_status import (
-    NOT_STARTED, STAGES, TERMINAL, CancelReason, FailureType, JobStatus, can_move,
+    NOT_STARTED,
+    STAGES,
+    TERMINAL,
+    CancelReason,
+    FailureType,
+    JobStatus,
+    can_move,
 )
-from domain.aggregates.budget import PermissionDeniedError
 from domain.values import ArtifactRef
 
 NO_GPU_TIMEOUT_MESSAGE = "Still no spot GPU available. Switch to on-demand or cancel?"  # FR3.1.3

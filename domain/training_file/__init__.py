@@ -1,15 +1,30 @@
 """The training file: its format, its one validator and its statistics (docs/training-file-format.md)."""
 
 from domain.training_file.eligibility import (
-    MIN_CONVERSATIONS, IneligibleTrainingFileError, Refusal, check_eligibility,
+    MIN_CONVERSATIONS,
+    IneligibleTrainingFileError,
+    Refusal,
+    check_eligibility,
 )
 from domain.training_file.model import (
-    FORMAT_VERSION, MAX_FILE_BYTES, MAX_PROBLEMS, QUALITY_DIMENSIONS, Conversation, Quality, TrainingFile,
+    FORMAT_VERSION,
+    MAX_FILE_BYTES,
+    MAX_PROBLEMS,
+    QUALITY_DIMENSIONS,
+    Conversation,
+    Quality,
+    TrainingFile,
     TrainingPair,
 )
 from domain.training_file.problems import DatasetFormatError, Problem, ValidationReport
 from domain.training_file.stats import (
-    HIGH_QUALITY, REVIEW, QualityAverages, Share, TrainingFileStats, quality_indicator, summarize,
+    HIGH_QUALITY,
+    REVIEW,
+    QualityAverages,
+    Share,
+    TrainingFileStats,
+    quality_indicator,
+    summarize,
 )
 from domain.training_file.validation import load, validate
 

@@ -8,7 +8,14 @@ from decimal import Decimal
 from domain.training_file.decoding import Decoded, decode
 from domain.training_file.fields import Context, Fields, Place, describe
 from domain.training_file.model import (
-    FORMAT_VERSION, QUALITY_DIMENSIONS, QUALITY_MAX, QUALITY_MIN, Conversation, Quality, TrainingFile, TrainingPair,
+    FORMAT_VERSION,
+    QUALITY_DIMENSIONS,
+    QUALITY_MAX,
+    QUALITY_MIN,
+    Conversation,
+    Quality,
+    TrainingFile,
+    TrainingPair,
 )
 from domain.training_file.problems import DatasetFormatError, Problem, ProblemLog, ValidationReport
 

@@ -20,14 +20,18 @@ from psycopg_pool import ConnectionPool
 from domain.aggregates.budget import Budget
 from domain.applications import Pipeline
 from handlers.notifications import ledger, render, routing, tokens
-from handlers.notifications.budget_notices import (limit_decided_notice, limit_request_notice, overrun_notice,
-                                                   threshold_notice)
+from handlers.notifications.budget_notices import (
+    limit_decided_notice,
+    limit_request_notice,
+    overrun_notice,
+    threshold_notice,
+)
 from handlers.notifications.channels import Mailer, PermanentDeliveryError, SlackWebhooks, TransientDeliveryError
 from handlers.notifications.notices import job_kind, job_notice
 from handlers.notifications.preferences import TeamSettings, get_team, recipient_preferences
 from handlers.notifications.routing import Delivery
-from pipeline import envelope
-from pipeline.consumers import PoisonMessageError, RetryLaterError
+from infra import envelope
+from infra.consumers import PoisonMessageError, RetryLaterError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from domain.gpu import GPU_TYPE, OfflinePrices, PricingTier
 from handlers.pods.provider import NoCapacityError, Pod, PodExit
 
 if TYPE_CHECKING:
-    from pipeline.settings import Settings
+    from infra.settings import Settings
 
 POD_PREFIX = "lora-"
 # The SDK pastes values into GraphQL string literals unescaped: anything else could end the literal.

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from pipeline import users
+from web import users
 
 _stacks: dict[str, str] = {}     # base URL → its database URL
 _admins: dict[str, dict[str, str]] = {}

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipeline.embedded import free_port
+from infra.embedded import free_port
 from tests.e2e.test_up import interrupt, start_up
 
 if TYPE_CHECKING:

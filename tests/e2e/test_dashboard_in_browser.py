@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.e2e.browser import LiveStack, browser, live_stack, page, page_problems, screenshot, sign_in  # noqa: F401
 from tests.e2e.test_queue import upload_variant
 from tests.helpers import wait_for
-from tests.e2e.browser import LiveStack, browser, live_stack, page, page_problems, screenshot, sign_in  # noqa: F401
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

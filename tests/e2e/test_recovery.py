@@ -8,7 +8,7 @@ import httpx
 import psycopg
 import pytest
 
-from pipeline.embedded import free_port
+from infra.embedded import free_port
 from tests.e2e import api
 from tests.e2e.test_up import interrupt, start_up
 from tests.helpers import wait_for

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from domain.values import ArtifactRef
-from pipeline import bus
-from pipeline.objectstore import ObjectStore
-from pipeline.runtime import running_embedded_nats
+from infra import bus
+from infra.objectstore import ObjectStore
+from infra.runtime import running_embedded_nats
 from tests.e2e import api
 from tests.e2e.test_queue import start, upload_variant
 from tests.e2e.test_recovery import finished, job_events, stack, start_job, topics_of

@@ -9,10 +9,10 @@ import httpx
 import psycopg
 import pytest
 
+from infra.embedded import free_port
 from tests.e2e import api
 from tests.e2e.test_up import interrupt, start_up
 from tests.helpers import wait_for
-from pipeline.embedded import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.embedded import free_port
+from infra.embedded import free_port
 from tests.e2e import api
 from tests.helpers import pipeline_process, wait_for
 

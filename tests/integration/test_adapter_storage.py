@@ -12,8 +12,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from pipeline import bus
-from pipeline.objectstore import ArtifactMissingError, ObjectStore
+from infra import bus
+from infra.objectstore import ArtifactMissingError, ObjectStore
 from tests.integration.test_web_job_detail import add_job, ago, run, training
 from tests.web_rig import WebRig, web  # noqa: F401 - the fixture
 

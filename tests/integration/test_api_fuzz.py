@@ -39,13 +39,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pipeline import db, users
-from pipeline.embedded import free_port
-from pipeline.eventstore import EventStore
-from pipeline.settings import load_settings
+from infra import db
+from infra.embedded import free_port
+from infra.eventstore import EventStore
+from infra.settings import load_settings
 from projections.runner import NAMES, rebuild_named
 from tests.helpers import wait_for
 from tests.live_stack import declare
+from web import users
 from web.app import create_app
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "financial-advisory.json"

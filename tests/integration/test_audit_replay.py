@@ -14,7 +14,7 @@ from uuid import UUID
 import pytest
 
 from domain.job_status import CancelReason
-from pipeline.eventstore import EventStore
+from infra.eventstore import EventStore
 from tests.factories import T0, eventful_job, queue_sample_job
 from tests.unit.test_pipeline_application import register
 

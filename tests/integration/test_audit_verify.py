@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.eventstore import EventStore
+from infra.eventstore import EventStore
 from tests.factories import eventful_job
 from tests.finance_month import POLICY, busy_month
 from tests.helpers import pipeline_process, stop_process, wait_for

@@ -16,10 +16,13 @@ from litestar.testing import TestClient
 from psycopg_pool import AsyncConnectionPool
 
 from domain.aggregates.budget import Budget
-from pipeline.settings import load_settings
+from infra.settings import load_settings
 from tests.factories import T0
 from tests.integration.test_notifications import (  # noqa: F401 - `rig` is a fixture
-    Rig, completed_job, rig, training_job,
+    Rig,
+    completed_job,
+    rig,
+    training_job,
 )
 from web import banners
 
@@ -100,7 +103,7 @@ def test_the_budget_reset_banner_shows_on_a_months_first_day_once_to_the_whole_t
 
     from domain.budget_month import previous_month
     from handlers.notifications.budget_reset import ResetBanners
-    from handlers.notifications.worker import post_reset
+    from pipeline.workers.notifications import post_reset
     from projections.runner import rebuild_all
 
     now = datetime.now(timezone.utc)

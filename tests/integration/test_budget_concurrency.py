@@ -4,7 +4,7 @@ import threading
 from decimal import Decimal
 
 from domain.aggregates.budget import BudgetExceededError
-from pipeline.eventstore import EventStore
+from infra.eventstore import EventStore
 from tests.factories import T0, configuration, job_fields
 
 

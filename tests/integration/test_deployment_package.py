@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from domain.applications import BudgetPolicy, Pipeline
-from pipeline.deployment_package import REQUIREMENTS, build, conversations, example_prompts, file_name
 from tests.factories import queue_sample_job
 from tests.integration.test_web_job_detail import add_job, ago, run, training
 from tests.web_rig import WebRig, web  # noqa: F401 - the fixture
+from web.deployment.package import REQUIREMENTS, build, conversations, example_prompts, file_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "financial-advisory.json"

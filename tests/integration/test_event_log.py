@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from domain.job_status import CancelReason
-from pipeline import bus
-from pipeline.eventstore import EventStore
+from infra import bus
+from infra.eventstore import EventStore
 from projections.base import OutOfOrderError, process
 from projections.event_log import EventLogProjection
 from projections.queries import job_events

@@ -17,7 +17,7 @@ import pytest
 from domain.aggregates.budget import Budget
 from domain.cost_ledger import CENT, SECONDS_PER_HOUR
 from domain.money import cents
-from pipeline.eventstore import EventStore
+from infra.eventstore import EventStore
 from projections.analytics import by_gpu_tier, by_preset, failure_types, team_activity
 from projections.base import OutOfOrderError, process
 from projections.budget_dashboard import budget_dashboard
@@ -26,9 +26,9 @@ from projections.finance import Query, attribution_rows, cost_rows, monthly_rows
 from projections.job_costs import JobCostsProjection
 from projections.runner import rebuild
 from tests.factories import configuration, job_fields
+from tests.finance_month import OVERRIDE, POLICY, SPOT, Month, add_job, busy_month, pod_steps, run_steps, utc
 from tests.helpers import pipeline_process, stop_process, wait_for
 from tests.integration.test_event_log import _declare
-from tests.finance_month import OVERRIDE, POLICY, SPOT, Month, add_job, busy_month, pod_steps, run_steps, utc
 
 PROJECTIONS = (BudgetsProjection(), JobCostsProjection())
 TABLES = ("budgets", "budget_jobs", "budget_spend", "budget_thresholds", "budget_decisions", "job_costs")

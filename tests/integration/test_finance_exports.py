@@ -20,11 +20,11 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
-from pipeline.exports import chunks
 from projections.finance import REPORTS, Query
 from tests.finance_month import POLICY
 from tests.integration.test_finance import Projected, projected  # noqa: F401 - the fixture
 from web import finance
+from web.reports.finance_exports import chunks
 
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
 MONEY_COLUMNS = {"useful_cost", "lost_cost", "setup_cost", "total_cost", "limit", "spent", "reserved", "forecast",

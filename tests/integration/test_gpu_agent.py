@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 
 from domain.values import ArtifactRef
-from pipeline.embedded import EmbeddedNats
+from infra.embedded import EmbeddedNats
 from tests.agent_helpers import (
-    agent_env, declare_streams, download, of_kind, small_training_file, spec, start_agent, telemetry, upload,
+    agent_env,
+    declare_streams,
+    download,
+    of_kind,
+    small_training_file,
+    spec,
+    start_agent,
+    telemetry,
+    upload,
 )
 from tests.helpers import wait_for
 

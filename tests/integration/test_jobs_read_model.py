@@ -19,7 +19,7 @@ from litestar.testing import TestClient
 from psycopg_pool import AsyncConnectionPool
 
 from domain.job_status import JobStatus
-from pipeline.eventstore import EventStore
+from infra.eventstore import EventStore
 from projections.base import process, process_batch
 from projections.job_detail import job_detail
 from projections.job_search import search_jobs

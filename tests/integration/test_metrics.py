@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from pipeline import bus
-from pipeline.consumers import PoisonMessageError
+from infra import bus
+from infra.consumers import PoisonMessageError
 from projections import metrics
 from projections.queries import metric_history
 from tests.helpers import pipeline_process, stop_process, wait_for

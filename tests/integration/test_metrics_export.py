@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from pipeline import metrics_export
-from pipeline.eventstore import EventStore
+from infra.eventstore import EventStore
 from tests.factories import queue_sample_job
 from tests.integration.test_metrics import apply, evaluation, step
+from web.reports import metrics_export
 
 AT = datetime(2026, 11, 24, 15, 30, 5, tzinfo=timezone.utc)
 

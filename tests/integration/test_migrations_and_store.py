@@ -5,10 +5,9 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from pipeline import db
-from pipeline.eventstore import EventStore
+from infra import db
+from infra.eventstore import EventStore
 from tests.factories import REF, queue_sample_job
-
 
 
 def test_migrations_apply_once_each_even_when_two_processes_start_together(database_url: str) -> None:

@@ -19,7 +19,14 @@ from handlers.notifications.digests import DigestSender
 from handlers.notifications.preferences import Preferences, TeamSettings
 from projections.runner import PROJECTIONS, rebuild
 from tests.integration.test_notifications import (  # noqa: F401 - `rig` is a fixture
-    BASE, SENDER, Rig, at, completed_job, rig, text_of, training_job,
+    BASE,
+    SENDER,
+    Rig,
+    at,
+    completed_job,
+    rig,
+    text_of,
+    training_job,
 )
 
 UTC = timezone.utc

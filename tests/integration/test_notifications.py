@@ -31,10 +31,10 @@ from handlers.notifications import ledger, tokens
 from handlers.notifications.channels import Mailer, SlackWebhooks, SmtpConfig
 from handlers.notifications.notifier import DeliveryRetryError, Notifier, NotifierConfig
 from handlers.notifications.preferences import Preferences, TeamSettings, save_preferences, save_team
-from pipeline import envelope
-from pipeline.consumers import TRANSIENT
-from pipeline.eventstore import EventStore
-from pipeline.settings import load_settings
+from infra import envelope
+from infra.consumers import TRANSIENT
+from infra.eventstore import EventStore
+from infra.settings import load_settings
 from tests.factories import T0, configuration, job_fields
 from tests.fakes.mail_and_slack import FakeSlack, SmtpSink
 from web import notifications
@@ -475,9 +475,8 @@ def open_banners(url: str, user: str) -> list[tuple[str, str, str, str]]:
 
 
 def test_an_account_email_is_used_until_the_preferences_name_one(migrated: str) -> None:
-    from handlers.notifications.preferences import (Preferences, get_preferences, recipient_preferences,
-                                                     save_preferences)
-    from pipeline import users
+    from handlers.notifications.preferences import Preferences, get_preferences, recipient_preferences, save_preferences
+    from web import users
 
     with psycopg.connect(migrated, autocommit=True) as conn:
         users.add_user(conn, "erin", "member", "a long enough password", email="erin@example.com")

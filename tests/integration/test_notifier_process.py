@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from handlers.notifications.preferences import Preferences, save_preferences
-from pipeline import bus
-from pipeline.eventstore import EventStore
+from infra import bus
+from infra.eventstore import EventStore
 from tests.fakes.mail_and_slack import FakeSlack, SmtpSink
 from tests.helpers import pipeline_process, stop_process, wait_for
 from tests.integration.test_notifications import BASE, completed_job

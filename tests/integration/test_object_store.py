@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from domain.values import ArtifactRef
-from pipeline import bus
-from pipeline.objectstore import ArtifactCorruptError, ArtifactMissingError, ObjectStore
+from infra import bus
+from infra.objectstore import ArtifactCorruptError, ArtifactMissingError, ObjectStore
 
 
 def run(coro):

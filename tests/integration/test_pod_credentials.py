@@ -13,10 +13,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from domain.applications import BudgetPolicy, Pipeline
 from handlers.telemetry import ForgedTelemetryError, TelemetryHandler
-from pipeline import bus, natsauth
-from pipeline.embedded import EmbeddedNats
-from pipeline.natsauth import NatsAuthority, nats_accepts
-from pipeline.objectstore import ObjectStore
+from infra import bus, natsauth
+from infra.embedded import EmbeddedNats
+from infra.natsauth import NatsAuthority, nats_accepts
+from infra.objectstore import ObjectStore
 from tests.factories import queue_sample_job
 
 JOB_A, JOB_B = str(uuid.uuid4()), str(uuid.uuid4())

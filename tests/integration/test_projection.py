@@ -7,7 +7,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from pipeline.eventstore import EventStore
+from infra.eventstore import EventStore
 from projections.base import OutOfOrderError, process, process_batch
 from projections.event_log import EventLogProjection
 from projections.jobs import JobsProjection

@@ -1,4 +1,4 @@
-"""The read models' consumers (pipeline/consumers.py) on a real nats-server: a batch handled for
+"""The read models' consumers (infra/consumers.py) on a real nats-server: a batch handled for
 longer than the consumer's ack_wait is not delivered again meanwhile, even with a second worker
 pulling from the same durable, thanks to in-progress acks; without them it would be. (A lone
 worker would not see it either way: JetStream redelivers on a pull, and a worker does not pull
@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 from faststream.nats import NatsBroker
 
-from pipeline import bus, consumers
+from infra import bus, consumers
 from tests.live_stack import declare
 
 ACK_WAIT_S = 1.0

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.eventstore import EventStore
+from infra.eventstore import EventStore
 from tests.finance_month import POLICY, busy_month
 from tests.helpers import pipeline_process, stop_process, wait_for
 from tests.live_stack import (
-    caught_up, declare, live_positions, publish, store_positions, telemetry, telemetry_progress, training_jobs,
+    caught_up,
+    declare,
+    live_positions,
+    publish,
+    store_positions,
+    telemetry,
+    telemetry_progress,
+    training_jobs,
 )
 
 

@@ -7,11 +7,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline import bus
-from pipeline.eventstore import EventStore
+from infra import bus
+from infra.eventstore import EventStore
 from tests.factories import queue_sample_job
 from tests.helpers import pipeline_process, stop_process, wait_for
-
 
 
 def stream_messages(url: str, stream: str = "EVENTS") -> list[tuple[str, str]]:

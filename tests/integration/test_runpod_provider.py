@@ -10,10 +10,14 @@ from runpod.error import AuthenticationError, QueryError
 from domain.gpu import PricingTier
 from handlers.pods.provider import NoCapacityError
 from handlers.pods.runpod import (
-    ProviderAccountError, RunPodConfig, RunPodProvider, SpotUnavailableError, UnknownGpuError,
+    ProviderAccountError,
+    RunPodConfig,
+    RunPodProvider,
+    SpotUnavailableError,
+    UnknownGpuError,
     runpod_provider_from_settings,
 )
-from pipeline.settings import SettingsError, load_settings
+from infra.settings import SettingsError, load_settings
 from tests.fakes.runpod_api import FakeRunPod
 
 JOB = "0b5c3c1e-8d2f-4f7e-9a51-3f0d2c6e7a10"

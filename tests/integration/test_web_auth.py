@@ -9,8 +9,8 @@ import sys
 
 import psycopg
 
-from pipeline import users
 from tests.web_rig import PASSWORD, WebRig, login_token, sign_in, web  # noqa: F401 - the fixture
+from web import users
 
 HTML = {"Accept": "text/html"}
 

@@ -20,7 +20,7 @@ import uvicorn
 
 from domain.job_status import CancelReason, FailureType, JobStatus
 from domain.presets import preset_named
-from pipeline.embedded import free_port
+from infra.embedded import free_port
 from projections import metrics
 from tests.factories import CHECKPOINT, configuration, eventful_job, job_fields
 from tests.helpers import wait_for

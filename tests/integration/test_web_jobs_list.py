@@ -240,7 +240,7 @@ def test_the_csv_export_streams_the_filtered_list_in_its_order(web: WebRig) -> N
          "production")]
     everything = list(csv.reader(io.StringIO(alice.get("/jobs.csv").text.lstrip("\ufeff"))))
     assert len(everything) == 1 + 7
-    assert ["'=HYPERLINK(1) formula"] == [r[1] for r in everything if "HYPERLINK" in r[1]]
+    assert [r[1] for r in everything if "HYPERLINK" in r[1]] == ["'=HYPERLINK(1) formula"]
 
 
 def test_the_queue_tab_orders_jobs_with_start_times_and_only_managers_promote(web: WebRig) -> None:

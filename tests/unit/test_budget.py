@@ -9,7 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.aggregates.budget import (
-    Budget, BudgetExceededError, InvalidBudgetCommandError, PermissionDeniedError,
+    Budget,
+    BudgetExceededError,
+    InvalidBudgetCommandError,
+    PermissionDeniedError,
 )
 from domain.applications import BudgetPolicy, Pipeline
 from domain.budget_month import budget_month

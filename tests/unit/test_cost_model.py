@@ -8,9 +8,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.cost_model import (
-    DEFAULT_COEFFICIENTS, SPEC_COEFFICIENTS, Coefficients, DurationSample, InvalidEstimateInputError,
-    PresetTiming, accuracy, delta_text, estimate_cost, estimate_warnings, insufficient_budget, percent_change,
-    refit, review_warnings,
+    DEFAULT_COEFFICIENTS,
+    SPEC_COEFFICIENTS,
+    Coefficients,
+    DurationSample,
+    InvalidEstimateInputError,
+    PresetTiming,
+    accuracy,
+    delta_text,
+    estimate_cost,
+    estimate_warnings,
+    insufficient_budget,
+    percent_change,
+    refit,
+    review_warnings,
 )
 from domain.cost_model.estimate import MONEY_FIELDS
 from domain.gpu import PricingTier, gpu_option

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from pipeline.axes import axis, nice_step
 from web.cost_quality import scatter
+from web.reports.chart_axes import axis, nice_step
 
 
 def point(loss: float, cost: str, preset: str = "balanced") -> dict:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from domain.cost_ledger import CENT
 from domain.money import cents
-from pipeline.exports import chunks, file_name
 from projections.finance import ZERO, Query, Report, apportion
+from web.reports.finance_exports import chunks, file_name
 
 exact_amounts = st.lists(st.decimals(min_value=0, max_value=10_000, places=26, allow_nan=False), max_size=40)
 

@@ -6,8 +6,15 @@ from decimal import Decimal
 import pytest
 
 from domain.gpu import (
-    GPU_TYPE, OfflinePrices, PricingTier, Savings, UnknownGpuTypeError, gpu_option, interruption_rate,
-    on_demand_confirmation, recommend,
+    GPU_TYPE,
+    OfflinePrices,
+    PricingTier,
+    Savings,
+    UnknownGpuTypeError,
+    gpu_option,
+    interruption_rate,
+    on_demand_confirmation,
+    recommend,
 )
 
 D = Decimal

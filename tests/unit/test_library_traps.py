@@ -4,14 +4,15 @@ import asyncio
 
 
 def test_the_faststream_batch_pull_loop_survives_the_timeout_nats_py_raises() -> None:
-    import pipeline.consumers  # noqa: F401 - installs the fix
     from faststream.nats.subscriber.usecases import stream_pull_subscriber
+
+    import infra.consumers  # noqa: F401 - installs the fix
 
     assert issubclass(asyncio.TimeoutError, stream_pull_subscriber.TimeoutError)
 
 
 def test_the_event_store_keeps_database_functions_off() -> None:
-    from pipeline.eventstore import application_env
+    from infra.eventstore import application_env
 
     env = application_env("postgresql://postgres@localhost/x")
     assert env["POSTGRES_ENABLE_DB_FUNCTIONS"] == "no"

@@ -16,8 +16,8 @@ from domain.job_status import FailureType, JobStatus
 from domain.presets import preset_named
 from domain.values import ArtifactRef
 from handlers.notifications import render, tokens
-from handlers.notifications.digest import Digest, DigestSchedule
 from handlers.notifications.budget_notices import overrun_notice, threshold_notice
+from handlers.notifications.digest import Digest, DigestSchedule
 from handlers.notifications.notices import job_kind, job_notice
 from handlers.notifications.preferences import InvalidPreferencesError, Preferences, TeamSettings, expand_events
 from handlers.notifications.routing import budget_alert_deliveries, job_deliveries, overrun_deliveries
@@ -273,8 +273,8 @@ def test_the_digest_is_due_at_the_teams_hour_in_its_time_zone() -> None:
 
 
 def test_the_digest_hour_is_a_setting_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    from handlers.notifications.worker import digest_hour
-    from pipeline.settings import SettingsError, load_settings
+    from infra.settings import SettingsError, load_settings
+    from pipeline.workers.notifications import digest_hour
 
     monkeypatch.delenv("PIPELINE_DIGEST_HOUR", raising=False)
     assert digest_hour(load_settings()) == 8
@@ -358,7 +358,7 @@ def test_a_tampered_or_foreign_approval_link_is_refused() -> None:
 
 
 def test_notification_settings_default_to_nothing_configured_and_refuse_a_short_secret() -> None:
-    from pipeline.settings import SettingsError, load_settings
+    from infra.settings import SettingsError, load_settings
 
     settings = load_settings()
     assert (settings.smtp_host, settings.slack_webhook_url, settings.approval_secret.get_secret_value()) == ("", "", "")

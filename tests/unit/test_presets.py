@@ -6,9 +6,22 @@ import pytest
 
 from domain.gpu import GPU_MEMORY_GB
 from domain.presets import (
-    AGGRESSIVE, BALANCED, CONSERVATIVE, DOCS_LINK, HYPERPARAMETER_TOOLTIPS, LOCKED_TOOLTIP, PRESETS,
-    InsufficientVramError, PresetLockedError, RiskLevel, UnknownPresetError, check_unlocked,
-    default_preset, is_unlocked, preset_named, success_rate_text,
+    AGGRESSIVE,
+    BALANCED,
+    CONSERVATIVE,
+    DOCS_LINK,
+    HYPERPARAMETER_TOOLTIPS,
+    LOCKED_TOOLTIP,
+    PRESETS,
+    InsufficientVramError,
+    PresetLockedError,
+    RiskLevel,
+    UnknownPresetError,
+    check_unlocked,
+    default_preset,
+    is_unlocked,
+    preset_named,
+    success_rate_text,
 )
 
 ATTENTION = ["q_proj", "v_proj", "k_proj", "o_proj"]

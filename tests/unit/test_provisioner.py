@@ -1,11 +1,10 @@
 """The provisioning reactor against the in-memory application and a scripted pod provider:
 redelivery, races between telemetry and pod exits, restarts."""
 
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from uuid import UUID
-
-import time
 
 import pytest
 

@@ -191,7 +191,7 @@ def test_pod_credentials_are_granted_per_attempt_and_revoked_with_the_pod(app: P
 
         def grant(self, job_id: str, attempt: int):
             self.log.append(("grant", job_id, attempt))
-            from pipeline.natsauth import PodCredentials
+            from infra.natsauth import PodCredentials
             return PodCredentials(f"pod-{attempt}", "pw", "_INBOX_x")
 
         def revoke(self, job_id: str, attempt: int | None = None) -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.settings import SettingsError, load_settings
+from infra.settings import SettingsError, load_settings
 
 
 def test_defaults_start_embedded_servers_when_no_urls_are_set(monkeypatch: pytest.MonkeyPatch) -> None:

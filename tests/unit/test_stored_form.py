@@ -12,7 +12,7 @@ from domain.aggregates.training_job import TrainingJob
 from domain.applications import Pipeline
 from domain.job_status import CancelReason, FailureType, JobStatus
 from domain.values import ArtifactRef
-from pipeline import envelope
+from infra import envelope
 from projections.base import event_topics
 from tests.factories import T0, configured_job, new_job
 

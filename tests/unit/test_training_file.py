@@ -17,10 +17,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.training_file import (
-    HIGH_QUALITY, MAX_PROBLEMS, REVIEW, DatasetFormatError, IneligibleTrainingFileError, Refusal,
-    check_eligibility, load, quality_indicator, summarize, validate,
+    HIGH_QUALITY,
+    MAX_PROBLEMS,
+    REVIEW,
+    DatasetFormatError,
+    IneligibleTrainingFileError,
+    Refusal,
+    check_eligibility,
+    decoding,
+    load,
+    quality_indicator,
+    summarize,
+    validate,
 )
-from domain.training_file import decoding
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "financial-advisory.json"

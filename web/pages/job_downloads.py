@@ -18,10 +18,10 @@ from litestar.response import File, Template
 
 from domain.aggregates.training_job import TrainingJob
 from domain.applications import JobNotFoundError
-from pipeline import deployment_package as deployment
-from pipeline.objectstore import ArtifactCorruptError, ArtifactMissingError
+from infra.objectstore import ArtifactCorruptError, ArtifactMissingError
 from web.auth import actor_of
 from web.clock import utcnow
+from web.deployment import package as deployment
 from web.detail_format import STATUS_LABELS
 from web.event_log_view import as_csv, as_json, export_rows
 from web.job_page import error_page

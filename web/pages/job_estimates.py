@@ -17,8 +17,8 @@ from domain.presets import LOCKED_TOOLTIP, UnknownPresetError, is_unlocked, pres
 from web import cost_panel
 from web.auth import actor_of
 from web.clock import utcnow
-from web.estimate_pdf import render_estimate
 from web.errors import message_of
+from web.estimate_pdf import render_estimate
 from web.job_form import JobInput, as_money
 from web.new_job_view import NewJobPage, editable_job
 from web.pages.job_downloads import safe_name

@@ -15,8 +15,18 @@ from litestar.datastructures import State
 from litestar.response import Response, Template
 
 from handlers.notifications.preferences import (
-    CHANNELS, DIGESTS, EVENT_GROUPS, JOB_EVENTS, InvalidPreferencesError, Preferences, TeamSettings, expand_events,
-    get_preferences, get_team, save_preferences, save_team,
+    CHANNELS,
+    DIGESTS,
+    EVENT_GROUPS,
+    JOB_EVENTS,
+    InvalidPreferencesError,
+    Preferences,
+    TeamSettings,
+    expand_events,
+    get_preferences,
+    get_team,
+    save_preferences,
+    save_team,
 )
 from web.auth import actor_of, require_manager, user_of
 from web.forms import redirect_with

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from domain.applications import Pipeline
 from domain.training_file import MAX_FILE_BYTES, TrainingFileStats, ValidationReport, summarize, validate
-from pipeline.objectstore import ObjectStore
+from infra.objectstore import ObjectStore
 
 FILES_BUCKET = "files"
 

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import psycopg
 
 from domain.gpu import OfflinePrices
-from pipeline.progress import Progress
+from infra.progress import Progress
 from projections.finance import REPORTS, Query, Report
 from projections.json import plain
 

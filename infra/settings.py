@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.aggregates.budget import DEFAULT_GRACE_PERCENT
 from domain.applications import BudgetPolicy
 
 
@@ -27,7 +28,7 @@ class Settings(BaseSettings):
     team: str = Field(default="default", min_length=1, alias="PIPELINE_TEAM")
     time_zone: str = Field(default="UTC", alias="PIPELINE_TIME_ZONE")
     budget_default_limit: Decimal = Field(default=Decimal(500), ge=0, alias="PIPELINE_BUDGET_LIMIT")
-    budget_grace_percent: Decimal = Field(default=Decimal(10), ge=0, le=100, alias="PIPELINE_BUDGET_GRACE")
+    budget_grace_percent: Decimal = Field(default=DEFAULT_GRACE_PERCENT, ge=0, le=100, alias="PIPELINE_BUDGET_GRACE")
     connect_timeout_s: float = Field(default=5.0, gt=0, le=120, alias="PIPELINE_CONNECT_TIMEOUT")
     relay_batch: int = Field(default=1000, ge=1, le=100_000, alias="PIPELINE_RELAY_BATCH")
     relay_idle_poll_s: float = Field(default=0.05, gt=0, le=10, alias="PIPELINE_RELAY_POLL")
@@ -42,7 +43,7 @@ class Settings(BaseSettings):
     provisioning_window_s: float = Field(default=3600.0, gt=0, alias="PIPELINE_PROVISIONING_WINDOW_S")
     heartbeat_timeout_s: float = Field(default=120.0, gt=0, alias="PIPELINE_HEARTBEAT_TIMEOUT")
     # Where nats-server reads its users (auth.conf) and writes nats.pid: set, pods get users of
-    # their own (pipeline/natsauth.py). `pipeline up` sets it for the embedded server.
+    # their own (infra/natsauth.py). `pipeline up` sets it for the embedded server.
     nats_auth_dir: Path | None = Field(default=None, alias="PIPELINE_NATS_AUTH_DIR")
     # The NATS URL pods connect to (RunPod pods need a public address); default: NATS_URL.
     agent_nats_url: str | None = Field(default=None, alias="PIPELINE_AGENT_NATS_URL")

@@ -11,8 +11,8 @@ import psycopg
 from eventsourcing.application import Application
 from nats.js import JetStreamContext
 
-from pipeline import envelope
-from pipeline.bus import event_subject
+from infra import envelope
+from infra.bus import event_subject
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from pipeline.passwords import (
+from web.passwords import (
     check_strength,
     fingerprint,
     hash_password,

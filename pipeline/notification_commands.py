@@ -12,8 +12,19 @@ import psycopg
 
 from handlers.notifications import ledger
 from handlers.notifications.preferences import (
-    CHANNELS, DIGESTS, EVENT_GROUPS, JOB_EVENTS, InvalidPreferencesError, Preferences, TeamSettings,
-    expand_events, get_preferences, get_team, list_preferences, save_preferences, save_team,
+    CHANNELS,
+    DIGESTS,
+    EVENT_GROUPS,
+    JOB_EVENTS,
+    InvalidPreferencesError,
+    Preferences,
+    TeamSettings,
+    expand_events,
+    get_preferences,
+    get_team,
+    list_preferences,
+    save_preferences,
+    save_team,
 )
 
 

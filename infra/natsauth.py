@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pipeline.bus import job_bucket
+from infra.bus import job_bucket
+from infra.telemetry import job_subjects
 
 CONTROL_USER = "control"
 AUTH_FILE = "auth.conf"
@@ -55,7 +56,7 @@ def pod_permissions(job_id: str) -> dict[str, dict[str, list[str]]]:
     stream = f"OBJ_{bucket}"
     return {
         "publish": {"allow": [
-            f"telemetry.{job_id}.>", "$JS.API.STREAM.NAMES",
+            job_subjects(job_id), "$JS.API.STREAM.NAMES",
             f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.MSG.GET.{stream}",
             f"$JS.API.STREAM.PURGE.{stream}", f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>",
             f"$JS.API.CONSUMER.*.{stream}", f"$JS.API.CONSUMER.*.{stream}.>",
@@ -88,7 +89,7 @@ def write_auth_file(auth_dir: Path, pods: dict[str, dict[str, str]]) -> None:
     users += [{"user": user, "password": pod["password"], "permissions": pod_permissions(pod["job_id"])}
               for user, pod in sorted(pods.items())]
     # JSON is valid NATS configuration syntax; quoted strings keep `$JS…` literal.
-    text = "# written by LoRA Pipeline (pipeline/natsauth.py): do not edit\nauthorization " + \
+    text = "# written by LoRA Pipeline (infra/natsauth.py): do not edit\nauthorization " + \
         json.dumps({"users": users}, indent=1) + "\n"
     part = auth_dir / (AUTH_FILE + ".part")
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from pipeline import natsauth
+from infra import natsauth
 
 DATABASE_NAME = "pipeline"
 
@@ -51,7 +51,7 @@ def nats_server_binary() -> str:
 @dataclass
 class EmbeddedNats:
     """A nats-server child process with JetStream, its store under `state_dir/nats`. With `auth`,
-    clients need a user: the control plane's (in `url`) or a pod's (pipeline/natsauth.py)."""
+    clients need a user: the control plane's (in `url`) or a pod's (infra/natsauth.py)."""
 
     state_dir: Path
     process: subprocess.Popen | None = None

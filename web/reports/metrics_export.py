@@ -86,7 +86,7 @@ def package(conn: psycopg.Connection, app: Any, job_id: UUID, actor: str, at: da
     """FR4.2.1's export package with charts: one ZIP with the CSV, the JSON and the loss curves and
     learning-rate schedule as PNG images (those a job has data for); recorded as `metrics-package`.
     Named `{job_name}-metrics-{timestamp}.zip`; the files inside keep the spec's names."""
-    from pipeline.metrics_charts import learning_rate_png, loss_curves_png
+    from web.reports.metrics_charts import learning_rate_png, loss_curves_png
 
     job = app.get_job(job_id)
     points = metric_history(conn, job_id)

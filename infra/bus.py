@@ -12,6 +12,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ObjectStoreConfig, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from infra.telemetry import ALL_TELEMETRY
+
 log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "EVENTS"
@@ -23,7 +25,7 @@ STREAMS = (
     # Domain events, copied from the event store by the relay; dedup window covers a relay restart.
     StreamConfig(name=EVENTS_STREAM, subjects=["events.>"], storage=StorageType.FILE,
                  duplicate_window=3600.0),
-    StreamConfig(name=TELEMETRY_STREAM, subjects=["telemetry.>"], storage=StorageType.FILE,
+    StreamConfig(name=TELEMETRY_STREAM, subjects=[ALL_TELEMETRY], storage=StorageType.FILE,
                  duplicate_window=3600.0),
     StreamConfig(name=DEADLETTER_STREAM, subjects=["deadletter.>"], storage=StorageType.FILE),
 )
@@ -83,7 +85,7 @@ async def declare(js: JetStreamContext) -> None:
 
 def job_bucket(job_id: str) -> str:
     """Each job's files live in a bucket of its own (its training file copy, checkpoints, adapter),
-    so a pod's credentials can be limited to its job's objects (pipeline/natsauth.py)."""
+    so a pod's credentials can be limited to its job's objects (infra/natsauth.py)."""
     return f"job-{job_id}"
 
 

@@ -1,5 +1,5 @@
 """FR4.3.1's deployment package: a completed job's adapter with what a client needs to run it —
-`adapters/` (the adapter and its tokenizer), `inference.py` (pipeline/deployment/inference.py: base
+`adapters/` (the adapter and its tokenizer), `inference.py` (web/deployment/inference.py: base
 model + adapter, the prompt as an argument, temperature and max tokens), `requirements.txt` (the
 GPU agent's own pinned versions), `README.md` (set-up, usage, GPU needs, deployment options,
 troubleshooting), `example_prompts.json` (ten prompts of the job's own training file, with the
@@ -19,9 +19,9 @@ from typing import Any
 
 from domain.aggregates.training_job import TrainingJob
 from domain.training_file import DatasetFormatError, load
-from pipeline.metrics_export import safe_stem
+from web.reports.metrics_export import safe_stem
 
-INFERENCE = Path(__file__).parent / "deployment" / "inference.py"
+INFERENCE = Path(__file__).parent / "inference.py"
 # What inference.py needs, pinned as the GPU agent is (pyproject.toml's `agent` extra; a test keeps
 # the two equal). bitsandbytes is only for --load-in-4bit on CUDA.
 REQUIREMENTS = ("torch==2.13.0", "transformers==5.24.*", "peft==0.21.2", "accelerate>=1.10", "safetensors>=0.6",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import psycopg
 
-from pipeline.eventstore import create_event_tables
+from infra.eventstore import create_event_tables
 
 # Any fixed 64-bit key: every process that migrates takes this lock first.
 MIGRATION_LOCK_KEY = 7_305_101_901

@@ -1,6 +1,6 @@
 """FR4.2.1's "Option to include charts (loss curves) as embedded PNG in export package": a job's
 loss curves (training and validation) and learning-rate schedule over its steps, drawn as PNG
-images with Pillow, in DejaVu Sans (pipeline/fonts, shared with the PDFs)."""
+images with Pillow, in DejaVu Sans (web/reports/fonts, shared with the PDFs)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.axes import axis
 from projections.queries import MetricPoint
+from web.reports.chart_axes import axis
 
 FONTS = Path(__file__).parent / "fonts"
 WIDTH, HEIGHT = 1000, 500

@@ -9,9 +9,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import bus, db, natsauth
-from pipeline.embedded import EmbeddedNats, EmbeddedPostgres, embedded_nats_url
-from pipeline.settings import Settings
+from infra import bus, db, natsauth
+from infra.embedded import EmbeddedNats, EmbeddedPostgres, embedded_nats_url
+from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

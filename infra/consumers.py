@@ -20,7 +20,7 @@ from faststream.nats.subscriber.usecases import stream_pull_subscriber as _pull_
 from nats.aio.msg import Msg
 from psycopg_pool import ConnectionPool
 
-from pipeline.bus import EVENTS_STREAM
+from infra.bus import EVENTS_STREAM
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 
 import psycopg
-from faststream.nats import NatsBroker
 from psycopg_pool import ConnectionPool
 
 from handlers.notifications.budget_reset import ResetBanners
@@ -18,12 +17,12 @@ from handlers.notifications.channels import Mailer, SlackWebhooks, SmtpConfig
 from handlers.notifications.digest import DigestSchedule
 from handlers.notifications.digests import DigestSender
 from handlers.notifications.notifier import Notifier, NotifierConfig
-from pipeline import bus
-from pipeline.consumers import add_consumer
-from pipeline.eventstore import EventStore
-from pipeline.relay import acquire_leadership
-from pipeline.settings import Settings
-from pipeline.workers import FASTSTREAM_LOG, stop_on_signals
+from infra import bus
+from infra.consumers import add_consumer
+from infra.eventstore import EventStore
+from infra.relay import acquire_leadership
+from infra.settings import Settings
+from pipeline.workers.common import quiet_broker, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,10 @@ def post_reset(pool: ConnectionPool, resets: ResetBanners, now: datetime) -> Non
         log.info("budget reset banner posted: %s", posted)
 
 
-async def run(settings: Settings, database_url: str, nats_url: str, lock_key: int) -> None:
+NOTIFICATIONS_LOCK_KEY = 7_305_101_908
+
+
+async def run_notifications(settings: Settings, database_url: str, nats_url: str) -> None:
     hour = digest_hour(settings)
     stop = stop_on_signals()
     store = EventStore.open(database_url, pool_size=2, policy=settings.budget_policy())
@@ -87,12 +89,11 @@ async def run(settings: Settings, database_url: str, nats_url: str, lock_key: in
     lock_conn = psycopg.connect(database_url, autocommit=True)
     notifier = notifier_from_settings(settings, store, pool)
     digests = digests_from_settings(settings, notifier, hour)
-    broker = NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
-                        max_reconnect_attempts=-1, logger=FASTSTREAM_LOG)
+    broker = quiet_broker(settings, nats_url)
     add_consumer(broker, pool, durable=DURABLE, subject="events.>", handle=notifier.handle_batch,
                  max_deliver=settings.consumer_max_deliver, batch_size=BATCH)
     try:
-        if await acquire_leadership(lock_conn, stop, lock_key):
+        if await acquire_leadership(lock_conn, stop, NOTIFICATIONS_LOCK_KEY):
             bus.probe(nats_url, settings.connect_timeout_s)
             await broker.start()
             log.info("notifications: email %s, team Slack %s, digests at %02d:00 %s",

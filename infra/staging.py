@@ -1,6 +1,6 @@
 """Staging a job's inputs into its own bucket before a pod starts: the training file (and, for a
 resumed job, the checkpoint it starts from) are copied there, so the pod's credentials need reach
-no other bucket (pipeline/natsauth.py). Copies are skipped when already there with that digest."""
+no other bucket (infra/natsauth.py). Copies are skipped when already there with that digest."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from nats.js.errors import NotFoundError
 
 from domain.values import ArtifactRef
-from pipeline import bus
-from pipeline.objectstore import ObjectStore, hex_digest
+from infra import bus
+from infra.objectstore import ObjectStore, hex_digest
 
 
 async def stage(objects: ObjectStore, job_id: str, refs: list[ArtifactRef]) -> list[ArtifactRef]:

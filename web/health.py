@@ -8,8 +8,8 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 from psycopg import AsyncConnection, sql
 
-from pipeline.bus import EVENTS_STREAM, TELEMETRY_STREAM
-from pipeline.eventstore import APPLICATION_CLASSES
+from infra.bus import EVENTS_STREAM, TELEMETRY_STREAM
+from infra.eventstore import APPLICATION_CLASSES
 from projections import metrics
 from projections.runner import PROJECTIONS, durable_name
 
