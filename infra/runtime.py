@@ -36,15 +36,15 @@ def start_services(settings: Settings) -> Services:
     whose data lives in the state directory, so a restart keeps every job."""
     owned: list[EmbeddedNats | EmbeddedPostgres] = []
     try:
-        database_url = settings.database_url
+        database_url = settings.runtime.database_url
         if database_url is None:
-            pg = EmbeddedPostgres(settings.state_dir)
+            pg = EmbeddedPostgres(settings.runtime.state_dir)
             database_url = pg.start()
             owned.append(pg)
-        nats_url, auth_dir = settings.nats_url, settings.nats_auth_dir
+        nats_url, auth_dir = settings.runtime.nats_url, settings.runtime.nats_auth_dir
         if nats_url is None:
-            server = EmbeddedNats(settings.state_dir, auth=True)
-            nats_url = running_embedded_nats(settings.state_dir)
+            server = EmbeddedNats(settings.runtime.state_dir, auth=True)
+            nats_url = running_embedded_nats(settings.runtime.state_dir)
             if nats_url is None:
                 nats_url = server.start()
                 owned.append(server)
@@ -87,8 +87,8 @@ def running_embedded_nats(state_dir: Path) -> str | None:
 
 def check_and_prepare(services: Services, settings: Settings) -> None:
     """Fails fast with a one-line reason when a server is unreachable; migrates; declares streams."""
-    db.migrate(services.database_url, settings.connect_timeout_s)
-    asyncio.run(_declare(services.nats_url, settings.connect_timeout_s))
+    db.migrate(services.database_url, settings.runtime.connect_timeout_s)
+    asyncio.run(_declare(services.nats_url, settings.runtime.connect_timeout_s))
 
 
 async def _declare(nats_url: str, timeout: float) -> None:

@@ -1,52 +1,57 @@
-"""Process settings, read from the environment and `.env`, validated once at start."""
+"""Process settings, read from the environment and `.env`, validated once at start, grouped by
+concern (docs/operations.md lists every variable). Each group reads its own variables, so the
+names users set stay flat (`PIPELINE_SMTP_HOST`, not a nested spelling)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.aggregates.budget import DEFAULT_GRACE_PERCENT
 from domain.applications import BudgetPolicy
 
 
-class Settings(BaseSettings):
-    """Everything a process needs to know; an unset URL means "start an embedded server"."""
-
+class _Group(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+
+class RuntimeSettings(_Group):
+    """Where the database and NATS are (unset: start embedded ones), and how workers use them."""
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     nats_url: str | None = Field(default=None, alias="NATS_URL")
     state_dir: Path = Field(default=Path(".state"), alias="PIPELINE_STATE_DIR")
-    web_host: str = Field(default="127.0.0.1", alias="PIPELINE_WEB_HOST")
-    web_port: int = Field(default=8000, ge=1, le=65535, alias="PIPELINE_WEB_PORT")
-    team: str = Field(default="default", min_length=1, alias="PIPELINE_TEAM")
-    time_zone: str = Field(default="UTC", alias="PIPELINE_TIME_ZONE")
-    budget_default_limit: Decimal = Field(default=Decimal(500), ge=0, alias="PIPELINE_BUDGET_LIMIT")
-    budget_grace_percent: Decimal = Field(default=DEFAULT_GRACE_PERCENT, ge=0, le=100, alias="PIPELINE_BUDGET_GRACE")
     connect_timeout_s: float = Field(default=5.0, gt=0, le=120, alias="PIPELINE_CONNECT_TIMEOUT")
     relay_batch: int = Field(default=1000, ge=1, le=100_000, alias="PIPELINE_RELAY_BATCH")
     relay_idle_poll_s: float = Field(default=0.05, gt=0, le=10, alias="PIPELINE_RELAY_POLL")
     consumer_max_deliver: int = Field(default=10, ge=2, le=1000, alias="PIPELINE_MAX_DELIVER")
-    agent_base_model: str = Field(default="tiny", min_length=1, alias="PIPELINE_AGENT_BASE_MODEL")
-    agent_max_steps: int = Field(default=-1, ge=-1, alias="PIPELINE_AGENT_MAX_STEPS")
-    agent_checkpoint_every: int = Field(default=100, ge=1, alias="PIPELINE_AGENT_CHECKPOINT_EVERY")
-    agent_threads: int = Field(default=1, ge=1, le=64, alias="PIPELINE_AGENT_THREADS")
-    max_running: int = Field(default=3, ge=1, le=1000, alias="PIPELINE_MAX_RUNNING")
-    max_queued: int = Field(default=10, ge=0, le=10_000, alias="PIPELINE_MAX_QUEUED")
-    provisioning_retry_s: float = Field(default=300.0, gt=0, alias="PIPELINE_PROVISIONING_RETRY_S")
-    provisioning_window_s: float = Field(default=3600.0, gt=0, alias="PIPELINE_PROVISIONING_WINDOW_S")
-    heartbeat_timeout_s: float = Field(default=120.0, gt=0, alias="PIPELINE_HEARTBEAT_TIMEOUT")
     # Where nats-server reads its users (auth.conf) and writes nats.pid: set, pods get users of
     # their own (infra/natsauth.py). `pipeline up` sets it for the embedded server.
     nats_auth_dir: Path | None = Field(default=None, alias="PIPELINE_NATS_AUTH_DIR")
-    # The NATS URL pods connect to (RunPod pods need a public address); default: NATS_URL.
-    agent_nats_url: str | None = Field(default=None, alias="PIPELINE_AGENT_NATS_URL")
+    seed_sample: bool = Field(default=True, alias="PIPELINE_SEED_SAMPLE")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("postgresql", "postgres"), "DATABASE_URL")
+
+    @field_validator("nats_url")
+    @classmethod
+    def _check_nats_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("nats", "tls"), "NATS_URL")
+
+
+class WebSettings(_Group):
+    host: str = Field(default="127.0.0.1", alias="PIPELINE_WEB_HOST")
+    port: int = Field(default=8000, ge=1, le=65535, alias="PIPELINE_WEB_PORT")
+    # Where links in notifications and shared pages point (default: this listener).
+    public_url: str = Field(default="", pattern=r"^(https?://.+)?$", alias="PIPELINE_PUBLIC_URL")
     # Behind a proxy that authenticates users: trust its X-Pipeline-User / X-Pipeline-Role headers
     # (instead of sign-in; only where nothing else can reach the web process).
     trust_identity_headers: bool = Field(default=False, alias="PIPELINE_TRUST_IDENTITY_HEADERS")
@@ -55,24 +60,65 @@ class Settings(BaseSettings):
     # `pipeline up` on a database with no users creates `admin` with this password (else a random one,
     # printed once and written to $PIPELINE_STATE_DIR/admin-password).
     admin_password: SecretStr = Field(default=SecretStr(""), alias="PIPELINE_ADMIN_PASSWORD")
-    # Test-only: a fault injected into every job's first pod attempt (gpu_agent faults, e.g. sigkill_at_step:8).
-    agent_fault: str = Field(default="", alias="PIPELINE_AGENT_FAULT")
-    seed_sample: bool = Field(default=True, alias="PIPELINE_SEED_SAMPLE")
-    # Test-only fault injection (see docs/operations.md); empty in production.
-    fault: str = Field(default="", alias="PIPELINE_FAULT")
+
+    @property
+    def public_base_url(self) -> str:
+        """Where links in notifications point: PIPELINE_PUBLIC_URL, else this web listener."""
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+class BudgetSettings(_Group):
+    team: str = Field(default="default", min_length=1, alias="PIPELINE_TEAM")
+    time_zone: str = Field(default="UTC", alias="PIPELINE_TIME_ZONE")
+    default_limit: Decimal = Field(default=Decimal(500), ge=0, alias="PIPELINE_BUDGET_LIMIT")
+    grace_percent: Decimal = Field(default=DEFAULT_GRACE_PERCENT, ge=0, le=100, alias="PIPELINE_BUDGET_GRACE")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def policy(self) -> BudgetPolicy:
+        return BudgetPolicy(self.team, self.time_zone, self.default_limit, self.grace_percent)
+
+
+class AgentSettings(_Group):
+    """Pods, the queue and what the GPU agent in each pod is told."""
+
     # The pod provider; RunPod's settings (docs/operations.md, "RunPod provider") matter only for "runpod".
     pod_provider: Literal["local", "runpod"] = Field(default="local", alias="PIPELINE_POD_PROVIDER")
-    runpod_api_key: str = Field(default="", validation_alias=AliasChoices("PIPELINE_RUNPOD_API_KEY", "RUNPOD_API_KEY"))
-    runpod_image: str = Field(default="", alias="PIPELINE_RUNPOD_IMAGE")
-    runpod_gpu_type_id: str = Field(default="NVIDIA H100 PCIe", min_length=1, alias="PIPELINE_RUNPOD_GPU_TYPE")
-    runpod_cloud_type: Literal["SECURE", "COMMUNITY", "ALL"] = Field(
-        default="SECURE", alias="PIPELINE_RUNPOD_CLOUD_TYPE")
-    runpod_volume_gb: int = Field(default=0, ge=0, alias="PIPELINE_RUNPOD_VOLUME_GB")
-    runpod_container_disk_gb: int = Field(default=20, ge=1, alias="PIPELINE_RUNPOD_CONTAINER_DISK_GB")
-    runpod_api_url: str = Field(default="https://api.runpod.io", pattern=r"^https?://", alias="PIPELINE_RUNPOD_API_URL")
-    runpod_poll_s: float = Field(default=30.0, gt=0, alias="PIPELINE_RUNPOD_POLL_S")
-    # Notifications (docs/notifications.md): a channel left unset is recorded as skipped, never failed.
-    public_url: str = Field(default="", pattern=r"^(https?://.+)?$", alias="PIPELINE_PUBLIC_URL")
+    base_model: str = Field(default="tiny", min_length=1, alias="PIPELINE_AGENT_BASE_MODEL")
+    max_steps: int = Field(default=-1, ge=-1, alias="PIPELINE_AGENT_MAX_STEPS")
+    checkpoint_every: int = Field(default=100, ge=1, alias="PIPELINE_AGENT_CHECKPOINT_EVERY")
+    threads: int = Field(default=1, ge=1, le=64, alias="PIPELINE_AGENT_THREADS")
+    # The NATS URL pods connect to (RunPod pods need a public address); default: NATS_URL.
+    pod_nats_url: str | None = Field(default=None, alias="PIPELINE_AGENT_NATS_URL")
+    max_running: int = Field(default=3, ge=1, le=1000, alias="PIPELINE_MAX_RUNNING")
+    max_queued: int = Field(default=10, ge=0, le=10_000, alias="PIPELINE_MAX_QUEUED")
+    provisioning_retry_s: float = Field(default=300.0, gt=0, alias="PIPELINE_PROVISIONING_RETRY_S")
+    provisioning_window_s: float = Field(default=3600.0, gt=0, alias="PIPELINE_PROVISIONING_WINDOW_S")
+    heartbeat_timeout_s: float = Field(default=120.0, gt=0, alias="PIPELINE_HEARTBEAT_TIMEOUT")
+
+
+class RunPodSettings(_Group):
+    api_key: str = Field(default="", validation_alias=AliasChoices("PIPELINE_RUNPOD_API_KEY", "RUNPOD_API_KEY"))
+    image: str = Field(default="", alias="PIPELINE_RUNPOD_IMAGE")
+    gpu_type_id: str = Field(default="NVIDIA H100 PCIe", min_length=1, alias="PIPELINE_RUNPOD_GPU_TYPE")
+    cloud_type: Literal["SECURE", "COMMUNITY", "ALL"] = Field(default="SECURE", alias="PIPELINE_RUNPOD_CLOUD_TYPE")
+    volume_gb: int = Field(default=0, ge=0, alias="PIPELINE_RUNPOD_VOLUME_GB")
+    container_disk_gb: int = Field(default=20, ge=1, alias="PIPELINE_RUNPOD_CONTAINER_DISK_GB")
+    api_url: str = Field(default="https://api.runpod.io", pattern=r"^https?://", alias="PIPELINE_RUNPOD_API_URL")
+    poll_s: float = Field(default=30.0, gt=0, alias="PIPELINE_RUNPOD_POLL_S")
+
+
+class NotificationSettings(_Group):
+    """Email, Slack and signed links (docs/notifications.md): a channel left unset is recorded as
+    skipped, never failed."""
+
     smtp_host: str = Field(default="", alias="PIPELINE_SMTP_HOST")
     smtp_port: int = Field(default=587, ge=1, le=65535, alias="PIPELINE_SMTP_PORT")
     smtp_user: str = Field(default="", alias="PIPELINE_SMTP_USER")
@@ -82,6 +128,7 @@ class Settings(BaseSettings):
                              alias="PIPELINE_NOTIFY_FROM")
     notify_timeout_s: float = Field(default=10.0, gt=0, le=120, alias="PIPELINE_NOTIFY_TIMEOUT")
     slack_webhook_url: str = Field(default="", pattern=r"^(https?://.+)?$", alias="PIPELINE_SLACK_WEBHOOK_URL")
+    # Signs approve / deny links and share links; without it there are none.
     approval_secret: SecretStr = Field(default=SecretStr(""), alias="PIPELINE_APPROVAL_SECRET")
     approval_ttl_h: float = Field(default=72.0, gt=0, le=24 * 30, alias="PIPELINE_APPROVAL_TTL_H")
     digest_hour: int = Field(default=8, ge=0, le=23, alias="PIPELINE_DIGEST_HOUR")
@@ -93,38 +140,41 @@ class Settings(BaseSettings):
             raise ValueError("PIPELINE_APPROVAL_SECRET must be at least 16 characters")
         return value
 
-    @property
-    def public_base_url(self) -> str:
-        """Where links in notifications point: PIPELINE_PUBLIC_URL, else this web listener."""
-        return self.public_url.rstrip("/") or f"http://{self.web_host}:{self.web_port}"
+
+class TestFaults(_Group):
+    """Fault injection for tests and demos (docs/operations.md); empty in production."""
+
+    # A fault injected into every job's first pod attempt (gpu_agent faults, e.g. sigkill_at_step:8).
+    agent: str = Field(default="", alias="PIPELINE_AGENT_FAULT")
+    # A fault of the control plane's own workers (e.g. the relay's).
+    control_plane: str = Field(default="", alias="PIPELINE_FAULT")
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "runtime": RuntimeSettings, "web": WebSettings, "budget": BudgetSettings, "agent": AgentSettings,
+    "runpod": RunPodSettings, "notifications": NotificationSettings, "faults": TestFaults,
+}
+
+
+class Settings(BaseModel):
+    """Everything a process needs to know; an unset URL means "start an embedded server"."""
+
+    runtime: RuntimeSettings
+    web: WebSettings
+    budget: BudgetSettings
+    agent: AgentSettings
+    runpod: RunPodSettings
+    notifications: NotificationSettings
+    faults: TestFaults
 
     @model_validator(mode="after")
     def _check_runpod(self) -> Settings:
-        if self.pod_provider == "runpod" and not (self.runpod_api_key and self.runpod_image):
+        if self.agent.pod_provider == "runpod" and not (self.runpod.api_key and self.runpod.image):
             raise ValueError("PIPELINE_POD_PROVIDER=runpod needs RUNPOD_API_KEY and PIPELINE_RUNPOD_IMAGE")
         return self
 
-    @field_validator("time_zone")
-    @classmethod
-    def _check_time_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
-
     def budget_policy(self) -> BudgetPolicy:
-        return BudgetPolicy(self.team, self.time_zone, self.budget_default_limit, self.budget_grace_percent)
-
-    @field_validator("database_url")
-    @classmethod
-    def _check_database_url(cls, value: str | None) -> str | None:
-        return _check_url(value, ("postgresql", "postgres"), "DATABASE_URL")
-
-    @field_validator("nats_url")
-    @classmethod
-    def _check_nats_url(cls, value: str | None) -> str | None:
-        return _check_url(value, ("nats", "tls"), "NATS_URL")
+        return self.budget.policy()
 
 
 def _check_url(value: str | None, schemes: tuple[str, ...], name: str) -> str | None:
@@ -148,12 +198,34 @@ class SettingsError(Exception):
     """A setting is invalid; the message is one line, fit for a terminal."""
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Reads and validates settings; raises SettingsError with a one-line reason."""
+def load_settings(**overrides: Any) -> Settings:
+    """Reads and validates settings; raises SettingsError with a one-line reason. An override is
+    named by its field (`database_url`) or its environment variable (`DATABASE_URL`)."""
     try:
-        return Settings(**overrides)
+        groups = {name: cls(**_overrides_for(cls, overrides)) for name, cls in GROUPS.items()}
+        return Settings(**groups)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in GROUPS) or "settings"
         message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
         raise SettingsError(f"invalid setting {where}: {message}") from None
+
+
+def _overrides_for(cls: type[_Group], overrides: dict[str, Any]) -> dict[str, Any]:
+    unknown = [key for key in overrides if not any(key in _names(group) for group in GROUPS.values())]
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(unknown)}")
+    names = _names(cls)
+    return {names[key]: value for key, value in overrides.items() if key in names}
+
+
+def _names(cls: type[_Group]) -> dict[str, str]:
+    """Each name an override may use for a field of `cls`: the field's own and its variables'."""
+    names = {}
+    for field, info in cls.model_fields.items():
+        names[field] = field
+        if info.alias:
+            names[info.alias] = field
+        if isinstance(info.validation_alias, AliasChoices):
+            names.update({str(choice): field for choice in info.validation_alias.choices})
+    return names

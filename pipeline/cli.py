@@ -109,15 +109,15 @@ def _prepared(settings: Settings) -> Services:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.supervisor import supervise
 
-    lock_state_dir(settings.state_dir)
+    lock_state_dir(settings.runtime.state_dir)
     services = _prepared(settings)
     try:
-        with db.connect(services.database_url, settings.connect_timeout_s, autocommit=True) as conn:
-            created = user_commands.bootstrap_admin(conn, settings.admin_password.get_secret_value(),
-                                                    settings.state_dir / "admin-password")
+        with db.connect(services.database_url, settings.runtime.connect_timeout_s, autocommit=True) as conn:
+            created = user_commands.bootstrap_admin(conn, settings.web.admin_password.get_secret_value(),
+                                                    settings.runtime.state_dir / "admin-password")
         if created:
             print(created, flush=True)
-        if settings.seed_sample and SAMPLE.is_file():
+        if settings.runtime.seed_sample and SAMPLE.is_file():
             added = asyncio.run(_add_file(settings, services, SAMPLE, None, "sample"))
             print(f"sample training file: {describe_added_file(added)}", flush=True)
         return supervise(settings, services)
@@ -128,7 +128,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     services = start_services(settings)
     try:
-        applied = db.migrate(services.database_url, settings.connect_timeout_s)
+        applied = db.migrate(services.database_url, settings.runtime.connect_timeout_s)
         print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
     finally:
         services.close()
@@ -143,7 +143,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     services = _prepared(settings)
     try:
         app = create_app(settings, services.database_url, services.nats_url)
-        uvicorn.run(app, host=settings.web_host, port=settings.web_port, log_level="warning")
+        uvicorn.run(app, host=settings.web.host, port=settings.web.port, log_level="warning")
     finally:
         services.close()
     return 0
@@ -177,9 +177,9 @@ def cmd_notifications_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_notifications(settings: Settings, args: argparse.Namespace) -> int:
     services = start_services(settings)  # preferences and the delivery ledger live in PostgreSQL only
     try:
-        db.migrate(services.database_url, settings.connect_timeout_s)
-        with db.connect(services.database_url, settings.connect_timeout_s) as conn:
-            return notification_commands.run(conn, args, settings.team)
+        db.migrate(services.database_url, settings.runtime.connect_timeout_s)
+        with db.connect(services.database_url, settings.runtime.connect_timeout_s) as conn:
+            return notification_commands.run(conn, args, settings.budget.team)
     finally:
         services.close()
 
@@ -187,8 +187,8 @@ def cmd_notifications(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     services = start_services(settings)  # users live in PostgreSQL only
     try:
-        db.migrate(services.database_url, settings.connect_timeout_s)
-        with db.connect(services.database_url, settings.connect_timeout_s, autocommit=True) as conn:
+        db.migrate(services.database_url, settings.runtime.connect_timeout_s)
+        with db.connect(services.database_url, settings.runtime.connect_timeout_s, autocommit=True) as conn:
             return user_commands.run(conn, args)
     finally:
         services.close()
@@ -210,7 +210,7 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
     store = EventStore.open(services.database_url, pool_size=1)
     try:
         applications = {app.name: app for app in store.applications()}
-        with db.connect(services.database_url, settings.connect_timeout_s) as conn:
+        with db.connect(services.database_url, settings.runtime.connect_timeout_s) as conn:
             names = args.names or NAMES
             if not args.names:  # every event-store read model in one pass over the store
                 with Progress("rebuilding the event-store read models") as progress:
@@ -246,7 +246,7 @@ async def _add_file(settings: Settings, services: Services, path: Path, name: st
     from web.catalog import add_training_file
 
     store = EventStore.open(services.database_url, pool_size=1, policy=settings.budget_policy())
-    nc = await bus.connect(services.nats_url, "cli", settings.connect_timeout_s)
+    nc = await bus.connect(services.nats_url, "cli", settings.runtime.connect_timeout_s)
     try:
         return await add_training_file(ObjectStore(nc.jetstream()), store.app, path, name, by)
     finally:
@@ -291,7 +291,7 @@ def cmd_pods_fault(settings: Settings, args: argparse.Namespace) -> int:
     services = start_services(settings)
 
     async def ask() -> dict:
-        nc = await bus.connect(services.nats_url, "cli", settings.connect_timeout_s)
+        nc = await bus.connect(services.nats_url, "cli", settings.runtime.connect_timeout_s)
         try:
             body = {"job_id": str(args.job) if args.job else None, "action": args.action, "count": args.count}
             return json.loads((await nc.request("control.pods", json.dumps(body).encode(), timeout=10)).data)
@@ -322,7 +322,7 @@ def cmd_audit_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     services = start_services(settings)  # an audit reads the event store only: NATS may be down
     try:
-        db.migrate(services.database_url, settings.connect_timeout_s)
+        db.migrate(services.database_url, settings.runtime.connect_timeout_s)
         store = EventStore.open(services.database_url, pool_size=1)
         try:
             count = audit.replay(store.app, audit.Filters(args.job, args.since, args.until), args.format, sys.stdout)
@@ -341,9 +341,9 @@ def cmd_audit_replay(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     services = start_services(settings)  # the finance read models are all it reads: NATS may be down
     try:
-        db.migrate(services.database_url, settings.connect_timeout_s)
-        with db.connect(services.database_url, settings.connect_timeout_s) as conn:
-            return exports.run(conn, args, settings.team)
+        db.migrate(services.database_url, settings.runtime.connect_timeout_s)
+        with db.connect(services.database_url, settings.runtime.connect_timeout_s) as conn:
+            return exports.run(conn, args, settings.budget.team)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -362,7 +362,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     telemetry = metrics.NAME in names  # the metric history is rebuilt from TELEMETRY; the rest needs PostgreSQL only
     services = _prepared(settings) if telemetry else start_services(settings)
     try:
-        db.migrate(services.database_url, settings.connect_timeout_s)
+        db.migrate(services.database_url, settings.runtime.connect_timeout_s)
         store = EventStore.open(services.database_url, pool_size=1)
         try:
             applications = {app.name: app for app in store.applications()}

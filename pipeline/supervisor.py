@@ -48,7 +48,7 @@ def supervise(settings: Settings, services: Services) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    print(f"LoRA Pipeline on http://{settings.web_host}:{settings.web_port}  "
+    print(f"LoRA Pipeline on http://{settings.web.host}:{settings.web.port}  "
           f"(database {services.database_url}, nats {bus.shown(services.nats_url)}; Ctrl-C stops)", flush=True)
     while not stopping:
         now = time.monotonic()

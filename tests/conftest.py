@@ -15,11 +15,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 
 from infra.embedded import EmbeddedNats, EmbeddedPostgres
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+# CI shares two cores between two pytest workers, their servers and the agents they train: how
+# fast Hypothesis draws inputs there says nothing about the code under test.
+hypothesis_settings.register_profile("loaded", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+hypothesis_settings.load_profile("loaded")
 # Never let a developer's .env or shell point tests at other servers.
 for _name in ("DATABASE_URL", "NATS_URL", "PIPELINE_STATE_DIR", "PIPELINE_FAULT"):
     os.environ.pop(_name, None)

@@ -222,7 +222,7 @@ async def load_banners(request: Request) -> None:
     user = auth.user_of(request)
     if user is None or request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
         return
-    request.state.banners = await banners.banners_for(request.app.state.pool, user.name, request.app.state.settings.team)
+    request.state.banners = await banners.banners_for(request.app.state.pool, user.name, request.app.state.settings.budget.team)
 
 
 def template_config() -> TemplateConfig:
@@ -236,9 +236,9 @@ def template_config() -> TemplateConfig:
 def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        nc = await bus.connect(nats_url, "web", settings.connect_timeout_s)
+        nc = await bus.connect(nats_url, "web", settings.runtime.connect_timeout_s)
         pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False)
-        await pool.open(wait=True, timeout=settings.connect_timeout_s)
+        await pool.open(wait=True, timeout=settings.runtime.connect_timeout_s)
         store = await asyncio.to_thread(EventStore.open, database_url, 5, settings.budget_policy())
         app.state.update(nc=nc, pool=pool, store=store, objects=ObjectStore(nc.jetstream()), settings=settings)
         try:

@@ -58,7 +58,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
             if user is None:
                 raise NotAuthorizedException("Unknown, revoked or disabled API token")
             return AuthenticationResult(user, Auth("token"))
-        if state.settings.trust_identity_headers and connection.headers.get("x-pipeline-user"):
+        if state.settings.web.trust_identity_headers and connection.headers.get("x-pipeline-user"):
             return AuthenticationResult(_proxy_user(connection), Auth("proxy"))
         secret = connection.cookies.get(COOKIE)
         session = await users.session_of(state.pool, secret, now) if secret else None
@@ -106,7 +106,7 @@ def actor_of(connection: ASGIConnection) -> Actor:
     user = user_of(connection)
     if user is not None:
         return Actor(user.name, user.role)
-    if connection.app.state.settings.trust_identity_headers and connection.headers.get("x-pipeline-user"):
+    if connection.app.state.settings.web.trust_identity_headers and connection.headers.get("x-pipeline-user"):
         proxied = _proxy_user(connection)
         return Actor(proxied.name, proxied.role)
     return Actor()
@@ -221,7 +221,7 @@ def _login_cookie_place(request: Request) -> tuple[str, str]:
 
 
 def _secure(request: Request) -> bool:
-    mode = request.app.state.settings.cookie_secure
+    mode = request.app.state.settings.web.cookie_secure
     return mode == "always" or (mode == "auto" and request.url.scheme == "https")
 
 

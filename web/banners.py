@@ -68,12 +68,12 @@ async def dismiss(pool: AsyncConnectionPool, key: str, user_name: str, team: str
 @get("/api/banners")
 async def api_banners(request: Request, state: State, limit: FromQuery[int] = 5) -> list[dict[str, Any]]:
     """The current user's open banners and their team's, newest first."""
-    return await banners_for(state.pool, actor_of(request).name, state.settings.team, max(1, min(limit, 50)))
+    return await banners_for(state.pool, actor_of(request).name, state.settings.budget.team, max(1, min(limit, 50)))
 
 
 @post("/api/banners/{key:str}/dismiss", status_code=200)
 async def api_dismiss(request: Request, state: State, key: FromPath[str]) -> dict[str, Any]:
-    if not await dismiss(state.pool, key, actor_of(request).name, state.settings.team):
+    if not await dismiss(state.pool, key, actor_of(request).name, state.settings.budget.team):
         raise NotFoundException(f"no banner {key} of yours or your team's")
     return {"key": key, "dismissed": True}
 
@@ -82,7 +82,7 @@ async def api_dismiss(request: Request, state: State, key: FromPath[str]) -> dic
 async def dismiss_form(request: Request, state: State, key: FromPath[str]) -> Redirect:
     """The banner's close button (a form): back to the page it was on."""
     form = await request.form()
-    if not await dismiss(state.pool, key, actor_of(request).name, state.settings.team):
+    if not await dismiss(state.pool, key, actor_of(request).name, state.settings.budget.team):
         raise NotFoundException(f"no banner {key} of yours or your team's")
     return Redirect(local_path(form.get("next")), status_code=303)
 

@@ -37,9 +37,9 @@ async def dashboard_context(state: State, actor: Actor, month: str, **extra: Any
     found = loaded["dashboard"] or empty_month(settings, month, loaded["block_new_jobs"])
     summary = found["summary"]
     outlook = forecast(summary, found["jobs"], loaded["minimums"])
-    today = now.astimezone(ZoneInfo(settings.time_zone)).date().isoformat()
+    today = now.astimezone(ZoneInfo(settings.budget.time_zone)).date().isoformat()
     return {
-        **month_navigation(month, now, settings.time_zone),
+        **month_navigation(month, now, settings.budget.time_zone),
         "exists": loaded["dashboard"] is not None, "summary": summary, "level": level(summary["utilisation_percent"]),
         "alert": threshold_alert(summary), "meter": meter(summary), "forecast": outlook, "jobs": found["jobs"],
         "thresholds": found["thresholds"], "overrun": found["overrun"], "decisions": found["decisions"],
@@ -47,11 +47,11 @@ async def dashboard_context(state: State, actor: Actor, month: str, **extra: Any
         "pending": pending_requests(found["decisions"]),
         "chart": chart(month, found["daily"], summary["limit"], outlook["month_end_high"], today),
         "daily": found["daily"], "history": loaded["history"],
-        "trend": trend(loaded["history"], budget_month(now, settings.time_zone)),
+        "trend": trend(loaded["history"], budget_month(now, settings.budget.time_zone)),
         "accuracy": loaded["accuracy"],
         "savings": loaded["savings"],
         "savings_total": savings_total(loaded["savings"]), "attribution": loaded["attribution"],
-        **page_tools(actor, settings.time_zone),
+        **page_tools(actor, settings.budget.time_zone),
     } | extra
 
 

@@ -27,7 +27,7 @@ async def load_month(state: State, month: str) -> dict[str, Any]:
     """`dashboard` (None: no budget yet), `history`, `savings`, `attribution` and the estimate
     `minimums` of the month's active jobs."""
     settings = state.settings
-    loaded = await in_thread(state, read_month, settings.team, month, settings.time_zone)
+    loaded = await in_thread(state, read_month, settings.budget.team, month, settings.budget.time_zone)
     found, minimums = loaded["dashboard"], {}
     if found:
         active = [job["job_id"] for job in found["jobs"] if job["status"] not in ENDED]
@@ -57,10 +57,10 @@ def read_month(conn: psycopg.Connection, team: str, month: str, time_zone: str) 
 
 def empty_month(settings: Settings, month: str, block_new_jobs: bool = True) -> dict[str, Any]:
     """The dashboard of a month without a budget: the default limit, nothing spent."""
-    limit = settings.budget_default_limit
+    limit = settings.budget.default_limit
     summary = {"month": month, "limit": cents(limit), "spent": Decimal("0.00"), "reserved": Decimal("0.00"),
                "forecast": Decimal("0.00"), "remaining": cents(limit), "utilisation_percent": Decimal(0)
                if limit else None, "jobs": {"total": 0, "completed": 0, "failed": 0, "cancelled": 0, "active": 0},
-               "average_cost_per_job": None, "grace_percent": settings.budget_grace_percent,
+               "average_cost_per_job": None, "grace_percent": settings.budget.grace_percent,
                "block_new_jobs": block_new_jobs}
     return {"summary": summary, "daily": [], "jobs": [], "thresholds": [], "overrun": None, "decisions": []}

@@ -51,13 +51,13 @@ async def load_budget(state: State, at: datetime) -> BudgetView:
     """The month of `at`; a month nobody has touched yet has the default limit and the budget
     controls of the latest budget of the year before (what the domain gives it when it is opened)."""
     settings = state.settings
-    month = budget_month(at, settings.time_zone)
-    row = await queries.budget_row(state.pool, Budget.id_for(settings.team, month))
+    month = budget_month(at, settings.budget.time_zone)
+    row = await queries.budget_row(state.pool, Budget.id_for(settings.budget.team, month))
     if row is None:
-        earlier = [Budget.id_for(settings.team, m) for m in earlier_months(month)]
-        return BudgetView(settings.team, month, settings.budget_default_limit, settings.budget_grace_percent,
+        earlier = [Budget.id_for(settings.budget.team, m) for m in earlier_months(month)]
+        return BudgetView(settings.budget.team, month, settings.budget.default_limit, settings.budget.grace_percent,
                           block_new_jobs=await queries.carried_blocking(state.pool, earlier))
-    return BudgetView(settings.team, month, row["monthly_limit"], row["grace_percent"], row["spent"],
+    return BudgetView(settings.budget.team, month, row["monthly_limit"], row["grace_percent"], row["spent"],
                       row["reserved"], row["active"], row["block_new_jobs"])
 
 

@@ -75,7 +75,7 @@ async def api_finance_report(state: State, name: FromPath[str], month: FromQuery
     report = REPORTS.get(report_name)
     if report is None or fmt not in (MEDIA_TYPES if dot else ("",)):
         raise NotFoundException(f"no finance report {name!r}; known: {', '.join(REPORTS)} (.csv, .json)")
-    query = Query(state.settings.team, _month(month), _rate(on_demand_rate))
+    query = Query(state.settings.budget.team, _month(month), _rate(on_demand_rate))
     now, fmt = datetime.now(timezone.utc), fmt or "json"
     download = file_name(report.name, month, fmt, now)
     headers = {"Content-Disposition": f'attachment; filename="{download}"'} if dot else {}
@@ -86,8 +86,8 @@ async def api_finance_report(state: State, name: FromPath[str], month: FromQuery
 @get("/api/budgets/{month:str}")
 async def api_budget_month(state: State, month: FromPath[str]) -> dict[str, Any]:
     """The budget dashboard's figures for one month in the team's time zone."""
-    found = await asyncio.to_thread(_read, state.pool.conninfo, budget_dashboard, state.settings.team, _month(month),
-                                    state.settings.time_zone)
+    found = await asyncio.to_thread(_read, state.pool.conninfo, budget_dashboard, state.settings.budget.team, _month(month),
+                                    state.settings.budget.time_zone)
     if found is None:
         raise NotFoundException(f"no budget for {month}: no job has been started in it")
     return plain(found)
@@ -99,8 +99,8 @@ async def api_analytics(state: State, name: FromPath[str], month: FromQuery[str 
     analysis = ANALYTICS.get(name)
     if analysis is None:
         raise NotFoundException(f"no analytics {name!r}; known: {', '.join(ANALYTICS)}")
-    rows = await asyncio.to_thread(_read, state.pool.conninfo, analysis, state.settings.team, _month(month))
-    return {"team": state.settings.team, "month": month, "rows": plain(rows)}
+    rows = await asyncio.to_thread(_read, state.pool.conninfo, analysis, state.settings.budget.team, _month(month))
+    return {"team": state.settings.budget.team, "month": month, "rows": plain(rows)}
 
 
 router = Router(path="/", route_handlers=[api_finance_report, api_budget_month, api_analytics])

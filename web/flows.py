@@ -57,8 +57,8 @@ class QueueFullError(Exception):
 
 async def check_queue(state: State) -> None:
     active, queued = await queries.queue_load(state.pool)
-    limit = state.settings.max_running
-    if active >= limit and queued >= state.settings.max_queued:
+    limit = state.settings.agent.max_running
+    if active >= limit and queued >= state.settings.agent.max_queued:
         raise QueueFullError(f"Queue full ({min(active, limit)}/{limit} active jobs). "
                              "Wait for completion or cancel an active job.")
 

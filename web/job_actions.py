@@ -41,7 +41,7 @@ async def queue_plan(state: State) -> list[dict[str, Any]]:
                           j.last_step / j.total_steps if j.total_steps else 0.0) for j in running]
         waiting = [app.get_job(row["id"]) for row in queued]
         durations = [remaining(float(j.configuration["estimated_duration_hours"]), 0.0) for j in waiting]
-        return estimate_starts(utcnow(), left, durations, state.settings.max_running)
+        return estimate_starts(utcnow(), left, durations, state.settings.agent.max_running)
 
     starts = await asyncio.to_thread(plan)
     return [{"position": i + 1, **row, "promoted": row["promoted_at"] is not None, "estimated_start": start}

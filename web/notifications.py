@@ -58,7 +58,7 @@ async def _db(state: State, work: Callable[..., T], *args: Any) -> T:
 # --- approve / deny links -----------------------------------------------------------------------
 
 def _approval(state: State, token: str) -> tuple[tokens.Approval, dict[str, Any] | None]:
-    approval = tokens.verify(token, state.settings.approval_secret.get_secret_value(), datetime.now(timezone.utc))
+    approval = tokens.verify(token, state.settings.notifications.approval_secret.get_secret_value(), datetime.now(timezone.utc))
     budget = state.store.app.budget(approval.month)
     return approval, (budget.requests.get(str(approval.request_id)) if budget else None)
 
@@ -164,7 +164,7 @@ async def api_put_preferences(request: Request, state: State, user: FromPath[str
 @get("/api/notification-team-settings")
 async def api_get_team(request: Request, state: State) -> dict[str, Any]:
     _check_may_see(actor_of(request), None)
-    return (await _db(state, get_team, state.settings.team)).as_dict()
+    return (await _db(state, get_team, state.settings.budget.team)).as_dict()
 
 
 @put("/api/notification-team-settings")
@@ -172,7 +172,7 @@ async def api_put_team(request: Request, state: State, data: JSONBody[TeamBody])
     """Replaces the team's Slack channel, budget recipients (managers, finance) and whether they get
     the daily budget summary."""
     _check_may_see(actor_of(request), None)
-    wanted = TeamSettings(state.settings.team, data.slack_webhook_url, data.slack_channel,
+    wanted = TeamSettings(state.settings.budget.team, data.slack_webhook_url, data.slack_channel,
                           tuple(data.manager_emails), tuple(data.finance_emails), data.budget_digest)
     try:
         return (await _db(state, save_team, wanted)).as_dict()

@@ -200,10 +200,10 @@ class RunPodProvider:
 
 def runpod_provider_from_settings(settings: Settings) -> RunPodProvider:
     return RunPodProvider(RunPodConfig(
-        api_key=settings.runpod_api_key, image_name=settings.runpod_image, gpu_type_id=settings.runpod_gpu_type_id,
-        cloud_type=settings.runpod_cloud_type, volume_in_gb=settings.runpod_volume_gb,
-        container_disk_in_gb=settings.runpod_container_disk_gb, api_url=settings.runpod_api_url.rstrip("/"),
-        poll_every_s=settings.runpod_poll_s))
+        api_key=settings.runpod.api_key, image_name=settings.runpod.image, gpu_type_id=settings.runpod.gpu_type_id,
+        cloud_type=settings.runpod.cloud_type, volume_in_gb=settings.runpod.volume_gb,
+        container_disk_in_gb=settings.runpod.container_disk_gb, api_url=settings.runpod.api_url.rstrip("/"),
+        poll_every_s=settings.runpod.poll_s))
 
 
 def check_env(env: dict[str, str]) -> None:

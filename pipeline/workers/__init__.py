@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from infra.settings import Settings
 from pipeline.workers.handlers import run_handlers
 from pipeline.workers.notifications import run_notifications
 from pipeline.workers.projections import run_projections
@@ -20,4 +19,4 @@ WORKERS: dict[str, Worker] = {
     "notifications": run_notifications,
 }
 
-__all__ = ["WORKERS", "Settings", "Worker"]
+__all__ = ["WORKERS", "Worker"]

@@ -25,5 +25,5 @@ def stop_on_signals() -> asyncio.Event:
 
 
 def quiet_broker(settings: Settings, nats_url: str) -> NatsBroker:
-    return NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.connect_timeout_s),
+    return NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.runtime.connect_timeout_s),
                       max_reconnect_attempts=-1, logger=FASTSTREAM_LOG)

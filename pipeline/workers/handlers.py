@@ -64,28 +64,28 @@ class HandlersWorker:
 
     async def open(self) -> None:
         """Connects to the object store and builds the provisioner and the subscriptions."""
-        self.objects_nc = await bus.connect(self.nats_url, "handlers-objects", self.settings.connect_timeout_s)
+        self.objects_nc = await bus.connect(self.nats_url, "handlers-objects", self.settings.runtime.connect_timeout_s)
         self.provisioner = self.build_provisioner(ObjectStore(self.objects_nc.jetstream()))
         self.subscribe()
 
     def build_provisioner(self, objects: ObjectStore) -> Provisioner:
-        settings, loop = self.settings, asyncio.get_running_loop()
+        runtime, pods, loop = self.settings.runtime, self.settings.agent, asyncio.get_running_loop()
 
         def stage(job_id: UUID, refs: list[ArtifactRef]) -> list[ArtifactRef]:
             return asyncio.run_coroutine_threadsafe(staging.stage(objects, str(job_id), refs), loop).result(600)
 
-        authority = NatsAuthority(settings.nats_auth_dir, self.nats_url) if settings.nats_auth_dir else None
+        authority = NatsAuthority(runtime.nats_auth_dir, self.nats_url) if runtime.nats_auth_dir else None
         if authority is None:
             log.warning("handlers: PIPELINE_NATS_AUTH_DIR is not set: pods get this worker's NATS credentials")
-        agent = AgentSettings(nats_url=settings.agent_nats_url or self.nats_url, base_model=settings.agent_base_model,
-                              max_steps=settings.agent_max_steps, checkpoint_every=settings.agent_checkpoint_every,
-                              first_attempt_fault=settings.agent_fault)
-        policy = QueuePolicy(settings.max_running, settings.provisioning_retry_s, settings.provisioning_window_s)
+        agent = AgentSettings(nats_url=pods.pod_nats_url or self.nats_url, base_model=pods.base_model,
+                              max_steps=pods.max_steps, checkpoint_every=pods.checkpoint_every,
+                              first_attempt_fault=self.settings.faults.agent)
+        policy = QueuePolicy(pods.max_running, pods.provisioning_retry_s, pods.provisioning_window_s)
         return Provisioner(self.store.app, self.provider, agent, policy,
                            queued_jobs=lambda: self.job_ids(jobs.queued_jobs()), stage=stage, authority=authority)
 
     def subscribe(self) -> None:
-        provisioner, max_deliver = self.provisioner, self.settings.consumer_max_deliver
+        provisioner, max_deliver = self.provisioner, self.settings.runtime.consumer_max_deliver
 
         def on_job_event(body: bytes) -> None:
             stored = envelope.decode(body).stored_event
@@ -99,7 +99,7 @@ class HandlersWorker:
 
         @self.broker.subscriber("control.pods")
         async def pod_control(body: dict) -> dict:
-            """Fault injection (local provider): {"job_id"?, "action": preempt|kill|no_capacity|slow_start, "count"?}."""
+            """Fault injection (local provider): {"job_id"?, "action": preempt|kill|…, "count"?}."""
             job_id = UUID(body["job_id"]) if body.get("job_id") else None
             try:
                 pods = await asyncio.to_thread(provisioner.fault, job_id, body["action"], int(body.get("count", 1)))
@@ -113,11 +113,11 @@ class HandlersWorker:
 
     async def start(self) -> None:
         """As leader: the pods a previous leader left are reaped or adopted, then messages flow."""
-        bus.probe(self.nats_url, self.settings.connect_timeout_s)
+        bus.probe(self.nats_url, self.settings.runtime.connect_timeout_s)
         self.provider.reap_orphans()
         await asyncio.to_thread(self.provisioner.adopt, self.job_ids(*jobs.active_jobs()), [])
         await self.broker.start()
-        log.info("handlers: provisioning and telemetry, %s pod provider", self.settings.pod_provider)
+        log.info("handlers: provisioning and telemetry, %s pod provider", self.settings.agent.pod_provider)
 
     async def loop(self, stop: asyncio.Event) -> None:
         """The clock: exits, reports, heartbeats, retries, promotions, and spend every 30 s."""
@@ -126,7 +126,7 @@ class HandlersWorker:
             now = time.monotonic()
             await guarded(provisioner.record_exits)
             await guarded(provisioner.check_reports, now)
-            await guarded(provisioner.watchdog, self.telemetry.heartbeats, self.settings.heartbeat_timeout_s, now,
+            await guarded(provisioner.watchdog, self.telemetry.heartbeats, self.settings.agent.heartbeat_timeout_s, now,
                           self.connected())
             await guarded(provisioner.retry_waiting, now)
             await guarded(provisioner.promote)
@@ -150,11 +150,11 @@ class HandlersWorker:
 
 
 def pod_provider(settings: Settings) -> Any:
-    if settings.pod_provider == "runpod":
+    if settings.agent.pod_provider == "runpod":
         from handlers.pods.runpod import runpod_provider_from_settings  # the runpod SDK only where it is used
 
         return runpod_provider_from_settings(settings)
-    return local.LocalProvider(settings.state_dir.resolve() / "pods", threads=settings.agent_threads)
+    return local.LocalProvider(settings.runtime.state_dir.resolve() / "pods", threads=settings.agent.threads)
 
 
 async def guarded(step: Callable[..., object], *args: object) -> None:

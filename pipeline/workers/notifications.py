@@ -34,15 +34,16 @@ DIGEST_EVERY_S = 60.0
 
 
 def notifier_from_settings(settings: Settings, store: EventStore, pool: ConnectionPool) -> Notifier:
-    mailer = Mailer(SmtpConfig(settings.smtp_host, settings.smtp_port, settings.smtp_user,
-                               settings.smtp_password.get_secret_value(), settings.smtp_tls, settings.notify_timeout_s))
-    config = NotifierConfig(settings.team, settings.public_base_url, settings.notify_from, settings.slack_webhook_url,
-                            settings.approval_secret.get_secret_value(), timedelta(hours=settings.approval_ttl_h))
-    return Notifier(store.app, pool, config, mailer, SlackWebhooks(settings.notify_timeout_s))
+    n = settings.notifications
+    mailer = Mailer(SmtpConfig(n.smtp_host, n.smtp_port, n.smtp_user, n.smtp_password.get_secret_value(), n.smtp_tls,
+                               n.notify_timeout_s))
+    config = NotifierConfig(settings.budget.team, settings.web.public_base_url, n.notify_from, n.slack_webhook_url,
+                            n.approval_secret.get_secret_value(), timedelta(hours=n.approval_ttl_h))
+    return Notifier(store.app, pool, config, mailer, SlackWebhooks(n.notify_timeout_s))
 
 
 def digests_from_settings(settings: Settings, notifier: Notifier, hour: int) -> DigestSender:
-    schedule = DigestSchedule(settings.time_zone, hour)
+    schedule = DigestSchedule(settings.budget.time_zone, hour)
     config = notifier.config
     return DigestSender(notifier.pool, schedule, notifier.mailer, team=config.team, base_url=config.base_url,
                         sender=config.sender)
@@ -50,7 +51,7 @@ def digests_from_settings(settings: Settings, notifier: Notifier, hour: int) -> 
 
 def digest_hour(settings: Settings) -> int:
     """The local hour (PIPELINE_TIME_ZONE) digests go out: PIPELINE_DIGEST_HOUR, 0-23, default 8."""
-    return settings.digest_hour
+    return settings.notifications.digest_hour
 
 
 async def send_digests(digests: DigestSender, stop: asyncio.Event, every_s: float = DIGEST_EVERY_S,
@@ -91,16 +92,16 @@ async def run_notifications(settings: Settings, database_url: str, nats_url: str
     digests = digests_from_settings(settings, notifier, hour)
     broker = quiet_broker(settings, nats_url)
     add_consumer(broker, pool, durable=DURABLE, subject="events.>", handle=notifier.handle_batch,
-                 max_deliver=settings.consumer_max_deliver, batch_size=BATCH)
+                 max_deliver=settings.runtime.consumer_max_deliver, batch_size=BATCH)
     try:
         if await acquire_leadership(lock_conn, stop, NOTIFICATIONS_LOCK_KEY):
-            bus.probe(nats_url, settings.connect_timeout_s)
+            bus.probe(nats_url, settings.runtime.connect_timeout_s)
             await broker.start()
             log.info("notifications: email %s, team Slack %s, digests at %02d:00 %s",
                      "on" if notifier.mailer.configured else "not configured",
-                     "on" if settings.slack_webhook_url else "from team settings (if set)", digests.schedule.hour,
-                     settings.time_zone)
-            resets = ResetBanners(settings.team, settings.time_zone, settings.budget_default_limit)
+                     "on" if settings.notifications.slack_webhook_url else "from team settings (if set)",
+                     digests.schedule.hour, settings.budget.time_zone)
+            resets = ResetBanners(settings.budget.team, settings.budget.time_zone, settings.budget.default_limit)
             await send_digests(digests, stop, resets=resets)
     finally:
         await broker.stop()

@@ -28,10 +28,10 @@ async def run_projections(settings: Settings, database_url: str, nats_url: str,
     lock_conn = psycopg.connect(database_url, autocommit=True)
     broker = quiet_broker(settings, nats_url)
     for name in names or NAMES:
-        add_live(broker, pool, name, applications, settings.consumer_max_deliver)
+        add_live(broker, pool, name, applications, settings.runtime.consumer_max_deliver)
     try:
         if await acquire_leadership(lock_conn, stop, PROJECTIONS_LOCK_KEY):
-            bus.probe(nats_url, settings.connect_timeout_s)
+            bus.probe(nats_url, settings.runtime.connect_timeout_s)
             await broker.start()
             log.info("projections: consuming %s", ", ".join(names or NAMES))
             await stop.wait()

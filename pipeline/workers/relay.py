@@ -19,13 +19,13 @@ async def run_relay(settings: Settings, database_url: str, nats_url: str) -> Non
     stop = stop_on_signals()
     store = EventStore.open(database_url, pool_size=2)
     conn = psycopg.connect(database_url, autocommit=True)
-    nc = await bus.connect(nats_url, "relay", settings.connect_timeout_s)
+    nc = await bus.connect(nats_url, "relay", settings.runtime.connect_timeout_s)
     try:
         if await acquire_leadership(conn, stop, RELAY_LOCK_KEY):
             log.info("relay: leader, publishing from the event store")
             relay = Relay(conn, nc.jetstream(publish_async_max_pending=4000), store.applications(),
-                          settings.relay_batch, settings.fault)
-            await relay.run(stop, settings.relay_idle_poll_s)
+                          settings.runtime.relay_batch, settings.faults.control_plane)
+            await relay.run(stop, settings.runtime.relay_idle_poll_s)
     finally:
         await nc.close()
         conn.close()

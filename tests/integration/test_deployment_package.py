@@ -129,7 +129,7 @@ def test_a_completed_job_downloads_its_deployment_package(web: WebRig, tmp_path:
     shared = web.form("bob", f"/jobs/{job}/deployment-package/share", {}, headers={"Accept": "text/html"})
     assert shared.status_code == 200 and "(48 hours)" in shared.text
     link = re.search(r'value="([^"]+)" id="share-url"', shared.text).group(1)
-    path = link.removeprefix(web.settings.public_base_url)
+    path = link.removeprefix(web.settings.web.public_base_url)
     assert path.startswith("/shared/packages/")
     public = web.client(None).get(path)
     assert public.status_code == 200 and "inference.py" in zipfile.ZipFile(io.BytesIO(public.content)).namelist()
@@ -137,7 +137,7 @@ def test_a_completed_job_downloads_its_deployment_package(web: WebRig, tmp_path:
     assert web.client(None).get(report_path, headers={"Accept": "text/html"}).status_code == 403
     from web import share_links
 
-    secret = web.settings.approval_secret.get_secret_value()
+    secret = web.settings.notifications.approval_secret.get_secret_value()
     old, _ = share_links.share(share_links.PACKAGE, job, "bob", secret, datetime(2026, 1, 1, tzinfo=timezone.utc))
     expired = web.client(None).get(f"/shared/packages/{old}", headers={"Accept": "text/html"})
     assert expired.status_code == 410 and "This deployment package link expired on 2026-01-03" in expired.text

@@ -81,7 +81,7 @@ def test_a_completed_job_gets_its_training_report_with_its_own_figures(web: WebR
                      "cheaper than on-demand", "Loss plateaued at epoch"):
         assert expected in text, expected
     with psycopg.connect(web.database_url) as conn:  # the same comparison as the finance savings report
-        [saving] = [r for r in savings_rows(conn, Query(web.settings.team)) if r["job_id"] == str(job_id)]
+        [saving] = [r for r in savings_rows(conn, Query(web.settings.budget.team)) if r["job_id"] == str(job_id)]
     assert (f"{saving['savings_percent']:.0f}% cheaper than on-demand ({usd(saving['on_demand_cost'])} on-demand,"
             " without the redone work)") in text
     # The download is on the job's record; a preview is shown inline and is not.
@@ -123,8 +123,8 @@ def test_a_shared_link_opens_the_report_without_signing_in_for_30_days(web: WebR
                                                                               page.text)
     assert url, page.text
     link = url.group(1)
-    assert link.startswith(f"{web.settings.public_base_url}/shared/reports/") and "(30 days)" in page.text
-    path = link.removeprefix(web.settings.public_base_url)
+    assert link.startswith(f"{web.settings.web.public_base_url}/shared/reports/") and "(30 days)" in page.text
+    path = link.removeprefix(web.settings.web.public_base_url)
     stranger = web.client(None)
     opened = stranger.get(path)
     assert opened.status_code == 200 and opened.headers["content-type"] == "application/pdf"
@@ -134,7 +134,7 @@ def test_a_shared_link_opens_the_report_without_signing_in_for_30_days(web: WebR
     head, _, tail = path.rpartition("/")[2].partition(".")
     tampered = stranger.get(f"/shared/reports/{head[:-2]}xx.{tail}", headers={"Accept": "text/html"})
     assert tampered.status_code == 403 and "This report link is not valid" in tampered.text
-    secret = web.settings.approval_secret.get_secret_value()
+    secret = web.settings.notifications.approval_secret.get_secret_value()
     old, _ = share_links.share(share_links.REPORT, job_id, "bob", secret, datetime(2026, 1, 1, tzinfo=timezone.utc))
     expired = stranger.get(f"/shared/reports/{old}", headers={"Accept": "text/html"})
     assert expired.status_code == 410 and "This report link expired on 2026-01-31" in expired.text

@@ -161,7 +161,7 @@ def test_over_https_the_sign_in_token_is_a_host_only_secure_cookie(web: WebRig) 
 
     from web.app import create_app
 
-    settings = web.settings.model_copy(update={"cookie_secure": "always"})
+    settings = web.settings.model_copy(update={"web": web.settings.web.model_copy(update={"cookie_secure": "always"})})
     with TestClient(create_app(settings, web.database_url, web.nats_url), base_url="https://testserver") as client:
         page = client.get("/login")
         cookie = page.headers["set-cookie"]

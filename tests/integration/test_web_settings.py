@@ -20,7 +20,7 @@ def stored(web: WebRig, user: str):
 
 def team(web: WebRig) -> TeamSettings:
     with psycopg.connect(web.database_url) as conn:
-        return get_team(conn, web.settings.team)
+        return get_team(conn, web.settings.budget.team)
 
 
 def test_a_user_saves_their_own_preferences(web: WebRig) -> None:
@@ -68,18 +68,18 @@ def test_only_managers_see_and_change_the_team_settings(web: WebRig) -> None:
     refused = web.form("alice", f"{PATH}/team", {"slack_channel": "#hijack", "manager_emails": "evil@x.com"},
                        headers=HTML)
     assert refused.status_code == 403 and "Only managers and admins may do this" in refused.text
-    assert team(web) == TeamSettings(web.settings.team)
+    assert team(web) == TeamSettings(web.settings.budget.team)
     page = web.client("bob").get(PATH, headers=HTML).text
     assert 'id="team-settings"' in page
     bad = web.form("bob", f"{PATH}/team", {"manager_emails": "boss@x.com, not-an-address"}, headers=HTML)
     assert bad.status_code == 400 and "not an email address: &#39;not-an-address&#39;" in bad.text
-    assert team(web) == TeamSettings(web.settings.team)
+    assert team(web) == TeamSettings(web.settings.budget.team)
     saved = web.form("root", f"{PATH}/team", {"slack_channel": "<script>alert(1)</script>",
                                               "slack_webhook_url": "https://hooks.example/team",
                                               "manager_emails": "Boss@X.com\nsecond@x.com, boss@x.com",
                                               "finance_emails": "money@x.com", "budget_digest": "on"})
     assert saved.status_code == 303
-    assert team(web) == TeamSettings(web.settings.team, "https://hooks.example/team", "<script>alert(1)</script>",
+    assert team(web) == TeamSettings(web.settings.budget.team, "https://hooks.example/team", "<script>alert(1)</script>",
                                      ("boss@x.com", "second@x.com"), ("money@x.com",), budget_digest=True)
     shown = web.client("bob").get(PATH, headers=HTML).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and "<script>alert(1)" not in shown

@@ -361,9 +361,11 @@ def test_notification_settings_default_to_nothing_configured_and_refuse_a_short_
     from infra.settings import SettingsError, load_settings
 
     settings = load_settings()
-    assert (settings.smtp_host, settings.slack_webhook_url, settings.approval_secret.get_secret_value()) == ("", "", "")
-    assert settings.public_base_url == "http://127.0.0.1:8000"
-    assert load_settings(PIPELINE_PUBLIC_URL="https://pipeline.example/").public_base_url == BASE
+    notifications = settings.notifications
+    assert (notifications.smtp_host, notifications.slack_webhook_url,
+            notifications.approval_secret.get_secret_value()) == ("", "", "")
+    assert settings.web.public_base_url == "http://127.0.0.1:8000"
+    assert load_settings(PIPELINE_PUBLIC_URL="https://pipeline.example/").web.public_base_url == BASE
     with pytest.raises(SettingsError, match="at least 16 characters"):
         load_settings(PIPELINE_APPROVAL_SECRET="short")
     with pytest.raises(SettingsError):

@@ -5,8 +5,8 @@ from infra.settings import SettingsError, load_settings
 
 def test_defaults_start_embedded_servers_when_no_urls_are_set(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
-    assert settings.database_url is None and settings.nats_url is None
-    assert settings.web_port == 8000
+    assert settings.runtime.database_url is None and settings.runtime.nats_url is None
+    assert settings.web.port == 8000
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,7 @@ async def analytics_page(state: State, since: str | None = None, until: str | No
                          period: str | None = None) -> Template:
     """All jobs by default; `since` / `until` (dates, inclusive, in the team's time zone) or a
     `period` of the last 7, 30 or 90 days narrow it to the jobs created then."""
-    zone = ZoneInfo(state.settings.time_zone)
+    zone = ZoneInfo(state.settings.budget.time_zone)
     today = datetime.now(timezone.utc).astimezone(zone).date()
     context: dict[str, Any] = {"since": since or "", "until": until or "", "period": period or "", "periods": PERIODS,
                                "usd": usd, "analyses": list(ANALYTICS), "error": None}
@@ -131,7 +131,7 @@ async def analytics_page(state: State, since: str | None = None, until: str | No
 
     def run() -> dict[str, Any]:
         with psycopg.connect(state.pool.conninfo) as conn:
-            return analyse(conn, state.settings.team, begin, finish)
+            return analyse(conn, state.settings.budget.team, begin, finish)
 
     data = await asyncio.to_thread(run)
     best = best_preset(data["presets"])

@@ -28,7 +28,7 @@ async def budget_page(request: Request, state: State, month: str | None = None, 
                       notice: str | None = None) -> Template:
     """The month's dashboard, the current month in the team's time zone by default."""
     try:
-        chosen = parse_month(month, budget_month(utcnow(), state.settings.time_zone))
+        chosen = parse_month(month, budget_month(utcnow(), state.settings.budget.time_zone))
     except FormError as exc:
         return Template("error.html", context={"title": "Budget", "message": str(exc)}, status_code=400)
     context = await dashboard_context(state, actor_of(request), chosen, error=error, notice=notice)
@@ -46,15 +46,15 @@ async def optimization_report(state: State, month: str | None = None) -> Respons
     """FR7.3.1 "Export cost optimization report as PDF for stakeholders", for one budget month."""
     settings = state.settings
     try:
-        chosen = parse_month(month, budget_month(utcnow(), settings.time_zone))
+        chosen = parse_month(month, budget_month(utcnow(), settings.budget.time_zone))
     except FormError as exc:
         return Template("error.html", context={"title": "Budget", "message": str(exc)}, status_code=400)
 
     def build() -> bytes:
         with psycopg.connect(state.pool.conninfo) as conn:
-            rows = list(savings_rows(conn, Query(settings.team, chosen)))
-            tiers = by_gpu_tier(conn, settings.team, chosen)
-        return render_optimization(chosen, rows, tiers, settings.team, settings.time_zone, utcnow())
+            rows = list(savings_rows(conn, Query(settings.budget.team, chosen)))
+            tiers = by_gpu_tier(conn, settings.budget.team, chosen)
+        return render_optimization(chosen, rows, tiers, settings.budget.team, settings.budget.time_zone, utcnow())
 
     pdf = await asyncio.to_thread(build)
     return Response(pdf, media_type="application/pdf", headers={

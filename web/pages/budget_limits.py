@@ -96,7 +96,7 @@ async def run_command(request: Request, state: State, which: str, command: Comma
     form = await request.form()
     values = {key: str(form.get(key) or "") for key in FIELDS}
     try:
-        month = parse_month(values["month"], budget_month(utcnow(), state.settings.time_zone))
+        month = parse_month(values["month"], budget_month(utcnow(), state.settings.budget.time_zone))
     except FormError as exc:
         return Template("error.html", context={"title": "Budget", "message": str(exc)}, status_code=400)
     try:
@@ -116,7 +116,7 @@ async def refused(request: Request, state: State, month: str, which: str, values
 
 def limit_of(state: State, month: str) -> Decimal:
     budget = state.store.app.budget(month)
-    return budget.limit if budget is not None else state.settings.budget_default_limit
+    return budget.limit if budget is not None else state.settings.budget.default_limit
 
 
 def changed(old: Decimal, new: Decimal) -> str:

@@ -118,7 +118,7 @@ async def compare_pdf(state: State, jobs: FromQuery[list[str] | None] = None) ->
     except SelectionError as exc:
         return Template("error.html", status_code=exc.status, context={"title": "No comparison", "message": str(exc)})
     now = utcnow()
-    pdf = await asyncio.to_thread(render_comparison, found, state.settings.time_zone, now)
+    pdf = await asyncio.to_thread(render_comparison, found, state.settings.budget.time_zone, now)
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="training-comparison-{now:%Y%m%d-%H%M%S}.pdf"',
         "Cache-Control": "no-store"})

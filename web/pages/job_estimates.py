@@ -102,7 +102,7 @@ async def estimate_pdf(request: Request, state: State, training_file_id: str | N
         return Template("error.html", status_code=400, context={
             "title": "No cost estimate", "message": "Choose a valid training file with conversations first."})
     now = utcnow()
-    pdf = await asyncio.to_thread(render_estimate, quote, state.settings.time_zone, now)
+    pdf = await asyncio.to_thread(render_estimate, quote, state.settings.budget.time_zone, now)
     name = safe_name(f"cost-estimate-{page.file['name']}-{quote.preset.name}-{quote.tier.value}")
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{name}-{now:%Y%m%d-%H%M%S}.pdf"', "Cache-Control": "no-store"})

@@ -68,7 +68,7 @@ async def report_of(state: State, job_id: UUID, now: datetime) -> tuple[str, byt
     settings = state.settings
 
     def build() -> tuple[str, bytes] | Template:
-        data = read_report(state.store.app, state.pool.conninfo, job_id, settings.team, settings.time_zone, now)
+        data = read_report(state.store.app, state.pool.conninfo, job_id, settings.budget.team, settings.budget.time_zone, now)
         if data.job.status is not JobStatus.COMPLETED:
             return not_completed(data.job.status)
         return data.job.name, render(data)

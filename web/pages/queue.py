@@ -30,8 +30,8 @@ async def queue_page(request: Request, state: State) -> Template:
     queued = await job_actions.queue_plan(state)
     running = await running_jobs(state, now)
     return Template("queue.html", context={
-        "running": running, "queued": queued, "fmt": Fmt, "now": now, "max_running": state.settings.max_running,
-        "max_queued": state.settings.max_queued, "can_promote": actor_of(request).role in ("manager", "admin"),
+        "running": running, "queued": queued, "fmt": Fmt, "now": now, "max_running": state.settings.agent.max_running,
+        "max_queued": state.settings.agent.max_queued, "can_promote": actor_of(request).role in ("manager", "admin"),
         "error": request.query_params.get("error"), "notice": request.query_params.get("notice")})
 
 

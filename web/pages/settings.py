@@ -76,7 +76,7 @@ async def _page(request: Request, state: State, status: int = 200, **extra: Any)
     actor = actor_of(request)
     managing = actor.role in ("manager", "admin")
     preferences = await _db(state, get_preferences, actor.name)
-    team = await _db(state, get_team, state.settings.team) if managing else None
+    team = await _db(state, get_team, state.settings.budget.team) if managing else None
     mine = extra.pop("mine", None) or {
         "email": preferences.email or "", "channels": preferences.channels, "events": preferences.events,
         "choice": events_choice(preferences.events), "digest": preferences.digest,
@@ -86,7 +86,7 @@ async def _page(request: Request, state: State, status: int = 200, **extra: Any)
         "manager_emails": "\n".join(team.manager_emails), "finance_emails": "\n".join(team.finance_emails),
         "budget_digest": team.budget_digest} if team else None)
     return Template("settings_notifications.html", status_code=status, context={
-        "mine": mine, "team": shown_team, "team_name": state.settings.team, "managing": managing,
+        "mine": mine, "team": shown_team, "team_name": state.settings.budget.team, "managing": managing,
         "account_email": user.email if user else None, "channels": CHANNELS, "digests": DIGESTS,
         "events": JOB_EVENTS, "event_labels": EVENT_LABELS, "choices": CHOICES, "error": None, "notice": None,
         "team_error": None} | extra)
@@ -127,7 +127,7 @@ async def save_team_settings(request: Request, state: State) -> Response:
     shown["budget_digest"] = form.get("budget_digest") == "on"
     try:
         _limited({key: value for key, value in shown.items() if key != "budget_digest"})
-        wanted = TeamSettings(state.settings.team, shown["slack_webhook_url"] or None, shown["slack_channel"] or None,
+        wanted = TeamSettings(state.settings.budget.team, shown["slack_webhook_url"] or None, shown["slack_channel"] or None,
                               emails(shown["manager_emails"]), emails(shown["finance_emails"]), shown["budget_digest"])
         await _db(state, save_team, wanted)
     except InvalidPreferencesError as exc:

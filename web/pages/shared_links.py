@@ -37,7 +37,7 @@ async def share_package(request: Request, state: State, job_id: UUID) -> Respons
 
 
 async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpose) -> Response:
-    secret, now, actor = state.settings.approval_secret.get_secret_value(), utcnow(), actor_of(request)
+    secret, now, actor = state.settings.notifications.approval_secret.get_secret_value(), utcnow(), actor_of(request)
     if not secret:
         return Template("error.html", status_code=409, context={
             "title": "Sharing is not set up",
@@ -59,7 +59,7 @@ async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpo
     await asyncio.to_thread(state.store.app.update_job, job_id,
                             lambda j: j.record_export(f"{purpose.key}-link", actor.name, now))
     hours = int(purpose.lasts.total_seconds() // 3600)
-    url = f"{state.settings.public_base_url}/shared/{PATHS[purpose.key]}/{token}"
+    url = f"{state.settings.web.public_base_url}/shared/{PATHS[purpose.key]}/{token}"
     return Template("shared_link.html", context={
         "job": job, "what": purpose.noun, "url": url, "expires": shared.expires_at,
         "lasts": f"{hours // 24} days" if hours % 24 == 0 and hours > 48 else f"{hours} hours"})
@@ -91,7 +91,7 @@ async def shared_package(state: State, token: str) -> Response:
 
 def opened(state: State, purpose: Purpose, token: str, now: datetime) -> share_links.Shared | Template:
     try:
-        return share_links.verify(purpose, token, state.settings.approval_secret.get_secret_value(), now)
+        return share_links.verify(purpose, token, state.settings.notifications.approval_secret.get_secret_value(), now)
     except share_links.InvalidLinkError as exc:
         expired = isinstance(exc, share_links.ExpiredLinkError)
         return Template("error.html", status_code=410 if expired else 403, context={
