@@ -63,6 +63,13 @@ def same_configuration(job: Any) -> RetryPlan:
                      message="Retry with the same configuration")
 
 
+def oom_fixes(batch_size: int, rank: int) -> list[str]:
+    """FR3.1.1's suggested fixes for an out-of-memory failure, in the spec's order."""
+    return [f"Reduce batch_size to {max(1, batch_size // 2)} (recommended)",
+            f"Switch to Conservative preset (r={CONSERVATIVE.rank} instead of r={rank})",
+            "Reduce sequence length (if conversations are very long)"]
+
+
 def suggested_fix(job: Any) -> RetryPlan | None:
     """FR3.3.2's suggestions for the job's failure, or None when there is none to make."""
     plan = same_configuration(job)

@@ -12,12 +12,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from domain.retries import oom_fixes
 from gpu_agent.config import AgentConfig, ConfigError, load_config
 from gpu_agent.signals import SigtermWatcher
 
 log = logging.getLogger("gpu_agent")
-OOM_FIXES = ["Reduce batch_size to {half} (recommended)", "Switch to Conservative preset (r=8 instead of r={r})",
-             "Reduce sequence length (if conversations are very long)"]
 
 
 def main() -> int:
@@ -167,7 +166,7 @@ class Agent:
         batch = int(hyper["per_device_train_batch_size"])
         details: dict[str, Any] = {
             "batch_size": batch, "r": hyper["r"], "gpu_memory_total_gb": 80,
-            "suggested_fixes": [f.format(half=max(1, batch // 2), r=hyper["r"]) for f in OOM_FIXES]}
+            "suggested_fixes": oom_fixes(batch, int(hyper["r"]))}
         if torch.cuda.is_available():
             details["max_memory_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             details["gpu_memory_total_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2)

@@ -1,1 +1,2 @@
-"""Reactors on EVENTS and TELEMETRY: provisioning, telemetry, (later) recovery and notifiers."""
+"""Reactors on EVENTS and TELEMETRY: provisioning, queue and recovery, telemetry milestones, pod
+providers and notifications."""

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,17 +40,6 @@ class ObjectStore:
         meta = ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=CHUNK_SIZE))
         info = await store.put(name, source, meta=meta)
         return ArtifactRef(bucket, name, hex_digest(info.digest), info.size)
-
-    async def put_stream(self, bucket: str, name: str, chunks: AsyncIterator[bytes]) -> ArtifactRef:
-        """Spools an incoming stream (an HTTP upload) to disk, then stores it: constant memory."""
-        fd, tmp = tempfile.mkstemp(prefix="upload-")
-        try:
-            with os.fdopen(fd, "wb") as spool:
-                async for chunk in chunks:
-                    spool.write(chunk)
-            return await self.put_file(bucket, name, Path(tmp))
-        finally:
-            os.unlink(tmp)
 
     async def get_file(self, ref: ArtifactRef, path: Path) -> Path:
         """Writes the object to `path` chunk by chunk and checks its digest and size."""

@@ -1,1 +1,2 @@
-"""Runtime of LoRA Pipeline: settings, embedded servers, event store, bus, relay, CLI."""
+"""The roof: the command line, the supervisor of `pipeline up` and the worker entry points — the
+composition root that builds every adapter from settings."""

@@ -39,10 +39,6 @@ async def rows(pool: AsyncConnectionPool, query: str, params: tuple | dict[str, 
         return await cur.fetchall()
 
 
-async def list_jobs(pool: AsyncConnectionPool, limit: int = 200) -> list[dict[str, Any]]:
-    return await rows(pool, f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, id LIMIT %s", (limit,))
-
-
 async def search_jobs(pool: AsyncConnectionPool, search: JobSearch) -> JobPage:
     """The jobs list (FR2.3.1): one page and the number of jobs matching (projections/job_search.py)."""
     count, page, params = search.statements()

@@ -208,13 +208,6 @@ async def token_user(pool: AsyncConnectionPool, token: str, now: datetime) -> Us
     return _user(row)
 
 
-async def find_users(pool: AsyncConnectionPool) -> list[User]:
-    async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        rows = await (await cur.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")).fetchall()
-    return [_user(r) for r in rows]
-
-
 class InvalidUserError(ValueError):
     """A user's name, role or email is not acceptable."""
 

@@ -1,1 +1,1 @@
-"""Pod providers behind one interface: local (a subprocess on this machine) and, later, RunPod."""
+"""Pod providers behind one interface (provider.py): local subprocess pods and RunPod."""
