@@ -17,13 +17,21 @@ from infra.bus import job_bucket
 from infra.objectstore import ObjectStore
 
 
-def perplexities(trainer: Trainer) -> tuple[float | None, float | None]:
+def validation_losses(trainer: Trainer) -> tuple[float | None, float | None]:
+    """The base model's and the trained model's loss on the validation split. Only the trained
+    model's evaluation is an `eval` point of the job's series; the baseline's is evaluated under
+    another metric prefix, which the telemetry callback does not report (it belongs in the
+    completion's own fields, never in the trained series)."""
     if trainer.eval_dataset is None:
         return None, None
     tuned = trainer.evaluate()["eval_loss"]
     with trainer.model.disable_adapter():
-        base = trainer.evaluate()["eval_loss"]
-    return math.exp(min(base, 50)), math.exp(min(tuned, 50))
+        base = trainer.evaluate(metric_key_prefix="baseline")["baseline_loss"]
+    return base, tuned
+
+
+def perplexity(loss: float | None) -> float | None:
+    return math.exp(min(loss, 50)) if loss is not None else None
 
 
 def finalize(trainer: Trainer, publisher: Publisher, objects: ObjectStore, job_id: str, attempt: int,
@@ -32,11 +40,13 @@ def finalize(trainer: Trainer, publisher: Publisher, objects: ObjectStore, job_i
     trainer.model.save_pretrained(adapter_dir)
     if trainer.processing_class is not None:  # the tokenizer travels with the adapter (deployment package)
         trainer.processing_class.save_pretrained(adapter_dir)
-    base_ppl, tuned_ppl = perplexities(trainer)
+    base_loss, tuned_loss = validation_losses(trainer)
+    base_ppl, tuned_ppl = perplexity(base_loss), perplexity(tuned_loss)
     history = [e for e in trainer.state.log_history if "loss" in e]
     metrics = {
         "final_loss": history[-1]["loss"] if history else None, "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch, "base_perplexity": base_ppl, "adapter_perplexity": tuned_ppl,
+        "epochs": trainer.state.epoch, "base_eval_loss": base_loss, "final_eval_loss": tuned_loss,
+        "base_perplexity": base_ppl, "adapter_perplexity": tuned_ppl,
         "perplexity_improvement_percent": (base_ppl - tuned_ppl) / base_ppl * 100 if base_ppl and tuned_ppl else None,
     }
     summary = {"job_id": job_id, "attempt": attempt, **metrics, **extra}

@@ -266,6 +266,7 @@ class TrainingJob(Aggregate):
         self.interruptions = 0
         self.downtime_seconds = Decimal(0)
         self.interrupted_at: datetime | None = None
+        self.attempt_interrupted_at: datetime | None = None
         self.recovery_attempts = 0
         self.failure: dict[str, Any] | None = None
         self.cancellation: dict[str, str] | None = None
@@ -478,7 +479,7 @@ class TrainingJob(Aggregate):
 
     def record_progress(self, step: int, total_steps: int, epoch: float, loss: float | None,
                         attempt: int, at: datetime) -> None:
-        if attempt != self.attempt or step <= self.last_step or self.status in TERMINAL:
+        if attempt != self.attempt or step <= self.last_step or self.status in TERMINAL or self._after_interruption(at):
             return
         self._progress_recorded(step=step, total_steps=total_steps, epoch=epoch, loss=loss, at=at)
 
@@ -488,7 +489,8 @@ class TrainingJob(Aggregate):
         self.last_step, self.total_steps, self.last_loss, self.updated_at = step, total_steps, loss, at
 
     def record_checkpoint(self, step: int, checkpoint: ArtifactRef, attempt: int, at: datetime) -> None:
-        if attempt != self.attempt or step <= self.last_checkpoint_step or self.status in TERMINAL:
+        if (attempt != self.attempt or step <= self.last_checkpoint_step or self.status in TERMINAL
+                or self._after_interruption(at)):
             return
         self._checkpoint_saved(step=step, checkpoint=checkpoint, at=at)
 
@@ -500,7 +502,7 @@ class TrainingJob(Aggregate):
             self.pods[pod.pod_id] = pod.with_(last_checkpoint_at=at)
 
     def complete_epoch(self, epoch: int, validation_loss: float | None, attempt: int, at: datetime) -> None:
-        if attempt != self.attempt or epoch <= self.last_epoch or self.status in TERMINAL:
+        if attempt != self.attempt or epoch <= self.last_epoch or self.status in TERMINAL or self._after_interruption(at):
             return
         self._epoch_completed(epoch=epoch, validation_loss=validation_loss, at=at)
 
@@ -515,9 +517,16 @@ class TrainingJob(Aggregate):
         self._interrupted(reason=reason, step=step, at=at)
         return True
 
+    def _after_interruption(self, at: datetime) -> bool:
+        """Telemetry the interrupted attempt sent after its interruption was recorded (a pod that
+        kept training while the control plane could not hear it): recording it would contradict
+        the interruption, so it is ignored; what it did before then is late news, kept."""
+        interrupted = self.attempt_interrupted_at
+        return self.status in (S.INTERRUPTED, S.RECOVERING) and interrupted is not None and at > interrupted
+
     @event(Interrupted)
     def _interrupted(self, reason: str, step: int, at: datetime) -> None:
-        self.status, self.updated_at = S.INTERRUPTED, at
+        self.status, self.updated_at, self.attempt_interrupted_at = S.INTERRUPTED, at, at
         self.interruptions += 1
         if self.interrupted_at is None:
             self.interrupted_at = at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import tarfile
 import time
@@ -109,6 +110,19 @@ def test_a_full_run_reports_every_stage_and_step_once_and_ships_an_adapter_that_
     tokenizer = build_tokenizer(job, [m["content"] for e in items for m in e.messages])
     loaded = PeftModel.from_pretrained(base_model(job, tokenizer, tmp_path), tmp_path / "adapter")
     assert loaded.peft_config["default"].r == 8
+
+
+def test_the_validation_series_holds_only_the_trained_model_and_the_baseline_has_its_own_fields(reference) -> None:
+    _, messages, _ = reference
+    evals = of_kind(messages, "eval")
+    (completed,) = of_kind(messages, "completed")
+    metrics = completed["metrics"]
+    last = max(e["step"] for e in evals)
+    # Every validation point is the adapter's: the last ones give the adapter's perplexity, never the base's.
+    assert {round(math.exp(e["eval_loss"]), 6) for e in evals if e["step"] == last} == {
+        round(metrics["adapter_perplexity"], 6)}
+    assert metrics["base_eval_loss"] == pytest.approx(math.log(metrics["base_perplexity"]))
+    assert metrics["final_eval_loss"] == pytest.approx(math.log(metrics["adapter_perplexity"]))
 
 
 @pytest.mark.parametrize("where", ["a random step", "the last step of an epoch"])

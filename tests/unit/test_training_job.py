@@ -162,6 +162,23 @@ def test_late_reports_after_the_end_are_ignored_and_a_completion_beats_an_interr
     assert job.status == S.COMPLETED and job.failure is None
 
 
+def test_an_interrupted_attempts_later_telemetry_does_not_contradict_its_interruption() -> None:
+    job, attempt = running_job()
+    job.record_progress(1923, 3000, 1.0, 0.9, attempt, t(20))
+    assert job.interrupt("heartbeat lost", job.last_step, attempt, t(30))  # the pod was not heard…
+    job.record_checkpoint(1900, CKPT, attempt, t(29))   # …late news of what it did before: kept
+    version = job.version
+    later = ArtifactRef("job-x", "checkpoint-2400.tar", "b" * 64, 10)
+    job.record_checkpoint(2400, later, attempt, t(31))  # …but what it did after is not recorded
+    job.record_progress(2699, 3000, 1.3, 0.8, attempt, t(35))
+    job.complete_epoch(2, 0.7, attempt, t(36))
+    assert job.version == version
+    assert (job.last_step, job.last_checkpoint_step, job.latest_checkpoint) == (1923, 1900, CKPT)
+    assert job.begin_recovery(t(40))
+    job.record_progress(2700, 3000, 1.3, 0.8, attempt, t(41))
+    assert job.version == version + 1 and job.last_step == 1923
+
+
 def test_a_recovering_job_ignores_stage_reports_of_its_old_pod() -> None:
     job, attempt = running_job()
     job.interrupt("preempted", 10, attempt, t(30))
