@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,12 @@ from transformers import Trainer
 
 from domain.values import ArtifactRef
 from gpu_agent.checkpoints import pack
+from gpu_agent.model import tiny_base_dir
 from gpu_agent.publisher import Publisher
 from infra.bus import job_bucket
 from infra.objectstore import ObjectStore
+
+BUNDLED_BASE = "base_model"
 
 
 def validation_losses(trainer: Trainer) -> tuple[float | None, float | None]:
@@ -34,12 +38,25 @@ def perplexity(loss: float | None) -> float | None:
     return math.exp(min(loss, 50)) if loss is not None else None
 
 
+def bundle_tiny_base(adapter_dir: Path, tiny_base: Path) -> None:
+    """A base built from a config has no hub id to name: its weights travel with the adapter in
+    `base_model/`, which adapter_config.json then names (a package always names or holds its base)."""
+    if not tiny_base.is_dir():
+        return
+    shutil.copytree(tiny_base, adapter_dir / BUNDLED_BASE, dirs_exist_ok=True)
+    config_file = adapter_dir / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = BUNDLED_BASE
+    config_file.write_text(json.dumps(config, indent=2))
+
+
 def finalize(trainer: Trainer, publisher: Publisher, objects: ObjectStore, job_id: str, attempt: int,
              work_dir: Path, extra: dict[str, Any]) -> tuple[ArtifactRef, dict[str, Any]]:
     adapter_dir = work_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
     if trainer.processing_class is not None:  # the tokenizer travels with the adapter (deployment package)
         trainer.processing_class.save_pretrained(adapter_dir)
+    bundle_tiny_base(adapter_dir, tiny_base_dir(work_dir))
     base_loss, tuned_loss = validation_losses(trainer)
     base_ppl, tuned_ppl = perplexity(base_loss), perplexity(tuned_loss)
     history = [e for e in trainer.state.log_history if "loss" in e]

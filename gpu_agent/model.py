@@ -64,12 +64,16 @@ def base_model(spec: JobSpec, tokenizer: PreTrainedTokenizerFast, work_dir: Path
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id)
     model = LlamaForCausalLM(config)
+    saved = tiny_base_dir(work_dir)  # shipped beside the adapter (it has no hub id); and bitsandbytes
+    model.save_pretrained(saved)     # quantizes while loading, so QLoRA goes through this copy
     if not spec.qlora:
         return model
-    saved = work_dir / "tiny-base"  # bitsandbytes quantizes while loading: go through a saved copy
-    model.save_pretrained(saved)
     return AutoModelForCausalLM.from_pretrained(saved, quantization_config=quantization(spec),
                                                 device_map={"": "cpu"})
+
+
+def tiny_base_dir(work_dir: Path) -> Path:
+    return work_dir / "tiny-base"
 
 
 def with_adapters(model: Any, spec: JobSpec) -> PeftModel:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import subprocess
+import sys
 import tarfile
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -123,6 +127,30 @@ def test_the_validation_series_holds_only_the_trained_model_and_the_baseline_has
         round(metrics["adapter_perplexity"], 6)}
     assert metrics["base_eval_loss"] == pytest.approx(math.log(metrics["base_perplexity"]))
     assert metrics["final_eval_loss"] == pytest.approx(math.log(metrics["adapter_perplexity"]))
+
+
+def test_a_tiny_model_jobs_deployment_package_holds_its_base_and_runs(nats, reference, tmp_path) -> None:
+    import zipfile
+
+    from domain.applications import BudgetPolicy, Pipeline
+    from tests.factories import queue_sample_job
+    from web.deployment.package import build
+
+    _, messages, _ = reference
+    (completed,) = of_kind(messages, "completed")
+    archive = download(nats.url, ArtifactRef(**completed["adapter"]), tmp_path / "adapter.tar")
+    app = Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=BudgetPolicy(default_limit=5000))
+    job = app.get_job(queue_sample_job(app))
+    package = build(job, archive, None, tmp_path / "package.zip", datetime.now(timezone.utc))
+    with zipfile.ZipFile(package) as zipped:
+        zipped.extractall(tmp_path / "unzipped")
+    config = json.loads((tmp_path / "unzipped" / "adapters" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "base_model"
+    assert (tmp_path / "unzipped" / "base_model" / "config.json").is_file()
+    answer = subprocess.run([sys.executable, "inference.py", "How big should my emergency fund be?",
+                             "--max-tokens", "6", "--temperature", "0"], cwd=tmp_path / "unzipped",
+                            capture_output=True, text=True, timeout=300)
+    assert answer.returncode == 0, answer.stderr[-3000:]
 
 
 @pytest.mark.parametrize("where", ["a random step", "the last step of an epoch"])

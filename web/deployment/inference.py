@@ -5,7 +5,8 @@
     python inference.py "Explain asset allocation" --max-tokens 400 --temperature 0.7
     python inference.py "..." --load-in-4bit            # on a CUDA GPU with bitsandbytes: a quarter of the memory
 
-The base model is the one the adapter was trained on (adapter_config.json, `base_model_name_or_path`);
+The base model is the one the adapter was trained on (adapter_config.json, `base_model_name_or_path`;
+./base_model when the package holds it);
 `--base-model` points to another copy of it (a local folder, or a Hugging Face id you have access to).
 The system prompt the adapter was trained with is used unless `--system` gives another."""
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ADAPTERS = HERE / "adapters"
+BUNDLED_BASE = HERE / "base_model"  # a base without a public id travels in the package
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -26,7 +28,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     parser = argparse.ArgumentParser(description="Answer a prompt with the fine-tuned adapter.")
     parser.add_argument("prompt", help="the question or message to answer")
-    parser.add_argument("--base-model", default=config.get("base_model_name_or_path"),
+    trained_on = str(BUNDLED_BASE) if BUNDLED_BASE.is_dir() else config.get("base_model_name_or_path")
+    parser.add_argument("--base-model", default=trained_on,
                         help="the base model (default: the one the adapter was trained on)")
     parser.add_argument("--system", default=summary.get("system_prompt"), help="the system prompt")
     parser.add_argument("--max-tokens", type=int, default=256, help="the most tokens to generate (default 256)")

@@ -27,6 +27,7 @@ INFERENCE = Path(__file__).parent / "inference.py"
 REQUIREMENTS = ("torch==2.13.0", "transformers==5.24.*", "peft==0.21.2", "accelerate>=1.10", "safetensors>=0.6",
                 "tokenizers>=0.22", "bitsandbytes==0.50.2")
 EXAMPLES = 10
+BUNDLED_BASE = "base_model"  # gpu_agent/finalize.py's folder for a base without a hub id
 SUPPORT = "your LoRA Pipeline team (the job's page names who trained it)"
 
 
@@ -82,7 +83,8 @@ def readme(job: TrainingJob, base_model: str | None, examples: list[dict[str, An
 
 A LoRA adapter (rank {hyper.get("r", "?")}, {config.get("preset", "?")} preset) fine-tuned by LoRA Pipeline on
 `{job.file_name}` ({job.conversation_count:,} conversations, {job.pair_count:,} training pairs), for the base
-model `{base_model or "(see adapters/adapter_config.json)"}`.{
+model {f"in `{BUNDLED_BASE}/` (bundled: it has no public id)" if base_model == BUNDLED_BASE
+           else f"`{base_model or '(see adapters/adapter_config.json)'}`"}.{
 f" On the validation set it lowers perplexity by {improvement:.0f}%." if isinstance(improvement, int | float) else ""}
 
 ## Contents
@@ -148,10 +150,10 @@ def build(job: TrainingJob, adapter_archive: Path, training_file: bytes | None, 
         stamp = at.timetuple()[:6]
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as package:
             for member in members:
-                name = Path(member.name).name
-                if name in ("training_summary.json", "README.md"):
+                name = packaged_name(member.name)
+                if name is None:
                     continue  # the package's own, below
-                with tar.extractfile(member) as source, package.open(entry(f"adapters/{name}", stamp),
+                with tar.extractfile(member) as source, package.open(entry(name, stamp),
                                                                      "w", force_zip64=True) as sink:
                     while chunk := source.read(1 << 20):
                         sink.write(chunk)
@@ -163,6 +165,16 @@ def build(job: TrainingJob, adapter_archive: Path, training_file: bytes | None, 
             for name, text in files.items():
                 package.writestr(entry(name, stamp), text)
     return target
+
+
+def packaged_name(member: str) -> str | None:
+    """Where an archive member goes: the adapter's files in `adapters/`, a base model the agent
+    bundled (a tiny base has no hub id) in `base_model/`; None for what the package writes itself."""
+    parts = Path(member).parts[1:]  # below the archive's one folder
+    if parts[:1] == (BUNDLED_BASE,) and len(parts) > 1:
+        return "/".join(parts)
+    name = Path(member).name
+    return None if name in ("training_summary.json", "README.md") else f"adapters/{name}"
 
 
 def entry(name: str, stamp: tuple[int, ...]) -> zipfile.ZipInfo:
