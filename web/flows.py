@@ -14,8 +14,9 @@ from uuid import UUID
 from litestar.datastructures import State, UploadFile
 
 from domain.training_file import MAX_FILE_BYTES
-from web import queries
+from projections import job_reads
 from web.catalog import AddedFile, TrainingFileTooLargeError, add_training_file
+from web.job_history import load_history
 
 CHUNK = 1024 * 1024
 
@@ -56,7 +57,7 @@ class QueueFullError(Exception):
 
 
 async def check_queue(state: State) -> None:
-    active, queued = await queries.queue_load(state.pool)
+    active, queued = await job_reads.queue_load(state.pool)
     limit = state.settings.agent.max_running
     if active >= limit and queued >= state.settings.agent.max_queued:
         raise QueueFullError(f"Queue full ({min(active, limit)}/{limit} active jobs). "
@@ -70,7 +71,9 @@ async def create_job(state: State, actor: Actor, *, training_file_id: UUID, star
     app = state.store.app
     if start:
         await check_queue(state)
-    successful = await queries.successful_jobs(state.pool, actor.name)
+    successful = await job_reads.successful_jobs(state.pool, actor.name)
+    if "interruption_probability" not in options:  # the API prices as the cost panel does (FR1.2.1)
+        options["interruption_probability"] = (await load_history(state)).interruption_probability
     now = datetime.now(timezone.utc)
     job_id = await asyncio.to_thread(app.create_job_from_file, training_file_id, created_by=actor.name, at=now,
                                      successful_jobs=successful, **options)

@@ -209,6 +209,25 @@ def test_the_estimate_endpoints_return_the_domains_numbers(web: WebRig) -> None:
     assert alice.get("/jobs/new/estimate.json", params={"training_file_id": "nope"}).status_code == 400
 
 
+def test_the_api_and_the_cost_panel_price_a_job_alike_once_spot_history_exists(web: WebRig) -> None:
+    from tests.integration.test_web_job_detail import add_job, run, training
+
+    file_id = add_file(web)
+    earlier = add_job(web, name="Earlier spot run")
+    training(web, earlier)
+    run(web, earlier, lambda j: j.interrupt("preempted", 850, 1, datetime.now(timezone.utc)))
+    web.project()
+    alice = web.client("alice")
+    panel = alice.get("/jobs/new/estimate.json", params={"training_file_id": str(file_id), "preset": "balanced",
+                                                         "gpu_tier": "spot"}).json()
+    assert panel["interruption_probability"] == "1"  # 1 of 1 recent spot job was interrupted, not the spec's 18 %
+    answer = web.client().post("/api/jobs", headers=web.token("alice"),
+                               json={"training_file_id": str(file_id), "preset": "balanced", "start": False})
+    assert answer.status_code == 201, answer.text
+    job = web.store.app.get_job(UUID(answer.json()["id"]))
+    assert str(usd(job.configuration["estimated_cost_max"])) == f"${panel['cost_max']}"
+
+
 def test_a_member_over_budget_is_refused_and_a_manager_overrides_with_a_justification(web: WebRig) -> None:
     file_id = add_file(web)
     now = datetime.now(timezone.utc)
