@@ -7,15 +7,18 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, Decimal
 from itertools import accumulate
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from domain.aggregates.budget import Budget
 from domain.budget_month import earlier_months
 from domain.job_status import TERMINAL, JobStatus
 from domain.money import cents
 from projections.finance import apportion, percent
+from projections.pool import rows
 
 
 def budget_dashboard(conn: psycopg.Connection, team: str, month: str, time_zone: str) -> dict[str, Any] | None:
@@ -37,7 +40,13 @@ def budget_dashboard(conn: psycopg.Connection, team: str, month: str, time_zone:
             "SELECT kind, job_id, request_id, amount, over_by, old_limit, new_limit, actor, justification, at"
             " FROM budget_decisions WHERE budget_id = %s ORDER BY version", (budget_id,)).fetchall()
     return {"summary": summary(budget, jobs), "daily": daily(days), "jobs": breakdown(jobs, budget["monthly_limit"]),
-            "thresholds": thresholds, "overrun": overrun(budget), "decisions": decisions}
+            "thresholds": in_cents(thresholds, "spent", "limit"), "overrun": overrun(budget),
+            "decisions": in_cents(decisions, "amount", "over_by", "old_limit", "new_limit")}
+
+
+def in_cents(rows: list[dict[str, Any]], *money: str) -> list[dict[str, Any]]:
+    """The rows with their exact amounts (per-second spend) rounded to the cent, as they are shown."""
+    return [row | {name: cents(row[name]) for name in money if row[name] is not None} for row in rows]
 
 
 def blocks_new_jobs(conn: psycopg.Connection, team: str, month: str) -> bool:
@@ -50,6 +59,21 @@ def blocks_new_jobs(conn: psycopg.Connection, team: str, month: str) -> bool:
 
 # The setting of the latest of these budgets (months sort as text).
 CARRIED = "SELECT block_new_jobs FROM budgets WHERE id = ANY(%(ids)s) ORDER BY month DESC LIMIT 1"
+
+
+async def carried_blocking(pool: AsyncConnectionPool, budget_ids: list[UUID]) -> bool:
+    """"Block new jobs" of the latest of these budgets; blocking when there is none."""
+    found = await rows(pool, CARRIED, {"ids": budget_ids})
+    return found[0]["block_new_jobs"] if found else True
+
+
+async def budget_row(pool: AsyncConnectionPool, budget_id: UUID) -> dict[str, Any] | None:
+    """A month's budget with the number of its jobs still holding a reservation."""
+    found = await rows(pool, "SELECT monthly_limit, grace_percent, spent, reserved, block_new_jobs,"
+                             " (SELECT count(*) FROM budget_jobs"
+                             " WHERE budget_id = %s AND outstanding > 0) AS active FROM budgets WHERE id = %s",
+                       (budget_id, budget_id))
+    return found[0] if found else None
 
 
 def overrun(budget: dict[str, Any]) -> dict[str, Any] | None:

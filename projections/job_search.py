@@ -1,6 +1,7 @@
 """The jobs list (FR2.3.1) over the `jobs` read model: filters, full-text search over name,
-description, tags and notes, a whitelisted sort, pages. `search_jobs` runs it on a connection;
-the web process runs the same statements (`JobSearch.statements`) on its async pool."""
+description, tags and notes, a whitelisted sort, pages, and its statistics panel (FR5.2.1).
+`search_jobs` runs it on a connection; `find_jobs` runs the same statements
+(`JobSearch.statements`) on the web process's async pool."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from domain.job_status import ACTIVE, JobStatus
 from domain.money import cents
+from projections.pool import rows
 
 PER_PAGE = 25  # FR2.3.1: 25, 50 or 100 per page
 MAX_PER_PAGE = 200
@@ -24,7 +28,7 @@ MAX_PER_PAGE = 200
 STATUS_GROUPS = {"active": sorted(ACTIVE), "waiting": [JobStatus.QUEUED, JobStatus.QUEUED_WAITING_FOR_GPU]}
 # Spend so far: the ledger's total at `cost_as_of`, and the pods still running since then.
 COST = ("(cost + COALESCE(running_rate * GREATEST(EXTRACT(EPOCH FROM (%(now)s - cost_as_of)), 0) / 3600, 0))")
-DURATION = "EXTRACT(EPOCH FROM (COALESCE(ended_at, %(now)s) - started_at))"
+DURATION = "round(EXTRACT(EPOCH FROM (COALESCE(ended_at, %(now)s) - started_at)), 1)"  # seconds, to the tenth
 SORTS = {
     "created_at": "created_at", "started_at": "started_at", "ended_at": "ended_at", "queued_at": "queued_at",
     "duration": DURATION, "cost": COST, "status": "status", "created_by": "created_by", "name": "lower(name)",
@@ -160,3 +164,42 @@ def search_jobs(conn: psycopg.Connection, *, status: str | Sequence[str] | None 
 def presented(row: dict[str, Any]) -> dict[str, Any]:
     """Spend to the cent (half-even, for display); sorting and filters used the exact amount."""
     return row | {"cost_so_far": cents(row["cost_so_far"])}
+
+
+async def find_jobs(pool: AsyncConnectionPool, search: JobSearch) -> JobPage:
+    """The jobs list (FR2.3.1) on the async pool: one page and the number of jobs matching."""
+    count, page, params = search.statements()
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        total = (await (await cur.execute(count, params)).fetchone())["total"]
+        jobs = [presented(row) for row in await (await cur.execute(page, params)).fetchall()]
+    return JobPage(jobs, total, search.page, search.per_page)
+
+
+async def jobs_by_id(pool: AsyncConnectionPool, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    """The jobs list's columns of each job found, by id."""
+    found = await rows(pool, f"SELECT {COLUMNS} FROM jobs WHERE id = ANY(%(ids)s)",  # noqa: S608 - fixed columns
+                       {"ids": ids, "now": datetime.now(timezone.utc)})
+    return {row["id"]: row for row in found}
+
+
+async def job_statistics(pool: AsyncConnectionPool, search: JobSearch) -> dict[str, Any]:
+    """FR5.2.1's panel over every job the list's filters match, in total and per creator."""
+    totals, people, params = search.statistics()
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        total = await (await cur.execute(totals, params)).fetchone()
+        each = await (await cur.execute(people, params)).fetchall()
+    return {**outcome(total), "people": [{"name": p["created_by"], **outcome(p)} for p in each]}
+
+
+def outcome(row: dict[str, Any]) -> dict[str, Any]:
+    """Success rate = completed ÷ (completed + failed), as in the analytics: a cancellation is a
+    decision, not a failure."""
+    decided = row["completed"] + row["failed"]
+    cost = Decimal(row["total_cost"])
+    return {"jobs": row["jobs"], "completed": row["completed"], "failed": row["failed"],
+            "cancelled": row["cancelled"], "active": row["active"], "queued": row["queued"],
+            "success_rate": round(100 * row["completed"] / decided) if decided else None,
+            "total_cost": cost, "average_cost": cost / row["jobs"] if row["jobs"] else None,
+            "hours": (Decimal(row["seconds"]) / 3600).quantize(Decimal(1))}

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from litestar.datastructures import State
 
-from domain.aggregates.budget import THRESHOLDS
+from domain.aggregates.budget import THRESHOLDS, describe_remaining
 from domain.budget_month import budget_month
 from domain.money import usd
 from projections.finance import REPORTS, percent
@@ -65,7 +65,8 @@ def page_tools(actor: Actor, time_zone: str) -> dict[str, Any]:
     """Links, names and helpers the template uses, and the empty form state."""
     zone = ZoneInfo(time_zone)
     return {"reports": list(REPORTS), "decision_names": DECISIONS, "is_manager": actor.role in ("manager", "admin"),
-            "actor": actor.name, "usd": usd, "local": lambda at: at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+            "actor": actor.name, "usd": usd, "remaining": describe_remaining,
+            "local": lambda at: at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
             "form": {}, "error": None, "notice": None}
 
 

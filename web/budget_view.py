@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from domain.aggregates.budget import Budget, ceiling
 from domain.budget_month import budget_month, earlier_months
 from domain.money import usd
-from web import queries
+from projections.budget_dashboard import budget_row, carried_blocking
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,23 @@ async def load_budget(state: State, at: datetime) -> BudgetView:
     controls of the latest budget of the year before (what the domain gives it when it is opened)."""
     settings = state.settings
     month = budget_month(at, settings.budget.time_zone)
-    row = await queries.budget_row(state.pool, Budget.id_for(settings.budget.team, month))
+    row = await budget_row(state.pool, Budget.id_for(settings.budget.team, month))
     if row is None:
         earlier = [Budget.id_for(settings.budget.team, m) for m in earlier_months(month)]
         return BudgetView(settings.budget.team, month, settings.budget.default_limit, settings.budget.grace_percent,
-                          block_new_jobs=await queries.carried_blocking(state.pool, earlier))
+                          block_new_jobs=await carried_blocking(state.pool, earlier))
     return BudgetView(settings.budget.team, month, row["monthly_limit"], row["grace_percent"], row["spent"],
                       row["reserved"], row["active"], row["block_new_jobs"])
 
 
 def budget_alert(b: BudgetView) -> str | None:
-    """FR1.2.2's 80 % and 90 % utilisation alerts."""
+    """FR1.2.2's 80 % and 90 % utilisation alerts, and FR7.2.2's "budget exceeded" past 100 %."""
     used = b.utilisation
+    if used >= 100:
+        return (f"⚠ Budget Exceeded: {used:.0f}% of monthly budget used ({usd(b.spent)} of {usd(b.limit)}),"
+                f" {usd(b.spent - b.limit)} over the limit. "
+                + ("New jobs need a manager's override." if b.block_new_jobs
+                   else "New jobs still start, with an over-budget warning (Budget Controls)."))
     if used >= 90:
         return (f"⚠ Critical Budget Alert: {used:.0f}% of monthly budget used ({usd(b.spent)} of {usd(b.limit)})."
                 f" Only {usd(b.limit - b.spent)} remaining. Consider prioritizing essential training runs.")

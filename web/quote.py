@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from domain.aggregates.budget import BudgetExceededError
+from domain.aggregates.budget import BudgetExceededError, describe_remaining
 from domain.cost_model import CostEstimate, delta_text, estimate_cost, insufficient_budget, percent_change
 from domain.gpu import PricingTier, Savings, gpu_option, on_demand_confirmation, recommend
 from domain.money import cents, usd
@@ -101,7 +101,7 @@ class Quote:
         b, e = self.budget, self.estimate
         projected = b.spent + b.reserved + e.cost_max
         lines: dict[str, Any] = {
-            "remaining": usd(b.remaining), "limit": usd(b.limit), "spent": usd(b.spent), "reserved": usd(b.reserved),
+            "remaining": describe_remaining(b.remaining), "limit": usd(b.limit), "spent": usd(b.spent), "reserved": usd(b.reserved),
             "month": b.month, "utilisation": f"{b.utilisation:.0f}", "forecast": forecast(b, projected),
             "over": projected > b.limit, "alert": budget_alert(b), "insufficient": insufficient_budget(e, b.remaining),
             "grace": None, "refusal": None, "tips": [],

@@ -26,6 +26,13 @@ MANAGER_ROLES = frozenset({"manager", "admin"})
 DEFAULT_GRACE_PERCENT = Decimal(10)  # FR1.2.2: "within 10% grace"
 
 
+def describe_remaining(remaining: Decimal) -> str:
+    """What is left of a month, as users read it: never a negative amount, but how far past the
+    limit (a month within its grace margin) it already is."""
+    over = f": already {usd(-remaining)} over the limit" if remaining < 0 else ""
+    return f"{usd(max(remaining, Decimal(0)))}{over}"
+
+
 def ceiling(limit: Decimal, grace_percent: Decimal) -> Decimal:
     """The most a month may commit without an override: the limit plus the grace margin."""
     return limit * (1 + grace_percent / 100)
@@ -193,11 +200,11 @@ class Budget(Aggregate):
         if str(job_id) in self.reservations or str(job_id) in self.spent_by_job:
             return []
         committed = self.charged + self.reserved + amount
-        if committed > self.ceiling:
-            self._past_ceiling(job_id, amount, committed, actor, role, at, override_justification)
+        overridden = committed > self.ceiling and self._past_ceiling(job_id, amount, committed, actor, role, at,
+                                                                     override_justification)
         self._reserved(job_id=job_id, amount=amount, at=at)
         self._check_forecast(at)
-        return self._overage_warning(committed)
+        return self._overage_warning(committed, actor if overridden else None)
 
     def change_reservation(self, job_id: UUID, amount: Decimal, actor: str, role: str, at: datetime,
                            override_justification: str | None = None) -> list[str]:
@@ -210,33 +217,35 @@ class Budget(Aggregate):
         if extra == 0:
             return []
         committed = self.charged + self.reserved + extra
-        if extra > 0 and committed > self.ceiling:
-            self._past_ceiling(job_id, extra, committed, actor, role, at, override_justification)
+        overridden = extra > 0 and committed > self.ceiling and self._past_ceiling(
+            job_id, extra, committed, actor, role, at, override_justification)
         self._reservation_changed(job_id=job_id, amount=amount, at=at)
         self._check_forecast(at)
-        return self._overage_warning(committed) if extra > 0 else []
+        return self._overage_warning(committed, actor if overridden else None) if extra > 0 else []
 
     @event(ReservationChanged)
     def _reservation_changed(self, job_id: UUID, amount: Decimal, at: datetime) -> None:
         self.reservations[str(job_id)] = amount
 
     def _past_ceiling(self, job_id: UUID, amount: Decimal, committed: Decimal, actor: str, role: str,
-                      at: datetime, justification: str | None) -> None:
+                      at: datetime, justification: str | None) -> bool:
         """A reservation past the limit plus grace: refused unless a manager overrides, or, when this
-        budget does not block new jobs, allowed and recorded."""
+        budget does not block new jobs, allowed and recorded. Returns whether a manager overrode."""
         if not self.block_new_jobs:
             self._over_limit_allowed(job_id=job_id, amount=amount, over_by=committed - self.limit, actor=actor,
                                      at=at)
-            return
-        self._check_override(role, justification, amount)
+            return False
+        justified = self._check_override(role, justification, amount)
         self._override_recorded(job_id=job_id, amount=amount, over_by=committed - self.limit,
-                                justification=justification.strip(), actor=actor, at=at)
+                                justification=justified, actor=actor, at=at)
+        return True
 
     @event(OverLimitAllowed)
     def _over_limit_allowed(self, job_id: UUID, amount: Decimal, over_by: Decimal, actor: str, at: datetime) -> None:
         pass
 
-    def _check_override(self, role: str, justification: str | None, amount: Decimal) -> None:
+    def _check_override(self, role: str, justification: str | None, amount: Decimal) -> str:
+        """The override's justification, stripped; raises when the override may not be made."""
         if not justification:
             raise BudgetExceededError(amount, self.remaining)
         if role not in MANAGER_ROLES:
@@ -244,12 +253,17 @@ class Budget(Aggregate):
         if len(justification.strip()) < OVERRIDE_JUSTIFICATION_MIN:
             raise InvalidBudgetCommandError(
                 f"An override needs a justification of at least {OVERRIDE_JUSTIFICATION_MIN} characters")
+        return justification.strip()
 
-    def _overage_warning(self, committed: Decimal) -> list[str]:
+    def _overage_warning(self, committed: Decimal, overridden_by: str | None = None) -> list[str]:
         if committed <= self.limit:
             return []
+        by = f" by {(committed - self.limit) * 100 / self.limit:.0f}%" if self.limit else ""
+        if overridden_by is not None:
+            return [f"⚠ Manager Override: This job exceeds the monthly budget{by} ({usd(committed)} total vs "
+                    f"{usd(self.limit)} limit). Proceeding on {overridden_by}'s override; the justification is "
+                    "recorded."]
         if committed > self.ceiling and not self.block_new_jobs:
-            by = f" by {(committed - self.limit) * 100 / self.limit:.0f}%" if self.limit else ""
             return [f"⚠ Over Budget: This job will exceed budget{by} ({usd(committed)} total vs "
                     f"{usd(self.limit)} limit). Proceeding allowed because new jobs are not blocked when the "
                     "budget is exceeded (Budget Controls)."]
@@ -404,16 +418,18 @@ class BudgetExceededError(Exception):
     """A reservation would go over the limit plus the grace margin (FR1.2.2)."""
 
     def __init__(self, estimated: Decimal, remaining: Decimal) -> None:
-        self.estimated, self.remaining = estimated, remaining
+        self.estimated, self.remaining = estimated, max(remaining, Decimal(0))
+        self.over_limit = max(-remaining, Decimal(0))  # a month already past its limit (within grace)
         self.shortfall = estimated - remaining
         super().__init__(
-            f"Estimated cost ({usd(estimated)}) exceeds remaining monthly budget ({usd(remaining)}). "
+            f"Estimated cost ({usd(estimated)}) exceeds remaining monthly budget ({describe_remaining(remaining)}). "
             "Adjust configuration or increase budget limit.")
 
     @property
     def figures(self) -> str:
+        over = f" (already {usd(self.over_limit)} over the limit)" if self.over_limit else ""
         return (f"❌ Budget Exceeded - Estimated Cost: {usd(self.estimated)}, Remaining Budget: "
-                f"{usd(self.remaining)}, Shortfall: {usd(self.shortfall)}")
+                f"{usd(self.remaining)}{over}, Shortfall: {usd(self.shortfall)}")
 
 
 class PermissionDeniedError(Exception):

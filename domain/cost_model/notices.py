@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from domain.aggregates.budget import describe_remaining
 from domain.cost_model.estimate import CostEstimate
 from domain.money import cents, usd
 
@@ -29,7 +30,7 @@ def insufficient_budget(estimate: CostEstimate, remaining_budget: Decimal | None
         return None
     return (
         f"❌ Insufficient Budget: Estimated {usd(estimate.cost_max)} exceeds remaining budget "
-        f"{usd(remaining_budget)}. Increase budget limit or adjust configuration."
+        f"{describe_remaining(remaining_budget)}. Increase budget limit or adjust configuration."
     )
 
 

@@ -267,6 +267,29 @@ def test_a_member_over_budget_is_refused_and_a_manager_overrides_with_a_justific
     assert row == ("bob", JUSTIFICATION)
 
 
+def test_a_month_past_its_limit_says_so_and_never_shows_a_negative_remaining_budget(web: WebRig) -> None:
+    from datetime import timedelta
+
+    file_id = add_file(web)
+    now = datetime.now(timezone.utc)
+    app = web.store.app
+    app.change_limit(month(), Decimal("20"), "bob", "manager", JUSTIFICATION, now)
+    web.project()
+    job_id = created(web.form("bob", "/jobs/new", job_form(file_id)))
+    assert web.form("bob", f"/jobs/{job_id}/start", CHECKED | {"override_justification": JUSTIFICATION}
+                    ).status_code == 303
+    hours = Decimal("8.5141")  # at $2.49/h: $21.20 spent, 106 % of the $20 limit
+    app.update_job(job_id, lambda j: j.start_provisioning("spot", now - timedelta(hours=float(hours))))
+    app.update_job(job_id, lambda j: j.pod_started("pod-1", 1, Decimal("2.49"), now - timedelta(hours=float(hours))))
+    app.record_job_spend(job_id, now)
+    web.project()
+    text = plain(web.client("alice").get(f"/jobs/new?file={file_id}", headers=HTML).text)
+    assert "⚠ Budget Exceeded: 106% of monthly budget used ($21.20 of $20.00), $1.20 over the limit." in text
+    assert "Critical Budget Alert" not in text
+    assert "Remaining budget this month: $0.00: already $15.81 over the limit" in text  # $21.20 spent + $14.61 held
+    assert re.search(r"(^|[\s(])-\$", text) is None  # no negative amount anywhere
+
+
 def test_a_member_starts_a_job_past_the_limit_when_the_budget_does_not_block_new_jobs(web: WebRig) -> None:
     """FR7.2.1 "Block new jobs" off: the panel says the job can still start, the start goes through
     with the over-budget warning and no override, and the decision is recorded."""

@@ -66,6 +66,24 @@ def test_only_a_manager_with_a_justification_may_override() -> None:
         [("carol", D("200"), "Client deadline needs this run")]
 
 
+def test_a_managers_override_is_told_as_an_override_not_as_a_grace_overage() -> None:
+    b = budget()
+    warnings = b.reserve(uuid.uuid4(), D("700"), "carol", "manager", T0, "Client deadline needs this run")
+    assert warnings == ["⚠ Manager Override: This job exceeds the monthly budget by 40% ($700.00 total vs "
+                        "$500.00 limit). Proceeding on carol's override; the justification is recorded."]
+
+
+def test_a_refusal_past_the_limit_never_quotes_a_negative_remaining_budget() -> None:
+    b = budget()
+    b.reserve(uuid.uuid4(), D("545"), "alice", "member", T0)  # within grace: $45 past the limit
+    with pytest.raises(BudgetExceededError) as caught:
+        b.reserve(uuid.uuid4(), D("9.09"), "alice", "member", T0)
+    assert str(caught.value) == ("Estimated cost ($9.09) exceeds remaining monthly budget ($0.00: already $45.00 "
+                                 "over the limit). Adjust configuration or increase budget limit.")
+    assert caught.value.figures == ("❌ Budget Exceeded - Estimated Cost: $9.09, Remaining Budget: $0.00 (already "
+                                    "$45.00 over the limit), Shortfall: $54.09")
+
+
 def test_a_budget_that_does_not_block_new_jobs_lets_one_past_the_grace_margin_start_and_records_it() -> None:
     b = budget()
     with pytest.raises(PermissionDeniedError):
@@ -130,7 +148,8 @@ def test_a_new_month_keeps_the_budget_controls_of_the_latest_budget_before_it() 
                      datetime(2027, 2, 1, 9, tzinfo=timezone.utc))
     assert app.budget("2027-02").block_new_jobs is True
     app.set_budget_blocking("2027-02", False, "carol", "manager", "Soft limits again for the spring pilots", december)
-    app.change_limit("2027-04", D(600), "carol", "manager", "April has the spring client deliveries of the year to train",
+    app.change_limit("2027-04", D(600), "carol", "manager",
+                     "April has the spring client deliveries of the year to train",
                      datetime(2027, 4, 1, 9, tzinfo=timezone.utc))
     assert app.budget("2027-04").block_new_jobs is False
     # …and one with no budget in the twelve months before starts from the default: blocking.
@@ -211,7 +230,8 @@ def test_a_limit_increase_needs_a_50_character_justification_and_another_manager
     with pytest.raises(InvalidBudgetCommandError, match="at least 50 characters"):
         b.request_limit_increase(uuid.uuid4(), D("750"), "need more", "alice", T0)
     request = uuid.uuid4()
-    b.request_limit_increase(request, D("750"), "Q1 client delivery needs two extra Balanced runs this month", "alice", T0)
+    b.request_limit_increase(request, D("750"), "Q1 client delivery needs two extra Balanced runs this month",
+                             "alice", T0)
     with pytest.raises(PermissionDeniedError):
         b.decide_limit_increase(request, True, "bob", "member", T0)
     b.decide_limit_increase(request, True, "carol", "manager", T0)
