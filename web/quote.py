@@ -101,7 +101,8 @@ class Quote:
         b, e = self.budget, self.estimate
         projected = b.spent + b.reserved + e.cost_max
         lines: dict[str, Any] = {
-            "remaining": describe_remaining(b.remaining), "limit": usd(b.limit), "spent": usd(b.spent), "reserved": usd(b.reserved),
+            "remaining": describe_remaining(b.remaining), "limit": usd(b.limit), "spent": usd(b.spent),
+            "reserved": usd(b.reserved),
             "month": b.month, "utilisation": f"{b.utilisation:.0f}", "forecast": forecast(b, projected),
             "over": projected > b.limit, "alert": budget_alert(b), "insufficient": insufficient_budget(e, b.remaining),
             "grace": None, "refusal": None, "tips": [],
