@@ -60,7 +60,7 @@ from domain.aggregates.training_job import TrainingJob  # noqa: E402
 from domain.job_status import JobStatus  # noqa: E402
 from domain.presets import preset_named  # noqa: E402
 from domain.values import ArtifactRef  # noqa: E402
-from infra import db
+from infra import db  # noqa: E402
 from infra.embedded import free_port  # noqa: E402
 from infra.eventstore import EventStore  # noqa: E402
 from infra.settings import load_settings  # noqa: E402
@@ -223,8 +223,8 @@ def browser_times(base: str, job_id: uuid.UUID, loads: int) -> list[float]:
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             token = login_token(context.request.get(f"{base}/login").text())
-            signed_in = context.request.post(f"{base}/login", max_redirects=0,
-                                             form={"username": USER, "password": PASSWORD, "next": "/", "_login": token})
+            form = {"username": USER, "password": PASSWORD, "next": "/", "_login": token}
+            signed_in = context.request.post(f"{base}/login", max_redirects=0, form=form)
             assert signed_in.status == 303, signed_in.text()
             tab = context.new_page()
             problems: list[str] = []

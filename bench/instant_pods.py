@@ -5,8 +5,9 @@ bench/reaction_time.py: what it measures is the control plane's reaction, not a 
 
 Every provider call, and the start of Provisioner.on_event for the topics the bench times, is
 appended to BENCH_PODS_LOG as one JSON line with its wall-clock time (`time.time()`, comparable
-across processes on one machine): {"op", "job_id", "attempt", "pod_id", "t"}. The worker itself is the real one: pipeline.workers.run_handlers builds its
-provider from `handlers.pods.local.LocalProvider`, replaced here before it runs."""
+across processes on one machine): {"op", "job_id", "attempt", "pod_id", "t"}. The worker itself is
+the real one: pipeline.workers.run_handlers builds its provider from
+`handlers.pods.local.LocalProvider`, replaced here before it runs."""
 
 from __future__ import annotations
 

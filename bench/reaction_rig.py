@@ -216,12 +216,13 @@ class FakeAgent:
 
     def checkpoint_ref(self, step: int) -> ArtifactRef:
         """In the job's own bucket, where staging leaves it as it is (no pod reads it here)."""
-        return ArtifactRef(bus.job_bucket(self.job_id), f"{self.job_id}/attempt-{self.attempt}/checkpoint-step-{step}.tar",
-                           "c" * 64, 1)
+        name = f"{self.job_id}/attempt-{self.attempt}/checkpoint-step-{step}.tar"
+        return ArtifactRef(bus.job_bucket(self.job_id), name, "c" * 64, 1)
 
     async def training(self, checkpoint_step: int) -> None:
         await self.emit("stage", {"stage": "training", "status": "Training..."})
-        await self.emit("checkpoint", {"step": checkpoint_step, "checkpoint": self.checkpoint_ref(checkpoint_step).as_dict()})
+        await self.emit("checkpoint", {"step": checkpoint_step,
+                                       "checkpoint": self.checkpoint_ref(checkpoint_step).as_dict()})
 
     async def interrupted(self, step: int) -> None:
         """SIGTERM: the emergency checkpoint is announced, then the interruption."""

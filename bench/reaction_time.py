@@ -61,10 +61,7 @@ from domain.aggregates.training_job import TrainingJob  # noqa: E402
 from domain.applications import Pipeline  # noqa: E402
 from domain.budget_month import budget_month  # noqa: E402
 from domain.values import ArtifactRef  # noqa: E402
-from infra import (
-    bus,
-    db,  # noqa: E402
-)
+from infra import bus, db  # noqa: E402
 from infra.eventstore import EventStore  # noqa: E402
 from infra.objectstore import ObjectStore  # noqa: E402
 from tests.agent_helpers import small_training_file  # noqa: E402
@@ -119,7 +116,8 @@ def stages(name: str, *times: float) -> dict[str, float]:
     (named as in REACTIONS)."""
     keys = [key.split(".", 1)[1] for key, _, _ in REACTIONS if key.startswith(name + ".")]
     assert len(keys) == len(times) - 1, (name, keys)
-    return {name: times[-1] - times[0]} | {f"{name}.{k}": b - a for k, a, b in zip(keys, times[:-1], times[1:], strict=True)}
+    return {name: times[-1] - times[0]} | {f"{name}.{k}": b - a
+                                           for k, a, b in zip(keys, times[:-1], times[1:], strict=True)}
 
 
 async def saved(command: Callable[[], T]) -> tuple[T, float]:
@@ -173,7 +171,8 @@ async def one_job(rig: Rig, name: str) -> tuple[dict[str, float], list[float]]:
 
     await pod_training(rig, job_id, 1, 10)
     await at_random_phase(RELAY_PHASES_S)
-    _, t = await saved(lambda: app.update_job(job_id, lambda j: j.interrupt("preempted (bench)", j.last_step, 1, now())))
+    _, t = await saved(lambda: app.update_job(job_id,
+                                              lambda j: j.interrupt("preempted (bench)", j.last_step, 1, now())))
     seen = await tap.first(job_id, TrainingJob.Interrupted)
     out |= stages("interrupted", t, seen.t, await pods.time_of("on_event:TrainingJob.Interrupted", job_id, after=t),
                   await pods.time_of("create", job_id, 2))
@@ -253,7 +252,8 @@ def print_table(title: str, samples: dict[str, list[float]], relay: list[float])
     """Prints p50/p90/p99/max in ms; returns the failed rows' labels."""
     failed = []
     print(f"\n{title}")
-    print(f"  {'':62s} {'n':>4s} {'p50':>7s} {'p90':>7s} {'p99':>7s} {'max':>7s}   target p99 < {TARGET_S * 1000:.0f} ms")
+    print(f"  {'':62s} {'n':>4s} {'p50':>7s} {'p90':>7s} {'p99':>7s} {'max':>7s}"
+          f"   target p99 < {TARGET_S * 1000:.0f} ms")
     rows = [row for row in REACTIONS if samples.get(row[0])]
     rows.append(("relay", "baseline: event saved → visible on EVENTS (relay)", False))
     for key, label, judged in rows:
@@ -262,7 +262,8 @@ def print_table(title: str, samples: dict[str, list[float]], relay: list[float])
         verdict = ("PASS" if p99 < TARGET_S else "FAIL") if judged else ""
         if verdict == "FAIL":
             failed.append(label)
-        figures = " ".join(f"{1000 * v:7.1f}" for v in (statistics.median(values), percentile(values, 90), p99, max(values)))
+        figures = " ".join(f"{1000 * v:7.1f}"
+                           for v in (statistics.median(values), percentile(values, 90), p99, max(values)))
         print(f"  {label:62s} {len(values):4d} {figures}   {verdict}")
     return failed
 
@@ -308,8 +309,10 @@ async def reaction(args: argparse.Namespace, services: Services) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100, help="jobs through the reaction cycle (default 100; 0: skip part 1)")
-    parser.add_argument("--quick", action="store_true", help="CI smoke (~1.5 min): 15 jobs, 3 with a 5,000-event budget, 1 agent run per signal")
+    parser.add_argument("--runs", type=int, default=100,
+                        help="jobs through the reaction cycle (default 100; 0: skip part 1)")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke (~1.5 min): 15 jobs, 3 with a 5,000-event budget, 1 agent run per signal")
     parser.add_argument("--agent-runs", type=int, default=3, help="GPU agent runs per signal (default 3; 0: skip)")
     parser.add_argument("--checkpoint-every", type=int, default=10, help="agent checkpoint interval (default 10)")
     parser.add_argument("--budget-events", type=int, default=20_000,

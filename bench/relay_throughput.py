@@ -44,11 +44,7 @@ from psycopg import sql  # noqa: E402
 
 import infra.relay as relay_module  # noqa: E402
 from domain.aggregates.training_job import TrainingJob  # noqa: E402
-from infra import (
-    bus,
-    db,
-    envelope,  # noqa: E402
-)
+from infra import bus, db, envelope  # noqa: E402
 from infra.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
 from infra.eventstore import EventStore  # noqa: E402
 from infra.relay import Relay  # noqa: E402

@@ -155,11 +155,14 @@ def run_work_lost(tmp: Path, runs: int, every: int, seed: int | None = None) -> 
             started = time.monotonic()
             trials.append(one_trial(nats.url, tmp, job_spec, kind, step))
             t = trials[-1]
+            emergency = ("" if t.emergency_checkpoint is None
+                         else f" (emergency checkpoint: {t.emergency_checkpoint}, "
+                              f"stopped {t.steps_after_signal} step(s) after the signal)")
             print(f"  {kind:7s} at step {t.asked_step:3d}: stopped after step {t.last_step:3d}, resumed from "
                   f"checkpoint {t.resume_step:3d}, first step again {t.first_resumed_step:3d}: {t.redone} redone"
-                  + ("" if t.emergency_checkpoint is None else f" (emergency checkpoint: {t.emergency_checkpoint}, "
-                                                             f"stopped {t.steps_after_signal} step(s) after the signal)")
-                  + f"; checkpoints announced up to {t.announce_lag} step(s) late  [{time.monotonic() - started:.0f} s]",
+                  + emergency
+                  + f"; checkpoints announced up to {t.announce_lag} step(s) late"
+                    f"  [{time.monotonic() - started:.0f} s]",
                   flush=True)
     finally:
         nats.stop()

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from domain.aggregates.budget import DEFAULT_GRACE_PERCENT, Budget
 from domain.aggregates.catalog_file import CatalogFile
@@ -55,7 +56,7 @@ class Pipeline(Application[UUID]):
         super().__init__(env)
         self.policy = policy or BudgetPolicy()
 
-    def register_transcodings(self, transcoder: Transcoder) -> None:
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder)
 
@@ -77,7 +78,7 @@ class Pipeline(Application[UUID]):
 
     def catalog_file(self, file_id: UUID) -> CatalogFile | None:
         try:
-            entry = self.repository.get(file_id)
+            entry: Aggregate = self.repository.get(file_id)
         except AggregateNotFoundError:
             return None
         return entry if isinstance(entry, CatalogFile) else None
@@ -215,7 +216,11 @@ class Pipeline(Application[UUID]):
     def cancel_job(self, job_id: UUID, reason: CancelReason, notes: str, actor: str, at: datetime) -> None:
         """Cancels; with no pod running, the spend is final at once and the reservation and file are
         released (otherwise when the pod stops)."""
-        job = self.update_job(job_id, lambda j: (j.cancel(reason, notes, actor, at), j)[1])
+        def cancel(job: TrainingJob) -> TrainingJob:
+            job.cancel(reason, notes, actor, at)
+            return job
+
+        job = self.update_job(job_id, cancel)
         if job.queued_at is not None and not job.running_pods():
             self.record_job_spend(job_id, at)
 
@@ -230,7 +235,7 @@ class Pipeline(Application[UUID]):
         def attempt() -> tuple[UUID, list[str]]:
             original = self.get_job(original_id)
             check_retryable(original, plan.resume)
-            number = (original.retry_number or 1) + 1
+            number = original.retry_number + 1  # the first retry is #1 (the original is #0)
             gpu = gpu_option(PricingTier(plan.gpu_tier), prices)
             estimate = estimate_cost(preset_named(plan.preset), original.pair_count, gpu,
                                      epochs=int(plan.hyperparameters["num_train_epochs"]))
@@ -277,7 +282,8 @@ class Pipeline(Application[UUID]):
             config = job.configuration or {}
             old_rate = Decimal(config.get("hourly_rate") or gpu.hourly_rate)
             ratio = gpu.hourly_rate / old_rate
-            low, high = (cents(Decimal(config.get(k) or 0) * ratio) for k in ("estimated_cost_min", "estimated_cost_max"))
+            low, high = (cents(Decimal(config.get(k) or 0) * ratio)
+                         for k in ("estimated_cost_min", "estimated_cost_max"))
             job.change_gpu_tier(gpu.tier.value, gpu.hourly_rate, low, high, actor, at)
             if not job.pending_events:
                 return []
@@ -296,7 +302,7 @@ class Pipeline(Application[UUID]):
 
     def get_job(self, job_id: UUID) -> TrainingJob:
         try:
-            job = self.repository.get(job_id)
+            job: Aggregate = self.repository.get(job_id)
         except AggregateNotFoundError:
             raise JobNotFoundError(f"no training job {job_id}") from None
         if not isinstance(job, TrainingJob):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 CENT = Decimal("0.01")
 SECONDS_PER_HOUR = Decimal(3600)
@@ -49,7 +50,7 @@ class PodLifetime:
             setup += min(total - setup - lost, seconds_between(self.interrupted_at, end))
         return total - setup - lost, lost, setup
 
-    def with_(self, **changes: object) -> PodLifetime:
+    def with_(self, **changes: Any) -> PodLifetime:  # dataclasses.replace checks each name
         return replace(self, **changes)
 
 

@@ -102,6 +102,7 @@ def adjusted(plan: RetryPlan, changes: dict[str, Any], message: str = "") -> Ret
     for setting, value in changes.items():
         if value is None:
             continue
+        before: Any  # as Change.before: a tier, a schedule name or a number
         if setting == "gpu_tier":
             if value not in ("spot", "on_demand"):
                 raise RetryNotAllowedError("gpu_tier must be spot or on_demand")

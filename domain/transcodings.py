@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from eventsourcing.persistence import Transcoder, Transcoding
+from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.values import ArtifactRef
 
@@ -32,6 +32,6 @@ class ArtifactRefAsDict(Transcoding):
         return ArtifactRef(**data)
 
 
-def register_domain_transcodings(transcoder: Transcoder) -> None:
+def register_domain_transcodings(transcoder: JSONTranscoder) -> None:
     for transcoding in (DecimalAsStr(), ArtifactRefAsDict()):
         transcoder.register(transcoding)

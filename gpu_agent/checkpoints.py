@@ -64,7 +64,8 @@ class CheckpointUploader:
         # The attempt in the name: a stale pod of an older attempt can never overwrite the checkpoint
         # a newer attempt resumes from.
         name = f"{self.job_id}/attempt-{self.attempt}/checkpoint-step-{step}.tar"
-        ref = self.publisher.call_retrying(lambda: self.objects.put_file(job_bucket(self.job_id), name, archive), f"upload of {name}")
+        ref = self.publisher.call_retrying(lambda: self.objects.put_file(job_bucket(self.job_id), name, archive),
+                                           f"upload of {name}")
         archive.unlink(missing_ok=True)
         with self.lock:
             if self.latest is None or step > self.latest[0]:

@@ -136,6 +136,6 @@ class Publisher:
         futures = []
         for seq, kind, at, data in window:
             body = json.dumps({"job_id": job, "attempt": attempt, "seq": seq, "kind": kind, "at": at, "data": data})
-            futures.append(await js.publish_async(subject(job, kind), body.encode(),
-                                                  headers={"Nats-Msg-Id": f"{job}:{attempt}:{self.config.pod_nonce}:{seq}"}))
+            msg_id = f"{job}:{attempt}:{self.config.pod_nonce}:{seq}"
+            futures.append(await js.publish_async(subject(job, kind), body.encode(), headers={"Nats-Msg-Id": msg_id}))
         await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout_s)

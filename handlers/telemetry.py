@@ -59,7 +59,8 @@ class TelemetryHandler:
                                              attempt, at)
         if kind == "failed":
             return lambda job: attempt == job.attempt and job.fail(
-                FailureType(data.get("failure_type", "unknown")), data.get("message", ""), data.get("details") or {}, at)
+                FailureType(data.get("failure_type", "unknown")), data.get("message", ""), data.get("details") or {},
+                at)
         if kind == "completed":
             ref = ArtifactRef(**data["adapter"])
             return lambda job: job.complete(ref, json.loads(json.dumps(data.get("metrics") or {})), attempt, at)

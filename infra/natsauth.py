@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from infra.bus import job_bucket
@@ -85,7 +86,7 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 def write_auth_file(auth_dir: Path, pods: dict[str, dict[str, str]]) -> None:
     """The server's `authorization` block: the control user (everything) and one user per pod."""
-    users = [{"user": CONTROL_USER, "password": control_password(auth_dir)}]
+    users: list[dict[str, Any]] = [{"user": CONTROL_USER, "password": control_password(auth_dir)}]
     users += [{"user": user, "password": pod["password"], "permissions": pod_permissions(pod["job_id"])}
               for user, pod in sorted(pods.items())]
     # JSON is valid NATS configuration syntax; quoted strings keep `$JS…` literal.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 from nats.js import JetStreamContext
 from nats.js.api import ObjectMeta, ObjectMetaOptions
@@ -34,11 +34,13 @@ class ObjectStore:
         with open(path, "rb") as source:
             return await self.put_fileobj(bucket, name, source)
 
-    async def put_fileobj(self, bucket: str, name: str, source: BinaryIO) -> ArtifactRef:
+    async def put_fileobj(self, bucket: str, name: str, source: BufferedIOBase) -> ArtifactRef:
         """Reads `source` chunk by chunk (in a thread) into the bucket; returns its reference."""
         store = await self.js.object_store(bucket)
         meta = ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=CHUNK_SIZE))
         info = await store.put(name, source, meta=meta)
+        if info.digest is None or info.size is None:  # nats-py types them optional; a stored object has both
+            raise ArtifactCorruptError(f"object {bucket}/{name} was stored without a digest or size")
         return ArtifactRef(bucket, name, hex_digest(info.digest), info.size)
 
     async def get_file(self, ref: ArtifactRef, path: Path) -> Path:
@@ -63,7 +65,7 @@ class ObjectStore:
             info = await (await self.js.object_store(ref.bucket)).get_info(ref.name)
         except NotFoundError:
             raise ArtifactMissingError(f"no object {ref.bucket}/{ref.name}") from None
-        if info.size != ref.size or hex_digest(info.digest) != ref.sha256:
+        if info.size != ref.size or info.digest is None or hex_digest(info.digest) != ref.sha256:
             raise ArtifactMissingError(f"object {ref.bucket}/{ref.name} has another digest or size")
 
     async def delete(self, ref: ArtifactRef) -> bool:

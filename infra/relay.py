@@ -91,7 +91,8 @@ class Relay:
 async def acquire_leadership(conn: psycopg.Connection, stop: asyncio.Event, key: int) -> bool:
     """One relay (or projection) per deployment: waits for a session advisory lock."""
     while not stop.is_set():
-        if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if locked is not None and locked[0]:
             return True
         try:
             await asyncio.wait_for(stop.wait(), 1.0)

@@ -202,7 +202,8 @@ def load_settings(**overrides: Any) -> Settings:
     """Reads and validates settings; raises SettingsError with a one-line reason. An override is
     named by its field (`database_url`) or its environment variable (`DATABASE_URL`)."""
     try:
-        groups = {name: cls(**_overrides_for(cls, overrides)) for name, cls in GROUPS.items()}
+        # Any: each group goes to its own field of Settings, which pydantic checks.
+        groups: dict[str, Any] = {name: cls(**_overrides_for(cls, overrides)) for name, cls in GROUPS.items()}
         return Settings(**groups)
     except ValidationError as exc:
         first = exc.errors()[0]

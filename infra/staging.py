@@ -25,7 +25,7 @@ async def _copy(objects: ObjectStore, ref: ArtifactRef, bucket: str) -> Artifact
     name = f"staged/{ref.bucket}/{ref.name}"
     try:
         info = await (await objects.js.object_store(bucket)).get_info(name)
-        if info.size == ref.size and hex_digest(info.digest) == ref.sha256:
+        if info.size == ref.size and info.digest is not None and hex_digest(info.digest) == ref.sha256:
             return ArtifactRef(bucket, name, ref.sha256, ref.size)
     except NotFoundError:
         pass

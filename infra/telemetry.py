@@ -1,6 +1,6 @@
 """The TELEMETRY stream's contract, shared by the GPU agent that publishes it and its consumers:
-subject `telemetry.<job_id>.<kind>`, JSON bodies, and `Nats-Msg-Id: <job_id>:<attempt>:<pod nonce>:<seq>` so a re-send after an outage is dropped as a
-duplicate (the nonce: another pod cannot forge our ids)."""
+subject `telemetry.<job_id>.<kind>`, JSON bodies, and `Nats-Msg-Id: <job_id>:<attempt>:<pod nonce>:<seq>`
+so a re-send after an outage is dropped as a duplicate (the nonce: another pod cannot forge our ids)."""
 
 from __future__ import annotations
 

@@ -117,4 +117,5 @@ def bootstrap_admin(conn: psycopg.Connection, password: str, password_file) -> s
     password_file.parent.mkdir(parents=True, exist_ok=True)
     password_file.touch(mode=0o600)
     password_file.write_text(chosen + "\n")
-    return f"created user admin, password: {chosen} (also in {password_file}; change it with `pipeline users password admin`)"
+    return (f"created user admin, password: {chosen} (also in {password_file};"
+            " change it with `pipeline users password admin`)")

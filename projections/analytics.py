@@ -5,10 +5,12 @@ is the user's decision, not the configuration's failure (docs/cost-model.md, ite
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from domain.money import cents
@@ -109,6 +111,17 @@ def cost_quality(conn: psycopg.Connection, team: str, month: str | None = None) 
         points.append({"job_id": r["job_id"], "name": r["name"], "preset": r["preset"], "gpu_tier": r["gpu_tier"],
                        "total_cost": cents(r["total_cost"]), "loss": round(loss, 4), "loss_kind": kind})
     return points
+
+
+def narrow_to_created(conn: psycopg.Connection, start: datetime | None, end: datetime | None) -> None:
+    """The analyses read the `job_finance` view and filter by budget month only. For a date range a
+    temporary view of the same name, for this connection only, keeps the jobs created in it:
+    PostgreSQL looks in the session's temporary schema first, so the analyses run unchanged."""
+    conditions = [sql.SQL("created_at >= {}").format(sql.Literal(start)) if start else None,
+                  sql.SQL("created_at < {}").format(sql.Literal(end)) if end else None]
+    where = sql.SQL(" AND ").join(c for c in conditions if c is not None)
+    conn.execute(sql.SQL("CREATE TEMPORARY VIEW job_finance AS SELECT * FROM public.job_finance WHERE {}")
+                 .format(where))
 
 
 ANALYTICS = {"presets": by_preset, "gpu-tiers": by_gpu_tier, "failures": failure_types, "team": team_activity,

@@ -1,4 +1,5 @@
-"""Training-file catalog read model (FR1.1.1): files, their statistics, and how many active jobs use them."""
+"""Training-file catalog read model (FR1.1.1): files, their statistics, and how many active jobs use
+them; `list_files` reads it on the web process's async pool."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from domain.aggregates.catalog_file import CatalogFile
 from projections.base import Projection, event_topics
 from projections.json import jsonb
+from projections.pool import rows
+
+FILE_COLUMNS = ("id, name, status, file, stats, problems, problem_count, conversation_count, pair_count,"
+                " avg_quality, active_jobs, registered_by, registered_at")
 
 
 class CatalogProjection(Projection):
@@ -54,3 +60,8 @@ class CatalogProjection(Projection):
     def _count(cur: psycopg.Cursor, event: Any, delta: int) -> None:
         cur.execute("UPDATE training_files SET active_jobs = active_jobs + %s, version = %s WHERE id = %s",
                     (delta, event.originator_version, event.originator_id))
+
+
+async def list_files(pool: AsyncConnectionPool, eligible_only: bool = False) -> list[dict[str, Any]]:
+    where = "WHERE status = 'active' AND conversation_count >= 50" if eligible_only else ""
+    return await rows(pool, f"SELECT {FILE_COLUMNS} FROM training_files {where} ORDER BY registered_at DESC, id")

@@ -1,7 +1,8 @@
 """The job detail (FR2.1.1, FR2.1.2, FR3.2.1): progress, the stage timeline, the cost tracker,
 interruptions and the jobs retried or resumed from this one, from the jobs read model.
-`job_detail` runs it on a connection; the web process runs the same `STATEMENTS` on its pool and
-hands the rows to `assemble`."""
+`job_detail` runs it on a connection; `read_detail` runs the same `STATEMENTS` on the web
+process's async pool, and `read_job` adds the metric, event and cost figures the job page's cards
+show, in one round trip."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from domain.cost_ledger import PodLifetime, ledger, seconds_between
 from domain.money import cents
 from projections.job_search import COLUMNS
 
 STATEMENTS = {
-    "job": f"SELECT {COLUMNS}, notes, cost, cost_as_of, running_rate FROM jobs WHERE id = %(id)s",  # noqa: S608
+    "job": f"SELECT {COLUMNS}, notes, cost, cost_as_of, running_rate, cancellation FROM jobs WHERE id = %(id)s",  # noqa: S608
     "stages": "SELECT attempt, stage, started_at, ended_at, outcome, estimated_seconds FROM job_stages"
               " WHERE job_id = %(id)s ORDER BY started_at, attempt, stage",
     "interruptions": "SELECT number, attempt, step, reason, at, recovery_started_at, recovery_attempt,"
@@ -36,6 +38,54 @@ def job_detail(conn: psycopg.Connection, job_id: UUID, now: datetime | None = No
         found = {name: cur.execute(query, {"id": job_id, "now": now or datetime.now(timezone.utc)}).fetchall()
                  for name, query in STATEMENTS.items()}
     return assemble(found, now or datetime.now(timezone.utc))
+
+
+async def read_detail(pool: AsyncConnectionPool, job_id: UUID) -> dict[str, Any] | None:
+    """`job_detail` on the async pool."""
+    now = datetime.now(timezone.utc)
+    found = {}
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        for name, query in STATEMENTS.items():
+            found[name] = await (await cur.execute(query, {"id": job_id, "now": now})).fetchall()
+    return assemble(found, now)
+
+
+# What the job page's cards show beside the detail: the metric history's latest rows, the event
+# log's size and the cost breakdown's redone work.
+CARD_STATEMENTS = {
+    "latest": "SELECT step, loss, learning_rate, tokens_per_s, gpu_util, gpu_memory_gb, at FROM job_metrics"
+              " WHERE job_id = %(id)s AND loss IS NOT NULL ORDER BY step DESC LIMIT 2",
+    "evals": "SELECT step, eval_loss, perplexity FROM job_metrics WHERE job_id = %(id)s AND eval_loss IS NOT NULL"
+             " ORDER BY step DESC LIMIT 2",
+    "first": "SELECT step, at, loss FROM job_metrics WHERE job_id = %(id)s ORDER BY step LIMIT 1",
+    "event_count": "SELECT count(*) AS n FROM event_log WHERE job_id = %(id)s",
+    "breakdown": "SELECT lost_cost, interruptions FROM job_costs WHERE job_id = %(id)s",
+}
+
+
+async def read_job(pool: AsyncConnectionPool, job_id: UUID, now: datetime) -> dict[str, Any] | None:
+    """The detail with `metric_rows` (latest, evals, first), `event_count` and `breakdown`, in one
+    connection checkout and one round trip (psycopg pipeline mode); None when the job is not in
+    the read model."""
+    found = await pipelined(pool, {**STATEMENTS, **CARD_STATEMENTS}, {"id": job_id, "now": now})
+    detail = assemble({name: found[name] for name in STATEMENTS}, now)
+    if detail is None:
+        return None
+    return detail | {"metric_rows": {name: found[name] for name in ("latest", "evals", "first")},
+                     "event_count": found["event_count"][0]["n"],
+                     "breakdown": found["breakdown"][0] if found["breakdown"] else None}
+
+
+async def pipelined(pool: AsyncConnectionPool, statements: dict[str, str],
+                    params: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each statement's rows by name, all sent before any answer is awaited."""
+    async with pool.connection() as conn, conn.pipeline():
+        cursors = {}
+        for name, query in statements.items():
+            cursors[name] = conn.cursor(row_factory=dict_row)
+            await cursors[name].execute(query, params)
+        return {name: await cur.fetchall() for name, cur in cursors.items()}
 
 
 def assemble(found: dict[str, list[dict[str, Any]]], now: datetime) -> dict[str, Any] | None:

@@ -107,6 +107,7 @@ class JobState:
     downtime_seconds: Decimal = Decimal(0)
     failure_type: str | None = None
     failure_message: str | None = None
+    cancellation: dict[str, str] | None = None
     stages: dict[tuple[int, str], Stage] = field(default_factory=dict)
     interrupted: dict[int, Interruption] = field(default_factory=dict)
     changed: set[tuple[str, Any]] = field(default_factory=set)
@@ -331,4 +332,5 @@ def _failed(event: J.Failed, job: JobState) -> None:
 @fold.register
 def _cancelled(event: J.Cancelled, job: JobState) -> None:
     job.status, job.ended_at = S.CANCELLED.value, event.at
+    job.cancellation = {"reason": event.reason, "notes": event.notes, "actor": event.actor}
     job.close_stages(event.at, "cancelled")

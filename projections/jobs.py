@@ -43,8 +43,9 @@ ROW_COLUMNS = (
     "file_name", "description", "tags", "client", "project", "notes", "retry_of", "retry_number", "resumed_from",
     "gpu_type", "hourly_rate", "estimated_duration_hours", "attempt", "current_pod", "pods", "cost", "cost_as_of",
     "running_rate", "started_at", "ended_at", "step", "total_steps", "epoch", "loss", "validation_loss",
-    "final_loss", "checkpoint_step", "interruptions", "downtime_seconds", "failure_type", "failure_message")
-JSON_COLUMNS = {"training_file", "tags", "notes", "pods"}
+    "final_loss", "checkpoint_step", "interruptions", "downtime_seconds", "failure_type", "failure_message",
+    "cancellation")
+JSON_COLUMNS = {"training_file", "tags", "notes", "pods", "cancellation"}
 # Name first, then description and tags, then notes: a match in the name ranks highest. The `simple`
 # configuration (no stemming, no stop words) makes every typed word prefix match (`experim` finds
 # "experiment", which English stemming stores as `experi`).
@@ -174,7 +175,8 @@ def _save(cur: psycopg.Cursor, job: JobState) -> None:
 def _row(job: JobState) -> dict[str, Any]:
     row = {c: getattr(job, c) for c in ROW_COLUMNS if c not in JSON_COLUMNS}
     row |= {"training_file": jsonb(job.training_file), "tags": jsonb(job.tags), "notes": jsonb(job.notes),
-            "pods": jsonb([pod_as_json(p) for p in job.pods.values()])}
+            "pods": jsonb([pod_as_json(p) for p in job.pods.values()]),
+            "cancellation": None if job.cancellation is None else jsonb(job.cancellation)}
     if job.text_changed:
         row |= {"tag_text": " ".join(job.tags), "note_text": "\n".join(n["text"] for n in job.notes)}
     return row

@@ -1,4 +1,5 @@
-"""Reads of the event log and metric history read models, for pages, the API and exports."""
+"""Reads of the event log and metric history read models, for pages, the API and exports: on a
+connection, or on the web process's async pool."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
 
 from projections.event_messages import CATEGORIES
+from projections.pool import rows
 
 PER_PAGE = 50  # FR2.1.3
 
@@ -73,6 +76,28 @@ def job_events(conn: psycopg.Connection, job_id: UUID, *, keyword: str | None = 
     return EventPage(events, total, page, per_page)
 
 
+async def event_page(pool: AsyncConnectionPool, job_id: UUID, keyword: str | None, category: str | None,
+                     page: int) -> EventPage:
+    """`job_events` on the pool (same filters, order and page size); a page past the last shows
+    the last."""
+    where, params = event_filter(job_id, keyword, category)
+    async with pool.connection() as conn:
+        total = (await (await conn.execute(COUNT_EVENTS.format(where=where), params)).fetchone())[0]
+        page = min(max(1, page), max(1, -(-total // PER_PAGE)))
+        cur = conn.cursor(row_factory=class_row(LoggedEvent))
+        events = await (await cur.execute(PAGE_OF_EVENTS.format(where=where),
+                                          [*params, PER_PAGE, (page - 1) * PER_PAGE])).fetchall()
+    return EventPage(events, total, page, PER_PAGE)
+
+
+async def configured_hyperparameters(pool: AsyncConnectionPool, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    """Each job's hyperparameters as last configured (the event log's TrainingJob.Configured)."""
+    found = await rows(pool, "SELECT DISTINCT ON (job_id) job_id, payload -> 'hyperparameters' AS hyperparameters"
+                             " FROM event_log WHERE job_id = ANY(%(ids)s) AND topic = 'TrainingJob.Configured'"
+                             " ORDER BY job_id, notification_id DESC", {"ids": ids})
+    return {row["job_id"]: row["hyperparameters"] or {} for row in found}
+
+
 @dataclass(frozen=True)
 class MetricPoint:
     step: int
@@ -107,3 +132,11 @@ def metric_history(conn: psycopg.Connection, job_id: UUID, max_points: int | Non
     query = THINNED_METRICS if max_points else ALL_METRICS
     with conn.cursor(row_factory=class_row(MetricPoint)) as cur:
         return cur.execute(query, {"job": job_id, "max": max_points}).fetchall()
+
+
+async def metric_points(pool: AsyncConnectionPool, job_id: UUID, max_points: int | None = None) -> list[MetricPoint]:
+    """`metric_history` on the pool."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=class_row(MetricPoint))
+        await cur.execute(THINNED_METRICS if max_points else ALL_METRICS, {"job": job_id, "max": max_points})
+        return await cur.fetchall()

@@ -112,7 +112,8 @@ TOPICS = {
         ),
         (
             "How much do I need to retire?",
-            "A common starting point is 25 times your yearly spending, then we adjust for pensions and Social Security.",
+            "A common starting point is 25 times your yearly spending, then we adjust for pensions and Social "
+            "Security.",
         ),
         (
             "Should I take Social Security early?",
@@ -124,7 +125,8 @@ TOPICS = {
         ),
         (
             "What's the difference between a Roth and a traditional IRA?",
-            "Traditional saves tax now and is taxed later; Roth is taxed now and grows tax-free. It depends on your tax rate now versus later.",
+            "Traditional saves tax now and is taxed later; Roth is taxed now and grows tax-free. It depends on your "
+            "tax rate now versus later.",
         ),
     ],
     "debt payoff": [
@@ -134,7 +136,8 @@ TOPICS = {
         ),
         (
             "Should I use the avalanche or snowball method?",
-            "Avalanche pays the highest rate first and saves the most; snowball clears small balances first for motivation. Both work if you stick with them.",
+            "Avalanche pays the highest rate first and saves the most; snowball clears small balances first for "
+            "motivation. Both work if you stick with them.",
         ),
         (
             "Is a balance transfer card a good idea?",
@@ -142,17 +145,20 @@ TOPICS = {
         ),
         (
             "Should I stop saving to pay off debt faster?",
-            "Keep a small emergency buffer first, about one month of expenses, so a surprise doesn't go back on the card.",
+            "Keep a small emergency buffer first, about one month of expenses, so a surprise doesn't go back on the "
+            "card.",
         ),
         (
             "Will debt consolidation hurt my credit score?",
-            "There's a small dip from the new application, but lower utilization and on-time payments usually help over time.",
+            "There's a small dip from the new application, but lower utilization and on-time payments usually help "
+            "over time.",
         ),
     ],
     "insurance": [
         (
             "Do I really need life insurance?",
-            "If anyone depends on your income, usually yes. Term insurance is the simplest and cheapest way to cover that.",
+            "If anyone depends on your income, usually yes. Term insurance is the simplest and cheapest way to cover "
+            "that.",
         ),
         (
             "How much life insurance should I get?",
@@ -174,15 +180,18 @@ TOPICS = {
     "investing basics": [
         (
             "I have ${savings} saved. Should I invest it?",
-            "First make sure your emergency fund is set. Money you need within five years usually shouldn't be in stocks.",
+            "First make sure your emergency fund is set. Money you need within five years usually shouldn't be in "
+            "stocks.",
         ),
         (
             "What's an index fund?",
-            "It's a fund that owns a whole market, like the S&P 500, so you're not betting on single companies. Fees are usually low.",
+            "It's a fund that owns a whole market, like the S&P 500, so you're not betting on single companies. Fees "
+            "are usually low.",
         ),
         (
             "The market dropped {drop}% this month. Should I sell?",
-            "Selling after a drop locks in the loss. If your timeline is long and your plan hasn't changed, staying the course is usually wiser.",
+            "Selling after a drop locks in the loss. If your timeline is long and your plan hasn't changed, staying "
+            "the course is usually wiser.",
         ),
         (
             "How much should I have in stocks versus bonds?",
@@ -190,7 +199,8 @@ TOPICS = {
         ),
         (
             "Is crypto a good investment?",
-            "It's highly volatile. If you want exposure, keep it to a small slice you could lose without changing your plans.",
+            "It's highly volatile. If you want exposure, keep it to a small slice you could lose without changing "
+            "your plans.",
         ),
     ],
     "taxes": [
@@ -200,15 +210,18 @@ TOPICS = {
         ),
         (
             "I'm self-employed. How do quarterly taxes work?",
-            "You estimate your yearly tax and pay a quarter of it four times a year, usually in April, June, September and January.",
+            "You estimate your yearly tax and pay a quarter of it four times a year, usually in April, June, "
+            "September and January.",
         ),
         (
             "What deductions might I be missing?",
-            "Common ones are retirement contributions, HSA contributions and, if you're self-employed, business expenses.",
+            "Common ones are retirement contributions, HSA contributions and, if you're self-employed, business "
+            "expenses.",
         ),
         (
             "Should I file myself or hire someone?",
-            "Simple returns are fine with software. If you have a business, rental property or a big life change, a professional can pay for themselves.",
+            "Simple returns are fine with software. If you have a business, rental property or a big life change, a "
+            "professional can pay for themselves.",
         ),
         (
             "What's the difference between a deduction and a credit?",
@@ -240,7 +253,8 @@ TOPICS = {
         ),
         (
             "How much house can we afford on ${income}k a year?",
-            "Keep total housing costs around 28% of gross income, including taxes and insurance, not just the mortgage.",
+            "Keep total housing costs around 28% of gross income, including taxes and insurance, not just the "
+            "mortgage.",
         ),
         (
             "Do we need 20% down?",
@@ -248,7 +262,8 @@ TOPICS = {
         ),
         (
             "Fixed or adjustable rate mortgage?",
-            "Fixed gives certainty. Adjustable can make sense if you're confident you'll move or refinance before it resets.",
+            "Fixed gives certainty. Adjustable can make sense if you're confident you'll move or refinance before it "
+            "resets.",
         ),
     ],
 }

@@ -38,7 +38,9 @@ from infra import bus
 from infra.eventstore import EventStore
 from infra.objectstore import ObjectStore
 from infra.settings import Settings
-from projections.job_search import JobSearch
+from projections import job_reads
+from projections.catalog import list_files
+from projections.job_search import JobSearch, find_jobs
 from web import (
     auth,
     banners,
@@ -50,7 +52,6 @@ from web import (
     markdown,
     notifications,
     pages,
-    queries,
 )
 from web.auth import actor_of
 from web.errors import DOMAIN_ERRORS, domain_error_response
@@ -94,7 +95,7 @@ class FileForm:
 
 @get("/api/files")
 async def api_list_files(state: State) -> list[dict[str, Any]]:
-    return await queries.list_files(state.pool)
+    return await list_files(state.pool)
 
 
 @post("/api/files", status_code=201)
@@ -127,13 +128,13 @@ async def api_list_jobs(
                            descending=descending, page=page, per_page=per_page)
     except ValueError as exc:
         raise ClientException(str(exc)) from None
-    found = await queries.search_jobs(state.pool, search)
+    found = await find_jobs(state.pool, search)
     return Response(found.jobs, headers={"X-Total-Count": str(found.total)})
 
 
 @get("/api/jobs/{job_id:uuid}")
 async def api_get_job(state: State, job_id: UUID) -> dict[str, Any]:
-    row = await queries.get_job(state.pool, job_id)
+    row = await job_reads.get_job(state.pool, job_id)
     if row is None:
         raise NotFoundException(f"no training job {job_id} (it may still be on its way to the read model)")
     return row
@@ -142,8 +143,9 @@ async def api_get_job(state: State, job_id: UUID) -> dict[str, Any]:
 @post("/api/jobs", status_code=201)
 async def api_create_job(request: Request, state: State, data: CreateJob) -> CreatedJob:
     options = data.model_dump(exclude={"training_file_id", "start", "override_justification"})
-    job_id, warnings = await create_job(state, actor_of(request), training_file_id=data.training_file_id, start=data.start,
-                                        override_justification=data.override_justification, **options)
+    job_id, warnings = await create_job(state, actor_of(request), training_file_id=data.training_file_id,
+                                        start=data.start, override_justification=data.override_justification,
+                                        **options)
     return CreatedJob(id=job_id, started=data.start, warnings=warnings)
 
 
@@ -222,7 +224,8 @@ async def load_banners(request: Request) -> None:
     user = auth.user_of(request)
     if user is None or request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
         return
-    request.state.banners = await banners.banners_for(request.app.state.pool, user.name, request.app.state.settings.budget.team)
+    request.state.banners = await banners.banners_for(request.app.state.pool, user.name,
+                                                      request.app.state.settings.budget.team)
 
 
 def template_config() -> TemplateConfig:
@@ -251,8 +254,8 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
     return Litestar(
         route_handlers=[*auth.routes, *pages.all_routes(), api_list_files, api_upload_file,
                         api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
-                        health_check, banners.router, job_actions.router, exports.router, finance.router, notifications.router,
-                        job_views.api_job_detail,
+                        health_check, banners.router, job_actions.router, exports.router, finance.router,
+                        notifications.router, job_views.api_job_detail,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
         exception_handlers={**{cls: domain_error_response for cls in DOMAIN_ERRORS},

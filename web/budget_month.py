@@ -16,7 +16,7 @@ from domain.money import cents
 from infra.settings import Settings
 from projections.budget_dashboard import blocks_new_jobs, budget_dashboard, forecast_accuracy
 from projections.finance import Query, attribution_rows, monthly_rows, savings_rows
-from web import queries
+from projections.job_reads import cost_minimums
 from web.budget_forecast import ENDED
 
 T = TypeVar("T")
@@ -31,7 +31,7 @@ async def load_month(state: State, month: str) -> dict[str, Any]:
     found, minimums = loaded["dashboard"], {}
     if found:
         active = [job["job_id"] for job in found["jobs"] if job["status"] not in ENDED]
-        minimums = await queries.cost_minimums(state.pool, active)
+        minimums = await cost_minimums(state.pool, active)
     return loaded | {"minimums": minimums}
 
 

@@ -34,7 +34,8 @@ def panel(quote: Quote) -> dict[str, Any]:
         "accuracy": (f"Past estimates within ±{accuracy:.0f}% for {quote.preset.title} preset"
                      if accuracy is not None else None),
         "warnings": estimate_warnings(exact),
-        "completion": f"Estimated completion: {done:%Y-%m-%d %H:%M} UTC (assuming spot provisioning <5 min)",
+        "completion": (f"Estimated completion: {done:%Y-%m-%d %H:%M} UTC (assuming "
+                       f"{'spot' if quote.tier is PricingTier.SPOT else 'on-demand'} provisioning <5 min)"),
         "delta": quote.delta(), "budget": quote.budget_lines(), "blocked": quote.blocked, "fits": quote.fits,
         "manager": quote.role in MANAGER_ROLES, "override_min": OVERRIDE_JUSTIFICATION_MIN,
         "version": exact.algorithm_version,

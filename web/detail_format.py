@@ -13,6 +13,17 @@ from web import job_format
 STATUS_LABELS = job_format.STATUS_LABELS | {"model_loading": "Model loading", "finalization": "Finalization"}
 
 
+def short_duration(seconds: Decimal | float) -> str:
+    """A downtime of seconds or minutes as it was: "12 s", "2 min 5 s", "9 min"; "Xh Ym" past an hour."""
+    whole = int(round(float(seconds)))
+    if whole >= 3600:
+        return duration(whole)
+    minutes, rest = divmod(whole, 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
 def duration(seconds: Decimal | float | None) -> str:
     """FR2.1.1: "Xh Ym", or "Xd Yh" past 24 hours."""
     if seconds is None:

@@ -13,8 +13,7 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from projections.event_messages import CATEGORIES
-from projections.queries import EventPage
-from web import queries
+from projections.queries import EventPage, event_page
 from web.detail_format import when
 
 CATEGORY_LABELS = {"status": "Status", "metrics": "Metrics", "warning": "Warnings", "error": "Errors"}
@@ -37,7 +36,7 @@ async def every_page(pool: AsyncConnectionPool, job_id: UUID, keyword: str | Non
                      category: str | None) -> AsyncIterator[EventPage]:
     page, pages = 1, 1
     while page <= pages:
-        found = await queries.job_events(pool, job_id, keyword, category, page)
+        found = await event_page(pool, job_id, keyword, category, page)
         yield found
         page, pages = page + 1, found.pages
 

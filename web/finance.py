@@ -86,8 +86,8 @@ async def api_finance_report(state: State, name: FromPath[str], month: FromQuery
 @get("/api/budgets/{month:str}")
 async def api_budget_month(state: State, month: FromPath[str]) -> dict[str, Any]:
     """The budget dashboard's figures for one month in the team's time zone."""
-    found = await asyncio.to_thread(_read, state.pool.conninfo, budget_dashboard, state.settings.budget.team, _month(month),
-                                    state.settings.budget.time_zone)
+    found = await asyncio.to_thread(_read, state.pool.conninfo, budget_dashboard, state.settings.budget.team,
+                                    _month(month), state.settings.budget.time_zone)
     if found is None:
         raise NotFoundException(f"no budget for {month}: no job has been started in it")
     return plain(found)

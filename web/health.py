@@ -30,7 +30,8 @@ async def collect(conn: AsyncConnection, nc: Client) -> dict[str, Any]:
     for projection in PROJECTIONS.values():
         lag = {a: await _unapplied(conn, a, applied.get((projection.name, a), 0), projection.topics)
                for a in projection.applications}
-        report["workers"][durable_name(projection)] = {"lag_events": lag, **await _consumer(nc, durable_name(projection))}
+        durable = durable_name(projection)
+        report["workers"][durable] = {"lag_events": lag, **await _consumer(nc, durable)}
     # The metric history keeps no position of its own: its consumer's pending count is its lag.
     report["workers"][metrics.DURABLE] = await _consumer(nc, metrics.DURABLE, TELEMETRY_STREAM)
     if not nc.is_connected:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.job_status import JobStatus
-from web.detail_format import duration
+from web.detail_format import duration, short_duration
 
 
 def interruption_view(detail: dict[str, Any]) -> dict[str, Any] | None:
@@ -17,16 +17,15 @@ def interruption_view(detail: dict[str, Any]) -> dict[str, Any] | None:
     state = recovery_state(rows, job["status"])
     return {"badge": f"Interrupted {len(rows)}× ({state})", "state": state,
             "lines": [line(row, job["started_at"]) for row in rows],
-            "downtime": duration(job["downtime_seconds"]) if job["downtime_seconds"] else "0h 0m"}
+            "downtime": short_duration(job["downtime_seconds"] or 0)}
 
 
 def line(row: dict[str, Any], start: datetime | None) -> dict[str, Any]:
     text = f"Interrupted at step {row['step']:,} ({since(start, row['at'])})"
     if row["resumed_at"] is not None:
         resumed_step = row["checkpoint_step"] if row["checkpoint_step"] is not None else 0
-        minutes = float(row["downtime_seconds"] or 0) / 60
         text += (f", resumed at step {resumed_step:,} ({since(start, row['resumed_at'])})"
-                 f" - {minutes:.0f} min downtime")
+                 f" - {short_duration(row['downtime_seconds'] or 0)} downtime")
     elif row["recovery_started_at"] is not None:
         text += f", recovery attempt {row['recovery_attempt']} in progress"
     return {"text": text, "reason": row["reason"]}

@@ -16,8 +16,7 @@ from pydantic import BaseModel, Field
 
 from domain.queue import estimate_starts, remaining
 from domain.retries import RetryNotAllowedError, adjusted, check_retryable, same_configuration, suggested_fix
-from projections import jobs
-from web import queries
+from projections import job_reads
 from web.auth import actor_of
 from web.clock import utcnow
 from web.flows import Actor, check_queue
@@ -31,8 +30,7 @@ async def api_queue(state: State) -> list[dict[str, Any]]:
 
 async def queue_plan(state: State) -> list[dict[str, Any]]:
     """The queue (FR2.3.2) for the API and the queue page: position, the job's row, estimated start."""
-    active = await queries.rows(state.pool, *jobs.active_jobs())
-    queued = await queries.rows(state.pool, jobs.queued_jobs(f"{queries.JOB_COLUMNS}, queued_at, promoted_at"))
+    active, queued = await job_reads.queue(state.pool)
     app = state.store.app
 
     def plan() -> list[datetime]:

@@ -11,11 +11,11 @@ from uuid import UUID
 from litestar import Request
 
 from domain.job_status import STAGES, TERMINAL, JobStatus
+from projections.job_detail import read_job
 from web.clock import utcnow
 from web.cost_tracker import cost_view
 from web.detail_format import STATUS_LABELS, completion_time, duration
 from web.interruption_view import interruption_view
-from web.job_reads import read_job
 from web.metrics_view import metrics_table
 from web.stage_timeline import epochs_of, stage_view
 

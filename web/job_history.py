@@ -9,7 +9,7 @@ from decimal import Decimal
 from litestar.datastructures import State
 
 from domain.gpu import interruption_rate
-from web import queries
+from projections import job_reads
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class History:
 
 
 async def load_history(state: State) -> History:
-    totals = await queries.spot_history(state.pool)
-    presets = await queries.preset_history(state.pool)
+    totals = await job_reads.spot_history(state.pool)
+    presets = await job_reads.preset_history(state.pool)
     return History(
         spot_recent=totals["spot_recent"], spot_interrupted=totals["spot_interrupted"],
         spot_finished=totals["spot_finished"], spot_completed=totals["spot_completed"],

@@ -17,7 +17,10 @@ from domain.applications import JobNotFoundError
 from domain.job_metadata import NOTE_MAX
 from domain.job_status import TERMINAL, JobStatus
 from domain.retries import ADJUSTABLE, SCHEDULES
-from web import adapter_storage, job_actions, queries
+from projections.adapters import adapters
+from projections.job_detail import read_job
+from projections.queries import event_page
+from web import adapter_storage, job_actions
 from web.auth import actor_of
 from web.clock import utcnow
 from web.detail_format import when
@@ -25,7 +28,6 @@ from web.errors import DOMAIN_ERRORS, message_of, status_of
 from web.event_log_view import CATEGORY_LABELS, event_rows, known_category
 from web.job_cards import cards, version_of
 from web.job_format import CANCEL_REASONS
-from web.job_reads import read_job
 
 LOG = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ async def overview(request: Request, state: State, job_id: UUID, detail: dict[st
 
 async def stored_adapter(state: State, job_id: UUID) -> dict[str, Any] | None:
     """FR4.1.2 on the job page: its adapter's path, size, upload time, downloads, or its deletion."""
-    found = await adapter_storage.adapters(state.pool, job_id)
+    found = await adapters(state.pool, job_id)
     return found[0] | {"size_text": adapter_storage.size(found[0]["size"])} if found else None
 
 
@@ -86,7 +88,7 @@ def page_data(job_id: UUID, job: dict[str, Any]) -> dict[str, Any]:
 async def event_log(state: State, job_id: UUID, view: PageInput) -> dict[str, Any]:
     """FR2.1.3's tab: a page of the log, by keyword and category."""
     category = known_category(view.category)
-    events = await queries.job_events(state.pool, job_id, view.q.strip() or None, category or None, view.page)
+    events = await event_page(state.pool, job_id, view.q.strip() or None, category or None, view.page)
     return {"events": events, "event_rows": event_rows(events), "q": view.q, "category": category,
             "categories": CATEGORY_LABELS}
 

@@ -10,13 +10,13 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
-from web import queries
+from projections.job_detail import read_detail
 
 
 @get("/api/jobs/{job_id:uuid}/detail")
 async def api_job_detail(state: State, job_id: FromPath[UUID]) -> dict[str, Any]:
     """Progress, stage timeline, cost tracker, interruptions and the jobs retried or resumed from it."""
-    detail = await queries.job_detail(state.pool, job_id)
+    detail = await read_detail(state.pool, job_id)
     if detail is None:
         raise NotFoundException(f"no training job {job_id} (it may still be on its way to the read model)")
     return detail

@@ -11,6 +11,7 @@ from web.detail_format import number
 
 Row = dict[str, Any]
 LOW_GPU_UTILIZATION = 50  # FR2.1.1: "Warning if utilization <50%"
+ENDED = {"completed", "failed", "cancelled"}
 
 
 def metrics_table(rows: dict[str, list[Row]], job: dict[str, Any]) -> list[Row]:
@@ -19,7 +20,10 @@ def metrics_table(rows: dict[str, list[Row]], job: dict[str, Any]) -> list[Row]:
     latest, previous = newest_two(rows["latest"])
     last_eval, prev_eval = newest_two(rows["evals"])
     first = rows["first"][0] if rows["first"] else None
-    table = [training_loss(latest, previous), validation_loss(last_eval, prev_eval), learning_rate(latest),
+    where = ""
+    if job["status"] in ENDED and first is not None and latest is not None and first is not latest:
+        previous, where = first, f" at step {first['step']:,}"  # an ended run against its start, not the last wiggle
+    table = [training_loss(latest, previous, where), validation_loss(last_eval, prev_eval), learning_rate(latest),
              gpu_utilization(latest), gpu_memory(latest, job["gpu_type"]), perplexity(last_eval),
              tokens_per_second(latest), steps_per_hour(first, latest)]
     return [row for row in table if row is not None]
@@ -29,7 +33,7 @@ def newest_two(rows: list[Row]) -> tuple[Row | None, Row | None]:
     return (rows[0] if rows else None), (rows[1] if len(rows) > 1 else None)
 
 
-def trend(latest: float | None, previous: float | None) -> dict[str, Any] | None:
+def trend(latest: float | None, previous: float | None, where: str = "") -> dict[str, Any] | None:
     """FR2.1.1 trend of a loss: ↓ green when it fell, ↑ red when it rose, — gray when unchanged."""
     if latest is None or previous is None or not (math.isfinite(latest) and math.isfinite(previous)):
         return None
@@ -37,14 +41,14 @@ def trend(latest: float | None, previous: float | None) -> dict[str, Any] | None
         return {"arrow": "—", "css": "same", "text": f"— from {number(previous)}"}
     change = f" ({(latest - previous) / previous * 100:+.1f}%)" if previous else ""
     arrow, css = ("↓", "better") if latest < previous else ("↑", "worse")
-    return {"arrow": arrow, "css": css, "text": f"{arrow} from {number(previous)}{change}"}
+    return {"arrow": arrow, "css": css, "text": f"{arrow} from {number(previous)}{where}{change}"}
 
 
-def training_loss(latest: Row | None, previous: Row | None) -> Row | None:
+def training_loss(latest: Row | None, previous: Row | None, where: str = "") -> Row | None:
     if latest is None:
         return None
     return {"label": "Training loss", "value": number(latest["loss"]),
-            "trend": trend(latest["loss"], previous and previous["loss"])}
+            "trend": trend(latest["loss"], previous and previous["loss"], where)}
 
 
 def validation_loss(last_eval: Row | None, prev_eval: Row | None) -> Row | None:
@@ -57,7 +61,7 @@ def validation_loss(last_eval: Row | None, prev_eval: Row | None) -> Row | None:
 def learning_rate(latest: Row | None) -> Row | None:
     if latest is None or latest["learning_rate"] is None:
         return None
-    return {"label": "Learning rate", "value": f"{latest['learning_rate']:.6f}", "note": "current schedule value"}
+    return {"label": "Learning rate", "value": f"{latest['learning_rate']:.3g}", "note": "current schedule value"}
 
 
 def gpu_utilization(latest: Row | None) -> Row | None:

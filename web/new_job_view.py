@@ -29,7 +29,9 @@ from domain.job_metadata import (
 )
 from domain.job_status import JobStatus
 from domain.presets import CONSERVATIVE, Preset, UnknownPresetError, default_preset, preset_named
-from web import cost_panel, queries
+from projections import job_reads
+from projections.catalog import list_files
+from web import cost_panel
 from web.budget_view import BudgetView, limit_months, load_budget, suggested_limit
 from web.clock import utcnow
 from web.file_cards import file_card
@@ -91,7 +93,7 @@ class NewJobPage:
         """`preselect`: with no file chosen yet, the newest ready one (a fresh page, not a sent form)."""
         files = await file_cards(state, editing)
         history, budget = await load_history(state), await load_budget(state, utcnow())
-        successful = await queries.successful_jobs(state.pool, actor.name)
+        successful = await job_reads.successful_jobs(state.pool, actor.name)
         chosen, values = choose_file(files, values, preselect)
         page = cls(state, actor, values, files, chosen, budget, history, successful, editing, previous_total)
         if not values.name and page.default_name():
@@ -133,11 +135,11 @@ class NewJobPage:
 
     async def duplicate_name(self) -> bool:
         other_than = self.editing.id if self.editing else UUID(int=0)
-        return await queries.same_name_exists(self.state.pool, self.actor.name, self.name().strip(), other_than)
+        return await job_reads.same_name_exists(self.state.pool, self.actor.name, self.name().strip(), other_than)
 
     async def context(self, errors: Mapping[str, str] | None = None, **extra: Any) -> dict[str, Any]:
         quote = self.quote()
-        clients, projects = await queries.labels(self.state.pool)
+        clients, projects = await job_reads.labels(self.state.pool)
         return {
             **self.form_context(errors), **quote_context(quote, self.default_name()),
             "selected_preset": self.preset().name, "selected_tier": self.tier().value,
@@ -171,7 +173,7 @@ def quote_context(quote: Quote | None, name_default: str) -> dict[str, Any]:
 
 async def file_cards(state: State, editing: TrainingJob | None) -> list[dict[str, Any]]:
     """Every catalogued file, newest first; editing, only the job's own file."""
-    rows = await queries.list_files(state.pool)
+    rows = await list_files(state.pool)
     editing_file = str(CatalogFile.id_for(editing.training_file.sha256)) if editing else None
     return [file_card(r, for_job=str(r["id"]) == editing_file) for r in rows
             if editing_file is None or str(r["id"]) == editing_file]

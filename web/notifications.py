@@ -58,7 +58,8 @@ async def _db(state: State, work: Callable[..., T], *args: Any) -> T:
 # --- approve / deny links -----------------------------------------------------------------------
 
 def _approval(state: State, token: str) -> tuple[tokens.Approval, dict[str, Any] | None]:
-    approval = tokens.verify(token, state.settings.notifications.approval_secret.get_secret_value(), datetime.now(timezone.utc))
+    secret = state.settings.notifications.approval_secret.get_secret_value()
+    approval = tokens.verify(token, secret, datetime.now(timezone.utc))
     budget = state.store.app.budget(approval.month)
     return approval, (budget.requests.get(str(approval.request_id)) if budget else None)
 

@@ -19,7 +19,7 @@ from domain.gpu import GPU_TYPE, GpuOption, PricingTier, Savings, gpu_option
 from domain.money import cents, usd
 from domain.presets import CONSERVATIVE, Preset, preset_named
 from domain.training_file import quality_indicator
-from web import queries
+from projections import job_reads
 from web.budget_view import BudgetView, budget_alert, limit_months, load_budget, suggested_limit
 from web.clock import utcnow
 from web.file_cards import number
@@ -158,10 +158,10 @@ async def file_summary(state: State, job: TrainingJob) -> dict[str, Any]:
 async def warnings_for(state: State, job: TrainingJob, tier: PricingTier, priced: Repriced,
                        budget: BudgetView) -> list[str]:
     """FR1.3.2's warnings, then a duplicate name, the budget alert and spot's interruption risk."""
-    previous_jobs = await queries.started_jobs(state.pool, job.created_by, job.id)
+    previous_jobs = await job_reads.started_jobs(state.pool, job.created_by, job.id)
     warnings = list(review_warnings(priced.estimate, priced.conservative.total_cost, budget.remaining,
                                     previous_jobs))
-    if await queries.same_name_exists(state.pool, job.created_by, job.name, job.id):
+    if await job_reads.same_name_exists(state.pool, job.created_by, job.name, job.id):
         warnings.append(DUPLICATE_NAME)
     if alert := budget_alert(budget):
         warnings.append(alert)
@@ -173,7 +173,7 @@ async def warnings_for(state: State, job: TrainingJob, tier: PricingTier, priced
 
 async def similar_for(state: State, job: TrainingJob, preset: Preset) -> str | None:
     """How the person's latest comparable job's final cost compared with its estimate."""
-    row = await queries.similar_job(state.pool, job.created_by, job.id, preset.name, job.file_name)
+    row = await job_reads.similar_job(state.pool, job.created_by, job.id, preset.name, job.file_name)
     if row is None:
         return None
     estimated = (row["estimated_cost_min"] + row["estimated_cost_max"]) / 2

@@ -67,7 +67,8 @@ def add_user(conn: psycopg.Connection, name: str, role: str, password: str, emai
     check_strength(password)
     try:
         with conn.transaction():
-            conn.execute("INSERT INTO users (name, display_name, email, role, password_hash) VALUES (%s, %s, %s, %s, %s)",
+            conn.execute("INSERT INTO users (name, display_name, email, role, password_hash)"
+                         " VALUES (%s, %s, %s, %s, %s)",
                          (name, display_name or name, email, role, hash_password(password)))
     except psycopg.errors.UniqueViolation:
         raise UserExistsError(f"User {name} already exists") from None

@@ -317,11 +317,10 @@ class TrainingJob(Aggregate):
 
     def update_metadata(self, *, description: str | None, tags: list[str] | None, client: str | None,
                         project: str | None, at: datetime) -> None:
-        values = dict(description=clean_description(description), tags=list(clean_tags(tags)),
-                      client=clean_label(client, "Client"), project=clean_label(project, "Project"))
-        current = dict(description=self.description, tags=self.tags, client=self.client, project=self.project)
-        if values != current:
-            self._metadata_updated(**values, at=at)
+        description, cleaned_tags = clean_description(description), list(clean_tags(tags))
+        client, project = clean_label(client, "Client"), clean_label(project, "Project")
+        if (description, cleaned_tags, client, project) != (self.description, self.tags, self.client, self.project):
+            self._metadata_updated(description=description, tags=cleaned_tags, client=client, project=project, at=at)
 
     @event(MetadataUpdated)
     def _metadata_updated(self, description: str, tags: list[str], client: str | None,
@@ -391,6 +390,7 @@ class TrainingJob(Aggregate):
     @event(GpuTierChanged)
     def _gpu_tier_changed(self, gpu_tier: str, hourly_rate: Decimal, estimated_cost_min: Decimal,
                           estimated_cost_max: Decimal, actor: str, at: datetime) -> None:
+        assert self.configuration is not None  # change_gpu_tier records this only for a configured job
         self.configuration = {**self.configuration, "gpu_tier": gpu_tier, "hourly_rate": hourly_rate,
                               "estimated_cost_min": estimated_cost_min, "estimated_cost_max": estimated_cost_max}
         self.awaiting_gpu_decision, self.updated_at = False, at
@@ -502,7 +502,8 @@ class TrainingJob(Aggregate):
             self.pods[pod.pod_id] = pod.with_(last_checkpoint_at=at)
 
     def complete_epoch(self, epoch: int, validation_loss: float | None, attempt: int, at: datetime) -> None:
-        if attempt != self.attempt or epoch <= self.last_epoch or self.status in TERMINAL or self._after_interruption(at):
+        if (attempt != self.attempt or epoch <= self.last_epoch or self.status in TERMINAL
+                or self._after_interruption(at)):
             return
         self._epoch_completed(epoch=epoch, validation_loss=validation_loss, at=at)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from domain.cost_model.coefficients import DEFAULT_COEFFICIENTS, Coefficients
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GpuOption, PricingTier
@@ -41,8 +42,10 @@ class CostEstimate:
     confidence: int | None
 
     def for_display(self) -> CostEstimate:
-        money = {name: cents(getattr(self, name)) for name in MONEY_FIELDS}
-        hours = {name: getattr(self, name).quantize(HOUR_QUANTUM, ROUND_HALF_EVEN) for name in HOUR_FIELDS}
+        # Any: mypy checks a **dict against every field of the dataclass, not only those named.
+        money: dict[str, Any] = {name: cents(getattr(self, name)) for name in MONEY_FIELDS}
+        hours: dict[str, Any] = {name: getattr(self, name).quantize(HOUR_QUANTUM, ROUND_HALF_EVEN)
+                                 for name in HOUR_FIELDS}
         return replace(self, **money, **hours)
 
 

@@ -6,12 +6,14 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from domain.cost_model.coefficients import DEFAULT_COEFFICIENTS, PRESET_NAMES, Coefficients, PresetTiming
 
 MIN_SAMPLES_PER_PRESET = 5
 WITHIN = Decimal("0.15")
 QUANTUM = Decimal("0.0001")
+ZERO = Decimal(0)  # a sum of Decimals starts from a Decimal, so it stays one (not 0 when empty)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ def refit(
         return base
     for sample in samples:
         base.timing(sample.preset)  # unknown presets fail loudly, not silently ignored
-    timings = {
+    # Any: mypy checks a **dict against every field of the dataclass, not only those named.
+    timings: dict[str, Any] = {
         name: fit_timing([s for s in samples if s.preset == name], base.timing(name), min_samples)
         for name in PRESET_NAMES
     }
@@ -59,11 +62,11 @@ def fit_timing(samples: Sequence[DurationSample], fallback: PresetTiming, min_sa
 
 def with_intercept(xs: Sequence[Decimal], ys: Sequence[Decimal]) -> PresetTiming | None:
     """Ordinary least squares y = a + b·x; None when x does not vary or the overhead comes out negative."""
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mean_x) ** 2 for x in xs)
+    mean_x, mean_y = sum(xs, ZERO) / len(xs), sum(ys, ZERO) / len(ys)
+    sxx = sum(((x - mean_x) ** 2 for x in xs), ZERO)
     if sxx == 0:
         return None
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
+    slope = sum(((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)), ZERO) / sxx
     intercept = mean_y - slope * mean_x
     if intercept < 0:
         return None
@@ -71,7 +74,7 @@ def with_intercept(xs: Sequence[Decimal], ys: Sequence[Decimal]) -> PresetTiming
 
 
 def through_origin(xs: Sequence[Decimal], ys: Sequence[Decimal]) -> PresetTiming:
-    slope = sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs)
+    slope = sum((x * y for x, y in zip(xs, ys, strict=True)), ZERO) / sum((x * x for x in xs), ZERO)
     return PresetTiming(slope.quantize(QUANTUM, ROUND_HALF_EVEN))
 
 

@@ -22,7 +22,7 @@ from infra.consumers import add_consumer
 from infra.eventstore import EventStore
 from infra.relay import acquire_leadership
 from infra.settings import Settings
-from pipeline.workers.common import quiet_broker, stop_on_signals
+from pipeline.workers.common import close_all, quiet_broker, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,6 @@ async def run_notifications(settings: Settings, database_url: str, nats_url: str
             resets = ResetBanners(settings.budget.team, settings.budget.time_zone, settings.budget.default_limit)
             await send_digests(digests, stop, resets=resets)
     finally:
-        await broker.stop()
-        notifier.slack.close()
-        pool.close()
-        lock_conn.close()
-        store.close()
+        await close_all("notifications", ("the broker", broker.stop), ("Slack", notifier.slack.close),
+                        ("the pool", pool.close), ("the lock connection", lock_conn.close),
+                        ("the event store", store.close))

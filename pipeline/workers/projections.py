@@ -11,7 +11,7 @@ from infra import bus
 from infra.eventstore import EventStore
 from infra.relay import acquire_leadership
 from infra.settings import Settings
-from pipeline.workers.common import quiet_broker, stop_on_signals
+from pipeline.workers.common import close_all, quiet_broker, stop_on_signals
 from projections.runner import NAMES, add_live
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,5 @@ async def run_projections(settings: Settings, database_url: str, nats_url: str,
             log.info("projections: consuming %s", ", ".join(names or NAMES))
             await stop.wait()
     finally:
-        await broker.stop()
-        pool.close()
-        lock_conn.close()
-        store.close()
+        await close_all("projections", ("the broker", broker.stop), ("the pool", pool.close),
+                        ("the lock connection", lock_conn.close), ("the event store", store.close))

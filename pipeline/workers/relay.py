@@ -10,7 +10,7 @@ from infra import bus
 from infra.eventstore import EventStore
 from infra.relay import RELAY_LOCK_KEY, Relay, acquire_leadership
 from infra.settings import Settings
-from pipeline.workers.common import stop_on_signals
+from pipeline.workers.common import close_all, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,5 @@ async def run_relay(settings: Settings, database_url: str, nats_url: str) -> Non
                           settings.runtime.relay_batch, settings.faults.control_plane)
             await relay.run(stop, settings.runtime.relay_idle_poll_s)
     finally:
-        await nc.close()
-        conn.close()
-        store.close()
+        await close_all("relay", ("NATS", nc.close), ("the position connection", conn.close),
+                        ("the event store", store.close))

@@ -86,8 +86,8 @@ def page(browser: Browser, page_problems: list[str], request: pytest.FixtureRequ
         f"console: {message.text} ({message.location.get('url')})"))
     tab.on("requestfailed", lambda failed: failed.failure != "net::ERR_ABORTED" and page_problems.append(
         f"request failed: {failed.url} {failed.failure}"))  # aborted: the page moved on (a favicon mid-load)
-    tab.on("response", lambda answer: answer.status >= 400 and page_problems.append(f"HTTP {answer.status}: "
-                                                                                      f"{answer.request.method} {answer.url}"))
+    tab.on("response", lambda answer: answer.status >= 400 and page_problems.append(
+        f"HTTP {answer.status}: {answer.request.method} {answer.url}"))
     failed_before = request.session.testsfailed
     try:
         yield tab

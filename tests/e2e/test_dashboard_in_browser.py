@@ -80,7 +80,8 @@ def test_the_vendored_htmx_sse_and_uplot_run_in_the_browser_and_a_chart_exports_
 def create_and_start(tab: Page, stack: LiveStack, name: str, file_id: str | None = None, shoot=None) -> str:
     """Through the pages: a training file (the first ready one by default), the Conservative preset,
     spot, a name → review → start."""
-    files = tab.locator(f"input[name=training_file_id][value='{file_id}']" if file_id else "input[name=training_file_id]")
+    files = tab.locator(f"input[name=training_file_id][value='{file_id}']" if file_id
+                        else "input[name=training_file_id]")
     wait_for(lambda: tab.goto(stack.url("/jobs/new")) and files.count(), timeout=30, interval=0.5,
              message="the file on the new-job page")  # a new upload reaches the catalog read model soon after
     files.first.check()

@@ -60,10 +60,11 @@ def forge(env: dict[str, str], pod_job: str, victim: str) -> list[str]:
 
         nc = await bus.connect(url, "forger", user=user, password=pod["password"],
                                inbox_prefix=f"_INBOX_{pod_job.replace('-', '')}", error_cb=on_error)
-        body = json.dumps({"job_id": victim, "attempt": 1, "seq": 1, "kind": "failed", "at": "2026-11-24T12:00:00+00:00",
+        body = json.dumps({"job_id": victim, "attempt": 1, "seq": 1, "kind": "failed",
+                           "at": "2026-11-24T12:00:00+00:00",
                            "data": {"failure_type": "oom", "message": "forged"}}).encode()
         js = nc.jetstream()
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - a refusal by permissions or a timeout: both are a denial
             await js.publish(f"telemetry.{victim}.failed", body, timeout=1)
         await js.publish(f"telemetry.{pod_job}.failed", body, timeout=5)
         await nc.close()
@@ -135,8 +136,9 @@ def test_a_cancelled_job_resumes_from_its_checkpoint_with_a_smaller_batch_as_a_n
     process, base = start_up(env, tmp_path / "up.log")
     try:
         original = start_job(base, "Stopped midway")
-        checkpoint = wait_for(lambda: next((s for t, s in job_events(env, original) if t == "TrainingJob.CheckpointSaved"),
-                                           None), timeout=180, interval=0.1, message="a checkpoint")
+        checkpoint = wait_for(lambda: next((s for t, s in job_events(env, original)
+                                            if t == "TrainingJob.CheckpointSaved"), None),
+                              timeout=180, interval=0.1, message="a checkpoint")
         cancelled = api.post(f"{base}/api/jobs/{original}/cancel", json={"reason": "wrong_configuration"})
         assert cancelled.status_code == 200, cancelled.text
         wait_for(lambda: api.get(f"{base}/api/jobs/{original}").json()["status"] == "cancelled", message="cancelled")

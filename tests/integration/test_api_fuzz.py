@@ -227,7 +227,7 @@ class Fuzzer:
             @given(case=strategy)
             def run(case: schemathesis.Case) -> None:
                 if time.monotonic() < self.deadline:
-                    self.send(case, variant, mode)
+                    self.send(case, variant, mode)  # noqa: B023 - run() is called at once, in this iteration
 
             try:
                 run()

@@ -163,7 +163,8 @@ def test_the_live_consumer_follows_telemetry_and_a_rebuild_from_the_stream_gives
         asyncio.run(_publish(nats_server.url, stream, "live"))
         wait_for(lambda: len(rows(migrated)) == 200, message="200 metric rows")
         dead = wait_for(lambda: len(d := dead_letters(migrated)) == 2 and d, message="two dead letters")
-        assert dead == [("projection-metrics", f"live-{len(stream) - 2}"), ("projection-metrics", f"live-{len(stream) - 1}")]
+        assert dead == [("projection-metrics", f"live-{len(stream) - 2}"),
+                        ("projection-metrics", f"live-{len(stream) - 1}")]
         live = rows(migrated)
         assert [r[5] for r in live if r[0] == jobs[0] and r[1] == 50] == [0.7]  # the eval merged into step 50
     finally:

@@ -17,7 +17,7 @@ def test_migrations_apply_once_each_even_when_two_processes_start_together(datab
     def run() -> None:
         try:
             results.append(db.migrate(database_url))
-        except Exception as exc:  # pragma: no cover - the assertion below reports it
+        except Exception as exc:  # noqa: BLE001 - the assertion below reports it  # pragma: no cover
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(4)]

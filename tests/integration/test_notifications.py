@@ -254,7 +254,8 @@ def test_active_jobs_that_may_exceed_the_budget_email_managers_and_finance_and_p
                  f"Cancel Active Jobs: {BASE}/jobs?status=active"):
         assert line in text
     assert [p["text"] for p in rig.slack.received[posts:]] == [
-        f"Active job may exceed budget. Cancel or increase limit. Increase Budget Limit: {BASE}/budget?month=2026-11#limit"]
+        "Active job may exceed budget. Cancel or increase limit."
+        f" Increase Budget Limit: {BASE}/budget?month=2026-11#limit"]
 
 
 def test_the_same_event_delivered_three_times_sends_one_message_per_recipient(rig: Rig) -> None:

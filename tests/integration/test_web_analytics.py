@@ -68,8 +68,10 @@ def test_cost_against_quality_is_a_dot_per_completed_job_linked_to_it(web: WebRi
                      " (%s, 850, 1, 0.33, 0.2875, %s), (%s, 900, 1, 0.31, 'NaN', %s)",
                      (evaluated, utc(11, 3, 13, 30), evaluated, utc(11, 3, 13, 39)))
         points = {p["job_id"]: p for p in cost_quality(conn, "default")}
-    assert set(points) == {month.completed_spot, month.recovered_spot, month.completed_on_demand, month.october}  # completed only
-    assert (points[month.completed_spot]["loss"], points[month.completed_spot]["loss_kind"]) == (0.2875, "validation")  # NaN skipped
+    # completed only
+    assert set(points) == {month.completed_spot, month.recovered_spot, month.completed_on_demand, month.october}
+    # NaN skipped
+    assert (points[month.completed_spot]["loss"], points[month.completed_spot]["loss_kind"]) == (0.2875, "validation")
     assert (points[month.recovered_spot]["loss"], points[month.recovered_spot]["loss_kind"]) == (0.312, "training")
     with psycopg.connect(web.database_url) as conn:  # no final loss reported: the last finite logged one
         conn.execute("UPDATE job_costs SET final_loss = NULL WHERE job_id = %s", (month.october,))
@@ -88,7 +90,8 @@ def test_cost_against_quality_is_a_dot_per_completed_job_linked_to_it(web: WebRi
     assert "0.2875</td>" in chart and "0.3120 (training)</td>" in chart
     answer = web.client("alice").get("/api/analytics/cost-quality")
     assert answer.status_code == 200
-    assert {row["job_id"]: row["loss"] for row in answer.json()["rows"]} == {str(k): v["loss"] for k, v in points.items()}
+    assert ({row["job_id"]: row["loss"] for row in answer.json()["rows"]}
+            == {str(k): v["loss"] for k, v in points.items()})
     narrowed = web.client("alice").get("/analytics?since=2026-11-04&until=2026-11-15", headers=HTML).text
     section = narrowed[narrowed.index('id="cost-quality"'):narrowed.index('id="trend"')]
     assert section.count("<circle class=\"dot preset-dot-") - section.count("<svg width=") == 1  # v2 alone

@@ -167,6 +167,31 @@ def test_the_page_shows_progress_stages_metrics_cost_and_interruptions_of_a_trai
     assert "Download Adapters" not in shown and "Retry Job" not in shown
 
 
+def test_a_short_downtime_an_ended_run_and_a_small_learning_rate_read_as_they_are(web: WebRig) -> None:
+    job = add_job(web)
+    training(web, job, step=400, total=400)
+    run(web, job,
+        lambda j: j.record_checkpoint(400, CHECKPOINT, 1, ago(20)),
+        lambda j: j.interrupt("spot instance reclaimed", 400, 1, ago(12)),
+        lambda j: j.pod_stopped("pod-1", ago(12)),
+        lambda j: j.begin_recovery(ago(12)),
+        lambda j: j.start_provisioning("spot", ago(12)),
+        lambda j: j.pod_started("pod-2", 2, Decimal("2.49"), ago(12)),
+        lambda j: j.change_stage(JobStatus.TRAINING, 2, ago(12) + timedelta(seconds=12)),
+        lambda j: j.complete(CHECKPOINT, {"final_loss": 0.4}, 2, ago(2)))
+    telemetry(web, job, range(1, 400))
+    with psycopg.connect(web.database_url) as conn, conn.transaction():  # the last step wiggles up 2 %
+        at = ago(3)
+        metrics.write(conn, [metrics.Point("step", job, 400, 2, (400 / 700, 2.0 / 5 * 1.02, None, None, 2e-05,
+                                                                    0.5, 1247.0, 87.0, 68.0), at)])
+    web.project()
+    shown = text_of(page(web, "alice", f"/jobs/{job}").text)
+    assert "resumed at step 400" in shown and "- 12 s downtime" in shown and "0 min downtime" not in shown
+    assert "Learning rate 2e-05" in shown and "0.000000" not in shown
+    assert "Training loss 0.408 ↓ from 1.980 at step 1 (-79.4%)" in shown  # against its start, not red
+    assert "jd-trend worse" not in shown
+
+
 # --- the loss curve and its live stream -----------------------------------------------------------
 
 def test_the_metrics_endpoint_thins_a_long_history_and_keeps_every_validation_point(web: WebRig) -> None:
@@ -304,8 +329,8 @@ def test_the_stream_resumes_after_the_last_event_id_and_ends_with_the_job(web: W
     assert served.client.get(f"/jobs/{uuid.uuid4()}/events-stream").status_code == 404
 
 
-def test_a_page_from_an_earlier_attempt_is_told_the_attempt_that_replaced_it_once(web: WebRig, served: Served,
-                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_page_from_an_earlier_attempt_is_told_the_attempt_that_replaced_it_once(
+        web: WebRig, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     """A page rendered before the pod started (attempt 0) gets one `reset` naming the current
     attempt, which its next connection sends: it is not reset again (no reconnect storm)."""
     from web.pages import job_stream
@@ -448,6 +473,9 @@ def test_cancel_needs_a_reason_and_the_confirmation_and_says_what_it_cost(web: W
     html = page(web, "alice", done.headers["location"]).text
     assert notice in text_of(html).replace("&#39;", "'") and "Cancel Job" not in html
     assert "over &lt;b&gt;budget&lt;/b&gt;" in page(web, "alice", f"/jobs/{job}?tab=events").text
+    overview = text_of(page(web, "alice", f"/jobs/{job}").text)
+    assert "Cancelled by carol: Too expensive." in overview, overview  # the reason and the notes
+    assert "over &lt;b&gt;budget&lt;/b&gt;" in overview
     stopped = add_job(web, name="Never ran")
     answer = web.form("bob", f"/jobs/{stopped}/cancel", {"reason": "testing", "confirm": "yes"})
     assert "Final+cost%3A+%240.00.+GPU+instance+terminated." in answer.headers["location"]
@@ -467,7 +495,7 @@ def test_retry_suggested_fix_and_resume_go_through_the_retry_logic_with_its_mess
     assert "Your previous job failed with OOM error. Retry with batch_size=1 (suggested)?" in shown
     assert "<code>per_device_train_batch_size</code>: <del>2</del> → <strong>1</strong>" in html
     assert "Resume from Checkpoint" not in shown  # no checkpoint was saved
-    assert "retry #2 of this job" in shown
+    assert "retry #1 of this job" in shown
     assert "Budget override justification" not in shown  # members are not offered the override
     assert "Budget override justification" in page(web, "bob", f"/jobs/{job}").text
     before = event_count(web)
@@ -493,15 +521,15 @@ def test_retry_suggested_fix_and_resume_go_through_the_retry_logic_with_its_mess
     assert httpx.URL(fixed.headers["location"]).params["notice"] == (
         "Retry with the suggested fix queued (per_device_train_batch_size: 2 → 1; num_train_epochs: 3 → 2).")
     retried = web.store.app.get_job(new_id)
-    assert (retried.retry_of, retried.retry_number, retried.created_by) == (job, 2, "alice")
+    assert (retried.retry_of, retried.retry_number, retried.created_by) == (job, 1, "alice")
     assert retried.configuration["hyperparameters"]["per_device_train_batch_size"] == 1
     pending = web.client("alice").get(fixed.headers["location"], headers=HTML)  # not projected yet
     assert pending.status_code == 200 and 'http-equiv="refresh"' in pending.text
     web.project()
     new_page = text_of(page(web, "alice", f"/jobs/{new_id}").text)
-    assert "Advisor tone v1 (Retry #2)" in new_page and f"retry #2 of job {str(job)[:8]}" in new_page
+    assert "Advisor tone v1 (Retry #1)" in new_page and f"retry #1 of job {str(job)[:8]}" in new_page
     original = text_of(page(web, "alice", f"/jobs/{job}").text)
-    assert "Retries and resumes of this job" in original and "Advisor tone v1 (Retry #2) — retry" in original
+    assert "Retries and resumes of this job" in original and "Advisor tone v1 (Retry #1) — retry" in original
 
 
 def test_a_job_with_a_checkpoint_offers_resume_from_its_step(web: WebRig) -> None:

@@ -79,8 +79,9 @@ def test_only_managers_see_and_change_the_team_settings(web: WebRig) -> None:
                                               "manager_emails": "Boss@X.com\nsecond@x.com, boss@x.com",
                                               "finance_emails": "money@x.com", "budget_digest": "on"})
     assert saved.status_code == 303
-    assert team(web) == TeamSettings(web.settings.budget.team, "https://hooks.example/team", "<script>alert(1)</script>",
-                                     ("boss@x.com", "second@x.com"), ("money@x.com",), budget_digest=True)
+    assert team(web) == TeamSettings(web.settings.budget.team, "https://hooks.example/team",
+                                     "<script>alert(1)</script>", ("boss@x.com", "second@x.com"), ("money@x.com",),
+                                     budget_digest=True)
     shown = web.client("bob").get(PATH, headers=HTML).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and "<script>alert(1)" not in shown
     assert "boss@x.com\nsecond@x.com</textarea>" in shown

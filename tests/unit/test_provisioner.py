@@ -138,3 +138,35 @@ def test_after_a_restart_pods_the_provider_does_not_know_are_recorded_lost_and_t
     after.adopt([job_id], [])
     job = app.get_job(job_id)
     assert job.status == JobStatus.INTERRUPTED and job.running_pods() == []
+
+
+class RememberingProvider(ScriptedProvider):
+    """Knows the pods a previous process started (as the local provider's state dir and RunPod do)."""
+
+    def __init__(self, known: list[str]) -> None:
+        super().__init__()
+        self.known = known
+
+    def adopt(self, pod_ids: list[str]) -> list[str]:
+        return [p for p in pod_ids if p in self.known]
+
+
+def test_after_a_restart_pods_the_provider_still_knows_are_adopted_without_interruption_or_new_pod(
+    app: Pipeline
+) -> None:
+    before = provisioner(app, ScriptedProvider())
+    job_id = queue_sample_job(app)
+    before.on_event("TrainingJob.Queued", job_id)
+    app.update_job(job_id, lambda j: j.change_stage(JobStatus.TRAINING, j.attempt, datetime.now(timezone.utc)))
+    version = app.get_job(job_id).version
+    provider = RememberingProvider(["pod-1"])
+    after = provisioner(app, provider)
+    after.adopt([job_id], [])
+    job = app.get_job(job_id)
+    assert (job.status, job.running_pods(), job.version) == (JobStatus.TRAINING, ["pod-1"], version)
+    assert provider.created == [] and after.pods == {"pod-1": job_id}
+    after.watchdog({}, timeout_s=60, now_monotonic=time.monotonic())  # heard of from its adoption on
+    assert app.get_job(job_id).status == JobStatus.TRAINING
+    provider.exit("pod-1", -9)  # then it dies: interrupted and recovered as any watched pod
+    after.record_exits()
+    assert app.get_job(job_id).status == JobStatus.INTERRUPTED and app.get_job(job_id).running_pods() == []

@@ -96,7 +96,8 @@ def test_ids_in_a_payload_read_as_the_log_writes_them(app: Pipeline) -> None:
 
 
 def test_a_store_that_is_not_the_stock_json_takes_the_mappers_road() -> None:
-    app = Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo", "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"})
+    app = Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo",
+                        "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"})
     event = budget_events()[0]
     assert ReplayDecoder(app.mapper).quick is False
     got, payload = decoded(app, event)

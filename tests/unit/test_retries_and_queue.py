@@ -76,7 +76,7 @@ def test_a_retry_is_a_new_linked_job_queued_with_a_fresh_reservation(app: Pipeli
     new_id, warnings = app.retry_job(original.id, suggested_fix(original), actor="bob", role="member", at=NOW)
     retry = app.get_job(new_id)
     assert retry.status == JobStatus.QUEUED and warnings == []
-    assert (retry.retry_of, retry.retry_number, retry.name) == (original.id, 2, f"{original.name} (Retry #2)")
+    assert (retry.retry_of, retry.retry_number, retry.name) == (original.id, 1, f"{original.name} (Retry #1)")
     assert retry.configuration["hyperparameters"]["per_device_train_batch_size"] == \
         original.configuration["hyperparameters"]["per_device_train_batch_size"] // 2
     assert app.budget("2026-11").reservations[str(new_id)] == retry.estimated_cost_max > 0
@@ -84,7 +84,7 @@ def test_a_retry_is_a_new_linked_job_queued_with_a_fresh_reservation(app: Pipeli
     # A retry of the retry stays linked to the first job and counts on.
     app.update_job(new_id, lambda j: j.cancel(CancelReason.TESTING, "", "bob", NOW))
     again, _ = app.retry_job(new_id, same_configuration(retry), actor="bob", role="member", at=NOW)
-    assert (app.get_job(again).retry_of, app.get_job(again).retry_number) == (original.id, 3)
+    assert (app.get_job(again).retry_of, app.get_job(again).retry_number) == (original.id, 2)
 
 
 def test_a_resume_starts_from_the_checkpoint_with_an_estimate_for_the_work_left(app: Pipeline) -> None:

@@ -13,10 +13,17 @@ import psycopg
 from litestar import MediaType, get
 from litestar.datastructures import State
 from litestar.response import Template
-from psycopg import sql
 
 from domain.money import cents, usd
-from projections.analytics import ANALYTICS, by_gpu_tier, by_preset, cost_quality, failure_types, team_activity
+from projections.analytics import (
+    ANALYTICS,
+    by_gpu_tier,
+    by_preset,
+    cost_quality,
+    failure_types,
+    narrow_to_created,
+    team_activity,
+)
 from projections.finance import Query, monthly_rows, percent, savings_rows
 from web.cost_quality import scatter
 
@@ -46,20 +53,9 @@ def date_range(since: str | None, until: str | None, period: str | None,
     return start, end
 
 
-def _narrow(conn: psycopg.Connection, start: datetime | None, end: datetime | None) -> None:
-    """The analyses read the `job_finance` view and filter by budget month only. For a date range a
-    temporary view of the same name, for this connection only, keeps the jobs created in it:
-    PostgreSQL looks in the session's temporary schema first, so the analyses run unchanged."""
-    conditions = [sql.SQL("created_at >= {}").format(sql.Literal(start)) if start else None,
-                  sql.SQL("created_at < {}").format(sql.Literal(end)) if end else None]
-    where = sql.SQL(" AND ").join(c for c in conditions if c is not None)
-    conn.execute(sql.SQL("CREATE TEMPORARY VIEW job_finance AS SELECT * FROM public.job_finance WHERE {}")
-                 .format(where))
-
-
 def analyse(conn: psycopg.Connection, team: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
     if start or end:
-        _narrow(conn, start, end)
+        narrow_to_created(conn, start, end)
     months = [row["month"] for row in monthly_rows(conn, Query(team))]
     trend = []
     for month in months:

@@ -11,8 +11,8 @@ from litestar.datastructures import State
 from litestar.response import Redirect
 
 from domain.job_status import CancelReason, JobStatus
+from projections.job_reads import get_job
 from projections.job_search import MAX_PER_PAGE
-from web import queries
 from web.auth import actor_of, local_path
 from web.clock import utcnow
 from web.errors import DOMAIN_ERRORS, message_of
@@ -64,7 +64,7 @@ async def cancel_one(state: State, value: str, reason: CancelReason, notes: str,
         job_id = UUID(value)
     except ValueError:
         return f"“{value[:40]}”", "not a job id"
-    row = await queries.get_job(state.pool, job_id)
+    row = await get_job(state.pool, job_id)
     name = row["name"] if row else str(job_id)
     if row is not None and row["status"] == JobStatus.CANCELLED:
         return name, "already cancelled"

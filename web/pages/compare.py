@@ -15,8 +15,9 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from domain.money import usd
-from projections.job_search import JobSearch
-from web import queries
+from projections import job_reads
+from projections.job_search import JobSearch, find_jobs, jobs_by_id
+from projections.queries import configured_hyperparameters, metric_points
 from web.clock import utcnow
 from web.compare_pdf import render_comparison
 from web.comparison import best_values, chart, differences, finals, recommend
@@ -70,13 +71,13 @@ def selection(values: list[str]) -> list[UUID]:
 
 async def compared(state: State, ids: list[UUID]) -> dict[str, Any]:
     """What the page compares; SelectionError (404) when a job is not in the read model."""
-    found = await queries.jobs_by_id(state.pool, ids)
+    found = await jobs_by_id(state.pool, ids)
     missing = [str(i) for i in ids if i not in found]
     if missing:
         raise SelectionError(f"No training job {', '.join(missing)}", 404)
-    hyperparameters = await queries.configured_hyperparameters(state.pool, ids)
+    hyperparameters = await configured_hyperparameters(state.pool, ids)
     jobs = [found[i] for i in ids]
-    metrics = [await queries.metric_history(state.pool, i, MAX_POINTS) for i in ids]
+    metrics = [await metric_points(state.pool, i, MAX_POINTS) for i in ids]
     rows = [finals(job, points) for job, points in zip(jobs, metrics, strict=True)]
     return {"jobs": jobs, "finals": rows, "best": best_values(rows), "differences": differences(rows),
             "recommendation": recommend(jobs, rows), "chart": chart(jobs, metrics),
@@ -90,7 +91,7 @@ async def picker(state: State, q: str | None, asked: list[str]) -> tuple[list[di
         search = JobSearch(text=q or None, per_page=PICKER_SIZE)
     except ValueError as exc:
         return [], str(exc)
-    found = (await queries.search_jobs(state.pool, search)).jobs
+    found = (await find_jobs(state.pool, search)).jobs
     chosen = [job | {"chosen": True} for job in await chosen_jobs(state, asked, found)]
     ids = {job["id"] for job in chosen}
     return chosen + [job for job in found if job["id"] not in ids], None
@@ -104,7 +105,7 @@ async def chosen_jobs(state: State, asked: list[str], found: list[dict[str, Any]
             job_id = UUID(value.strip())
         except ValueError:
             continue
-        job = next((j for j in found if j["id"] == job_id), None) or await queries.get_job(state.pool, job_id)
+        job = next((j for j in found if j["id"] == job_id), None) or await job_reads.get_job(state.pool, job_id)
         if job is not None:
             chosen.append(job)
     return chosen

@@ -13,7 +13,7 @@ from litestar.response import Template
 
 from domain.training_file.eligibility import MIN_CONVERSATIONS
 from domain.training_file.stats import quality_indicator
-from web import queries
+from projections.catalog import list_files
 from web.auth import actor_of
 from web.errors import DOMAIN_ERRORS, message_of, status_of
 from web.flows import add_uploaded_file
@@ -128,7 +128,7 @@ async def _page(request: Request, state: State, *, status_code: int = 200, **ext
     params = request.query_params
     f = FileFilters(**{name: str(params.get(name) or "").strip()[:100] for name in FileFilters.__dataclass_fields__})
     problems: list[str] = []
-    every = [presented(row) for row in await queries.list_files(state.pool)]
+    every = [presented(row) for row in await list_files(state.pool)]
     shown = matching(every, f, problems)
     context = {"files": shown, "total": len(every), "ready_count": sum(r["readiness"].key == "ready" for r in every),
                "filters": f, "problems": problems, "readiness_choices": READINESS, "upload": None,

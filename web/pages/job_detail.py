@@ -11,9 +11,9 @@ from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 
+from projections.loss_curve import read_points
 from web.job_cards import rendered_cards
 from web.job_page import PageInput, render_page
-from web.loss_curve import read_points
 
 
 @get("/jobs/{job_id:uuid}", media_type=MediaType.HTML)

@@ -95,7 +95,8 @@ async def estimate_pdf(request: Request, state: State, training_file_id: str | N
         preset_named(values.preset)
         PricingTier(values.gpu_tier)
     except (UnknownPresetError, ValueError) as exc:
-        return Template("error.html", status_code=400, context={"title": "No cost estimate", "message": message_of(exc)})
+        return Template("error.html", status_code=400,
+                        context={"title": "No cost estimate", "message": message_of(exc)})
     page = await NewJobPage.load(state, actor_of(request), values)
     quote = page.quote()
     if quote is None or page.file is None or page.file["id"] != values.training_file_id:

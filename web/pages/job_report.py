@@ -68,7 +68,8 @@ async def report_of(state: State, job_id: UUID, now: datetime) -> tuple[str, byt
     settings = state.settings
 
     def build() -> tuple[str, bytes] | Template:
-        data = read_report(state.store.app, state.pool.conninfo, job_id, settings.budget.team, settings.budget.time_zone, now)
+        data = read_report(state.store.app, state.pool.conninfo, job_id, settings.budget.team,
+                           settings.budget.time_zone, now)
         if data.job.status is not JobStatus.COMPLETED:
             return not_completed(data.job.status)
         return data.job.name, render(data)
@@ -82,7 +83,8 @@ async def report_of(state: State, job_id: UUID, now: datetime) -> tuple[str, byt
 def not_completed(status: JobStatus) -> Template:
     return Template("error.html", status_code=409, context={
         "title": "No training report yet",
-        "message": f"A training report is made for a completed job; this one is {STATUS_LABELS[status.value].lower()}."})
+        "message": "A training report is made for a completed job;"
+                   f" this one is {STATUS_LABELS[status.value].lower()}."})
 
 
 def pdf_response(name: str, pdf: bytes, now: datetime, inline: bool) -> Response:

@@ -24,9 +24,10 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from domain.job_status import TERMINAL
-from web import queries
+from projections.job_reads import get_job
+from projections.loss_curve import poll
 from web.job_cards import rendered_cards
-from web.loss_curve import columns, poll
+from web.loss_curve import columns
 
 POLL_S = 1.0
 CARDS_EVERY_S = 30.0       # elapsed time, ETA and spend move even when no event arrives
@@ -90,7 +91,7 @@ async def events_stream(request: Request, state: State, job_id: UUID, after: int
     """New loss-curve points (`points`: step, loss and validation-loss columns; id "step:eval_step"),
     the re-rendered cards when the job changed (`cards`), `reset` when a new attempt replaces
     steps, and `end` once the job has ended and everything was sent."""
-    if await queries.get_job(state.pool, job_id) is None:
+    if await get_job(state.pool, job_id) is None:
         raise NotFoundException(f"no training job {job_id}")
     after, eval_after = cursor_of(request, after, eval_after)
     return ServerSentEvent(updates(request, job_id, after, eval_after, version, attempt))

@@ -14,8 +14,7 @@ from litestar.datastructures import State
 from litestar.response import Stream
 from psycopg_pool import AsyncConnectionPool
 
-from projections.job_search import MAX_PER_PAGE, JobSearch
-from web import queries
+from projections.job_search import MAX_PER_PAGE, JobSearch, find_jobs
 from web.clock import utcnow
 from web.job_filters import read_filters
 from web.job_format import Fmt
@@ -51,7 +50,7 @@ async def lines(pool: AsyncConnectionPool, search: JobSearch) -> AsyncIterator[s
     yield "\ufeff" + flush()  # a BOM, so spreadsheets read the names as UTF-8
     page = 1
     while True:
-        found = await queries.search_jobs(pool, replace(search, page=page, per_page=MAX_PER_PAGE))
+        found = await find_jobs(pool, replace(search, page=page, per_page=MAX_PER_PAGE))
         writer.writerows(csv_row(job) for job in found.jobs)
         yield flush()
         if page >= found.pages:

@@ -8,7 +8,8 @@ from litestar.datastructures import State
 from litestar.response import Template
 
 from domain.job_status import TERMINAL
-from web import queries
+from projections.job_reads import choices
+from projections.job_search import find_jobs, job_statistics
 from web.auth import actor_of
 from web.clock import utcnow
 from web.job_filters import COST_BANDS, PER_PAGE_CHOICES, PERIODS, SORTS, STATUS_FILTERS, read_filters
@@ -21,9 +22,9 @@ ENDED = {s.value for s in TERMINAL}
 async def jobs_page(request: Request, state: State) -> Template:
     """The filtered, sorted page of jobs; HTMX asking for the results gets only them."""
     filters, search, problems = read_filters(request.query_params, utcnow())
-    found = await queries.search_jobs(state.pool, search)
+    found = await find_jobs(state.pool, search)
     context = {"filters": filters, "found": found, "jobs": found.jobs,
-               "stats": await queries.job_statistics(state.pool, search), "problems": problems, "fmt": Fmt,
+               "stats": await job_statistics(state.pool, search), "problems": problems, "fmt": Fmt,
                "ended": ENDED, "sorts": SORTS, "statuses": STATUS_FILTERS, "periods": PERIODS,
                "cost_bands": COST_BANDS, "presets": PRESET_TITLES, "gpu_tiers": GPU_TIERS,
                "per_page_choices": PER_PAGE_CHOICES, "cancel_reasons": CANCEL_REASONS, "me": actor_of(request).name,
@@ -31,7 +32,7 @@ async def jobs_page(request: Request, state: State) -> Template:
                "back": "/jobs" + filters.query().rstrip("?")}
     if request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "jobs-results":
         return Template("partials/jobs_results.html", context=context)
-    return Template("jobs.html", context=context | await queries.choices(state.pool))
+    return Template("jobs.html", context=context | await choices(state.pool))
 
 
 routes = [jobs_page]

@@ -13,8 +13,9 @@ from litestar.datastructures import State
 from litestar.response import Redirect, Template
 
 from domain.queue import remaining
-from projections.job_search import MAX_PER_PAGE, JobSearch
-from web import job_actions, queries
+from projections.job_reads import get_job
+from projections.job_search import MAX_PER_PAGE, JobSearch, find_jobs
+from web import job_actions
 from web.auth import actor_of, require_manager
 from web.clock import utcnow
 from web.errors import DOMAIN_ERRORS, message_of
@@ -38,7 +39,7 @@ async def queue_page(request: Request, state: State) -> Template:
 async def running_jobs(state: State, now: datetime) -> list[dict[str, Any]]:
     """Active jobs, first started first, each with its `estimated_finish` (from its progress)."""
     search = JobSearch(status=["active"], sort="started_at", descending=False, per_page=MAX_PER_PAGE, now=now)
-    running = (await queries.search_jobs(state.pool, search)).jobs
+    running = (await find_jobs(state.pool, search)).jobs
     for job in running:
         hours = job["estimated_duration_hours"]
         left = remaining(float(hours), float(job["progress_percent"] or 0) / 100) if hours is not None else None
@@ -72,7 +73,7 @@ async def switch_to_on_demand(request: Request, state: State, job_id: UUID) -> R
 
 
 async def name_of(state: State, job_id: UUID) -> str:
-    row = await queries.get_job(state.pool, job_id)
+    row = await get_job(state.pool, job_id)
     return row["name"] if row else f"Job {job_id}"
 
 

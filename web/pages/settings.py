@@ -127,8 +127,9 @@ async def save_team_settings(request: Request, state: State) -> Response:
     shown["budget_digest"] = form.get("budget_digest") == "on"
     try:
         _limited({key: value for key, value in shown.items() if key != "budget_digest"})
-        wanted = TeamSettings(state.settings.budget.team, shown["slack_webhook_url"] or None, shown["slack_channel"] or None,
-                              emails(shown["manager_emails"]), emails(shown["finance_emails"]), shown["budget_digest"])
+        wanted = TeamSettings(state.settings.budget.team, shown["slack_webhook_url"] or None,
+                              shown["slack_channel"] or None, emails(shown["manager_emails"]),
+                              emails(shown["finance_emails"]), shown["budget_digest"])
         await _db(state, save_team, wanted)
     except InvalidPreferencesError as exc:
         return await _page(request, state, 400, team_error=str(exc), team=shown)

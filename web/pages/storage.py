@@ -17,6 +17,7 @@ from litestar.response import Template
 from domain.aggregates.budget import PermissionDeniedError
 from domain.applications import JobNotFoundError
 from domain.job_metadata import InvalidJobError
+from projections.adapters import adapters
 from web import adapter_storage
 from web.auth import actor_of
 from web.clock import utcnow
@@ -27,7 +28,7 @@ LOG = logging.getLogger(__name__)
 
 @get("/storage", media_type=MediaType.HTML)
 async def storage_page(state: State, notice: str | None = None, error: str | None = None) -> Template:
-    found = await adapter_storage.adapters(state.pool)
+    found = await adapters(state.pool)
     return Template("storage.html", context={"adapters": found, "usage": adapter_storage.usage(found),
                                              "size": adapter_storage.size, "notice": notice, "error": error})
 
