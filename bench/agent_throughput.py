@@ -29,6 +29,7 @@ from gpu_agent.callbacks import CheckpointCallback, StopCallback, TelemetryCallb
 from gpu_agent.checkpoints import CheckpointUploader  # noqa: E402
 from gpu_agent.config import AgentConfig, JobSpec  # noqa: E402
 from gpu_agent.model import base_model, build_tokenizer, with_adapters  # noqa: E402
+from gpu_agent.prepare import prepare  # noqa: E402
 from gpu_agent.publisher import Publisher  # noqa: E402
 from gpu_agent.signals import SigtermWatcher  # noqa: E402
 from infra import bus  # noqa: E402
@@ -39,9 +40,13 @@ from tests.agent_helpers import declare_streams, small_training_file, spec, uplo
 
 def one_run(job: JobSpec, items, split, work: Path, callbacks_for) -> float:
     tokenizer = build_tokenizer(job, [m["content"] for e in items for m in e.messages])
+    prepared = prepare(job, tokenizer, split, "cpu", "sdpa")
     model = with_adapters(base_model(job, tokenizer, work), job)
-    run = train.build(job, model, tokenizer, split.train, split.validation, work / "trainer", [], None)
+    run = train.build(job, model, tokenizer, prepared.train, prepared.validation, work / "trainer", [], None,
+                      prepared.guarded.settings)
     for callback in callbacks_for(work):
+        if isinstance(callback, TelemetryCallback):
+            callback.counter = run.trainer.counter  # the trainer's token counts, as the agent wires them
         run.trainer.add_callback(callback)
     started = time.perf_counter()
     run.train()

@@ -12,31 +12,48 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from gpu_agent.batching import TokenCounter
 from gpu_agent.checkpoints import CheckpointUploader
 from gpu_agent.publisher import Publisher
 from gpu_agent.signals import SigtermWatcher
 
 
 class TelemetryCallback(TrainerCallback):
-    """One `step` message per optimizer step; `eval` after each evaluation; `epoch` at epoch ends."""
+    """One `step` message per optimizer step (loss, learning rate, useful tokens per second, the share of
+    processed tokens that were real rather than padding, the step's wall time, GPU memory); `eval` after each
+    evaluation; `epoch` at epoch ends."""
 
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, counter: TokenCounter | None = None) -> None:
         self.publisher = publisher
+        self.counter = counter or TokenCounter()
         self.last_time = time.monotonic()
-        self.last_tokens = 0
+        self.last_counts = (0, 0)
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        self.last_counts = (self.counter.useful, self.counter.processed)
+
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                      **kwargs: Any) -> None:
+        # The step's own time: an evaluation or a checkpoint between two steps is not training time.
+        self.last_time = time.monotonic()
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         logs = logs or {}
         if "loss" not in logs:
             return
-        now, tokens = time.monotonic(), state.num_input_tokens_seen or 0
-        rate = (tokens - self.last_tokens) / max(now - self.last_time, 1e-9)
-        self.last_time, self.last_tokens = now, tokens
+        now, counts = time.monotonic(), (self.counter.useful, self.counter.processed)
+        elapsed = max(now - self.last_time, 1e-9)
+        useful, processed = counts[0] - self.last_counts[0], counts[1] - self.last_counts[1]
+        self.last_time, self.last_counts = now, counts
         self.publisher.emit("step", {
             "step": state.global_step, "total_steps": state.max_steps, "epoch": state.epoch,
             "loss": logs.get("loss"), "learning_rate": logs.get("learning_rate"),
-            "grad_norm": _number(logs.get("grad_norm")), "tokens_per_s": round(rate, 1), **gpu_figures()})
+            "grad_norm": _number(logs.get("grad_norm")), "tokens_per_s": round(useful / elapsed, 1),
+            "useful_tokens": useful, "processed_tokens": processed,
+            "token_efficiency": round(useful / processed, 4) if processed else None,
+            "step_time_s": round(elapsed, 4), **gpu_figures()})
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
@@ -119,10 +136,13 @@ class StopCallback(TrainerCallback):
 
 
 def gpu_figures() -> dict[str, float]:
+    """The card's memory in use (all processes, the caching allocator's reserve included, as nvidia-smi shows it),
+    the peak this process allocated since it started, and the utilisation when pynvml is there."""
     if not torch.cuda.is_available():
         return {}
     free, total = torch.cuda.mem_get_info()
-    figures = {"gpu_memory_used_gb": round((total - free) / 2**30, 2), "gpu_memory_total_gb": round(total / 2**30, 2)}
+    figures = {"gpu_memory_used_gb": round((total - free) / 2**30, 2), "gpu_memory_total_gb": round(total / 2**30, 2),
+               "gpu_peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
     try:
         figures["gpu_utilization"] = float(torch.cuda.utilization())
     except Exception:  # noqa: BLE001 - needs pynvml; memory figures are enough without it

@@ -12,6 +12,7 @@ from domain.values import ArtifactRef
 from infra.pod_env import PodEnvError
 from infra.pod_env import decode_json as _decode_json
 
+SPEEDUPS = ("liger",)
 REQUIRED_HYPERPARAMETERS = ("r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate",
                             "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps")
 
@@ -32,8 +33,12 @@ class JobSpec:
     checkpoint_every: int = 100
     seed: int = 42
     max_steps: int = -1
-    max_seq_length: int = 256
+    max_seq_length: int | None = None  # an explicit cap; by default the length comes from the data
     heartbeat_s: float = 5.0
+    speedups: tuple[str, ...] = ()  # optional, each measured (docs/gpu-agent.md): "liger"
+    # The GPU memory the memory guard plans for where there is no CUDA device (a rehearsal on the CPU, tests);
+    # on CUDA the device's own total is used.
+    gpu_memory_gb: float | None = None
     fault: str = ""  # test-only fault injection, e.g. "oom_at_step:3"
 
 
@@ -92,8 +97,14 @@ def _spec(raw: Any) -> JobSpec:
     if not isinstance(hyper, dict) or (missing := [k for k in REQUIRED_HYPERPARAMETERS if k not in hyper]):
         raise ConfigError(f"hyperparameters missing: {', '.join(missing) if isinstance(hyper, dict) else 'all'}")
     known = {k: raw[k] for k in ("base_model", "qlora", "checkpoint_every", "seed", "max_steps",
-                                 "max_seq_length", "heartbeat_s", "fault") if k in raw}
-    spec = JobSpec(training_file=ArtifactRef(**raw["training_file"]), hyperparameters=hyper, **known)
-    if spec.checkpoint_every < 1 or spec.max_seq_length < 8:
+                                 "max_seq_length", "heartbeat_s", "gpu_memory_gb", "fault") if k in raw}
+    speedups = raw.get("speedups") or []
+    if not isinstance(speedups, list) or any(s not in SPEEDUPS for s in speedups):
+        raise ConfigError(f"speedups must be a list of some of {list(SPEEDUPS)}, not {speedups!r}")
+    spec = JobSpec(training_file=ArtifactRef(**raw["training_file"]), hyperparameters=hyper,
+                   speedups=tuple(speedups), **known)
+    if spec.checkpoint_every < 1 or (spec.max_seq_length is not None and spec.max_seq_length < 8):
         raise ConfigError("checkpoint_every must be ≥ 1 and max_seq_length ≥ 8")
+    if spec.gpu_memory_gb is not None and spec.gpu_memory_gb <= 0:
+        raise ConfigError("gpu_memory_gb must be positive")
     return spec

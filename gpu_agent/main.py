@@ -64,6 +64,7 @@ class Agent:
         self.publisher = Publisher(config)
         self.stage = "starting"
         self.step = 0
+        self.guarded: Any = None  # the memory guard's decision, once made
         config.work_dir.mkdir(parents=True, exist_ok=True)
 
     def run(self) -> int:
@@ -88,11 +89,13 @@ class Agent:
             self.publisher.close()
 
     def stages(self) -> int:
-        from gpu_agent import data, train
+        from gpu_agent import data, settings, train
+        from gpu_agent.batching import TokenCounter
         from gpu_agent.callbacks import CheckpointCallback, StopCallback, TelemetryCallback
         from gpu_agent.checkpoints import CheckpointUploader, unpack
         from gpu_agent.finalize import finalize
         from gpu_agent.model import base_model, build_tokenizer, with_adapters
+        from gpu_agent.prepare import prepare
         from infra.objectstore import ObjectStore
 
         spec, work = self.config.spec, self.config.work_dir
@@ -102,15 +105,22 @@ class Agent:
                                             "download of the training file")
         training_file, examples = data.examples(path.read_bytes())
         split = data.split(examples)
-        self.enter("model_loading", f"Loading {spec.base_model} ({'4-bit QLoRA' if spec.qlora else 'LoRA'})...")
+        device = settings.device_type()
+        attention = settings.attention_implementation(device)
         tokenizer = build_tokenizer(spec, [m["content"] for e in examples for m in e.messages])
-        model = with_adapters(base_model(spec, tokenizer, work), spec)
+        prepared = prepare(spec, tokenizer, split, device, attention)
+        self.guarded = prepared.guarded
+        self.enter("model_loading", f"Loading {spec.base_model} ({'4-bit QLoRA' if spec.qlora else 'LoRA'})...")
+        model = with_adapters(base_model(spec, tokenizer, work, device, attention), spec)
         resume_dir = self.fetch_resume(objects, unpack)
         uploader = CheckpointUploader(self.publisher, objects, self.config.job_id, work, self.config.attempt)
         stop = StopCallback(self.watcher, spec.fault)
-        run = train.build(spec, model, tokenizer, split.train, split.validation, work / "trainer",
-                          [TelemetryCallback(self.publisher), CheckpointCallback(uploader), stop], resume_dir)
-        self.enter("training", f"Training {len(split.train)} examples, validating on {len(split.validation)}...")
+        counter = TokenCounter()
+        run = train.build(spec, model, tokenizer, prepared.train, prepared.validation, work / "trainer",
+                          [TelemetryCallback(self.publisher, counter), CheckpointCallback(uploader), stop], resume_dir,
+                          prepared.guarded.settings, device, prepared.speedups, counter)
+        self.enter("training", f"Training {len(split.train)} examples, validating on {len(split.validation)}...",
+                   **prepared.report())
         run.train()
         uploader.wait()
         if stop.interrupted_at is not None:
@@ -118,7 +128,8 @@ class Agent:
         self.enter("finalization", "Saving adapters and finalizing...")
         ref, metrics = finalize(run.trainer, self.publisher, objects, self.config.job_id, self.config.attempt, work,
                                 {"conversations": len(training_file.conversations), "examples": len(examples),
-                                 "hyperparameters": spec.hyperparameters, "base_model": spec.base_model})
+                                 "hyperparameters": spec.hyperparameters, "base_model": spec.base_model,
+                                 "training_setup": prepared.report()})
         self.publisher.emit("completed", {"adapter": ref.as_dict(), "metrics": metrics})
         return 0
 
@@ -130,9 +141,9 @@ class Agent:
                                                "download of the checkpoint")
         return unpack(archive, self.config.work_dir / "resume")
 
-    def enter(self, stage: str, status: str) -> None:
+    def enter(self, stage: str, status: str, **details: Any) -> None:
         self.stage = stage
-        self.publisher.emit("stage", {"stage": stage, "status": status})
+        self.publisher.emit("stage", {"stage": stage, "status": status, **details})
         log.info("%s: %s", stage, status)
 
     def heartbeat(self) -> None:
@@ -167,6 +178,8 @@ class Agent:
         details: dict[str, Any] = {
             "batch_size": batch, "r": hyper["r"], "gpu_memory_total_gb": 80,
             "suggested_fixes": oom_fixes(batch, int(hyper["r"]))}
+        if self.guarded is not None:
+            details["memory_guard"] = self.guarded.report()
         if torch.cuda.is_available():
             details["max_memory_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             details["gpu_memory_total_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2)

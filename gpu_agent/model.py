@@ -1,5 +1,6 @@
 """Model loading: the base model (a tiny Llama built from a config for CPU and tests, or a hub id on
-CUDA), 4-bit NF4 + double quantisation when the job asks for QLoRA, LoRA adapters via peft."""
+CUDA: bf16, FlashAttention-2 or SDPA, the whole model on the GPU), 4-bit NF4 + double quantisation when the job
+asks for QLoRA, LoRA adapters via peft on the preset's target modules."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     BitsAndBytesConfig,
     LlamaConfig,
     LlamaForCausalLM,
+    PretrainedConfig,
     PreTrainedTokenizerFast,
 )
 
 from gpu_agent.config import JobSpec
+from gpu_agent.settings import CPU, model_load_values
 
 TINY = "tiny"
 SPECIAL = ["<|pad|>", "<|begin|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -45,25 +49,28 @@ def build_tokenizer(spec: JobSpec, texts: list[str]) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def quantization(spec: JobSpec) -> BitsAndBytesConfig | None:
-    if not spec.qlora:
-        return None
-    compute = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute)
+def quantization(spec: JobSpec, device: str = CPU) -> BitsAndBytesConfig | None:
+    return model_load_values(spec, device, "sdpa").get("quantization_config")
 
 
-def base_model(spec: JobSpec, tokenizer: PreTrainedTokenizerFast, work_dir: Path) -> Any:
+def model_config(spec: JobSpec, tokenizer: PreTrainedTokenizerFast, attention: str = "sdpa") -> PretrainedConfig:
+    """The base model's config before its weights load: the memory guard plans with it."""
+    if spec.base_model != TINY:
+        return AutoConfig.from_pretrained(spec.base_model)
+    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id, attn_implementation=attention)
+
+
+def base_model(spec: JobSpec, tokenizer: PreTrainedTokenizerFast, work_dir: Path, device: str = CPU,
+               attention: str = "sdpa") -> Any:
+    """A hub model (or a local directory) as gpu_agent/settings.py says for the device; the tiny one built from
+    its config, on the CPU in fp32."""
     torch.manual_seed(spec.seed)
     if spec.base_model != TINY:
-        return AutoModelForCausalLM.from_pretrained(
-            spec.base_model, quantization_config=quantization(spec), device_map="auto",
-            dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    model = LlamaForCausalLM(config)
+        return AutoModelForCausalLM.from_pretrained(spec.base_model, **model_load_values(spec, device, attention))
+    model = LlamaForCausalLM(model_config(spec, tokenizer, attention))
     saved = tiny_base_dir(work_dir)  # shipped beside the adapter (it has no hub id); and bitsandbytes
     model.save_pretrained(saved)     # quantizes while loading, so QLoRA goes through this copy
     if not spec.qlora:

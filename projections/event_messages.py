@@ -1,5 +1,5 @@
-"""What the event log shows for each domain event: its category (the FR2.1.3 colours), a sentence,
-and who did it when the event says so."""
+"""What the event log shows for each domain event (jobs, budgets, job sharing, configuration templates):
+its category (the FR2.1.3 colours), a sentence, and who did it when the event says so."""
 
 from __future__ import annotations
 
@@ -8,20 +8,29 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.aggregates.budget import Budget as B
+from domain.aggregates.job_sharing import JobSharing as S
+from domain.aggregates.template import ConfigurationTemplate as C
 from domain.aggregates.training_job import TrainingJob as J
 from domain.money import usd
+from projections import quality_messages as quality
 
 CATEGORIES = ("status", "metrics", "warning", "error")
 ERRORS = frozenset({J.Failed, J.ProvisioningFailed})
 WARNINGS = frozenset({J.Interrupted, J.RecoveryStarted, J.ProvisioningTimedOut, J.AdapterDeleted, B.OverrideRecorded,
-                      B.ThresholdCrossed, B.OverrunForecast, B.OverLimitAllowed})
-METRICS = frozenset({J.ProgressRecorded, J.EpochCompleted, J.CheckpointSaved, B.SpendRecorded})
+                      B.ThresholdCrossed, B.OverrunForecast, B.OverLimitAllowed, S.LinkRevoked,
+                      S.AllLinksRevoked, C.Deleted}) | quality.WARNINGS
+METRICS = frozenset({J.ProgressRecorded, J.EpochCompleted, J.CheckpointSaved, B.SpendRecorded}) | quality.METRICS
+# Events that warn only when what they report calls for it: examples cut, settings the memory guard changed.
+WARNS_WHEN: dict[type, Callable[[Any], bool]] = {J.DataMeasured: lambda e: e.truncated_examples > 0,
+                                                 J.MemoryGuarded: lambda e: bool(e.changes), **quality.WARNS_WHEN}
 # The fields that name a person (or the reactor) behind an event, in the order they are looked for.
 ACTOR_FIELDS = ("created_by", "actor", "decided_by", "requested_by", "author", "registered_by")
 
 
 def category(event: Any) -> str:
     kind = type(event)
+    if (warns := WARNS_WHEN.get(kind)) is not None:
+        return "warning" if warns(event) else "status"
     return "error" if kind in ERRORS else "warning" if kind in WARNINGS else "metrics" if kind in METRICS else "status"
 
 
@@ -51,6 +60,31 @@ def _progress(e: J.ProgressRecorded) -> str:
     of = f" of {e.total_steps:,}" if e.total_steps else ""
     loss = f": loss {e.loss:.4f}" if e.loss is not None else ""
     return f"Step {e.step:,}{of}{loss}, epoch {e.epoch:.2f}"
+
+
+DECIDED_BY = {"data": "from the data", "max_seq_length": "capped by the job's max_seq_length",
+              "model context": "capped by the model's context", "memory": "capped by GPU memory"}
+
+
+def _data_measured(e: J.DataMeasured) -> str:
+    cut = (f"{e.truncated_examples:,} of {e.examples:,} examples cut, by up to {e.most_cut:,} tokens"
+           f" ({e.truncated_tokens:,} in all)" if e.truncated_examples else f"none of {e.examples:,} examples cut")
+    return (f"Sequence length {e.seq_len:,} tokens ({DECIDED_BY.get(e.decided_by, e.decided_by)}; longest example"
+            f" {e.longest:,}): {cut}; loss on the assistant's answers only ({e.masked_share:.0%} of tokens masked)")
+
+
+def _memory_guarded(e: J.MemoryGuarded) -> str:
+    settings = (f"micro-batch {e.micro_batch} × accumulation {e.gradient_accumulation_steps}"
+                f"{', gradient checkpointing' if e.gradient_checkpointing else ''}")
+    if not e.changes:
+        return f"Memory guard: fits as configured, {e.estimate_gb:.1f} GB estimated on the {e.gpu_memory_gb:g} GB GPU"
+    return (f"Memory guard on the {e.gpu_memory_gb:g} GB GPU: {'; '.join(e.changes)}. Training with {settings}"
+            f" ({e.estimate_gb:.1f} GB estimated)")
+
+
+def _link(purpose: str) -> str:
+    """A share link's purpose as words: "training-report" → "Training report"."""
+    return purpose.replace("-", " ").replace("_", " ").capitalize()
 
 
 def _recovery(e: J.RecoveryStarted) -> str:
@@ -87,6 +121,8 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
     J.Promoted: lambda e: f"Moved to the front of the queue by {e.actor}",
     J.MetricsExported: lambda e: f"Exported ({e.kind}) by {e.actor}",
     J.AdapterDeleted: lambda e: f"Adapter {e.adapter.name} deleted by {e.actor}: {e.reason}",
+    J.DataMeasured: _data_measured,
+    J.MemoryGuarded: _memory_guarded,
     B.Created: lambda e: f"Budget {e.month} of team {e.team} opened with a limit of {usd(e.limit)}",
     B.Reserved: lambda e: f"Budget reserved: {usd(e.amount)}",
     B.ReservationChanged: lambda e: f"Budget reservation changed to {usd(e.amount)}",
@@ -106,4 +142,19 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
     B.LimitIncreaseDecided: lambda e: (f"Limit increase {'approved' if e.approved else 'denied'} by {e.decided_by}"
                                        + (f": {e.reason}" if e.reason else "")),
     B.LimitChanged: lambda e: f"Limit changed from {usd(e.old_limit)} to {usd(e.new_limit)} by {e.actor}",
+    S.Created: lambda e: f"Sharing settings opened by {e.actor} (the job is private to {e.owner} until shared)",
+    S.VisibilityChanged: lambda e: f"Visibility changed from {e.previous} to {e.visibility} by {e.actor}",
+    S.LinkIssued: lambda e: (f"{_link(e.purpose)} link shared by {e.actor},"
+                             f" valid until {e.expires_at:%Y-%m-%d %H:%M} UTC"),
+    S.LinkRevoked: lambda e: f"{_link(e.purpose)} link revoked by {e.actor}",
+    S.AllLinksRevoked: lambda e: f"Every share link revoked by {e.actor}",
+    S.Shared: lambda e: (f"Shared by {e.actor} " + (f"by email with {', '.join(e.recipients)}" if e.channel == "email"
+                                                   else "on the team's Slack channel")
+                         + (f": {e.message}" if e.message else "")),
+    C.Created: lambda e: (f"Template {e.name!r} created by {e.created_by} ({e.preset} preset on {_words(e.gpu_tier)},"
+                          f" {e.visibility})" + (f" from job {e.source_job_id}" if e.source_job_id else "")),
+    C.Edited: lambda e: f"Template edited by {e.actor}: {e.visibility}, tags {', '.join(e.tags) or 'none'}",
+    C.Used: lambda e: f"Job {e.job_id} started from the template by {e.actor}",
+    C.Deleted: lambda e: f"Template deleted by {e.actor} (the jobs started from it keep their settings)",
+    **quality.MESSAGES,
 }

@@ -17,10 +17,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.cost_ledger import PodLifetime, ledger, seconds_between
 from domain.money import cents
+from projections import job_quality as quality
 from projections.job_search import COLUMNS
 
 STATEMENTS = {
-    "job": f"SELECT {COLUMNS}, notes, cost, cost_as_of, running_rate, cancellation FROM jobs WHERE id = %(id)s",  # noqa: S608
+    "job": f"SELECT {COLUMNS}, notes, cost, cost_as_of, running_rate, cancellation, {quality.DETAIL_COLUMNS}"  # noqa: S608
+           " FROM jobs WHERE id = %(id)s",
     "stages": "SELECT attempt, stage, started_at, ended_at, outcome, estimated_seconds FROM job_stages"
               " WHERE job_id = %(id)s ORDER BY started_at, attempt, stage",
     "interruptions": "SELECT number, attempt, step, reason, at, recovery_started_at, recovery_attempt,"
@@ -54,7 +56,8 @@ async def read_detail(pool: AsyncConnectionPool, job_id: UUID) -> dict[str, Any]
 # What the job page's cards show beside the detail: the metric history's latest rows, the event
 # log's size and the cost breakdown's redone work.
 CARD_STATEMENTS = {
-    "latest": "SELECT step, loss, learning_rate, tokens_per_s, gpu_util, gpu_memory_gb, at FROM job_metrics"
+    "latest": "SELECT step, loss, learning_rate, tokens_per_s, gpu_util, gpu_memory_gb, token_efficiency,"
+              " step_time_s, gpu_peak_memory_gb, at FROM job_metrics"
               " WHERE job_id = %(id)s AND loss IS NOT NULL ORDER BY step DESC LIMIT 2",
     "evals": "SELECT step, eval_loss, perplexity FROM job_metrics WHERE job_id = %(id)s AND eval_loss IS NOT NULL"
              " ORDER BY step DESC LIMIT 2",

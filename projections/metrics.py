@@ -36,7 +36,9 @@ INT_MAX = 2**31 - 1
 # Read-model column ← field of the agent's message (gpu_agent/callbacks.py).
 FIELDS = {"epoch": "epoch", "loss": "loss", "eval_loss": "eval_loss", "perplexity": "perplexity",
           "learning_rate": "learning_rate", "grad_norm": "grad_norm", "tokens_per_s": "tokens_per_s",
-          "gpu_util": "gpu_utilization", "gpu_memory_gb": "gpu_memory_used_gb"}
+          "gpu_util": "gpu_utilization", "gpu_memory_gb": "gpu_memory_used_gb",
+          "token_efficiency": "token_efficiency", "step_time_s": "step_time_s",
+          "gpu_peak_memory_gb": "gpu_peak_memory_gb"}
 
 
 class MetricData(BaseModel):
@@ -53,6 +55,9 @@ class MetricData(BaseModel):
     tokens_per_s: float | None = None
     gpu_utilization: float | None = None
     gpu_memory_used_gb: float | None = None
+    token_efficiency: float | None = None  # useful (non-padding) tokens / processed tokens
+    step_time_s: float | None = None
+    gpu_peak_memory_gb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,9 @@ class Point:
     attempt: int
     values: tuple[float | None, ...]  # in FIELDS order
     at: datetime
+
+    def __post_init__(self) -> None:  # figures left off at the end (columns added later) are missing: None
+        object.__setattr__(self, "values", tuple(self.values) + (None,) * (len(FIELDS) - len(self.values)))
 
 
 def point(subject: str, body: bytes) -> Point | None:

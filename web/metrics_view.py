@@ -11,6 +11,7 @@ from web.detail_format import number
 
 Row = dict[str, Any]
 LOW_GPU_UTILIZATION = 50  # FR2.1.1: "Warning if utilization <50%"
+LOW_TOKEN_EFFICIENCY = 0.9  # below this, batches carry more padding than length grouping should leave
 ENDED = {"completed", "failed", "cancelled"}
 
 
@@ -24,8 +25,9 @@ def metrics_table(rows: dict[str, list[Row]], job: dict[str, Any]) -> list[Row]:
     if job["status"] in ENDED and first is not None and latest is not None and first is not latest:
         previous, where = first, f" at step {first['step']:,}"  # an ended run against its start, not the last wiggle
     table = [training_loss(latest, previous, where), validation_loss(last_eval, prev_eval), learning_rate(latest),
-             gpu_utilization(latest), gpu_memory(latest, job["gpu_type"]), perplexity(last_eval),
-             tokens_per_second(latest), steps_per_hour(first, latest)]
+             gpu_utilization(latest), gpu_memory(latest, job["gpu_type"]), peak_gpu_memory(latest),
+             perplexity(last_eval), tokens_per_second(latest), token_efficiency(latest), step_time(latest),
+             steps_per_hour(first, latest)]
     return [row for row in table if row is not None]
 
 
@@ -94,7 +96,32 @@ def perplexity(last_eval: Row | None) -> Row | None:
 def tokens_per_second(latest: Row | None) -> Row | None:
     if latest is None or latest["tokens_per_s"] is None:
         return None
-    return {"label": "Tokens/second", "value": f"{latest['tokens_per_s']:,.0f}"}
+    return {"label": "Tokens/second", "value": f"{latest['tokens_per_s']:,.0f}",
+            "note": "real tokens, padding excluded"}
+
+
+def token_efficiency(latest: Row | None) -> Row | None:
+    """Issue #17: the share of the step's processed tokens that were real, not padding."""
+    if latest is None or latest.get("token_efficiency") is None:
+        return None
+    share = latest["token_efficiency"]
+    return {"label": "Useful tokens", "value": f"{share:.1%} of processed",
+            "warning": f"⚠ {1 - share:.0%} of the step's compute went to padding" if share < LOW_TOKEN_EFFICIENCY
+            else None}
+
+
+def step_time(latest: Row | None) -> Row | None:
+    if latest is None or latest.get("step_time_s") is None:
+        return None
+    seconds = latest["step_time_s"]
+    return {"label": "Step time", "value": f"{seconds:.2f} s" if seconds < 10 else f"{seconds:,.0f} s"}
+
+
+def peak_gpu_memory(latest: Row | None) -> Row | None:
+    if latest is None or latest.get("gpu_peak_memory_gb") is None:
+        return None
+    return {"label": "Peak GPU memory", "value": f"{latest['gpu_peak_memory_gb']:.1f}GB",
+            "note": "allocated by training, the most so far"}
 
 
 def steps_per_hour(first: Row | None, latest: Row | None) -> Row | None:

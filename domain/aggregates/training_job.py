@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,8 +16,10 @@ from domain.job_metadata import (
     InvalidJobError,
     clean_description,
     clean_label,
+    clean_labels,
     clean_name,
     clean_note,
+    clean_suffix,
     clean_tags,
 )
 from domain.job_status import (
@@ -28,6 +31,7 @@ from domain.job_status import (
     JobStatus,
     can_move,
 )
+from domain.quality.delivery import SuiteRef, block_reason, check_override
 from domain.values import ArtifactRef
 
 NO_GPU_TIMEOUT_MESSAGE = "Still no spot GPU available. Switch to on-demand or cancel?"  # FR3.1.3
@@ -59,6 +63,10 @@ class TrainingJob(Aggregate):
         resumed_from: UUID | None
         resume_checkpoint: ArtifactRef | None
         at: datetime
+        # Added later, so events stored before read them from these defaults (class attributes).
+        labels: dict[str, str] | None = None   # free key-value pairs (OpenAI's `metadata`)
+        suffix: str | None = None               # the adapter's model-name suffix (OpenAI's `suffix`)
+        base_model: str | None = None           # the base model asked for (OpenAI's `model`); None: not said
 
     class Configured(Aggregate.Event):
         TOPIC = "TrainingJob.Configured"
@@ -223,6 +231,88 @@ class TrainingJob(Aggregate):
         actor: str
         at: datetime
 
+    class DataMeasured(Aggregate.Event):
+        """The pod measured the examples with the job's tokenizer and chat template and chose the sequence length;
+        `truncated_*` say what the cut removed (never a silent cut), `masked_share` the share of the kept tokens
+        the loss skips (system, user and context: it is computed on the assistant's target only)."""
+        TOPIC = "TrainingJob.DataMeasured"
+        attempt: int
+        examples: int
+        longest: int
+        seq_len: int
+        decided_by: str
+        truncated_examples: int
+        truncated_tokens: int
+        most_cut: int
+        masked_share: float
+        at: datetime
+
+    class MemoryGuarded(Aggregate.Event):
+        """The pod's memory guard planned the step for its GPU with the shared memory model (domain/gpu_memory);
+        `changes` are what it adjusted (the effective batch is kept), empty when the preset fitted as it was."""
+        TOPIC = "TrainingJob.MemoryGuarded"
+        attempt: int
+        gpu_memory_gb: float
+        estimate_gb: float
+        micro_batch: int
+        gradient_accumulation_steps: int
+        gradient_checkpointing: bool
+        seq_len: int
+        changes: list[str]
+        at: datetime
+
+    # --- quality validation (FR6.1, FR6.3; docs/quality-validation.md) ------------------------
+
+    class SuitesAttached(Aggregate.Event):
+        """The suites its pod scores the adapter on: the shipped knowledge suite, client probes."""
+        TOPIC = "TrainingJob.SuitesAttached"
+        knowledge: SuiteRef | None
+        probes: list[SuiteRef]
+        at: datetime
+
+    class EvaluationRequested(Aggregate.Event):
+        """This job trains nothing: its pod evaluates another job's stored adapter."""
+        TOPIC = "TrainingJob.EvaluationRequested"
+        evaluates: UUID
+        adapter: ArtifactRef
+        actor: str
+        at: datetime
+
+    class EvaluationProgressed(Aggregate.Event):
+        TOPIC = "TrainingJob.EvaluationProgressed"
+        part: str
+        done: int
+        total: int
+        at: datetime
+
+    class Evaluated(Aggregate.Event):
+        """Item-level results stored in the job's bucket (`results`, by digest) and the figures
+        computed from them (domain.quality.results.summary); `evaluated_by`: the re-evaluation job
+        whose pod scored this job's adapter (None: this job's own pod)."""
+        TOPIC = "TrainingJob.Evaluated"
+        results: ArtifactRef
+        summary: dict[str, Any]
+        attempt: int
+        evaluated_by: UUID | None
+        at: datetime
+
+    class EvaluationFailed(Aggregate.Event):
+        """The pod's results could not be read (missing, damaged, malformed): no figures recorded."""
+        TOPIC = "TrainingJob.EvaluationFailed"
+        results: ArtifactRef | None
+        reason: str
+        attempt: int
+        at: datetime
+
+    class DeliveryOverridden(Aggregate.Event):
+        """A manager released an adapter the quality gate blocked, with a justification."""
+        TOPIC = "TrainingJob.DeliveryOverridden"
+        actor: str
+        justification: str
+        outcome: str
+        results_sha256: str
+        at: datetime
+
     # --- creation and configuration (user commands) ---------------------------------------
 
     @classmethod
@@ -230,21 +320,26 @@ class TrainingJob(Aggregate):
                conversation_count: int, pair_count: int, created_by: str, at: datetime,
                description: str | None = None, tags: list[str] | None = None, client: str | None = None,
                project: str | None = None, retry_of: UUID | None = None, retry_number: int = 0,
-               resumed_from: UUID | None = None, resume_checkpoint: ArtifactRef | None = None) -> TrainingJob:
+               resumed_from: UUID | None = None, resume_checkpoint: ArtifactRef | None = None,
+               labels: Mapping[str, str] | None = None, suffix: str | None = None,
+               base_model: str | None = None) -> TrainingJob:
         return cls._create(
             cls.Created, id=job_id, name=clean_name(name), training_file=training_file, file_name=file_name,
             conversation_count=conversation_count, pair_count=pair_count, created_by=created_by,
             description=clean_description(description), tags=list(clean_tags(tags)),
             client=clean_label(client, "Client"), project=clean_label(project, "Project"),
             retry_of=retry_of, retry_number=retry_number, resumed_from=resumed_from,
-            resume_checkpoint=resume_checkpoint, at=at,
+            resume_checkpoint=resume_checkpoint, at=at, labels=clean_labels(labels), suffix=clean_suffix(suffix),
+            base_model=base_model,
         )
 
     @event(Created)
     def __init__(self, name: str, training_file: ArtifactRef, file_name: str, conversation_count: int,
                  pair_count: int, created_by: str, description: str, tags: list[str], client: str | None,
                  project: str | None, retry_of: UUID | None, retry_number: int, resumed_from: UUID | None,
-                 resume_checkpoint: ArtifactRef | None, at: datetime) -> None:
+                 resume_checkpoint: ArtifactRef | None, at: datetime, labels: dict[str, str] | None = None,
+                 suffix: str | None = None, base_model: str | None = None) -> None:
+        self.labels, self.suffix, self.base_model = dict(labels or {}), suffix, base_model
         self.name, self.training_file, self.file_name = name, training_file, file_name
         self.conversation_count, self.pair_count = conversation_count, pair_count
         self.created_by, self.created_at, self.updated_at = created_by, at, at
@@ -277,6 +372,17 @@ class TrainingJob(Aggregate):
         self.awaiting_gpu_decision = False
         self.exports = 0
         self.adapter_deleted: dict[str, Any] | None = None
+        self.data_measured: dict[str, Any] | None = None  # the latest DataMeasured's figures
+        self.memory_guard: dict[str, Any] | None = None  # the latest MemoryGuarded's figures
+        self.knowledge_suite: SuiteRef | None = None
+        self.probe_suites: list[SuiteRef] = []
+        self.evaluates: UUID | None = None
+        self.evaluates_adapter: ArtifactRef | None = None
+        self.evaluation: dict[str, Any] | None = None
+        self.evaluation_digests: set[str] = set()
+        self.evaluation_failure: dict[str, Any] | None = None
+        self.evaluation_progress: dict[str, Any] | None = None
+        self.delivery_override: dict[str, Any] | None = None
 
     def configure(self, *, preset: str, hyperparameters: dict[str, Any], gpu_tier: str, gpu_type: str,
                   hourly_rate: Decimal, estimated_duration_hours: Decimal, estimated_cost_min: Decimal,
@@ -337,8 +443,17 @@ class TrainingJob(Aggregate):
         self.updated_at = at
 
     def queue(self, at: datetime) -> None:
+        self.check_startable()
         self._check_move(S.QUEUED)
         self._queued(at=at)
+
+    def check_startable(self) -> None:
+        """A job starts once (FR1.3.2): started (queued at some time) or discarded, it says so."""
+        if self.queued_at is not None:
+            raise JobAlreadyStartedError(f"This job has already started (status: {self.status.value})")
+        if self.status is S.CANCELLED:
+            raise JobAlreadyStartedError("This job was cancelled before it started (status: cancelled):"
+                                         " create a new job to train on its file")
 
     @event(Queued)
     def _queued(self, at: datetime) -> None:
@@ -511,6 +626,39 @@ class TrainingJob(Aggregate):
     def _epoch_completed(self, epoch: int, validation_loss: float | None, at: datetime) -> None:
         self.last_epoch, self.updated_at = epoch, at
 
+    def record_data_measurement(self, attempt: int, at: datetime, **figures: Any) -> None:
+        """The current attempt's measurement, when it differs from the last one recorded (a resumed attempt
+        measures the same file the same way: nothing new to say)."""
+        if attempt != self.attempt or self.status in TERMINAL or self._after_interruption(at):
+            return
+        if self.data_measured != figures:
+            self._data_measured(attempt=attempt, at=at, **figures)
+
+    @event(DataMeasured)
+    def _data_measured(self, attempt: int, examples: int, longest: int, seq_len: int, decided_by: str,
+                       truncated_examples: int, truncated_tokens: int, most_cut: int, masked_share: float,
+                       at: datetime) -> None:
+        self.data_measured = dict(examples=examples, longest=longest, seq_len=seq_len, decided_by=decided_by,
+                                  truncated_examples=truncated_examples, truncated_tokens=truncated_tokens,
+                                  most_cut=most_cut, masked_share=masked_share)
+
+    def record_memory_guard(self, attempt: int, at: datetime, **figures: Any) -> None:
+        """The current attempt's memory plan, when it differs from the last one recorded (another GPU may
+        plan otherwise)."""
+        if attempt != self.attempt or self.status in TERMINAL or self._after_interruption(at):
+            return
+        if self.memory_guard != figures:
+            self._memory_guarded(attempt=attempt, at=at, **figures)
+
+    @event(MemoryGuarded)
+    def _memory_guarded(self, attempt: int, gpu_memory_gb: float, estimate_gb: float, micro_batch: int,
+                        gradient_accumulation_steps: int, gradient_checkpointing: bool, seq_len: int,
+                        changes: list[str], at: datetime) -> None:
+        self.memory_guard = dict(gpu_memory_gb=gpu_memory_gb, estimate_gb=estimate_gb, micro_batch=micro_batch,
+                                 gradient_accumulation_steps=gradient_accumulation_steps,
+                                 gradient_checkpointing=gradient_checkpointing, seq_len=seq_len,
+                                 changes=list(changes))
+
     def interrupt(self, reason: str, step: int, attempt: int, at: datetime) -> bool:
         """The pod went away (preempted, killed, lost). Returns whether this changed anything."""
         if attempt != self.attempt or not can_move(self.status, S.INTERRUPTED) or self.status == S.INTERRUPTED:
@@ -550,6 +698,103 @@ class TrainingJob(Aggregate):
     @event(RecoveryStarted)
     def _recovery_started(self, recovery_attempt: int, from_checkpoint: ArtifactRef | None, at: datetime) -> None:
         self.status, self.recovery_attempts, self.updated_at = S.RECOVERING, recovery_attempt, at
+
+    # --- quality validation (FR6.1, FR6.3) -------------------------------------------------------
+
+    def attach_suites(self, knowledge: SuiteRef | None, probes: list[SuiteRef], at: datetime) -> None:
+        """Before it starts: the suites its evaluation scores (a probe suite named twice counts once)."""
+        if self.status not in NOT_STARTED:
+            raise IllegalTransitionError("Evaluation suites can be attached only before the job starts")
+        unique = list({p.suite_id: p for p in probes}.values())
+        if (knowledge, unique) != (self.knowledge_suite, self.probe_suites):
+            self._suites_attached(knowledge=knowledge, probes=unique, at=at)
+
+    @event(SuitesAttached)
+    def _suites_attached(self, knowledge: SuiteRef | None, probes: list[SuiteRef], at: datetime) -> None:
+        self.knowledge_suite, self.probe_suites = knowledge, list(probes)
+
+    def request_evaluation(self, evaluates: UUID, adapter: ArtifactRef, actor: str, at: datetime) -> None:
+        """Makes a new (not started) job a re-evaluation of `evaluates`'s adapter."""
+        if self.status not in NOT_STARTED or self.evaluates is not None:
+            raise IllegalTransitionError("Only a new job can become a re-evaluation")
+        self._evaluation_requested(evaluates=evaluates, adapter=adapter, actor=actor, at=at)
+
+    @event(EvaluationRequested)
+    def _evaluation_requested(self, evaluates: UUID, adapter: ArtifactRef, actor: str, at: datetime) -> None:
+        self.evaluates, self.evaluates_adapter = evaluates, adapter
+
+    def record_evaluation_progress(self, part: str, done: int, total: int, attempt: int, at: datetime) -> None:
+        if attempt != self.attempt or self.status is not S.EVALUATING:
+            return
+        if self.evaluation_progress == {"part": part, "done": done, "total": total}:
+            return
+        self._evaluation_progressed(part=part, done=done, total=total, at=at)
+
+    @event(EvaluationProgressed)
+    def _evaluation_progressed(self, part: str, done: int, total: int, at: datetime) -> None:
+        self.evaluation_progress = {"part": part, "done": done, "total": total}
+
+    def record_evaluation(self, results: ArtifactRef, summary: dict[str, Any], attempt: int, at: datetime,
+                          evaluated_by: UUID | None = None) -> None:
+        """Idempotent: results already recorded (same digest) are not recorded again; its own pod's
+        results count only from the current attempt of a job still running; a re-evaluation's
+        results count for a completed job. A new evaluation supersedes an earlier override."""
+        if results.sha256 in self.evaluation_digests:
+            return
+        if evaluated_by is None and (attempt != self.attempt or self.status in TERMINAL):
+            return
+        if evaluated_by is not None and self.status is not S.COMPLETED:
+            return
+        self._evaluated(results=results, summary=dict(summary), attempt=attempt, evaluated_by=evaluated_by, at=at)
+
+    @event(Evaluated)
+    def _evaluated(self, results: ArtifactRef, summary: dict[str, Any], attempt: int, evaluated_by: UUID | None,
+                   at: datetime) -> None:
+        self.evaluation = {"results": results, "summary": summary, "attempt": attempt,
+                           "evaluated_by": evaluated_by, "at": at}
+        self.evaluation_digests.add(results.sha256)
+        self.evaluation_failure = None
+        self.delivery_override = None
+
+    def evaluation_failed(self, reason: str, results: ArtifactRef | None, attempt: int, at: datetime) -> None:
+        """Results that cannot be read: noted (never a made-up score); the job completes all the same."""
+        if attempt != self.attempt or self.status in TERMINAL or self.evaluation_failure is not None:
+            return
+        if results is not None and results.sha256 in self.evaluation_digests:
+            return
+        self._evaluation_failed(results=results, reason=reason[:500], attempt=attempt, at=at)
+
+    @event(EvaluationFailed)
+    def _evaluation_failed(self, results: ArtifactRef | None, reason: str, attempt: int, at: datetime) -> None:
+        self.evaluation_failure = {"reason": reason, "attempt": attempt, "at": at}
+
+    def override_delivery(self, actor: str, role: str, justification: str, at: datetime) -> None:
+        """A manager or admin releases a blocked adapter with a justification (20+ characters)."""
+        outcome = self.gate_outcome
+        text = check_override(role, justification, outcome)
+        if self.delivery_override is not None:
+            raise InvalidJobError(f"This adapter was already released by {self.delivery_override['actor']}")
+        assert self.evaluation is not None  # a block comes from an evaluation
+        self._delivery_overridden(actor=actor, justification=text, outcome=str(outcome),
+                                  results_sha256=self.evaluation["results"].sha256, at=at)
+
+    @event(DeliveryOverridden)
+    def _delivery_overridden(self, actor: str, justification: str, outcome: str, results_sha256: str,
+                             at: datetime) -> None:
+        self.delivery_override = {"actor": actor, "justification": justification, "outcome": outcome, "at": at}
+
+    @property
+    def gate_outcome(self) -> str | None:
+        """pass, review or block from the latest evaluation; None when not evaluated."""
+        return str(self.evaluation["summary"].get("outcome")) if self.evaluation else None
+
+    @property
+    def delivery_blocked(self) -> bool:
+        return self.gate_outcome == "block" and self.delivery_override is None
+
+    @property
+    def delivery_block_reason(self) -> str | None:
+        return block_reason(self.evaluation["summary"]) if self.delivery_blocked and self.evaluation else None
 
     # --- endings ----------------------------------------------------------------------------
 
@@ -612,3 +857,7 @@ class TrainingJob(Aggregate):
 
 class IllegalTransitionError(Exception):
     """The command is not allowed in the job's current state; nothing was changed."""
+
+
+class JobAlreadyStartedError(IllegalTransitionError):
+    """Start of a job that has started already (or was discarded before starting)."""

@@ -268,3 +268,50 @@ def test_nats_down_for_a_while_mid_run_loses_no_step_and_counts_none_twice(train
         assert b"Connect call failed" in (tmp_path / "agent.log").read_bytes()  # the outage did happen mid-run
     finally:
         server.stop()
+
+
+def test_the_training_stage_reports_the_cut_and_the_masked_share_and_each_step_its_useful_tokens(reference) -> None:
+    """Issue #17: the sequence length comes from the data (here capped by the job's max_seq_length of 96), the
+    cut is counted, the loss is on the assistant's answers only, and padding costs under 5 % of the compute."""
+    _, messages, _ = reference
+    (training,) = [d for d in of_kind(messages, "stage") if d["stage"] == "training"]
+    data = training["data"]
+    assert (data["seq_len"], data["decided_by"]) == (96, "max_seq_length") and data["longest"] > 96
+    assert data["truncated_examples"] > 0 and data["most_cut"] == data["longest"] - 96
+    assert 0.3 < data["masked_share"] < 0.7  # system and user tokens: no loss on them
+    assert training["memory"]["guarded"] is False  # a CPU pod without a nominal GPU memory
+    steps = of_kind(messages, "step")
+    assert all(s["useful_tokens"] <= s["processed_tokens"] and s["step_time_s"] > 0 for s in steps)
+    assert sum(s["useful_tokens"] for s in steps) / sum(s["processed_tokens"] for s in steps) >= 0.95
+    (completed,) = of_kind(messages, "completed")
+    assert completed["metrics"]["trained_tokens"] == sum(s["useful_tokens"] for s in steps)  # padding not counted
+
+
+def test_the_memory_guard_turns_on_checkpointing_and_halves_the_micro_batch_keeping_the_effective_batch(
+    nats, training_ref, tmp_path
+) -> None:
+    """A nominal GPU memory (the CPU has none) between the memory model's estimates for the tiny model with
+    checkpointing at micro-batch 4 and at micro-batch 2: the guard must make both changes, and says so."""
+    from domain.gpu_memory import DEFAULT_HEADROOM, GB, ModelShape, estimate_setup
+    from gpu_agent.config import JobSpec
+    from gpu_agent.data import examples
+    from gpu_agent.memory import setup_for
+    from gpu_agent.model import build_tokenizer, model_config
+
+    job = JobSpec(training_file=training_ref, hyperparameters=job_spec(training_ref)["hyperparameters"], seed=7)
+    _, items = examples(small_training_file(12))
+    tokenizer = build_tokenizer(job, [m["content"] for e in items for m in e.messages])
+    shape = ModelShape.from_config(model_config(job, tokenizer).to_dict())
+    checkpointed = setup_for(job, 96, "cpu", "sdpa").with_changes(gradient_checkpointing=True)
+    halved = checkpointed.with_changes(micro_batch=2, gradient_accumulation_steps=2)
+    between = (estimate_setup(shape, checkpointed).total + estimate_setup(shape, halved).total) / 2
+    _, code, messages = run_agent(nats, tmp_path, job_spec(training_ref, max_steps=4,
+                                                           gpu_memory_gb=between / (1 - DEFAULT_HEADROOM) / GB))
+    assert code == 0, (tmp_path / "agent-1.log").read_text()[-3000:]
+    (training,) = [d for d in of_kind(messages, "stage") if d["stage"] == "training"]
+    memory = training["memory"]
+    assert (memory["gradient_checkpointing"], memory["micro_batch"], memory["gradient_accumulation_steps"]) == (
+        True, 2, 2)
+    assert [c.split(":")[0] for c in memory["changes"]] == [
+        "Gradient checkpointing turned on", "Micro-batch 4 → 2, gradient accumulation 1 → 2 (effective batch 4 kept)"]
+    assert [d["step"] for d in of_kind(messages, "step")] == [1, 2, 3, 4]

@@ -4,13 +4,16 @@ envelope unchanged; a new event class without a case here fails the coverage tes
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from domain.aggregates.budget import Budget
+from domain.aggregates.catalog_file import CatalogFile
 from domain.aggregates.training_job import TrainingJob
 from domain.applications import Pipeline
 from domain.job_status import CancelReason, FailureType, JobStatus
+from domain.training_file import ValidationReport, summarize
 from domain.values import ArtifactRef
 from infra import envelope
 from projections.base import event_topics
@@ -36,6 +39,11 @@ def full_life_events() -> list:
     job.pod_started("pod-1", attempt, Decimal("2.49"), t(9))
     for i, stage in enumerate((JobStatus.PREPROCESSING, JobStatus.MODEL_LOADING, JobStatus.TRAINING)):
         job.change_stage(stage, attempt, t(10 + i))
+    job.record_data_measurement(attempt, t(12), examples=1254, longest=2210, seq_len=1536, decided_by="memory",
+                                truncated_examples=9, truncated_tokens=3120, most_cut=674, masked_share=0.4613)
+    job.record_memory_guard(attempt, t(12), gpu_memory_gb=79.2, estimate_gb=65.7, micro_batch=2,
+                            gradient_accumulation_steps=2, gradient_checkpointing=True, seq_len=1536,
+                            changes=["Gradient checkpointing turned on: 336.1 GB → 81.8 GB estimated"])
     job.record_progress(50, 400, 0.5, 1.25, attempt, t(20))
     job.record_checkpoint(100, CKPT, attempt, t(30))
     job.complete_epoch(1, 1.1, attempt, t(40))
@@ -83,7 +91,30 @@ def app() -> Pipeline:
     return Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
 
 
-@pytest.mark.parametrize("event", full_life_events() + budget_events(), ids=lambda e: type(e).__qualname__)
+def quality_events() -> list:
+    """FR6.1 / FR6.3: suites attached, a re-evaluation, progress, results (and a failure), the override."""
+    from domain.quality.delivery import SuiteRef
+
+    suite = SuiteRef(uuid.uuid4(), "acme-probes.csv", ArtifactRef("files", "ab/acme-probes.csv", "e" * 64, 812))
+    results = ArtifactRef("job-x", "job-x/evaluation-attempt-1.json", "f" * 64, 5120)
+    job = configured_job()
+    job.attach_suites(suite, [suite], t(1))
+    job.queue(t(2))
+    attempt = job.start_provisioning("spot", t(2))
+    job.change_stage(JobStatus.EVALUATING, attempt, t(3))
+    job.record_evaluation_progress("perplexity", 3, 48, attempt, t(4))
+    job.evaluation_failed("the results object is missing", None, attempt, t(5))
+    job.record_evaluation(results, {"outcome": "block", "reasons": ["Knowledge retention 80% (✗ Failed)"],
+                                    "perplexity": {"baseline": 24.5, "trained": 16.8}}, attempt, t(5))
+    job.complete(ADAPTER, {}, attempt, t(6))
+    job.override_delivery("bob", "manager", "Client accepted the knowledge loss in writing", t(7))
+    again = configured_job()
+    again.request_evaluation(job.id, ADAPTER, "bob", t(8))
+    return job.collect_events() + again.collect_events()
+
+
+@pytest.mark.parametrize("event", full_life_events() + budget_events() + quality_events(),
+                         ids=lambda e: type(e).__qualname__)
 def test_an_event_round_trips_through_the_stored_form_and_the_envelope(app: Pipeline, event) -> None:
     stored = app.mapper.to_stored_event(event)
     assert app.mapper.to_domain_event(stored) == event
@@ -94,7 +125,7 @@ def test_an_event_round_trips_through_the_stored_form_and_the_envelope(app: Pipe
 
 
 def test_every_event_class_has_a_round_trip_case() -> None:
-    covered = {type(e).TOPIC for e in full_life_events() + budget_events()}
+    covered = {type(e).TOPIC for e in full_life_events() + budget_events() + quality_events()}
     assert covered == set(event_topics(TrainingJob)) | set(event_topics(Budget))
 
 
@@ -107,3 +138,42 @@ def test_a_malformed_envelope_is_reported_as_such() -> None:
     for body in (b"not json", b"{}", b'{"originator_id": "nope"}'):
         with pytest.raises(ValueError, match="not an event envelope"):
             envelope.decode(body)
+
+
+def catalog_events() -> list:
+    sample = (Path(__file__).parents[2] / "samples" / "financial-advisory.json").read_bytes()
+    entry = CatalogFile.register("Advisor sample", CKPT, ValidationReport(()), summarize(sample), "alice", T0)
+    entry.claim(uuid.uuid4(), t(1))
+    entry.add_alias("Advisor copy", "bob", t(2))
+    entry.release(uuid.UUID(entry.active_jobs[0]), t(3))
+    return entry.collect_events()
+
+
+@pytest.mark.parametrize("event", catalog_events(), ids=lambda e: type(e).__qualname__)
+def test_a_catalog_event_round_trips_through_the_stored_form_and_the_envelope(app: Pipeline, event) -> None:
+    test_an_event_round_trips_through_the_stored_form_and_the_envelope(app, event)
+
+
+def test_every_catalog_event_class_has_a_round_trip_case() -> None:
+    assert {type(e).TOPIC for e in catalog_events()} == set(event_topics(CatalogFile))
+
+
+def test_a_created_event_keeps_its_labels_suffix_and_base_model_and_one_stored_without_them_still_loads(
+        app: Pipeline) -> None:
+    """The OpenAI-compatible API's metadata, suffix and model ride on TrainingJob.Created, added to it
+    later: an event stored before has none of the three and reads as a job without them."""
+    import json
+
+    created = new_job(labels={"team": "risk", "ticket": "ML-42"}, suffix="advisor-v1", base_model="tiny")
+    event = created.collect_events()[0]
+    stored = app.mapper.to_stored_event(event)
+    assert app.mapper.to_domain_event(stored) == event
+    assert (event.labels, event.suffix, event.base_model) == ({"team": "risk", "ticket": "ML-42"}, "advisor-v1", "tiny")
+
+    state = json.loads(stored.state)
+    older = {key: value for key, value in state.items() if key not in ("labels", "suffix", "base_model")}
+    before = type(stored)(stored.originator_id, stored.originator_version, stored.topic, json.dumps(older).encode())
+    loaded = app.mapper.to_domain_event(before)
+    job = loaded.mutate(None)
+    assert (loaded.labels, loaded.suffix, loaded.base_model) == (None, None, None)
+    assert (job.labels, job.suffix, job.base_model, job.name) == ({}, None, None, created.name)
