@@ -39,6 +39,10 @@ class JobSpec:
     # The GPU memory the memory guard plans for where there is no CUDA device (a rehearsal on the CPU, tests);
     # on CUDA the device's own total is used.
     gpu_memory_gb: float | None = None
+    # The evaluation stage's suites (FR6.3): the knowledge suite and the client's probe suites, staged
+    # into the job's bucket; without any, the stage still measures perplexity on the held-out split.
+    knowledge_suite: ArtifactRef | None = None
+    probe_suites: tuple[ArtifactRef, ...] = ()
     fault: str = ""  # test-only fault injection, e.g. "oom_at_step:3"
 
 
@@ -101,8 +105,13 @@ def _spec(raw: Any) -> JobSpec:
     speedups = raw.get("speedups") or []
     if not isinstance(speedups, list) or any(s not in SPEEDUPS for s in speedups):
         raise ConfigError(f"speedups must be a list of some of {list(SPEEDUPS)}, not {speedups!r}")
+    evaluation = raw.get("evaluation") or {}
+    if not isinstance(evaluation, dict):
+        raise ConfigError("evaluation must be a JSON object")
+    knowledge = evaluation.get("knowledge")
     spec = JobSpec(training_file=ArtifactRef(**raw["training_file"]), hyperparameters=hyper,
-                   speedups=tuple(speedups), **known)
+                   speedups=tuple(speedups), knowledge_suite=ArtifactRef(**knowledge) if knowledge else None,
+                   probe_suites=tuple(ArtifactRef(**p) for p in evaluation.get("probes") or ()), **known)
     if spec.checkpoint_every < 1 or (spec.max_seq_length is not None and spec.max_seq_length < 8):
         raise ConfigError("checkpoint_every must be ≥ 1 and max_seq_length ≥ 8")
     if spec.gpu_memory_gb is not None and spec.gpu_memory_gb <= 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -130,8 +131,56 @@ class Agent:
                                 {"conversations": len(training_file.conversations), "examples": len(examples),
                                  "hyperparameters": spec.hyperparameters, "base_model": spec.base_model,
                                  "training_setup": prepared.report()})
-        self.publisher.emit("completed", {"adapter": ref.as_dict(), "metrics": metrics})
+        self.step = run.trainer.state.global_step
+        evaluation = self.evaluate(run.trainer.model, tokenizer, training_file, split, prepared, objects, uploader)
+        self.publisher.emit("completed", {"adapter": ref.as_dict(), "metrics": metrics,
+                                          **({"evaluation": evaluation.as_dict()} if evaluation else {})})
         return 0
+
+    def evaluate(self, model: Any, tokenizer: Any, training_file: Any, split: Any, prepared: Any, objects: Any,
+                 uploader: Any) -> Any:
+        """The evaluation stage (FR6.1, FR6.3; gpu_agent/evaluation.py): item-level results to the job's
+        bucket, their reference in `completed`. Deterministic, so a preempted stage is run again on the
+        next pod (from the last checkpoint, which is the trained adapter) to the same figures."""
+        from domain.quality import load_knowledge_suite
+        from gpu_agent.evaluation import evaluate
+        from infra.bus import job_bucket
+
+        spec, work, job_id = self.config.spec, self.config.work_dir, self.config.job_id
+        if not split.validation:
+            return None
+        self.enter("evaluating", "Evaluating the adapter against the base model...")
+        suites = [load_knowledge_suite(self.download(objects, ref, f"suite-{i}").read_bytes(), Path(ref.name).name)
+                  for i, ref in enumerate([spec.knowledge_suite, *spec.probe_suites]) if ref is not None]
+        knowledge = suites.pop(0) if spec.knowledge_suite is not None else None
+        length = prepared.guarded.settings.seq_len
+        validation = [(example.conversation_id, {"input_ids": row.input_ids[:length], "labels": row.labels[:length]})
+                      for example, row in zip(split.validation, prepared.validation, strict=True)]
+        results = evaluate(model, tokenizer, training_file, validation, [e.conversation_id for e in split.train],
+                           knowledge, suites, job_id, self.config.attempt,
+                           lambda part, done, total: self.evaluation_progress(part, done, total, uploader))
+        path = work / "evaluation.json"
+        path.write_bytes(results.to_json())
+        name = f"{job_id}/evaluation-attempt-{self.config.attempt}.json"
+        return self.publisher.call_retrying(lambda: objects.put_file(job_bucket(job_id), name, path),
+                                            f"upload of {name}")
+
+    def download(self, objects: Any, ref: Any, name: str) -> Path:
+        return self.publisher.call_retrying(lambda: objects.get_file(ref, self.config.work_dir / name),
+                                            f"download of {ref.name}")
+
+    def evaluation_progress(self, part: str, done: int, total: int, uploader: Any) -> None:
+        """Progress every tenth of a part; SIGTERM is answered here (the training loop's callback is
+        gone): the trained adapter's checkpoint is already stored, so the next pod evaluates again."""
+        if self.watcher.requested.is_set():
+            self.interrupted(self.step, uploader)
+        if done == total or done % max(1, total // 10) == 0:
+            self.publisher.emit("evaluation", {"part": part, "done": done, "total": total})
+        fault = self.config.spec.fault
+        if fault == f"sigterm_in_evaluation:{done}" and part == "perplexity":
+            os.kill(os.getpid(), signal.SIGTERM)
+            self.watcher.requested.wait(2)
+            self.interrupted(self.step, uploader)
 
     def fetch_resume(self, objects: Any, unpack: Any) -> Path | None:
         ref = self.config.resume_from

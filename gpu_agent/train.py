@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
-from transformers import PrinterCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerState, TrainingArguments
 
 from gpu_agent.batching import LengthGroupedSampler, PaddingCollator, TokenCounter, drop_counts
 from gpu_agent.config import JobSpec
@@ -98,6 +98,12 @@ class TrainingRun:
     def train(self) -> None:
         if not self.already_finished():
             self.trainer.train(resume_from_checkpoint=str(self.resume_dir) if self.resume_dir else None)
+            return
+        # Stopped after the last step (in finalization or evaluation): no step to run, but the model is
+        # the trained one only once the checkpoint's adapter and the trainer's state are loaded.
+        assert self.resume_dir is not None
+        self.trainer._load_from_checkpoint(str(self.resume_dir))  # noqa: SLF001 - Trainer's own loader
+        self.trainer.state = TrainerState.load_from_json(str(self.resume_dir / "trainer_state.json"))
 
 
 def build(spec: JobSpec, model: Any, tokenizer: Any, train: Sequence[Tokenized], validation: Sequence[Tokenized],

@@ -153,6 +153,48 @@ def test_a_tiny_model_jobs_deployment_package_holds_its_base_and_runs(nats, refe
     assert answer.returncode == 0, answer.stderr[-3000:]
 
 
+def test_the_evaluation_stage_scores_the_suites_and_a_preempted_evaluation_resumes_to_the_same_figures(
+    nats, training_ref, tmp_path
+) -> None:
+    from dataclasses import replace
+
+    from domain.quality.results import parse, summary
+
+    root = Path(__file__).resolve().parents[2]
+    knowledge = upload(nats.url, (root / "samples" / "suites" / "financial-knowledge.jsonl").read_bytes(), tmp_path,
+                       "financial-knowledge.jsonl")
+    probes = upload(nats.url, b"id,category,question,A,B,C,D,answer,critical\n"
+                              b"p1,compliance,Who regulates broker-dealers?,NASA,FINRA,NOAA,FIFA,B,true\n",
+                    tmp_path, "acme-probes.csv")
+    suites = {"evaluation": {"knowledge": knowledge.as_dict(), "probes": [probes.as_dict()]}}
+
+    def results(messages, attempt):
+        (completed,) = of_kind(messages, "completed")
+        path = download(nats.url, ArtifactRef(**completed["evaluation"]), tmp_path / f"results-{attempt}.json")
+        return parse(path.read_bytes())
+
+    job_id, code, messages = run_agent(nats, tmp_path, job_spec(training_ref, **suites))
+    assert code == 0, (tmp_path / "agent-1.log").read_text()[-3000:]
+    assert "evaluating" in [d["stage"] for d in of_kind(messages, "stage")]
+    assert {d["part"] for d in of_kind(messages, "evaluation")} >= {"perplexity", "financial-knowledge.jsonl"}
+    first = results(messages, 1)
+    assert first.knowledge is not None and len(first.knowledge.answers) == 100 and first.samples
+    assert [p.suite for p in first.probes] == ["acme-probes.csv"] and summary(first)["outcome"] in {
+        "pass", "review", "block"}
+
+    (tmp_path / "again").mkdir()
+    stopped, code, messages = run_agent(nats, tmp_path / "again",
+                                        job_spec(training_ref, fault="sigterm_in_evaluation:1", **suites))
+    assert code == 143, (tmp_path / "again" / "agent-1.log").read_text()[-3000:]
+    (interrupted,) = of_kind(messages, "interrupted")
+    resume = ArtifactRef(**interrupted["checkpoint"])  # the trained adapter's last checkpoint
+    _, code, messages = run_agent(nats, tmp_path / "again", job_spec(training_ref, **suites), stopped, attempt=2,
+                                  resume=resume)
+    assert code == 0, (tmp_path / "again" / "agent-2.log").read_text()[-3000:]
+    resumed = results(messages, 2)
+    assert replace(resumed, job_id=first.job_id, attempt=1) == first  # the same item-level results, bit for bit
+
+
 @pytest.mark.parametrize("where", ["a random step", "the last step of an epoch"])
 def test_sigterm_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(
     nats, training_ref, reference, tmp_path, where
