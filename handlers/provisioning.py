@@ -17,7 +17,9 @@ from uuid import UUID
 
 from domain.applications import Pipeline
 from domain.job_status import JobStatus
+from domain.preset_choice import DEFAULT_SEED
 from domain.values import ArtifactRef
+from handlers.evaluation import evaluation_inputs, evaluation_spec
 from handlers.pods.provider import NoCapacityError, PodExit, PodProvider
 from infra import bus
 from infra.natsauth import NatsAuthority
@@ -165,13 +167,18 @@ class Provisioner:
         """The agent's environment: its job's objects staged into the job's bucket, and NATS
         credentials that reach nothing else (when the server's users are ours to manage)."""
         resume = job.latest_checkpoint
-        staged = self.stage(job.id, [job.training_file, *([resume] if resume else [])])
+        evaluation = evaluation_inputs(job)  # FR6.3 suites, a re-evaluation's adapter (handlers/evaluation.py)
+        staged = self.stage(job.id, [job.training_file, *([resume] if resume else []), *evaluation])
         config = job.configuration
         spec = {"training_file": staged[0].as_dict(), "hyperparameters": config["hyperparameters"],
                 "base_model": self.agent.base_model, "qlora": self.agent.qlora,
-                "checkpoint_every": self.agent.checkpoint_every, "max_steps": self.agent.max_steps,
-                "heartbeat_s": self.agent.heartbeat_s, "seed": 42,
-                "fault": self.agent.first_attempt_fault if attempt == 1 else ""}
+                # a template's or a cloned job's checkpoint frequency (FR5.2.2), else the deployment's
+                "checkpoint_every": int(config["hyperparameters"].get("save_steps") or self.agent.checkpoint_every),
+                "max_steps": self.agent.max_steps,
+                "heartbeat_s": self.agent.heartbeat_s,
+                "seed": int(config["hyperparameters"].get("seed", DEFAULT_SEED)),  # one asked for through /v1
+                "fault": self.agent.first_attempt_fault if attempt == 1 else "",
+                **evaluation_spec(job, staged[len(staged) - len(evaluation):])}
         env = {"PIPELINE_JOB_ID": str(job.id), "PIPELINE_ATTEMPT": str(attempt), "NATS_URL": self.agent.nats_url,
                "PIPELINE_JOB_CONFIG": encode_json(spec), "PIPELINE_POD_NONCE": secrets.token_hex(8)}
         if resume is not None:
@@ -295,19 +302,24 @@ class Provisioner:
             self.app.record_job_spend(job_id, now())
 
     def adopt(self, active_jobs: list[UUID], waiting_jobs: list[UUID]) -> None:
-        """At start (after a restart of this worker): pods recorded as running that the provider
-        does not know are gone: recorded as stopped and their jobs interrupted (then recovered);
-        jobs waiting for a GPU are retried at once."""
+        """At start (after a restart of this worker): pods recorded as running that the provider still
+        knows are watched again (their exits, telemetry and spend as before: no interruption, no new
+        pod); those it does not know are gone: recorded as stopped and their jobs interrupted (then
+        recovered); jobs waiting for a GPU are retried at once."""
         with self.lock:
             self.active = set(active_jobs)
             if self.authority is not None:
                 self.authority.retain({str(job_id) for job_id in active_jobs})
-            for job_id in active_jobs:
-                job = self.app.get_job(job_id)
-                lost = [p for p in job.running_pods() if p not in self.pods]
+            jobs = {job_id: self.app.get_job(job_id) for job_id in active_jobs}
+            known = self._adopt_pods(jobs)
+            for job_id, job in jobs.items():
+                lost = [p for p in job.running_pods() if p not in known]
+                current_kept = job.attempt_pods.get(job.attempt) in known
                 if lost:
-                    self.app.update_job(job_id, lambda j, pods=lost: self._lost(j, pods))
-                elif job.status == JobStatus.PROVISIONING:  # died between asking and getting a pod
+                    self.app.update_job(job_id, lambda j, pods=lost, keep=current_kept: self._lost(j, pods, keep))
+                if lost or current_kept:  # kept: it trains on; lost: its Interrupted event starts the recovery
+                    continue
+                if job.status == JobStatus.PROVISIONING:  # died between asking and getting a pod
                     self.app.update_job(job_id, lambda j: j.provisioning_failed(j.attempt, "worker restarted", now()))
                     waiting_jobs = [*waiting_jobs, job_id]
                 elif job.status == JobStatus.RECOVERING or (
@@ -318,12 +330,27 @@ class Provisioner:
             for job_id in waiting_jobs:
                 self.waiting[job_id] = (time.monotonic(), 0.0)
 
+    def _adopt_pods(self, jobs: dict[UUID, Any]) -> set[str]:
+        """The jobs' running pods the provider still knows (running, or ended unwatched: then its
+        next `exited()` reports them), watched from now on as if this worker had started them."""
+        recorded = {pod_id: (job_id, attempt) for job_id, job in jobs.items()
+                    for attempt, pod_id in job.attempt_pods.items() if pod_id in job.running_pods()}
+        adopt = getattr(self.provider, "adopt", None)  # a provider without it knows no pod it did not start
+        known = set(adopt(list(recorded)) if adopt is not None and recorded else [])
+        for pod_id in known:
+            job_id, attempt = recorded[pod_id]
+            self.pods[pod_id], self.pod_attempts[pod_id] = job_id, attempt
+            self.pod_started_at[pod_id] = time.monotonic()
+            log.info("job %s: adopted pod %s (attempt %d)", job_id, pod_id, attempt)
+        return known
+
     @staticmethod
-    def _lost(job: Any, pods: list[str]) -> None:
+    def _lost(job: Any, pods: list[str], current_kept: bool = False) -> None:
         at = now()
         for pod_id in pods:
             job.pod_stopped(pod_id, at)
-        job.interrupt("pod lost while the handlers restarted", job.last_step, job.attempt, at)
+        if not current_kept:  # the current attempt's pod is gone too (else only older ones: it trains on)
+            job.interrupt("pod lost while the handlers restarted", job.last_step, job.attempt, at)
 
     def fault(self, job_id: UUID | None, action: str, count: int = 1) -> list[str]:
         """Fault injection on the local provider: preempt (SIGTERM), kill (SIGKILL), freeze (SIGSTOP),

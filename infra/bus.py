@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client
+from nats.errors import ConnectionClosedError, NoServersError, StaleConnectionError, UnexpectedEOF
 from nats.js import JetStreamContext
 from nats.js.api import ObjectStoreConfig, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from infra.logs import Outage
 from infra.telemetry import ALL_TELEMETRY
 
 log = logging.getLogger(__name__)
@@ -31,25 +35,51 @@ STREAMS = (
 )
 
 
+# What nats-py hands its error callback while the server is away (and it reconnects).
+CONNECTION_ERRORS = (OSError, TimeoutError, UnexpectedEOF, StaleConnectionError, NoServersError,
+                     ConnectionClosedError)
+
+
 class BusUnavailableError(Exception):
     """NATS could not be reached; the message is one line."""
 
 
 async def connect(url: str, name: str, timeout: float = 5.0, **options: object) -> Client:
     """Connects with an error callback installed: a denied publish is otherwise only a timeout."""
-
-    async def error_cb(exc: Exception) -> None:
-        log.error("nats error on %s: %s", name, exc)
-
     probe(url, timeout)
     try:
         params: dict[str, object] = {
             "name": name, "connect_timeout": timeout, "allow_reconnect": True,
-            "max_reconnect_attempts": -1, "reconnect_time_wait": 1, "error_cb": error_cb,
+            "max_reconnect_attempts": -1, "reconnect_time_wait": 1, **vars(connection_callbacks(name)),
         }
         return await nats.connect(url, **(params | options))
-    except Exception as exc:  # nats raises several unrelated types for "cannot connect"
+    except Exception as exc:  # noqa: BLE001 - nats raises several unrelated types for "cannot connect"
         raise BusUnavailableError(f"cannot connect to NATS at {shown(url)}: {exc or type(exc).__name__}") from None
+
+
+@dataclass(frozen=True)
+class ConnectionCallbacks:
+    """nats-py's `error_cb` and `reconnected_cb` for one connection: a lost connection is one line,
+    the reconnect attempts are counted, the reconnect is one summary; any other error (a denied
+    publish, …) is logged as it comes."""
+
+    error_cb: Callable[[Exception], Awaitable[None]]
+    reconnected_cb: Callable[[], Awaitable[None]]
+
+
+def connection_callbacks(name: str) -> ConnectionCallbacks:
+    outage = Outage(log, lost=f"{name}: NATS connection lost", back=f"{name}: NATS reconnected")
+
+    async def error_cb(exc: Exception) -> None:
+        if isinstance(exc, CONNECTION_ERRORS):
+            outage.failed(str(exc) or type(exc).__name__)
+        else:
+            log.error("nats error on %s: %s", name, exc)
+
+    async def reconnected_cb() -> None:
+        outage.recovered()
+
+    return ConnectionCallbacks(error_cb, reconnected_cb)
 
 
 def probe(url: str, timeout: float) -> None:
@@ -70,6 +100,7 @@ def shown(url: str) -> str:
 async def declare(js: JetStreamContext) -> None:
     """Creates or updates our streams and object-store buckets; consumers never declare them."""
     for config in STREAMS:
+        assert config.name is not None  # nats-py types every StreamConfig field optional; ours are named
         try:
             await js.stream_info(config.name)
         except NotFoundError:

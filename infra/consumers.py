@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, cast
 
-import psycopg
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
@@ -20,7 +20,9 @@ from faststream.nats.subscriber.usecases import stream_pull_subscriber as _pull_
 from nats.aio.msg import Msg
 from psycopg_pool import ConnectionPool
 
+from infra import db
 from infra.bus import EVENTS_STREAM
+from infra.logs import Outage
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,10 @@ log = logging.getLogger(__name__)
 # builtin TimeoutError when a fetch finds fewer messages than asked: the loop task then dies with
 # the partial batch fetched and unacked (redelivered only after ack_wait), and FastStream restarts
 # it. Catching the builtin (the nats error's base class) covers both. See docs/architecture.md.
-_pull_subscriber.TimeoutError = TimeoutError
+# (mypy objects to assigning a module's imported class; repointing that name is the whole patch.)
+_pull_subscriber.TimeoutError = TimeoutError  # type: ignore[misc, assignment]
 
-BatchHandler = Callable[[Sequence[bytes]], list[Exception | None]]
+BatchHandler = Callable[[Sequence[Any]], list[Exception | None]]
 """Runs in a worker thread; returns, per message in order, None (done) or the exception. With
 `with_subjects`, it gets (subject, body) pairs instead of bodies."""
 
@@ -49,7 +52,7 @@ class RetryLaterError(Exception):
 PROJECTION_ACK_WAIT_S = 10.0
 
 # Failures that say nothing about the message: retried however often it takes (with backoff).
-TRANSIENT: tuple[type[Exception], ...] = (RetryLaterError, psycopg.OperationalError)
+TRANSIENT: tuple[type[Exception], ...] = (RetryLaterError, *db.UNAVAILABLE)
 
 
 def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subject: str,
@@ -60,6 +63,8 @@ def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subj
     again, which is how long the messages a dead worker held take to come back. A batch still
     being handled is kept from that by in-progress acks (`still_working`). A durable keeps the
     ack_wait it was created with: a changed one applies once it is deleted and made again."""
+    database = Outage(log, lost=f"{durable}: PostgreSQL unavailable, messages are retried",
+                      back=f"{durable}: PostgreSQL back")
 
     @broker.subscriber(
         subject, stream=JStream(stream, declare=False), durable=durable,
@@ -67,12 +72,13 @@ def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subj
         ack_policy=AckPolicy.MANUAL, config=ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=5000),
     )
     async def consume(message: NatsMessage) -> None:
-        raw: list[Msg] = list(message.raw_message)
+        # FastStream types raw_message as one Msg; a batch subscriber is handed the list of them.
+        raw: list[Msg] = list(cast("list[Msg]", message.raw_message))
         items = [(m.subject, m.data) for m in raw] if with_subjects else [m.data for m in raw]
         async with still_working(raw, every_s=ack_wait_s / 3):
             outcomes = await asyncio.to_thread(handle, items)
             for msg, error in zip(raw, outcomes, strict=True):
-                await settle(broker, pool, durable, msg, error, max_deliver)
+                await settle(broker, pool, durable, msg, error, max_deliver, database)
 
 
 @contextlib.asynccontextmanager
@@ -100,13 +106,19 @@ async def still_working(messages: Sequence[Msg], every_s: float) -> AsyncIterato
 
 
 async def settle(broker: NatsBroker, pool: ConnectionPool, durable: str, msg: Msg,
-                 error: Exception | None, max_deliver: int) -> None:
+                 error: Exception | None, max_deliver: int, database: Outage | None = None) -> None:
+    """`database`: a PostgreSQL outage is one line and a summary, not one line per message."""
     if error is None:
+        if database is not None:
+            database.recovered()
         await msg.ack()
         return
     delivered = msg.metadata.num_delivered
     if isinstance(error, TRANSIENT) or type(error).__name__ == "ConcurrencyConflictError":
-        log.info("%s: delivery %d will be retried: %s", durable, delivered, error)
+        if isinstance(error, db.UNAVAILABLE) and database is not None:
+            database.failed(error)
+        else:
+            log.info("%s: delivery %d will be retried: %s", durable, delivered, error)
         await msg.nak(delay=min(30.0, 0.1 * 2 ** min(delivered, 9)))
         return
     if isinstance(error, PoisonMessageError) or delivered >= max_deliver:

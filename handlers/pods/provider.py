@@ -34,3 +34,6 @@ class PodProvider(Protocol):
     def exited(self) -> list[PodExit]:
         """Pods that stopped since the last call (and have not been reported yet)."""
         ...
+
+    # Optional: `adopt(pod_ids) -> list[str]`, those of the pods a previous process started that
+    # the provider still knows, tracked from then on (a restarted handlers worker adopts them).

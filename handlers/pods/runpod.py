@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -129,12 +130,24 @@ class RunPodProvider:
             return sorted(self.pods)
 
     def stop_all(self) -> None:
-        """At shutdown: a restarted handlers process recovers its jobs on new pods, so these would only bill."""
+        """Every pod this process tracks, terminated."""
         for pod_id in self.running():
             self.terminate(pod_id)
 
+    def adopt(self, pod_ids: Iterable[str]) -> list[str]:
+        """Pods a previous handlers process created that RunPod still has (running, or exited while
+        nobody watched: `exited()` then reports and terminates them) are polled from now on."""
+        known = []
+        for pod_id in pod_ids:
+            check_safe(pod_id)
+            if self._status(pod_id) not in (None, "TERMINATED"):
+                known.append(pod_id)
+        with self.lock:
+            self.pods.update(known)
+        return known
+
     def reap_orphans(self) -> int:
-        """Our pods (named lora-…) left running by a previous handlers process: terminated. Assumes one
+        """Our pods (named lora-…) left running by a previous handlers process and not adopted: terminated. Assumes one
         deployment per RunPod account."""
         pods, ours = self._query(QUERY_POD)["myself"]["pods"], set(self.running())
         orphans = [p["id"] for p in pods if (p.get("name") or "").startswith(POD_PREFIX) and p["id"] not in ours]

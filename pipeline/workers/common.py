@@ -33,8 +33,10 @@ def stop_on_signals() -> asyncio.Event:
 
 
 def quiet_broker(settings: Settings, nats_url: str) -> NatsBroker:
+    callbacks = bus.connection_callbacks("broker")
     return NatsBroker(nats_url, log_level=logging.DEBUG, connect_timeout=int(settings.runtime.connect_timeout_s),
-                      max_reconnect_attempts=-1, logger=FASTSTREAM_LOG, **bus.connection_callbacks("broker"))
+                      max_reconnect_attempts=-1, logger=FASTSTREAM_LOG, error_cb=callbacks.error_cb,
+                      reconnected_cb=callbacks.reconnected_cb)
 
 
 async def close_all(worker: str, *steps: tuple[str, Callable[[], object]]) -> None:

@@ -16,19 +16,21 @@ from faststream.nats import NatsBroker
 from psycopg_pool import ConnectionPool
 
 from domain.values import ArtifactRef
+from handlers.evaluation import fetch_bytes
 from handlers.pods import local
 from handlers.provisioning import AgentSettings, Provisioner, QueuePolicy
 from handlers.telemetry import TelemetryHandler
-from infra import bus, envelope, staging
+from infra import bus, db, envelope, staging
 from infra.bus import TELEMETRY_STREAM
 from infra.consumers import add_consumer
 from infra.eventstore import EventStore
+from infra.logs import Outage
 from infra.natsauth import NatsAuthority
 from infra.objectstore import ObjectStore
 from infra.relay import acquire_leadership
 from infra.settings import Settings
 from infra.telemetry import ALL_TELEMETRY
-from pipeline.workers.common import quiet_broker, stop_on_signals
+from pipeline.workers.common import close_all, quiet_broker, stop_on_signals
 from projections import jobs
 
 log = logging.getLogger(__name__)
@@ -59,13 +61,14 @@ class HandlersWorker:
         self.pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
         self.lock_conn = psycopg.connect(database_url, autocommit=True)
         self.provider: Any = pod_provider(settings)
-        self.telemetry = TelemetryHandler(self.store.app)
+        self.telemetry = TelemetryHandler(self.store.app, read_object=self.read_object)
         self.broker: NatsBroker = quiet_broker(settings, nats_url)
 
     async def open(self) -> None:
         """Connects to the object store and builds the provisioner and the subscriptions."""
         self.objects_nc = await bus.connect(self.nats_url, "handlers-objects", self.settings.runtime.connect_timeout_s)
-        self.provisioner = self.build_provisioner(ObjectStore(self.objects_nc.jetstream()))
+        self.objects, self.event_loop = ObjectStore(self.objects_nc.jetstream()), asyncio.get_running_loop()
+        self.provisioner = self.build_provisioner(self.objects)
         self.subscribe()
 
     def build_provisioner(self, objects: ObjectStore) -> Provisioner:
@@ -83,6 +86,10 @@ class HandlersWorker:
         policy = QueuePolicy(pods.max_running, pods.provisioning_retry_s, pods.provisioning_window_s)
         return Provisioner(self.store.app, self.provider, agent, policy,
                            queued_jobs=lambda: self.job_ids(jobs.queued_jobs()), stage=stage, authority=authority)
+
+    def read_object(self, ref: ArtifactRef) -> bytes:
+        """An evaluation's results for the telemetry reactor (it runs in a consumer thread)."""
+        return asyncio.run_coroutine_threadsafe(fetch_bytes(self.objects, ref), self.event_loop).result(120)
 
     def subscribe(self) -> None:
         provisioner, max_deliver = self.provisioner, self.settings.runtime.consumer_max_deliver
@@ -112,10 +119,12 @@ class HandlersWorker:
             return [row[0] for row in conn.execute(query, params)]
 
     async def start(self) -> None:
-        """As leader: the pods a previous leader left are reaped or adopted, then messages flow."""
+        """As leader: the pods a previous leader left are adopted (those of active jobs) or ended,
+        then messages flow."""
         bus.probe(self.nats_url, self.settings.runtime.connect_timeout_s)
-        self.provider.reap_orphans()
         await asyncio.to_thread(self.provisioner.adopt, self.job_ids(*jobs.active_jobs()), [])
+        if reaped := await asyncio.to_thread(self.provider.reap_orphans):
+            log.info("handlers: ended %d pod(s) of jobs no longer active", reaped)
         await self.broker.start()
         log.info("handlers: provisioning and telemetry, %s pod provider", self.settings.agent.pod_provider)
 
@@ -141,12 +150,12 @@ class HandlersWorker:
         return bool(connection is not None and connection.is_connected)
 
     async def close(self) -> None:
-        await self.broker.stop()
-        self.provider.stop_all()
-        await self.objects_nc.close()
-        self.pool.close()
-        self.lock_conn.close()
-        self.store.close()
+        """Every step runs whatever failed before (NATS or PostgreSQL may be down). The pods keep
+        running: the next handlers worker adopts them; a stack shutdown ends them
+        (pipeline/supervisor.py)."""
+        await close_all("handlers", ("the broker", self.broker.stop), ("NATS", self.objects_nc.close),
+                        ("the pool", self.pool.close), ("the lock connection", self.lock_conn.close),
+                        ("the event store", self.store.close))
 
 
 def pod_provider(settings: Settings) -> Any:
@@ -157,12 +166,29 @@ def pod_provider(settings: Settings) -> Any:
     return local.LocalProvider(settings.runtime.state_dir.resolve() / "pods", threads=settings.agent.threads)
 
 
+def end_pods(settings: Settings) -> int:
+    """A stack shutdown: every pod of this deployment, whichever handlers worker started or adopted
+    it, is ended (the workers themselves leave their pods to the next one). Returns how many ran."""
+    return pod_provider(settings).reap_orphans()
+
+
+STEP_OUTAGES: dict[str, Outage] = {}
+
+
 async def guarded(step: Callable[..., object], *args: object) -> None:
-    """One step of the handlers' loop in a thread; an error is logged, never fatal to the loop."""
+    """One step of the handlers' loop in a thread; an error is logged, never fatal to the loop.
+    PostgreSQL away is one line when the step first fails and one when it works again."""
+    name = getattr(step, "__name__", str(step))
+    outage = STEP_OUTAGES.setdefault(name, Outage(log, lost=f"handlers: {name} waits for PostgreSQL",
+                                                  back=f"handlers: {name} works again"))
     try:
         await asyncio.to_thread(step, *args)
+    except db.UNAVAILABLE as exc:
+        outage.failed(exc)
     except Exception:  # noqa: BLE001 - the next round retries; the worker must keep running
-        log.exception("handlers: %s failed", getattr(step, "__name__", step))
+        log.exception("handlers: %s failed", name)
+    else:
+        outage.recovered()
 
 
 def each(handle: Callable[..., None]) -> Callable[[Sequence[Any]], list[Exception | None]]:
@@ -176,7 +202,8 @@ def each(handle: Callable[..., None]) -> Callable[[Sequence[Any]], list[Exceptio
                 handle(*item) if isinstance(item, tuple) else handle(item)
                 outcomes.append(None)
             except Exception as exc:  # noqa: BLE001 - settled per message by the consumer
-                log.warning("handler failed on a message: %s", exc)
+                if not isinstance(exc, db.UNAVAILABLE):  # an outage: the consumer says it once
+                    log.warning("handler failed on a message: %s", exc)
                 outcomes.append(exc)
         return outcomes
 

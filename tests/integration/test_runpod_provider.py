@@ -213,6 +213,18 @@ def test_orphans_of_a_previous_process_are_terminated_and_others_left_alone(fake
     assert set(fake.pods) == {ours.pod_id, "someoneelse000"}
 
 
+def test_pods_of_a_previous_process_that_runpod_still_has_are_adopted_and_not_reaped(fake: FakeRunPod) -> None:
+    previous = provider_for(fake)
+    running, exited = (previous.create_pod(JOB, n, "on_demand", ENV) for n in (1, 2))
+    fake.exit_pod(exited.pod_id)
+    provider = provider_for(fake)  # the handlers worker restarted
+
+    assert provider.adopt([running.pod_id, exited.pod_id, "gone000000000"]) == [running.pod_id, exited.pod_id]
+    assert provider.reap_orphans() == 0 and running.pod_id in fake.pods
+    assert [gone.pod_id for gone in provider.exited()] == [exited.pod_id]  # ended unwatched: reported now
+    assert provider.running() == [running.pod_id]
+
+
 def test_settings_build_the_provider_and_refuse_runpod_without_key_or_image(
     fake: FakeRunPod, monkeypatch: pytest.MonkeyPatch
 ) -> None:

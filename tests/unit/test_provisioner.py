@@ -170,3 +170,20 @@ def test_after_a_restart_pods_the_provider_still_knows_are_adopted_without_inter
     provider.exit("pod-1", -9)  # then it dies: interrupted and recovered as any watched pod
     after.record_exits()
     assert app.get_job(job_id).status == JobStatus.INTERRUPTED and app.get_job(job_id).running_pods() == []
+
+
+def test_the_pod_trains_with_the_seed_the_job_asked_for_and_42_otherwise(app: Pipeline) -> None:
+    from infra.pod_env import decode_json
+    from tests.factories import configuration, job_fields
+
+    envs: list[dict[str, str]] = []
+    provider = ScriptedProvider()
+    original = provider.create_pod
+    provider.create_pod = lambda job_id, attempt, tier, env: envs.append(env) or original(job_id, attempt, tier, env)
+    p = provisioner(app, provider)
+    seeded = app.create_job(**job_fields(name="Seeded run"))
+    app.configure_job(seeded, **configuration(hyperparameters={"r": 8, "seed": 7}))
+    app.start_job(seeded, "alice", "member", datetime.now(timezone.utc))
+    for job_id in (seeded, queue_sample_job(app, name="Unseeded run")):
+        p.on_event("TrainingJob.Queued", job_id)
+    assert [decode_json(env["PIPELINE_JOB_CONFIG"], "config")["seed"] for env in envs] == [7, 42]
