@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,17 +21,26 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from domain.aggregates.budget import DEFAULT_GRACE_PERCENT, Budget
-from domain.aggregates.catalog_file import CatalogFile
+from domain.aggregates.catalog_file import CatalogFile, Registration
+from domain.aggregates.job_sharing import JobSharing, can_view
+from domain.aggregates.probe_suite import ProbeSuite
+from domain.aggregates.template import DEFAULTS, SYSTEM, ConfigurationTemplate, TemplateNotFoundError
 from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
 from domain.budget_month import budget_month, earlier_months
 from domain.cost_model import estimate_cost
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
-from domain.job_metadata import default_name, retry_name
+from domain.job_metadata import NAME_MAX, default_name, retry_name
 from domain.job_status import CancelReason, JobStatus
 from domain.money import cents
-from domain.presets import check_unlocked, default_preset, preset_named
+from domain.preset_choice import PresetChoice, RequestedHyperparameters, choose_preset
+from domain.presets import check_unlocked, default_preset, is_unlocked, preset_named
+from domain.quality.cost import ALGORITHM as EVALUATION_ESTIMATE
+from domain.quality.cost import reevaluation_estimate
+from domain.quality.delivery import SuiteRef
+from domain.quality.model import KnowledgeSuite
 from domain.retries import RetryPlan, check_retryable, remaining_fraction
 from domain.training_file import TrainingFileStats, ValidationReport
+from domain.training_settings import overrides_for
 from domain.transcodings import register_domain_transcodings
 from domain.values import ArtifactRef
 
@@ -64,17 +73,30 @@ class Pipeline(Application[UUID]):
 
     def register_training_file(self, name: str, file: ArtifactRef, report: ValidationReport,
                                stats: TrainingFileStats | None, registered_by: str, at: datetime) -> UUID:
-        """Records a stored file with its validation result and statistics; the same bytes
-        registered again return the existing entry."""
-        existing = self.catalog_file(CatalogFile.id_for(file.sha256))
-        if existing is not None:
-            return existing.id
-        entry = CatalogFile.register(name, file, report, stats, registered_by, at)
-        try:
-            self.save(entry)
-        except IntegrityError:
-            pass  # registered concurrently: same id, same content
-        return entry.id
+        """Records a stored file with its validation result and statistics; the id of its entry."""
+        return self.add_to_catalog(name, file, report, stats, registered_by, at).file_id
+
+    def add_to_catalog(self, name: str, file: ArtifactRef, report: ValidationReport,
+                       stats: TrainingFileStats | None, registered_by: str, at: datetime) -> Registration:
+        """A new catalog entry for new bytes. Bytes already catalogued keep their entry and its
+        name; a different `name` is recorded as an alias of it (CatalogFile.AliasAdded)."""
+        entry = self.catalog_file(CatalogFile.id_for(file.sha256))
+        if entry is None:
+            entry = CatalogFile.register(name, file, report, stats, registered_by, at)
+            try:
+                self.save(entry)
+                return Registration.of(entry, new=True)
+            except IntegrityError:
+                pass  # registered concurrently: same id, same content, so an alias of that entry
+
+        def alias() -> Registration:
+            found = self.catalog_file(CatalogFile.id_for(file.sha256))
+            assert found is not None
+            added = found.add_alias(name, registered_by, at)
+            self.save(found)
+            return Registration.of(found, new=False, alias=found.aliases[-1] if added else None)
+
+        return self._retrying(alias)
 
     def catalog_file(self, file_id: UUID) -> CatalogFile | None:
         try:
@@ -83,36 +105,98 @@ class Pipeline(Application[UUID]):
             return None
         return entry if isinstance(entry, CatalogFile) else None
 
-    def create_job_from_file(self, file_id: UUID, *, created_by: str, at: datetime, name: str | None = None,
-                             preset: str | None = None, gpu_tier: str = "spot", successful_jobs: int = 0,
-                             prices: PriceSource | None = None,
-                             interruption_probability: Decimal = DEFAULT_INTERRUPTION_RATE,
-                             notes: str | None = None, **metadata: Any) -> UUID:
+    # --- the evaluation-suite catalog (FR6.3) ----------------------------------------------------
+
+    def register_suite(self, suite: KnowledgeSuite, kind: str, file: ArtifactRef, registered_by: str,
+                       at: datetime) -> ProbeSuite:
+        """A validated suite, stored; the same bytes registered again return the existing entry."""
+        existing = self.suite(ProbeSuite.id_for(file.sha256))
+        if existing is not None:
+            return existing
+        entry = ProbeSuite.register(suite, kind, file, registered_by, at)
+        try:
+            self.save(entry)
+        except IntegrityError:
+            return self.suite(entry.id) or entry  # registered concurrently: same id, same content
+        return entry
+
+    def suite(self, suite_id: UUID) -> ProbeSuite | None:
+        try:
+            found: Aggregate = self.repository.get(suite_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, ProbeSuite) else None
+
+    def create_job_from_file(self, file_id: UUID, *, created_by: str, at: datetime, **options: Any) -> UUID:
         """Creates and configures a job for a catalogued file (FR1.1.1-FR1.3.1): eligibility, preset
-        (default by conversation count, Aggressive lock, VRAM), GPU option and cost estimate."""
+        (default by conversation count, Aggressive lock, VRAM), GPU option and cost estimate; see
+        `_job_from_file` for the options."""
+        job, _ = self._job_from_file(file_id, created_by=created_by, at=at, **options)
+        self.save(job)
+        return job.id
+
+    def launch_job_from_file(self, file_id: UUID, *, actor: str, role: str, at: datetime,
+                             override_justification: str | None = None, **options: Any) -> tuple[UUID, list[str]]:
+        """Creates, configures and starts a job in one save (the OpenAI-compatible API's create):
+        refused by the file's eligibility or the budget, nothing is left behind. Returns the id and
+        the budget's warnings."""
+
+        def attempt() -> tuple[UUID, list[str]]:
+            job, entry = self._job_from_file(file_id, created_by=actor, at=at, **options)
+            budget = self._budget_for(at)
+            entry.claim(job.id, at)
+            warnings = budget.reserve(job.id, job.estimated_cost_max, actor, role, at, override_justification)
+            job.queue(at)
+            self.save(job, budget, entry)
+            return job.id, warnings
+
+        return self._retrying(attempt)
+
+    def _job_from_file(self, file_id: UUID, *, created_by: str, at: datetime, name: str | None = None,
+                       preset: str | None = None, gpu_tier: str = "spot", successful_jobs: int = 0,
+                       prices: PriceSource | None = None,
+                       interruption_probability: Decimal = DEFAULT_INTERRUPTION_RATE, notes: str | None = None,
+                       requested: RequestedHyperparameters | None = None,
+                       overrides: dict[str, Any] | None = None, knowledge_suite: SuiteRef | None = None,
+                       probe_suites: Sequence[SuiteRef] = (), **metadata: Any
+                       ) -> tuple[TrainingJob, CatalogFile]:
+        """The configured job, unsaved. `requested`: hyperparameters in OpenAI's terms, mapped onto
+        the nearest preset with overrides (domain/preset_choice.py); `metadata`: description, tags,
+        client, project, labels, suffix, base_model."""
         entry = self.catalog_file(file_id)
         if entry is None:
             raise TrainingFileNotFoundError("Training file not found")
         entry.check_eligible()
-        chosen = preset_named(preset) if preset else default_preset(entry.conversation_count)
-        check_unlocked(chosen, entry.conversation_count, successful_jobs)
+        count = entry.conversation_count
+        fixed = preset_named(preset) if preset else None
+        if requested is None:
+            choice = PresetChoice(fixed or default_preset(count))
+        else:
+            choice = choose_preset(requested, default_preset(count),
+                                   lambda p: is_unlocked(p, count, successful_jobs), fixed)
+        if overrides:  # settings carried from a template or a cloned job (domain/training_settings.py)
+            choice = PresetChoice(choice.preset, {**choice.overrides, **overrides_for(choice.preset.name, overrides)})
+        chosen = choice.preset
+        check_unlocked(chosen, count, successful_jobs)
         chosen.check_fits(GPU_MEMORY_GB)
         gpu = gpu_option(PricingTier(gpu_tier), prices)
-        estimate = estimate_cost(chosen, entry.pair_count, gpu, interruption_probability=interruption_probability)
+        estimate = estimate_cost(chosen, entry.pair_count, gpu, epochs=choice.epochs,
+                                 interruption_probability=interruption_probability)
         job = TrainingJob.create(
             uuid4(), name=name or default_name(entry.name, chosen.title, at.date()), training_file=entry.file,
-            file_name=entry.name, conversation_count=entry.conversation_count, pair_count=entry.pair_count,
+            file_name=entry.name, conversation_count=count, pair_count=entry.pair_count,
             created_by=created_by, at=at, **metadata)
-        job.configure(preset=chosen.name, hyperparameters=chosen.as_config(), gpu_tier=gpu.tier.value,
+        job.configure(preset=chosen.name, hyperparameters=choice.hyperparameters, gpu_tier=gpu.tier.value,
                       gpu_type=gpu.gpu_type, hourly_rate=gpu.hourly_rate,
                       estimated_duration_hours=estimate.duration_hours, estimated_cost_min=estimate.cost_min,
                       estimated_cost_max=estimate.cost_max, estimation_algorithm=estimate.algorithm_version,
                       estimation_confidence=None if estimate.confidence is None else Decimal(estimate.confidence),
                       at=at)
+        if knowledge_suite or probe_suites:  # what its pod evaluates the adapter on (FR6.3)
+            job.attach_suites(knowledge_suite, list(probe_suites), at)
         if notes:
             job.add_note(notes, created_by, at)
-        self.save(job)
-        return job.id
+        return job, entry
 
     def reconfigure_job(self, job_id: UUID, *, preset: str, gpu_tier: str, successful_jobs: int,
                         interruption_probability: Decimal, name: str, description: str | None,
@@ -170,6 +254,7 @@ class Pipeline(Application[UUID]):
 
         def attempt() -> list[str]:
             job = self.get_job(job_id)
+            job.check_startable()  # before the budget and the file are asked anything
             budget = self._budget_for(at)
             entry = self.catalog_file(CatalogFile.id_for(job.training_file.sha256))
             if entry is not None:
@@ -256,6 +341,8 @@ class Pipeline(Application[UUID]):
                           estimation_algorithm=estimate.algorithm_version,
                           estimation_confidence=None if estimate.confidence is None else Decimal(estimate.confidence),
                           at=at)
+            if original.knowledge_suite or original.probe_suites:  # evaluated as the original was
+                job.attach_suites(original.knowledge_suite, original.probe_suites, at)
             what = f"Resumed from step {original.last_checkpoint_step} of" if plan.resume else "Retry of"
             changes = "; ".join(c.describe() for c in plan.changes) or "same configuration"
             job.add_note(f"{what} job {original.id} ({changes})", actor, at)
@@ -295,6 +382,52 @@ class Pipeline(Application[UUID]):
             return warnings
 
         return self._retrying(attempt)
+
+    def reevaluate_job(self, original_id: UUID, *, knowledge: SuiteRef | None, probes: Sequence[SuiteRef],
+                       questions: int, actor: str, role: str, at: datetime,
+                       override_justification: str | None = None, prices: PriceSource | None = None
+                       ) -> tuple[UUID, list[str]]:
+        """A new job whose pod evaluates a completed job's stored adapter on `knowledge` and
+        `probes` (`questions` in all), training nothing; costed by domain/quality/cost.py, created,
+        configured, queued and its budget reserved in one save, like a retry. Its results are
+        recorded on both jobs: the original's gate follows its latest evaluation."""
+
+        def attempt() -> tuple[UUID, list[str]]:
+            original = self.get_job(original_id)
+            if original.status is not JobStatus.COMPLETED or original.adapter is None:
+                raise IllegalTransitionError("Only a completed job's adapter can be evaluated again")
+            if original.adapter_deleted is not None:
+                raise IllegalTransitionError("This job's adapter was deleted: there is nothing to evaluate")
+            config = original.configuration or {}
+            preset = str(config.get("preset") or "balanced")
+            gpu = gpu_option(PricingTier(config.get("gpu_tier") or "spot"), prices)
+            estimate = reevaluation_estimate(preset, original.pair_count, questions, gpu)
+            suffix = " (Re-evaluation)"
+            job = TrainingJob.create(
+                uuid4(), name=original.name[: NAME_MAX - len(suffix)].rstrip() + suffix,
+                training_file=original.training_file, file_name=original.file_name,
+                conversation_count=original.conversation_count, pair_count=original.pair_count, created_by=actor,
+                at=at, description=original.description, tags=original.tags, client=original.client,
+                project=original.project)
+            job.configure(preset=preset, hyperparameters=dict(config.get("hyperparameters") or {}),
+                          gpu_tier=gpu.tier.value, gpu_type=gpu.gpu_type, hourly_rate=gpu.hourly_rate,
+                          estimated_duration_hours=estimate["duration_hours"],
+                          estimated_cost_min=cents(estimate["cost_min"]),
+                          estimated_cost_max=cents(estimate["cost_max"]),
+                          estimation_algorithm=EVALUATION_ESTIMATE, estimation_confidence=None, at=at)
+            job.request_evaluation(original.id, original.adapter, actor, at)
+            job.attach_suites(knowledge, list(probes), at)
+            budget = self._budget_for(at)
+            warnings = budget.reserve(job.id, job.estimated_cost_max, actor, role, at, override_justification)
+            job.queue(at)
+            self.save(job, budget)
+            return job.id, warnings
+
+        return self._retrying(attempt)
+
+    def override_delivery(self, job_id: UUID, *, actor: str, role: str, justification: str, at: datetime) -> None:
+        """A manager releases an adapter the quality gate blocked (domain/quality/delivery.py)."""
+        self.update_job(job_id, lambda job: job.override_delivery(actor, role, justification, at))
 
     def promote_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> None:
         """FR2.3.2: a manager moves a queued job to the front of the queue."""
@@ -372,6 +505,122 @@ class Pipeline(Application[UUID]):
             if previous is not None:
                 budget.carry_blocking(previous, at)
         return budget
+
+    # --- configuration templates (FR5.2.2) ----------------------------------------------------
+
+    def template(self, template_id: UUID) -> ConfigurationTemplate:
+        try:
+            found: Aggregate = self.repository.get(template_id)
+        except AggregateNotFoundError:
+            raise TemplateNotFoundError("There is no such template") from None
+        if not isinstance(found, ConfigurationTemplate):
+            raise TemplateNotFoundError("There is no such template")
+        return found
+
+    def save_job_as_template(self, job_id: UUID, *, completed: int, failed: int, name: str,
+                             description: str | None, visibility: str, tags: list[str] | None, actor: str,
+                             at: datetime) -> UUID:
+        """"Save as Template" on a completed job: its preset, changed settings, GPU tier and
+        checkpoint frequency; `completed`/`failed`: the finished jobs of its configuration."""
+        template = ConfigurationTemplate.from_job(uuid4(), self.get_job(job_id), completed=completed, failed=failed,
+                                                  name=name, description=description, visibility=visibility,
+                                                  tags=tags, actor=actor, at=at)
+        self.save(template)
+        return template.id
+
+    def create_template(self, *, actor: str, at: datetime, **fields: Any) -> UUID:
+        """A template from settings (name, description, preset, overrides, gpu_tier, visibility, tags)."""
+        template = ConfigurationTemplate.define(uuid4(), created_by=actor, at=at, **fields)
+        self.save(template)
+        return template.id
+
+    def edit_template(self, template_id: UUID, *, description: str | None, tags: list[str] | None,
+                      visibility: str, actor: str, role: str, at: datetime) -> None:
+        def attempt() -> None:
+            template = self.template(template_id)
+            template.edit(description=description, tags=tags, visibility=visibility, actor=actor, role=role, at=at)
+            if template.pending_events:
+                self.save(template)
+
+        self._retrying(attempt)
+
+    def delete_template(self, template_id: UUID, *, actor: str, role: str, at: datetime) -> None:
+        """The template leaves the library; the jobs started from it keep everything they had."""
+        def attempt() -> None:
+            template = self.template(template_id)
+            template.delete(actor, role, at)
+            self.save(template)
+
+        self._retrying(attempt)
+
+    def create_job_from_template(self, template_id: UUID, file_id: UUID, *, created_by: str, at: datetime,
+                                 notes: str | None = None, **options: Any) -> UUID:
+        """A configured job whose notes start with "Started from template: {name}", recorded on the
+        template in the same save (its usage count). `options` as `_job_from_file`'s, the form's
+        `overrides` (as edited) included."""
+        def attempt() -> UUID:
+            template = self.template(template_id)
+            template.check_visible_to(created_by)
+            text = (notes or "").strip()
+            note = text if template.note in text else "\n\n".join(p for p in (template.note, text) if p)
+            job, _ = self._job_from_file(file_id, created_by=created_by, at=at, notes=note, **options)
+            template.record_use(job.id, created_by, at)
+            self.save(job, template)
+            return job.id
+
+        return self._retrying(attempt)
+
+    def ensure_default_templates(self, at: datetime) -> list[str]:
+        """FR5.2.2's default templates, created by `system` on a fresh install; one that exists (or
+        was deleted by a manager) is left as it is. Returns the names created."""
+        created = []
+        for default in DEFAULTS:
+            template_id = ConfigurationTemplate.default_id(default.key)
+            try:
+                self.repository.get(template_id)
+                continue
+            except AggregateNotFoundError:
+                pass
+            template = ConfigurationTemplate.define(
+                template_id, name=default.name, description=default.description, preset=default.preset,
+                overrides=default.overrides, gpu_tier="spot", visibility="team", tags=list(default.tags),
+                created_by=SYSTEM, at=at)
+            try:
+                self.save(template)
+                created.append(default.name)
+            except IntegrityError:
+                pass  # created at the same moment by another process: same id, same content
+        return created
+
+    # --- job sharing (FR8.1.2) -------------------------------------------------------------------
+
+    def job_sharing(self, job_id: UUID) -> JobSharing | None:
+        try:
+            found: Aggregate = self.repository.get(JobSharing.id_for(job_id))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, JobSharing) else None
+
+    def can_view_job(self, job_id: UUID, user: str | None, role: str) -> bool:
+        """Whether `user` (None: not signed in) may see the job; raises JobNotFoundError."""
+        sharing = self.job_sharing(job_id)
+        return can_view(sharing, user, role, owner=self.get_job(job_id).created_by if sharing is None else None)
+
+    def update_sharing(self, job_id: UUID, actor: str, command: Callable[[JobSharing], T], at: datetime) -> T:
+        """Runs `command` on the job's sharing record (opened now if it has none) and saves it."""
+        def attempt() -> T:
+            sharing = self.job_sharing(job_id)
+            if sharing is None:
+                sharing = JobSharing.open(job_id, self.get_job(job_id).created_by, actor, at)
+            result = command(sharing)
+            if sharing.pending_events:
+                self.save(sharing)
+            return result
+
+        return self._retrying(attempt)
+
+    def change_job_visibility(self, job_id: UUID, visibility: str, *, actor: str, role: str, at: datetime) -> None:
+        self.update_sharing(job_id, actor, lambda s: s.change_visibility(visibility, actor, role, at), at)
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         """Re-runs a command on fresh state after an optimistic-concurrency conflict."""

@@ -22,15 +22,17 @@ class Split:
 
 
 def examples(data: bytes) -> tuple[TrainingFile, list[Example]]:
-    """Raises DatasetFormatError (with the exact place of the first problem) for a bad file."""
+    """One example per training pair, in either format (our own, or OpenAI chat lines converted by the
+    same validator the catalog uses): system prompt, the earlier turns, then the pair. Raises
+    DatasetFormatError (with the exact place of the first problem) for a bad file."""
     training_file = load(data)
     out = []
     for conversation in training_file.conversations:
         for pair in conversation.training_pairs:
-            messages = [{"role": "user", "content": pair.user_input},
-                        {"role": "assistant", "content": pair.target_response}]
-            if pair.system_prompt:
-                messages.insert(0, {"role": "system", "content": pair.system_prompt})
+            messages = [{"role": "system", "content": pair.system_prompt}] if pair.system_prompt else []
+            messages += [{"role": role, "content": content} for role, content in pair.context]
+            messages += [{"role": "user", "content": pair.user_input},
+                         {"role": "assistant", "content": pair.target_response}]
             out.append(Example(conversation.id, messages))
     return training_file, out
 

@@ -62,6 +62,7 @@ def finalize(trainer: Trainer, publisher: Publisher, objects: ObjectStore, job_i
     history = [e for e in trainer.state.log_history if "loss" in e]
     metrics = {
         "final_loss": history[-1]["loss"] if history else None, "steps": trainer.state.global_step,
+        "trained_tokens": int(trainer.state.num_input_tokens_seen or 0),  # every epoch's tokens, as OpenAI counts
         "epochs": trainer.state.epoch, "base_eval_loss": base_loss, "final_eval_loss": tuned_loss,
         "base_perplexity": base_ppl, "adapter_perplexity": tuned_ppl,
         "perplexity_improvement_percent": (base_ppl - tuned_ppl) / base_ppl * 100 if base_ppl and tuned_ppl else None,

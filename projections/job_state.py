@@ -16,6 +16,7 @@ from domain.aggregates.training_job import TrainingJob
 from domain.cost_ledger import PodLifetime, ledger, seconds_between
 from domain.job_status import JobStatus
 from domain.queue import PROVISIONING_TIME
+from projections import job_quality as quality
 
 J = TrainingJob
 S = JobStatus
@@ -26,9 +27,12 @@ STATUS_OF = {
     J.Completed: S.COMPLETED, J.Failed: S.FAILED, J.Cancelled: S.CANCELLED,
 }
 # FR2.1.2: each stage's share of the job's estimated duration (preprocessing 2 %, model loading
-# 8 %, training 85 %, finalization 5 %); provisioning is the queue's provisioning time.
+# 8 %, training 85 %, finalization 5 %), less the evaluation's 5 % taken from training (FR6.1,
+# FR6.3; docs/domain.md); provisioning is the queue's provisioning time. A re-evaluation job only
+# loads the base model and evaluates.
 STAGE_SHARES = {S.PREPROCESSING: Decimal("0.02"), S.MODEL_LOADING: Decimal("0.08"),
-                S.TRAINING: Decimal("0.85"), S.FINALIZATION: Decimal("0.05")}
+                S.TRAINING: Decimal("0.80"), S.FINALIZATION: Decimal("0.05"), S.EVALUATING: Decimal("0.05")}
+EVALUATION_ONLY_SHARES = STAGE_SHARES | {S.EVALUATING: Decimal("0.90")}
 PROVISIONING_SECONDS = Decimal(int(PROVISIONING_TIME.total_seconds()))
 
 
@@ -108,6 +112,22 @@ class JobState:
     failure_type: str | None = None
     failure_message: str | None = None
     cancellation: dict[str, str] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    suffix: str | None = None
+    base_model: str | None = None
+    # quality validation (FR6.1, FR6.3): projections/job_quality.py
+    quality_outcome: str | None = None
+    quality_overridden: bool = False
+    perplexity_baseline: float | None = None
+    perplexity_trained: float | None = None
+    perplexity_improvement: Decimal | None = None
+    retention_percent: Decimal | None = None
+    evaluation: dict[str, Any] | None = None
+    evaluation_failure: str | None = None
+    evaluation_progress: dict[str, Any] | None = None
+    delivery_override: dict[str, Any] | None = None
+    suites: dict[str, Any] = field(default_factory=lambda: {"knowledge": None, "probes": []})
+    evaluates: UUID | None = None
     stages: dict[tuple[int, str], Stage] = field(default_factory=dict)
     interrupted: dict[int, Interruption] = field(default_factory=dict)
     changed: set[tuple[str, Any]] = field(default_factory=set)
@@ -118,7 +138,8 @@ class JobState:
         return cls(event.originator_id, event.name, S.PENDING_CONFIGURATION.value, event.training_file.as_dict(),
                    event.created_by, event.at, event.at, file_name=event.file_name, description=event.description,
                    tags=list(event.tags), client=event.client, project=event.project, retry_of=event.retry_of,
-                   retry_number=event.retry_number, resumed_from=event.resumed_from, text_changed=True)
+                   retry_number=event.retry_number, resumed_from=event.resumed_from, labels=dict(event.labels or {}),
+                   suffix=event.suffix, base_model=event.base_model, text_changed=True)
 
     def recost(self, at: datetime) -> None:
         """The ledger's total at `at` (the aggregate's `cost(at)`, to the last digit); pods still
@@ -134,7 +155,8 @@ class JobState:
             self.recost(at)
 
     def open_stage(self, attempt: int, stage: str, at: datetime) -> None:
-        share = STAGE_SHARES.get(stage)  # type: ignore[call-overload] - a StrEnum key matches its str
+        shares = EVALUATION_ONLY_SHARES if self.evaluates else STAGE_SHARES
+        share = shares.get(stage)  # type: ignore[call-overload] - a StrEnum key matches its str
         if stage == S.PROVISIONING:
             seconds: Decimal | None = PROVISIONING_SECONDS
         elif share is not None and self.estimated_duration_hours is not None:
@@ -334,3 +356,35 @@ def _cancelled(event: J.Cancelled, job: JobState) -> None:
     job.status, job.ended_at = S.CANCELLED.value, event.at
     job.cancellation = {"reason": event.reason, "notes": event.notes, "actor": event.actor}
     job.close_stages(event.at, "cancelled")
+
+
+@fold.register
+def _suites(event: J.SuitesAttached, job: JobState) -> None:
+    job.suites = quality.suites(event)
+
+
+@fold.register
+def _evaluation_requested(event: J.EvaluationRequested, job: JobState) -> None:
+    job.evaluates = event.evaluates
+
+
+@fold.register
+def _evaluation_progressed(event: J.EvaluationProgressed, job: JobState) -> None:
+    job.evaluation_progress = {"part": event.part, "done": event.done, "total": event.total}
+
+
+@fold.register
+def _evaluated(event: J.Evaluated, job: JobState) -> None:
+    quality.evaluated(event, job)
+
+
+@fold.register
+def _evaluation_failed(event: J.EvaluationFailed, job: JobState) -> None:
+    job.evaluation_failure, job.evaluation_progress = event.reason, None
+
+
+@fold.register
+def _delivery_overridden(event: J.DeliveryOverridden, job: JobState) -> None:
+    job.quality_overridden = True
+    job.delivery_override = {"actor": event.actor, "justification": event.justification, "outcome": event.outcome,
+                             "at": event.at.isoformat()}

@@ -34,6 +34,11 @@ def active_jobs() -> tuple[str, tuple[list[str]]]:
     """The jobs holding (or getting) a GPU: the query and its parameters."""
     return "SELECT id FROM jobs WHERE status = ANY(%s)", ([status.value for status in ACTIVE],)
 
+# Quality validation (FR6.1, FR6.3; projections/job_quality.py), migration 0020.
+QUALITY_COLUMNS = ("quality_outcome", "quality_overridden", "perplexity_baseline", "perplexity_trained",
+                   "perplexity_improvement", "retention_percent", "evaluation", "evaluation_failure",
+                   "evaluation_progress", "delivery_override", "suites", "evaluates")
+QUALITY_JSON = ("evaluation", "evaluation_progress", "delivery_override", "suites")
 STAGE_COLUMNS = ("attempt", "stage", "started_at", "ended_at", "outcome", "estimated_seconds")
 INTERRUPTION_COLUMNS = ("number", "attempt", "step", "reason", "at", "recovery_started_at", "recovery_attempt",
                         "checkpoint_step", "resumed_at", "downtime_seconds")
@@ -44,8 +49,8 @@ ROW_COLUMNS = (
     "gpu_type", "hourly_rate", "estimated_duration_hours", "attempt", "current_pod", "pods", "cost", "cost_as_of",
     "running_rate", "started_at", "ended_at", "step", "total_steps", "epoch", "loss", "validation_loss",
     "final_loss", "checkpoint_step", "interruptions", "downtime_seconds", "failure_type", "failure_message",
-    "cancellation")
-JSON_COLUMNS = {"training_file", "tags", "notes", "pods", "cancellation"}
+    "cancellation", "labels", "suffix", "base_model", *QUALITY_COLUMNS)
+JSON_COLUMNS = {"training_file", "tags", "notes", "pods", "cancellation", "labels", *QUALITY_JSON}
 # Name first, then description and tags, then notes: a match in the name ranks highest. The `simple`
 # configuration (no stemming, no stop words) makes every typed word prefix match (`experim` finds
 # "experiment", which English stemming stores as `experi`).
@@ -176,7 +181,8 @@ def _row(job: JobState) -> dict[str, Any]:
     row = {c: getattr(job, c) for c in ROW_COLUMNS if c not in JSON_COLUMNS}
     row |= {"training_file": jsonb(job.training_file), "tags": jsonb(job.tags), "notes": jsonb(job.notes),
             "pods": jsonb([pod_as_json(p) for p in job.pods.values()]),
-            "cancellation": None if job.cancellation is None else jsonb(job.cancellation)}
+            "cancellation": None if job.cancellation is None else jsonb(job.cancellation), "labels": jsonb(job.labels)}
+    row |= {c: None if (value := getattr(job, c)) is None else jsonb(value) for c in QUALITY_JSON}
     if job.text_changed:
         row |= {"tag_text": " ".join(job.tags), "note_text": "\n".join(n["text"] for n in job.notes)}
     return row

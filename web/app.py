@@ -20,6 +20,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import (
     ClientException,
+    MethodNotAllowedException,
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
@@ -51,11 +52,14 @@ from web import (
     job_views,
     markdown,
     notifications,
+    openai_api,
     pages,
+    request_checks,
 )
 from web.auth import actor_of
-from web.errors import DOMAIN_ERRORS, domain_error_response
+from web.errors import DOMAIN_ERRORS, domain_error_response, not_found, unstorable_value
 from web.flows import add_uploaded_file, check_queue, create_job
+from web.sharing.access import check_job_access
 
 HERE = Path(__file__).parent
 
@@ -72,6 +76,9 @@ class CreateJob(BaseModel):
     project: str | None = Field(default=None, max_length=1000)
     start: bool = True
     override_justification: str | None = Field(default=None, max_length=2000)
+    # FR6.3: client probe suites from GET /api/suites; the shipped knowledge suite unless false
+    probe_suite_ids: list[UUID] = Field(default_factory=list, max_length=10)
+    knowledge_retention: bool = True
 
 
 class CreatedJob(BaseModel):
@@ -100,13 +107,18 @@ async def api_list_files(state: State) -> list[dict[str, Any]]:
 
 @post("/api/files", status_code=201)
 async def api_upload_file(request: Request, state: State,
-                          data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]) -> dict[str, Any]:
+                          data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]
+                          ) -> Response[dict[str, Any]]:
+    """201 with the new entry; 200 with the existing one when these bytes are catalogued already
+    (`already_catalogued` says under which name, and whether `name` was recorded as an alias)."""
     added = await add_uploaded_file(state, data.file, data.name or None, actor_of(request))
-    return {"id": added.file_id, "name": added.name, "status": "active" if added.report.ok else "invalid",
-            "problem_count": added.report.problem_count,
-            "problems": [{"place": p.place, "message": p.message} for p in added.report.problems],
-            "conversation_count": added.stats.conversation_count if added.stats else 0,
-            "training_pair_count": added.stats.training_pair_count if added.stats else 0}
+    return Response({
+        "id": added.file_id, "name": added.name, "status": "active" if added.report.ok else "invalid",
+        "problem_count": added.report.problem_count,
+        "problems": [{"place": p.place, "message": p.message} for p in added.report.problems],
+        "conversation_count": added.stats.conversation_count if added.stats else 0,
+        "training_pair_count": added.stats.training_pair_count if added.stats else 0,
+        "already_catalogued": added.already_catalogued}, status_code=200 if added.already_catalogued else 201)
 
 
 @get("/api/jobs")
@@ -166,6 +178,9 @@ async def api_cancel_job(request: Request, state: State, job_id: UUID, data: Can
     return {"id": str(job_id), "status": "cancelled"}
 
 
+POD_FAULTS = ("preempt", "kill", "freeze")  # faults aimed at a job's running pod; the others at the provider
+
+
 class PodFault(BaseModel):
     action: Literal["preempt", "kill", "freeze", "no_capacity", "slow_start"]
     count: int = Field(default=1, ge=0, le=600)  # no_capacity 0: capacity is back
@@ -184,6 +199,10 @@ async def api_inject_fault(state: State, job_id: UUID, data: PodFault) -> dict[s
     answer = json.loads(reply.data)
     if not answer.get("ok"):
         raise ClientException(status_code=409, detail=answer.get("error", "fault refused"))
+    if data.action in POD_FAULTS and not answer.get("pods"):  # a finished job, or one whose pod has not started
+        job = await asyncio.to_thread(state.store.app.get_job, job_id)
+        raise ClientException(status_code=409, detail=f"This job has no running pod (status: {job.status.value}):"
+                                                       f" there is nothing to {data.action}")
     return answer
 
 
@@ -207,16 +226,18 @@ SECURITY_HEADERS = {
 }
 
 
-def bad_text(request: Request, exc: psycopg.DataError) -> Response:
-    """Text PostgreSQL cannot store (a NUL character) or a value out of its range: the request's fault."""
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return Response({"status_code": 400, "detail": f"Invalid input: {reason}"}, status_code=400)
-
-
 async def add_security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+async def before_request(request: Request) -> Response | None:
+    """Unusable input is refused with its place before any route runs; pages then get their banners."""
+    refused = await request_checks.refuse_unusable_input(request)
+    if refused is None:
+        await load_banners(request)
+    return refused
 
 
 async def load_banners(request: Request) -> None:
@@ -255,15 +276,16 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
         route_handlers=[*auth.routes, *pages.all_routes(), api_list_files, api_upload_file,
                         api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
                         health_check, banners.router, job_actions.router, exports.router, finance.router,
-                        notifications.router, job_views.api_job_detail,
+                        notifications.router, job_views.api_job_detail, openai_api.router,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
         exception_handlers={**{cls: domain_error_response for cls in DOMAIN_ERRORS},
                             NotAuthorizedException: auth.unauthorized, PermissionDeniedException: auth.forbidden,
-                            psycopg.DataError: bad_text},
+                            NotFoundException: openai_api.under_v1(not_found),
+                            MethodNotAllowedException: openai_api.under_v1(), psycopg.DataError: unstorable_value},
         middleware=[DefineMiddleware(auth.AuthMiddleware, exclude=auth.PUBLIC)],
-        guards=[auth.check_csrf],
-        before_request=load_banners,
+        guards=[auth.check_csrf, check_job_access],
+        before_request=before_request,
         after_request=add_security_headers,
         template_config=template_config(),
         openapi_config=OpenAPIConfig(title="LoRA Pipeline API", version="0.1.0"),

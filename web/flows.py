@@ -17,6 +17,7 @@ from domain.training_file import MAX_FILE_BYTES
 from projections import job_reads
 from web.catalog import AddedFile, TrainingFileTooLargeError, add_training_file
 from web.job_history import load_history
+from web.suite_catalog import job_suites
 
 CHUNK = 1024 * 1024
 
@@ -41,8 +42,7 @@ async def add_uploaded_file(state: State, upload: UploadFile, name: str | None, 
             while chunk := await upload.read(CHUNK):
                 written += len(chunk)
                 if written > MAX_FILE_BYTES:
-                    raise TrainingFileTooLargeError(
-                        f"Training file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+                    raise TrainingFileTooLargeError.of(Path(upload.filename or "The file").name)
                 sink.write(chunk)
         named = Path(tmp).with_name(Path(upload.filename or "training-file.json").name)
         os.replace(tmp, named)
@@ -75,8 +75,16 @@ async def create_job(state: State, actor: Actor, *, training_file_id: UUID, star
     if "interruption_probability" not in options:  # the API prices as the cost panel does (FR1.2.1)
         options["interruption_probability"] = (await load_history(state)).interruption_probability
     now = datetime.now(timezone.utc)
-    job_id = await asyncio.to_thread(app.create_job_from_file, training_file_id, created_by=actor.name, at=now,
-                                     successful_jobs=successful, **options)
+    # FR6.3: the shipped knowledge suite (unless `knowledge_retention` is False) and the probes named
+    options["knowledge_suite"], options["probe_suites"] = await job_suites(
+        state, options.pop("probe_suite_ids", None) or [], options.pop("knowledge_retention", True))
+    template_id = options.pop("template_id", None)
+    if template_id is not None:  # FR5.2.2 "Start from Template": the note, and the template's usage
+        job_id = await asyncio.to_thread(app.create_job_from_template, template_id, training_file_id,
+                                         created_by=actor.name, at=now, successful_jobs=successful, **options)
+    else:
+        job_id = await asyncio.to_thread(app.create_job_from_file, training_file_id, created_by=actor.name, at=now,
+                                         successful_jobs=successful, **options)
     warnings: list[str] = []
     if start:
         try:
@@ -86,3 +94,16 @@ async def create_job(state: State, actor: Actor, *, training_file_id: UUID, star
             exc.job_id = job_id  # the job stays configured: adjust it or raise the limit, then start it
             raise
     return job_id, warnings
+
+
+async def launch_job(state: State, actor: Actor, *, training_file_id: UUID, override_justification: str | None = None,
+                     **options: Any) -> tuple[UUID, list[str]]:
+    """Creates, configures and starts a job in one save (the OpenAI-compatible create): priced as
+    create_job prices it; a refusal (file, preset, budget, queue) leaves nothing behind."""
+    await check_queue(state)
+    successful = await job_reads.successful_jobs(state.pool, actor.name)
+    options.setdefault("interruption_probability", (await load_history(state)).interruption_probability)
+    return await asyncio.to_thread(state.store.app.launch_job_from_file, training_file_id, actor=actor.name,
+                                   role=actor.role, at=datetime.now(timezone.utc),
+                                   override_justification=override_justification, successful_jobs=successful,
+                                   **options)

@@ -10,6 +10,8 @@ from domain.training_file.model import (
     FORMAT_VERSION,
     MAX_FILE_BYTES,
     MAX_PROBLEMS,
+    OPENAI_CHAT_FORMAT,
+    PIPELINE_FORMAT,
     QUALITY_DIMENSIONS,
     Conversation,
     Quality,
@@ -29,7 +31,8 @@ from domain.training_file.stats import (
 from domain.training_file.validation import load, validate
 
 __all__ = [
-    "FORMAT_VERSION", "HIGH_QUALITY", "MAX_FILE_BYTES", "MAX_PROBLEMS", "MIN_CONVERSATIONS", "QUALITY_DIMENSIONS",
+    "FORMAT_VERSION", "HIGH_QUALITY", "MAX_FILE_BYTES", "MAX_PROBLEMS", "MIN_CONVERSATIONS", "OPENAI_CHAT_FORMAT",
+    "PIPELINE_FORMAT", "QUALITY_DIMENSIONS",
     "REVIEW", "Conversation", "DatasetFormatError", "IneligibleTrainingFileError", "Problem", "Quality",
     "QualityAverages", "Refusal", "Share", "TrainingFile", "TrainingFileStats", "TrainingPair", "ValidationReport",
     "check_eligibility", "load", "quality_indicator", "summarize", "validate",

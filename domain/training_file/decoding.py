@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from domain.json_text import too_large_or_deep, unstorable_escape
 from domain.training_file.model import MAX_FILE_BYTES
 from domain.training_file.problems import Problem, ProblemLog
 
@@ -56,26 +57,35 @@ def decode(data: bytes, log: ProblemLog) -> Decoded | None:
         return None
     try:
         first, end = _DECODER.raw_decode(text, start)
-    except ValueError as error:
-        log.add(_not_json(error))
-        return None
-    except RecursionError:
-        log.add(Problem("file", "The file is not valid JSON: it is nested too deeply"))
+    except (ValueError, RecursionError) as error:  # a syntax error, a number too long, nesting too deep
+        log.add(_not_json(error, text))
         return None
     rest = text[end:]
     if _starts_json_lines(first, text[start:end], rest):
-        return _decode_lines(text, log)
-    if rest.strip():
+        decoded = _decode_lines(text, log)
+    elif rest.strip():
         at = end + len(rest) - len(rest.lstrip())
-        log.add(_not_json(json.JSONDecodeError("Extra data", text, at)))
+        log.add(_not_json(json.JSONDecodeError("Extra data", text, at), text))
         return None
-    return Decoded(json_lines=False, top=first)
+    else:
+        decoded = Decoded(json_lines=False, top=first)
+    return _storable(text, decoded, log)
+
+
+def _storable(text: str, decoded: Decoded, log: ProblemLog) -> Decoded | None:
+    """Strings the catalog could not keep (a NUL character, half a surrogate pair) stop the reading:
+    every value of the file may end up in its statistics or in a problem's message."""
+    found = unstorable_escape(text)
+    if found is None:
+        return decoded
+    log.add(Problem(found.place, f"At {found.place} the file contains {found.what}"))
+    return None
 
 
 def _starts_json_lines(first: object, first_text: str, rest: str) -> bool:
     if not isinstance(first, dict) or "conversations" in first or "\n" in first_text:
         return False
-    return bool(rest.strip()) or "training_pairs" in first
+    return bool(rest.strip()) or "training_pairs" in first or "messages" in first  # one chat line: JSON Lines
 
 
 def _decode_lines(text: str, log: ProblemLog) -> Decoded:
@@ -86,11 +96,8 @@ def _decode_lines(text: str, log: ProblemLog) -> Decoded:
             continue
         try:
             value = _DECODER.decode(line)
-        except ValueError as error:
-            log.add(_line_not_json(number, error))
-            continue
-        except RecursionError:
-            log.add(Problem(f"line {number}", f"Line {number} is not valid JSON: it is nested too deeply"))
+        except (ValueError, RecursionError) as error:
+            log.add(_line_not_json(number, error, line))
             continue
         if not decoded.lines and decoded.header is None and _is_header(value):
             decoded.header = (number, value)
@@ -103,18 +110,25 @@ def _is_header(value: object) -> bool:
     return isinstance(value, dict) and "format_version" in value and "training_pairs" not in value
 
 
-def _not_json(error: ValueError) -> Problem:
+def _not_json(error: Exception, text: str) -> Problem:
     if isinstance(error, json.JSONDecodeError):
         where = f"line {error.lineno}, column {error.colno}"
         return Problem(where, f"The file is not valid JSON: {error.msg} at {where}")
-    return Problem("file", f"The file is not valid JSON: {error}")
+    found = too_large_or_deep(text)  # what the decoder refused without saying where
+    if found is None:
+        return Problem("file", "The file cannot be read as JSON")
+    return Problem(found.place, f"The file cannot be read as JSON: {found.what} at {found.place}")
 
 
-def _line_not_json(number: int, error: ValueError) -> Problem:
+def _line_not_json(number: int, error: Exception, line: str) -> Problem:
     if isinstance(error, json.JSONDecodeError):
         where = f"line {number}, column {error.colno}"
         return Problem(where, f"Line {number} is not valid JSON: {error.msg} at column {error.colno}")
-    return Problem(f"line {number}", f"Line {number} is not valid JSON: {error}")
+    found = too_large_or_deep(line)
+    if found is None:
+        return Problem(f"line {number}", f"Line {number} cannot be read as JSON")
+    return Problem(f"line {number}, column {found.column}",
+                   f"Line {number} cannot be read as JSON: {found.what} at column {found.column}")
 
 
 def _mib(size: int) -> str:

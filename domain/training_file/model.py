@@ -11,6 +11,9 @@ QUALITY_DIMENSIONS = ("empathy", "clarity", "appropriateness")
 QUALITY_MIN, QUALITY_MAX = Decimal(0), Decimal(5)
 MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_PROBLEMS = 100
+# The two formats a training file may be written in: ours (conversations with their scaffolding and
+# training pairs) and OpenAI's chat fine-tuning JSON Lines (one {"messages": [...]} per line).
+PIPELINE_FORMAT, OPENAI_CHAT_FORMAT = "pipeline", "openai-chat"
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,9 @@ class TrainingPair:
     target_response: str
     turn: int | None = None
     metadata: Mapping[str, object] | None = None
+    # The earlier turns of the conversation, (role, content), between the system prompt and
+    # `user_input`: empty in our format; an OpenAI chat line's later assistant turns carry them.
+    context: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class Conversation:
     persona: str
     emotional_arc: str
     topic: str
-    quality: Quality
+    quality: Quality | None  # None: not scored (an OpenAI chat line has no scores)
     human_reviewed: bool
     training_pairs: tuple[TrainingPair, ...]
 
@@ -51,6 +57,7 @@ class TrainingFile:
     format_version: int
     name: str | None
     conversations: tuple[Conversation, ...]
+    source_format: str = PIPELINE_FORMAT
 
     @property
     def training_pair_count(self) -> int:

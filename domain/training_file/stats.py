@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from domain.training_file.model import QUALITY_DIMENSIONS, TrainingFile
+from domain.training_file.model import PIPELINE_FORMAT, QUALITY_DIMENSIONS, TrainingFile
 from domain.training_file.validation import load
 
 HIGH_QUALITY, REVIEW = "✓ High Quality", "⚠ Review"
@@ -27,7 +27,7 @@ class Share:
 
 @dataclass(frozen=True)
 class QualityAverages:
-    """Averages over conversations, 2 decimals; None when the file has no conversations."""
+    """Averages over conversations, 2 decimals; None when the file has no scored conversations."""
 
     overall: Decimal | None
     empathy: Decimal | None
@@ -49,6 +49,7 @@ class TrainingFileStats:
     topics: tuple[Share, ...]
     human_reviewed_count: int
     human_reviewed_percent: Decimal
+    format: str = PIPELINE_FORMAT  # model.PIPELINE_FORMAT or OPENAI_CHAT_FORMAT
 
     @property
     def quality_indicator(self) -> str:
@@ -74,6 +75,7 @@ def summarize(data: bytes) -> TrainingFileStats:
         topics=distribution((c.topic for c in conversations), count),
         human_reviewed_count=reviewed,
         human_reviewed_percent=_ratio(100 * reviewed, count, _PERCENT),
+        format=training_file.source_format,
     )
 
 
@@ -89,9 +91,10 @@ def distribution(values: Iterable[str], total: int) -> tuple[Share, ...]:
 
 
 def _quality(training_file: TrainingFile) -> QualityAverages:
-    conversations = training_file.conversations
-    sums = {d: sum((getattr(c.quality, d) for c in conversations), Decimal(0)) for d in QUALITY_DIMENSIONS}
-    n = len(conversations)
+    """Over the scored conversations (an OpenAI chat file has none: every average is None)."""
+    scores = [c.quality for c in training_file.conversations if c.quality is not None]
+    sums = {d: sum((getattr(q, d) for q in scores), Decimal(0)) for d in QUALITY_DIMENSIONS}
+    n = len(scores)
     if n == 0:
         return QualityAverages(None, None, None, None)
     per_dimension = {d: (total / n).quantize(_SCORE, ROUND_HALF_EVEN) for d, total in sums.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+from domain.training_file.chat import is_chat, read_chat
 from domain.training_file.decoding import Decoded, decode
 from domain.training_file.fields import Context, Fields, Place, describe
 from domain.training_file.model import (
@@ -28,6 +29,8 @@ def validate(data: bytes) -> ValidationReport:
     decoded = decode(data, log)
     if decoded is None:
         return log.report()
+    if is_chat(decoded):
+        return log.report(read_chat(decoded, log))
     reader = _Reader(log)
     return log.report(reader.json_lines(decoded) if decoded.json_lines else reader.document(decoded.top))
 
