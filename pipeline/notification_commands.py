@@ -26,6 +26,7 @@ from handlers.notifications.preferences import (
     save_preferences,
     save_team,
 )
+from pipeline.arguments import whole_number
 
 
 def add_arguments(sub: argparse._SubParsersAction, run: Callable) -> None:
@@ -55,7 +56,7 @@ def add_arguments(sub: argparse._SubParsersAction, run: Callable) -> None:
     team.add_parser("show", help="the team's settings").set_defaults(run=run, action=_show_team)
     deliveries = sub.add_parser("deliveries", help="recent deliveries, newest first")
     deliveries.add_argument("--failed", action="store_true", help="only failed ones and those being retried")
-    deliveries.add_argument("--limit", type=int, default=50)
+    deliveries.add_argument("--limit", type=whole_number(1, 1000), default=50, help="at most this many (1-1,000)")
     deliveries.set_defaults(run=run, action=_deliveries)
 
 

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import psycopg
 
+from infra.settings import SettingsError
 from web import users
-from web.passwords import WeakPasswordError, generated_password
+from web.passwords import WeakPasswordError, check_strength, generated_password
 
 ERRORS = (users.InvalidUserError, users.UserExistsError, users.UnknownUserError, WeakPasswordError)
 
@@ -100,6 +101,17 @@ def _token(conn: psycopg.Connection, args: argparse.Namespace) -> None:
 
 def _revoke(conn: psycopg.Connection, args: argparse.Namespace) -> None:
     print(f"revoked {users.revoke_tokens(conn, args.name)} token(s) of {args.name}")
+
+
+def check_admin_password(password: str) -> None:
+    """PIPELINE_ADMIN_PASSWORD, when set, is one `users password` would take: a setting error
+    (one line, exit 2) before anything starts, not a traceback once the database is up."""
+    try:
+        if password:
+            check_strength(password)
+    except WeakPasswordError as exc:
+        raise SettingsError(f"invalid setting PIPELINE_ADMIN_PASSWORD: {exc} (it has {len(password)});"
+                            " unset it to have a password generated") from None
 
 
 def bootstrap_admin(conn: psycopg.Connection, password: str, password_file) -> str | None:

@@ -16,7 +16,7 @@ from projections.json import jsonb
 from projections.pool import rows
 
 FILE_COLUMNS = ("id, name, status, file, stats, problems, problem_count, conversation_count, pair_count,"
-                " avg_quality, active_jobs, registered_by, registered_at")
+                " avg_quality, active_jobs, registered_by, registered_at, aliases")
 
 
 class CatalogProjection(Projection):
@@ -47,6 +47,11 @@ class CatalogProjection(Projection):
              event.stats.get("training_pair_count", 0), quality, event.registered_by, event.at,
              event.originator_version),
         )
+
+    @apply.register
+    def _alias_added(self, event: CatalogFile.AliasAdded, cur: psycopg.Cursor) -> None:
+        cur.execute("UPDATE training_files SET aliases = aliases || %s, version = %s WHERE id = %s",
+                    (jsonb([event.name]), event.originator_version, event.originator_id))
 
     @apply.register
     def _claimed(self, event: CatalogFile.Claimed, cur: psycopg.Cursor) -> None:

@@ -20,10 +20,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.job_status import ACTIVE, JobStatus
 from domain.money import cents
+from projections import job_quality as quality
 from projections.pool import rows
 
 PER_PAGE = 25  # FR2.3.1: 25, 50 or 100 per page
 MAX_PER_PAGE = 200
+MAX_PAGE = 1_000_000
+MAX_COST = Decimal(10**9)  # dollars: a cost filter beyond it matches nothing PostgreSQL could compare
 # FR2.3.1's status filter takes statuses, or these groups of them.
 STATUS_GROUPS = {"active": sorted(ACTIVE), "waiting": [JobStatus.QUEUED, JobStatus.QUEUED_WAITING_FOR_GPU]}
 # Spend so far: the ledger's total at `cost_as_of`, and the pods still running since then.
@@ -34,6 +37,7 @@ SORTS = {
     "duration": DURATION, "cost": COST, "status": "status", "created_by": "created_by", "name": "lower(name)",
     "preset": "preset", "gpu_tier": "gpu_tier", "progress": "progress_percent", "interruptions": "interruptions",
     "relevance": "ts_rank(search, to_tsquery('simple', %(query)s))",
+    "perplexity_improvement": "perplexity_improvement", "retention": "retention_percent",
 }
 COLUMNS = (
     "id, name, status, training_file, created_by, created_at, updated_at, preset, gpu_tier, estimated_cost_min,"
@@ -41,7 +45,7 @@ COLUMNS = (
     " project, jsonb_array_length(notes) AS note_count, retry_of, retry_number, resumed_from, gpu_type, hourly_rate,"
     " estimated_duration_hours, attempt, started_at, ended_at, step, total_steps, progress_percent, epoch, loss,"
     " validation_loss, final_loss, checkpoint_step, interruptions, downtime_seconds, failure_type, failure_message,"
-    f" {COST} AS cost_so_far, {DURATION} AS duration_seconds")
+    f" {COST} AS cost_so_far, {DURATION} AS duration_seconds, {quality.LIST_COLUMNS}")
 # FR5.2.1's statistics panel: outcomes, spend so far and training time (first pod to the end, or now).
 OUTCOMES = (
     "count(*) AS jobs, count(*) FILTER (WHERE status = 'completed') AS completed,"
@@ -81,6 +85,7 @@ class JobSearch:
     created_to: datetime | None = None
     cost_from: Decimal | None = None
     cost_to: Decimal | None = None
+    quality: str | None = None  # the gate's outcome (projections/job_quality.py QUALITY_FILTERS)
     sort: str = "created_at"
     descending: bool = True
     page: int = 1
@@ -95,10 +100,15 @@ class JobSearch:
         known = {s.value for s in JobStatus} | set(STATUS_GROUPS)
         if unknown := sorted(set(self.status) - known):
             raise ValueError(f"unknown status {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        quality.check_quality_filter(self.quality)
         if not 1 <= self.per_page <= MAX_PER_PAGE:
             raise ValueError(f"per_page must be between 1 and {MAX_PER_PAGE}")
-        if self.page < 1:
-            raise ValueError("page must be 1 or more")
+        if not 1 <= self.page <= MAX_PAGE:
+            raise ValueError(f"page must be between 1 and {MAX_PAGE:,}")
+        for name in ("cost_from", "cost_to"):
+            cost = getattr(self, name)
+            if cost is not None and not (cost.is_finite() and 0 <= cost < MAX_COST):
+                raise ValueError(f"{name} must be an amount in dollars from 0 to under {MAX_COST:,} (got {cost})")
 
     def words(self) -> list[str]:
         return re.findall(r"\w+", self.text or "")
@@ -137,6 +147,8 @@ class JobSearch:
                  "cost_from": f"{COST} >= %(cost_from)s", "cost_to": f"{COST} < %(cost_to)s"}
         given = {"statuses": statuses, "tags": self.tags, "query": self.words()}
         where = [test for name, test in tests.items() if (given[name] if name in given else params[name] is not None)]
+        if self.quality:
+            where.append(quality.QUALITY_FILTERS[self.quality])
         return " AND ".join(where) or "true", params
 
 

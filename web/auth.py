@@ -27,6 +27,7 @@ from markupsafe import Markup, escape
 
 from web import users
 from web.clock import utcnow
+from web.errors import wants_json
 from web.flows import Actor
 
 COOKIE = "pipeline_session"
@@ -37,6 +38,7 @@ LOGIN_COOKIE = "pipeline_login"  # the sign-in form's own CSRF token (see above)
 HOST_LOGIN_COOKIE = "__Host-pipeline_login"
 LOGIN_FORM_STALE = "This sign-in form was stale or not sent by this site: sign in again"
 PUBLIC = ["^/login$", "^/static/", "^/health$", "^/schema", "^/approvals/", "^/shared/reports/", "^/shared/packages/",
+          "^/training-jobs/",
           "^/favicon.ico$"]
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -231,7 +233,7 @@ def _client_ip(request: Request) -> str | None:
 
 def unauthorized(request: Request, exc: NotAuthorizedException) -> Response:
     """API callers get 401 JSON; people get the sign-in page, coming back here afterwards."""
-    if _wants_json(request):
+    if wants_json(request):
         return Response({"status_code": 401, "detail": exc.detail}, status_code=401,
                         headers={"WWW-Authenticate": 'Bearer realm="lora-pipeline"'})
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -239,13 +241,9 @@ def unauthorized(request: Request, exc: NotAuthorizedException) -> Response:
 
 
 def forbidden(request: Request, exc: PermissionDeniedException) -> Response:
-    if _wants_json(request):
+    if wants_json(request):
         return Response({"status_code": 403, "detail": exc.detail}, status_code=403)
     return Template("error.html", context={"title": "Not allowed", "message": exc.detail}, status_code=403)
-
-
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
 
 
 routes = [login_page, login, logout]

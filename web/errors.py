@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from litestar import MediaType, Request, Response
+from litestar.exceptions import NotFoundException
+from litestar.response import Template
 
 from domain.aggregates.budget import BudgetExceededError, InvalidBudgetCommandError, PermissionDeniedError
+from domain.aggregates.catalog_file import InvalidCatalogNameError
+from domain.aggregates.job_sharing import SharingNotFoundError
+from domain.aggregates.template import TemplateNotAllowedError, TemplateNotFoundError
 from domain.aggregates.training_job import IllegalTransitionError
 from domain.applications import ConcurrencyConflictError, JobNotFoundError, TrainingFileNotFoundError
 from domain.cost_model import InvalidEstimateInputError
@@ -18,9 +23,10 @@ from web.flows import QueueFullError
 STATUS: dict[type[Exception], int] = {
     InvalidJobError: 400, InvalidBudgetCommandError: 400, IneligibleTrainingFileError: 400,
     PresetLockedError: 400, UnknownPresetError: 400, InsufficientVramError: 400,
-    InvalidEstimateInputError: 400, ArtifactMissingError: 400, PermissionDeniedError: 403,
+    InvalidEstimateInputError: 400, ArtifactMissingError: 400, InvalidCatalogNameError: 400, PermissionDeniedError: 403,
     JobNotFoundError: 404, TrainingFileNotFoundError: 404, BudgetExceededError: 409,
     IllegalTransitionError: 409, ConcurrencyConflictError: 409, QueueFullError: 409, TrainingFileTooLargeError: 413,
+    TemplateNotFoundError: 404, SharingNotFoundError: 404, TemplateNotAllowedError: 409,  # FR5.2.2, FR8.1.2
 }
 DOMAIN_ERRORS = tuple(STATUS)
 
@@ -31,6 +37,35 @@ def status_of(exc: Exception) -> int:
 
 def message_of(exc: Exception) -> str:
     return str(exc.args[0]) if isinstance(exc, LookupError) and exc.args else str(exc)
+
+
+def wants_json(request: Request) -> bool:
+    """API callers and scripts get JSON; a browser (Accept: text/html) gets a page."""
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
+
+
+def refusal(request: Request, status: int, detail: str, title: str = "Refused") -> Response:
+    """A refusal as the caller reads it: `{"status_code", "detail"}`, or the site's page saying it."""
+    if wants_json(request):
+        return Response({"status_code": status, "detail": detail}, status_code=status, media_type=MediaType.JSON)
+    return Template("error.html", context={"title": title, "message": detail}, status_code=status)
+
+
+def not_found(request: Request, exc: NotFoundException) -> Response:
+    """An unknown address or a missing thing: the API keeps its JSON, a browser gets the 404 page."""
+    if wants_json(request):
+        return Response({"status_code": 404, "detail": exc.detail}, status_code=404, media_type=MediaType.JSON)
+    detail = exc.detail if exc.detail and exc.detail != "Not Found" else f"There is no page at {request.url.path}."
+    return Template("error.html", context={"title": "Page not found", "message": detail, "not_found": True},
+                    status_code=404)
+
+
+def unstorable_value(request: Request, exc: Exception) -> Response:
+    """The last resort when a value reached PostgreSQL that it cannot hold (the checks of
+    web/request_checks.py and the domain's refuse them first, with their place)."""
+    return refusal(request, 400, "A value in this request cannot be kept: a number too large, or text with a"
+                                 " character that cannot be stored. Check the values sent and try again.",
+                   "Invalid input")
 
 
 def domain_error_response(request: Request, exc: Exception) -> Response:

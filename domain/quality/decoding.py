@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from domain.json_text import too_large_or_deep, unstorable_escape
 from domain.quality.problems import Problem, ProblemLog
 
 MAX_SUITE_BYTES = 5 * 1024 * 1024
@@ -100,11 +101,12 @@ def _first_value(text: str, log: ProblemLog) -> tuple[object, int, int] | None:
     start = len(text) - len(text.lstrip())
     try:
         value, end = _DECODER.raw_decode(text, start)
-    except ValueError as error:
-        log.add(_not_json(error))
+    except (ValueError, RecursionError) as error:  # a syntax error, a number too long, nesting too deep
+        log.add(_not_json(error, text))
         return None
-    except RecursionError:
-        log.add(Problem(None, None, "The file is not valid JSON: it is nested too deeply"))
+    found = unstorable_escape(text)  # a NUL character or half a surrogate pair, which no text column holds
+    if found is not None:
+        log.add(Problem(found.line, None, f"At {found.place} the file contains {found.what}", found.column))
         return None
     return value, start, end
 
@@ -112,7 +114,7 @@ def _first_value(text: str, log: ProblemLog) -> tuple[object, int, int] | None:
 def _whole(text: str, value: object, end: int, log: ProblemLog) -> Decoded | None:
     rest = text[end:]
     if rest.strip():
-        log.add(_not_json(json.JSONDecodeError("Extra data", text, end + len(rest) - len(rest.lstrip()))))
+        log.add(_not_json(json.JSONDecodeError("Extra data", text, end + len(rest) - len(rest.lstrip())), text))
         return None
     return Decoded(json_lines=False, top=value)
 
@@ -125,11 +127,8 @@ def _decode_lines(text: str, item_key: str, log: ProblemLog) -> Decoded:
             continue
         try:
             value = _DECODER.decode(line)
-        except ValueError as error:
-            log.add(_line_not_json(number, error))
-            continue
-        except RecursionError:
-            log.add(Problem(number, None, f"Line {number} is not valid JSON: it is nested too deeply"))
+        except (ValueError, RecursionError) as error:
+            log.add(_line_not_json(number, error, line))
             continue
         if not decoded.lines and decoded.header is None and _is_header(value, item_key):
             decoded.header = (number, value)
@@ -142,18 +141,25 @@ def _is_header(value: object, item_key: str) -> bool:
     return isinstance(value, dict) and "format_version" in value and item_key not in value
 
 
-def _not_json(error: ValueError) -> Problem:
+def _not_json(error: Exception, text: str) -> Problem:
     if isinstance(error, json.JSONDecodeError):
         where = f"line {error.lineno}, column {error.colno}"
         return Problem(error.lineno, None, f"The file is not valid JSON: {error.msg} at {where}", error.colno)
-    return Problem(None, None, f"The file is not valid JSON: {error}")
+    found = too_large_or_deep(text)  # what the decoder refused without saying where
+    if found is None:
+        return Problem(None, None, "The file cannot be read as JSON")
+    return Problem(found.line, None, f"The file cannot be read as JSON: {found.what} at {found.place}", found.column)
 
 
-def _line_not_json(number: int, error: ValueError) -> Problem:
+def _line_not_json(number: int, error: Exception, line: str) -> Problem:
     if isinstance(error, json.JSONDecodeError):
         message = f"Line {number} is not valid JSON: {error.msg} at column {error.colno}"
         return Problem(number, None, message, error.colno)
-    return Problem(number, None, f"Line {number} is not valid JSON: {error}")
+    found = too_large_or_deep(line)
+    if found is None:
+        return Problem(number, None, f"Line {number} cannot be read as JSON")
+    return Problem(number, None, f"Line {number} cannot be read as JSON: {found.what} at column {found.column}",
+                   found.column)
 
 
 def _mib(size: int) -> str:

@@ -86,6 +86,10 @@ def test_cancelling_a_training_job_stops_its_pod_and_settles_its_cost(tmp_path: 
                  message="the read model to show the cancellation")
         again = api.post(f"{base}/api/jobs/{job_id}/start")
         assert again.status_code == 409  # a cancelled job cannot be resumed
+        assert again.json()["detail"] == "This job has already started (status: cancelled)"
+        fault = api.post(f"{base}/api/jobs/{job_id}/faults", json={"action": "preempt"})
+        assert fault.status_code == 409, fault.text  # not 200 {"ok": true} for a pod that is gone
+        assert fault.json()["detail"] == "This job has no running pod (status: cancelled): there is nothing to preempt"
     finally:
         assert interrupt(process) == 0
 

@@ -56,8 +56,9 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
         created = api.post(f"{base}/api/jobs", json={"name": "Advisor tone v1", "training_file_id": files[0]["id"]})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        page = wait_for(lambda: (r := api.get(f"{base}/jobs")).status_code == 200 and f'data-job-id="{job_id}"' in r.text
-                        and "status-configured" not in r.text and r.text, message="the started job on /")
+        page = wait_for(lambda: (r := api.get(f"{base}/jobs")).status_code == 200
+                        and f'data-job-id="{job_id}"' in r.text and "status-configured" not in r.text and r.text,
+                        message="the started job on /")
         assert "Advisor tone v1" in page
 
         in_use = api.post(f"{base}/api/jobs", json={"name": "Second run", "training_file_id": files[0]["id"]})
@@ -126,6 +127,8 @@ def test_the_rebuild_command_reproduces_the_live_read_model(stack_env: dict[str,
          "pipeline: error: cannot connect to PostgreSQL"),
         ({"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres", "NATS_URL": "nats://127.0.0.1:1"},
          "pipeline: error: cannot connect to NATS"),
+        ({"PIPELINE_ADMIN_PASSWORD": "hunter2"}, "pipeline: error: invalid setting PIPELINE_ADMIN_PASSWORD: Password"
+                                                 " must be at least 12 characters (it has 7)"),
     ],
 )
 def test_bad_settings_exit_non_zero_with_a_one_line_reason(env: dict[str, str], expected: str, tmp_path: Path) -> None:

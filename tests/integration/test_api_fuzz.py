@@ -1,5 +1,6 @@
 """Schema-driven fuzzing: every GET and every JSON API write in the OpenAPI 3.1 schema the web app
-serves, run by schemathesis against the real app (uvicorn, PostgreSQL, NATS), answers no 5xx."""
+serves, run by schemathesis against the real app (uvicorn, PostgreSQL, NATS), answers no 5xx and
+names no internals (PostgreSQL's or Python's messages) in any answer."""
 
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ PRINTED = {GenerationMode.POSITIVE: [status_code_conformance], GenerationMode.NE
 STREAM_READ_S = 2.0
 STREAM_EXAMPLES = 3
 CONFIG = schemathesis.Config.from_dict({"max-stream-events": 5})
+# What an answer must not say: a refusal is explained in the caller's terms (issue #15).
+INTERNALS = ("PostgreSQL", "psycopg", "bigint out of range", "overflows numeric format", "set_int_max_str_digits",
+             "Integer value out of range", "Traceback (most recent call last)")
+
+
+@schemathesis.check
+def no_internals_in_the_answer(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:
+    """Pages and API alike: no database, decoder or Python internals in any answer."""
+    text = response.content.decode(errors="replace")
+    if named := [word for word in INTERNALS if word in text]:
+        raise AssertionError(f"the answer names internals ({', '.join(named)})")
 
 
 @pytest.fixture
@@ -245,7 +257,8 @@ class Fuzzer:
         response = case.call(headers=dict(self.headers), timeout=STREAM_READ_S if stream else 20)
         self.answers[f"{case.operation.label} {variant} {response.status_code}"] += 1
         api = is_api(case.operation)
-        self.failures.extend(self.check(case, response, [not_a_server_error, *(CONFORMANCE if api else [])]))
+        failing = [not_a_server_error, no_internals_in_the_answer, *(CONFORMANCE if api else [])]
+        self.failures.extend(self.check(case, response, failing))
         self.notes.extend(self.check(case, response, [*PRINTED[mode], *([] if api else CONFORMANCE)]))
 
     def check(self, case: schemathesis.Case, response: schemathesis.Response, checks: list) -> list[Finding]:

@@ -316,6 +316,19 @@ def test_the_api_lists_filters_and_details_jobs(client: TestClient, projected: P
     assert client.get(f"/api/jobs/{UUID(int=1)}/detail").status_code == 404
 
 
+def test_a_page_or_a_cost_past_what_the_database_compares_is_refused_by_its_name(client: TestClient) -> None:
+    for params, detail in (
+        ({"page": str(2**70)}, "page must be between 1 and 1,000,000"),
+        ({"page": "0"}, "page must be between 1 and 1,000,000"),
+        ({"cost_from": "1e999999"}, "cost_from must be an amount in dollars from 0 to under 1,000,000,000"
+                                    " (got 1E+999999)"),
+        ({"cost_to": "NaN"}, "cost_to must be an amount in dollars from 0 to under 1,000,000,000 (got NaN)"),
+    ):
+        answer = client.get("/api/jobs", params=params)
+        assert (answer.status_code, answer.json()["detail"]) == (400, detail), params  # not "bigint out of range"
+    assert client.get("/api/jobs", params={"page": "1000000", "cost_from": "999999999.99"}).json() == []
+
+
 def test_created_rows_only_appear_once_their_created_event_is_in(migrated: str) -> None:
     """A batch may start a job and change it in the same transaction."""
     store = EventStore.open(migrated, policy=POLICY)

@@ -325,6 +325,14 @@ def test_refusals_are_recorded_as_failed_and_smtp_4xx_is_retried(rig: Rig, web: 
     assert re.search(r"completed +slack +team +failed \(Slack webhook answered HTTP 404: no_service\)", shown.stdout)
 
 
+def test_the_deliveries_command_refuses_a_limit_past_its_range_in_one_line(migrated: str) -> None:
+    huge = pipeline(migrated, "notifications", "deliveries", "--limit", str(2**70))
+    assert huge.returncode == 2 and "Traceback" not in huge.stderr  # not PostgreSQL's "bigint out of range"
+    assert huge.stderr.splitlines()[-1] == ("pipeline notifications deliveries: error: argument --limit: must be a"
+                                            " whole number from 1 to 1,000 (got 1180591620717411303424)")
+    assert pipeline(migrated, "notifications", "deliveries", "--limit", "1000").stdout == "no deliveries yet\n"
+
+
 def test_channels_not_configured_are_recorded_as_skipped(migrated: str) -> None:
     notifier = rig_for(migrated, None, None)
     rig = Rig(migrated, EventStore(notifier.app), notifier.pool, SmtpSink(), FakeSlack(), notifier)

@@ -175,3 +175,16 @@ def test_over_https_the_sign_in_token_is_a_host_only_secure_cookie(web: WebRig) 
         refused = client.post("/login", data={"username": "alice", "password": PASSWORD, "_login": token},
                               follow_redirects=False)
         assert refused.status_code == 403
+
+
+def test_an_unknown_address_shows_the_404_page_to_a_browser_and_json_to_the_api(web: WebRig) -> None:
+    for client in (web.client("alice"), web.client()):  # signed in, and signed out
+        page = client.get("/no/such/page", headers={"Accept": "text/html"})
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "<h1>Page not found</h1>" in page.text and "There is no page at /no/such/page." in page.text
+        assert 'class="topbar"' in page.text and '<a href="/">Home</a>' in page.text  # the layout, and home
+        assert '{"status_code"' not in page.text
+    api = web.client().get("/api/no-such-thing", headers={"Accept": "text/html", **web.token("alice")})
+    assert api.status_code == 404 and api.json() == {"status_code": 404, "detail": "Not Found"}
+    script = web.client().get("/no/such/page")  # no Accept: text/html, as curl sends
+    assert script.status_code == 404 and script.json()["status_code"] == 404

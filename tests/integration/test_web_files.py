@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -94,3 +95,67 @@ def test_a_bad_file_shows_each_problem_at_its_place_escaped_and_is_listed_for_re
     not_json = upload(web, "alice", "notes.json", b"this is not JSON")
     assert not_json.status_code == 400 and "notes.json failed validation" in not_json.text
     assert events(web) == before + ["CatalogFile.Created"]
+
+
+def test_a_file_too_deep_with_a_huge_number_or_a_nul_escape_is_listed_with_the_line_and_column(web: WebRig) -> None:
+    cases = {
+        "digits.json": (b'{"format_version": 1,\n "name": ' + b"9" * 5000 + b"}", "line 2, column 10",
+                        "The file cannot be read as JSON: a number with 5,000 digits (at most 4,300) at line 2,"
+                        " column 10"),
+        "deep.json": (b"[" * 10_000 + b"]" * 10_000, "line 1, column 101",
+                      "The file cannot be read as JSON: arrays and objects nested more than 100 levels deep at"
+                      " line 1, column 101"),
+        "nul.json": (b'{"format_version": 1,\n "name": "a\\u0000b", "conversations": []}', "line 2, column 12",
+                     "At line 2, column 12 the file contains a NUL character (written \\u0000), which text cannot"
+                     " contain"),
+    }
+    for filename, (data, place, message) in cases.items():
+        page = upload(web, "alice", filename, data)
+        assert page.status_code == 400 and f"<code>{place}</code>" in page.text, page.text
+        assert message in page.text.replace("&#39;", "'"), filename
+        api = web.client().post("/api/files", files={"file": (filename, data)}, headers=web.token("bob"))
+        assert api.status_code == 200 and api.json()["problems"] == [{"place": place, "message": message}]
+        assert "sys.set_int_max_str_digits" not in page.text + api.text
+    web.project()  # the catalog rebuilds: no problem message holds what a text column cannot
+    listed = file_rows(web.client("alice").get("/files", headers=HTML).text)
+    assert set(listed) == set(cases) and all("⚠ Review Required" in row for row in listed.values())
+
+
+def test_a_nul_character_or_a_name_past_255_characters_is_refused_on_the_page_and_the_api(web: WebRig) -> None:
+    sample = (SAMPLES / "financial-advisory.json").read_bytes()
+    before = events(web)
+    for name, filename, message in (
+        ("Advisor\x00 sample", "sample.json", "The field name contains a NUL character (U+0000) at character 8"),
+        ("n" * 5000, "sample.json", "A training file name can be at most 255 characters (got 5,000)"),
+    ):
+        page = upload(web, "alice", filename, sample, name=name)
+        assert page.status_code == 400 and message in page.text, message
+        api = web.client().post("/api/files", files={"file": (filename, sample)}, data={"name": name},
+                                headers=web.token("alice"))
+        assert api.status_code == 400 and api.json()["detail"].startswith(message), api.text
+    assert events(web) == before  # nothing catalogued
+    longest = upload(web, "alice", "sample.json", sample, name="n" * 255)
+    assert longest.status_code == 303
+    web.project()
+    assert set(file_rows(web.client("alice").get("/files", headers=HTML).text)) == {"n" * 255}
+
+
+def test_the_same_bytes_under_a_new_name_say_where_they_are_and_keep_the_name_as_an_alias(web: WebRig) -> None:
+    sample = (SAMPLES / "financial-advisory.json").read_bytes()
+    today = datetime.now(timezone.utc).date()
+    assert upload(web, "alice", "sample.json", sample, name="Advisor sample").status_code == 303
+    again = upload(web, "bob", "copy.json", sample, name="Advisor copy")
+    assert again.status_code == 303
+    notice = web.client("bob").get(again.headers["location"], headers=HTML).text.replace("&#39;", "'")
+    assert (f"This file is already in the catalog as 'Advisor sample' (added {today} by alice); 'Advisor copy' is"
+            " recorded as another name for it.") in notice and "added: 300 conversations" not in notice
+    api = web.client().post("/api/files", files={"file": ("x.json", sample)}, data={"name": "Advisor copy"},
+                            headers=web.token("carol"))
+    assert api.status_code == 200 and api.json()["name"] == "Advisor sample"
+    assert api.json()["already_catalogued"] == \
+        f"This file is already in the catalog as 'Advisor sample' (added {today} by alice)."
+    assert events(web) == ["CatalogFile.Created", "CatalogFile.AliasAdded"]  # the same name twice: recorded once
+    web.project()
+    found = web.client("carol").get("/files?q=copy", headers=HTML).text
+    assert set(file_rows(found)) == {"Advisor sample"} and "also added as Advisor copy" in found
+    assert web.client().get("/api/files", headers=web.token("carol")).json()[0]["aliases"] == ["Advisor copy"]

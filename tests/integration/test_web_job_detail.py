@@ -577,3 +577,23 @@ def test_the_adapter_of_a_completed_job_downloads_from_the_object_store_under_th
     missing = web.client("alice").get(f"/jobs/{lost}/adapter", headers=HTML)
     assert missing.status_code == 404 and "is missing from the object store" in missing.text
     assert web.client("alice").get(f"/jobs/{uuid.uuid4()}/adapter", headers=HTML).status_code == 404
+
+
+def test_a_nul_character_in_a_note_or_cancel_notes_is_refused_by_name_and_nothing_is_recorded(web: WebRig) -> None:
+    job = add_job(web)
+    training(web, job)
+    web.project()
+    before = event_count(web)
+    note = web.form("alice", f"/jobs/{job}/notes", {"text": "Loss\x00 flat"}, headers=HTML)
+    assert note.status_code == 400 and note.headers["content-type"].startswith("text/html")
+    assert "The field text contains a NUL character (U+0000) at character 5: remove it" in text_of(note.text)
+    cancel = web.form("alice", f"/jobs/{job}/cancel", {"reason": "testing", "confirm": "yes", "notes": "\x00"},
+                      headers=HTML)
+    assert cancel.status_code == 400 and "The field notes contains a NUL character" in text_of(cancel.text)
+    api = web.client().post(f"/api/jobs/{job}/cancel", json={"reason": "testing", "notes": "over\x00budget"},
+                            headers=web.token("alice"))
+    assert api.status_code == 400
+    assert api.json()["detail"] == "notes contains a NUL character (U+0000) at character 5: remove it"
+    assert "PostgreSQL" not in note.text + cancel.text + api.text
+    assert event_count(web) == before and web.store.app.get_job(job).status is JobStatus.TRAINING
+    web.project()  # the read models rebuild: nothing unstorable was recorded

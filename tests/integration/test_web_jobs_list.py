@@ -290,3 +290,16 @@ def test_the_queue_tab_orders_jobs_with_start_times_and_only_managers_promote(we
     switched = web.form("alice", f"/queue/{jobs.probe}/on-demand", {})
     assert switched.status_code == 303
     assert app.get_job(jobs.probe).configuration["gpu_tier"] == "on_demand"
+
+
+def test_a_query_number_of_5000_digits_or_a_nul_character_is_refused_by_its_name(web: WebRig) -> None:
+    digits = "9" * 5000
+    api = web.client().get(f"/api/jobs?page={digits}", headers=web.token("alice"))
+    assert (api.status_code, api.json()["detail"]) == (
+        400, "The query parameter page is a number with 5,000 digits (at most 4,300)")  # not "Integer value out …"
+    nul = web.client().get("/api/jobs", params={"text": "advisor\x00"}, headers=web.token("alice"))
+    assert (nul.status_code, nul.json()["detail"]) == (
+        400, "The query parameter text contains a NUL character (U+0000) at character 8: remove it")
+    page = web.client("alice").get("/jobs", params={"q": "advisor\x00"}, headers=HTML)
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "The query parameter q contains a NUL character (U+0000) at character 8: remove it" in page.text

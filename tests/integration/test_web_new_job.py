@@ -416,3 +416,78 @@ def test_the_cost_estimate_downloads_as_a_pdf_with_the_panels_figures(web: WebRi
     assert wrong.status_code == 400 and "turbo" in wrong.text
     missing = alice.get("/jobs/new/estimate.pdf", params=params | {"training_file_id": "nope"}, headers=HTML)
     assert missing.status_code == 400 and "Choose a valid training file" in missing.text
+
+
+INTERNALS = ("PostgreSQL", "bigint", "numeric", "sys.set_int_max_str_digits", "Integer value out of range", "msgspec",
+             "Traceback")
+
+
+def says_nothing_internal(text: str) -> bool:
+    return not any(word in text for word in INTERNALS)
+
+
+def job_events(web: WebRig) -> list[str]:
+    with psycopg.connect(web.database_url) as conn:
+        return [t for (t,) in conn.execute("SELECT topic FROM pipeline_events WHERE topic LIKE 'TrainingJob.%'")]
+
+
+def test_a_nul_character_in_a_job_field_is_refused_by_name_on_the_api_and_the_form(web: WebRig) -> None:
+    file_id = add_file(web)
+    web.project()
+    token = web.token("alice")
+    for field in ("name", "description", "notes", "client", "project"):
+        body = {"training_file_id": str(file_id), "name": "Advisor tone", "start": False, field: "Acme\x00 run"}
+        answer = web.client().post("/api/jobs", json=body, headers=token)
+        assert answer.status_code == 400, (field, answer.text)
+        assert answer.json()["detail"] == f"{field} contains a NUL character (U+0000) at character 5: remove it"
+    page = web.form("alice", "/jobs/new", job_form(file_id, notes="Hypothesis\x00"), headers=HTML)
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "The field notes contains a NUL character (U+0000) at character 11: remove it" in plain(page.text)
+    assert says_nothing_internal(page.text)
+    assert job_events(web) == []
+    web.project()  # the read models still rebuild: nothing unstorable was recorded
+
+
+def test_a_json_body_too_deep_or_with_a_huge_number_is_refused_at_its_line_and_column(web: WebRig) -> None:
+    file_id = add_file(web)
+    token = web.token("alice") | {"Content-Type": "application/json"}
+    start = f'{{"training_file_id": "{file_id}",\n "name": "Advisor tone", "start": false, '  # line 2: 41 characters
+    cases = {
+        start + '"count": ' + "9" * 5000 + "}":
+            "The request body cannot be read as JSON: a number with 5,000 digits (at most 4,300) at line 2, column 51",
+        start + '"deep": ' + "[" * 10_000 + "]" * 10_000 + "}":
+            "The request body cannot be read as JSON: arrays and objects nested more than 100 levels deep at line 2,"
+            " column 149",
+        start + '"cost": 1e400}':
+            "The request body cannot be read as JSON: the number 1e400, too large to read (at most about 1.8e308)"
+            " at line 2, column 50",
+        start + '"name": "x\\ud800"}': "The request body cannot be read as JSON: \\ud800, half of a surrogate pair,"
+                                      " which is not a character at line 2, column 52",
+        start + "}": "The request body is not valid JSON: trailing comma in object at line 2, column 42",
+        start: "The request body is not valid JSON: it ends at line 2, column 42 before its JSON does",
+    }
+    for body, detail in cases.items():
+        answer = web.client().post("/api/jobs", content=body.encode(), headers=token)
+        assert (answer.status_code, answer.json()["detail"]) == (400, detail), body[:80]
+    assert job_events(web) == []
+
+
+def test_a_job_is_started_once_and_a_second_start_says_it_already_started(web: WebRig) -> None:
+    file_id = add_file(web)
+    web.project()
+    token = web.token("alice")
+    made = web.client().post("/api/jobs", json={"training_file_id": str(file_id), "name": "Started at once"},
+                             headers=token)
+    assert made.status_code == 201 and made.json()["started"] is True  # `start` defaults to true
+    job_id = made.json()["id"]
+    assert web.store.app.get_job(UUID(job_id)).status is JobStatus.QUEUED
+    before = versions(web, UUID(job_id))
+    again = web.client().post(f"/api/jobs/{job_id}/start", headers=token)
+    assert again.status_code == 409
+    assert again.json()["detail"] == "This job has already started (status: queued)"
+    page = web.form("alice", f"/jobs/{job_id}/start", CHECKED)
+    assert page.status_code == 303 and page.headers["location"].startswith(f"/jobs/{job_id}?error=")
+    web.project()
+    shown = web.client("alice").get(page.headers["location"], headers=HTML)
+    assert "This job has already started (status: queued)" in plain(shown.text)
+    assert versions(web, UUID(job_id)) == before  # nothing reserved twice

@@ -86,3 +86,20 @@ def test_only_managers_see_and_change_the_team_settings(web: WebRig) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and "<script>alert(1)" not in shown
     assert "boss@x.com\nsecond@x.com</textarea>" in shown
     assert 'name="budget_digest" id="budget-digest" checked' in shown
+
+
+def test_a_nul_character_in_a_setting_is_refused_by_its_name_and_nothing_is_saved(web: WebRig) -> None:
+    before = team(web)
+    api = web.client().put("/api/notification-team-settings", json={"slack_channel": "#ml\x00-team"},
+                           headers=web.token("bob"))
+    assert api.status_code == 400
+    assert api.json()["detail"] == "slack_channel contains a NUL character (U+0000) at character 4: remove it"
+    page = web.form("alice", PATH, {"email": "alice\x00@example.com", "channels": "email"}, headers=HTML)
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "The field email contains a NUL character (U+0000) at character 6: remove it" in page.text
+    assert "PostgreSQL" not in api.text + page.text
+    assert team(web) == before and stored(web, "alice").email != "alice\x00@example.com"
+    dismissed = web.client().post("/api/banners/a%00b/dismiss", headers=web.token("alice"))
+    assert dismissed.status_code == 400
+    assert dismissed.json()["detail"] == "The address part key contains a NUL character (U+0000) at character 2:" \
+                                         " remove it"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from domain.aggregates.budget import BudgetExceededError
-from domain.aggregates.training_job import IllegalTransitionError
+from domain.aggregates.catalog_file import CatalogFile, InvalidCatalogNameError
+from domain.aggregates.training_job import IllegalTransitionError, JobAlreadyStartedError
 from domain.applications import BudgetPolicy, Pipeline, TrainingFileNotFoundError
 from domain.cost_model import estimate_cost
 from domain.gpu import PricingTier, gpu_option
@@ -44,6 +45,38 @@ def test_registering_the_same_bytes_twice_returns_the_same_catalog_entry(app: Pi
     assert register(app) == register(app)
     entry = app.catalog_file(register(app))
     assert (entry.status, entry.conversation_count, entry.pair_count) == ("active", 300, 1419)
+
+
+def test_the_same_bytes_under_a_new_name_keep_their_entry_and_record_the_name_as_an_alias(app: Pipeline) -> None:
+    data = (SAMPLES / "financial-advisory.json").read_bytes()
+    report, stats = validate(data), summarize(data)
+    ref = ArtifactRef("files", "abc/sample.json", hashlib.sha256(data).hexdigest(), len(data))
+    first = app.add_to_catalog("Advisor sample", ref, report, stats, "alice", T0)
+    again = app.add_to_catalog("Advisor copy", ref, report, stats, "bob", T0 + timedelta(days=1))
+    same = app.add_to_catalog("Advisor copy", ref, report, stats, "carol", T0 + timedelta(days=2))
+    assert first.new and first.already_catalogued() is None
+    assert again.file_id == same.file_id == first.file_id and not again.new
+    assert again.already_catalogued() == (f"This file is already in the catalog as 'Advisor sample' (added"
+                                          f" {T0:%Y-%m-%d} by alice); 'Advisor copy' is recorded as another name"
+                                          " for it.")
+    assert same.already_catalogued() == \
+        f"This file is already in the catalog as 'Advisor sample' (added {T0:%Y-%m-%d} by alice)."
+    entry = app.catalog_file(first.file_id)
+    assert (entry.name, entry.aliases) == ("Advisor sample", ["Advisor copy"])
+    topics = [type(e).TOPIC for e in app.repository.event_store.get(first.file_id)]
+    assert topics == ["CatalogFile.Created", "CatalogFile.AliasAdded"]
+
+
+def test_a_catalog_name_past_255_characters_or_with_a_nul_character_is_refused_with_its_length(app: Pipeline) -> None:
+    data = (SAMPLES / "financial-advisory.json").read_bytes()
+    ref = ArtifactRef("files", "abc/sample.json", hashlib.sha256(data).hexdigest(), len(data))
+    too_long = r"^A training file name can be at most 255 characters \(got 5,000\)$"
+    with pytest.raises(InvalidCatalogNameError, match=too_long):
+        app.add_to_catalog("n" * 5000, ref, validate(data), summarize(data), "alice", T0)
+    with pytest.raises(InvalidCatalogNameError, match=r"^The file name contains a NUL character \(U\+0000\) at"):
+        app.add_to_catalog("a\x00b", ref, validate(data), summarize(data), "alice", T0)
+    assert app.catalog_file(CatalogFile.id_for(ref.sha256)) is None
+    assert app.add_to_catalog("n" * 255, ref, validate(data), summarize(data), "alice", T0).new
 
 
 def test_an_invalid_file_is_catalogued_with_its_problems_and_refused_for_jobs(app: Pipeline) -> None:
@@ -125,6 +158,18 @@ def test_starting_reserves_budget_and_claims_the_file_so_a_second_job_is_refused
     assert budget.reservations == {str(job_id): job.estimated_cost_max}
     with pytest.raises(IneligibleTrainingFileError, match="in use by an active job"):
         app.create_job_from_file(file_id, created_by="bob", at=T0)
+
+
+def test_starting_a_started_or_discarded_job_says_so_before_the_budget_is_asked(app: Pipeline) -> None:
+    job_id = app.create_job_from_file(register(app), created_by="alice", at=T0)
+    app.start_job(job_id, "alice", "member", T0)
+    app.policy = BudgetPolicy(team="ml", default_limit=Decimal(5))  # a second reservation would not fit
+    with pytest.raises(JobAlreadyStartedError, match=r"^This job has already started \(status: queued\)$"):
+        app.start_job(job_id, "alice", "member", T0)
+    discarded = app.create_job_from_file(register(app, conversations=100), created_by="alice", at=T0)
+    app.cancel_job(discarded, CancelReason.OTHER, "Discarded at review", "alice", T0)
+    with pytest.raises(JobAlreadyStartedError, match=r"^This job was cancelled before it started"):
+        app.start_job(discarded, "alice", "member", T0)
 
 
 def test_a_refused_start_saves_nothing(app: Pipeline) -> None:

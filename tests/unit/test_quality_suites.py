@@ -373,7 +373,14 @@ SHAPE = "a list of questions or an object with 'questions'"
     (b" \n\t ", "file", "The file is empty"),
     (b'[{"id": "q1",\n "category": "caf\xe9"}]', "line 2, column 18",
      "The file is not UTF-8 text (invalid byte 0xe9 at line 2, column 18)"),
-    (b"[" * 100_000, "file", "The file is not valid JSON: it is nested too deeply"),
+    pytest.param(b"[" * 100_000, "line 1, column 101", "The file cannot be read as JSON: arrays and objects nested"
+                 " more than 100 levels deep at line 1, column 101", id="nested-100000-deep"),
+    pytest.param(b'[{"id": "q1",\n "answer": ' + b"9" * 5000 + b"}]", "line 2, column 12",
+                 "The file cannot be read as JSON: a number with 5,000 digits (at most 4,300) at line 2, column 12",
+                 id="a-5000-digit-number"),
+    pytest.param(b'[{"id": "q1",\n "answer": "A\\u0000"}]', "line 2, column 14",
+                 "At line 2, column 14 the file contains a NUL character (written \\u0000), which text cannot"
+                 " contain", id="a-nul-escape"),
 ])
 def test_unreadable_files_get_one_problem_with_line_and_column(data: bytes, place: str, message: str) -> None:
     assert only_problem(knowledge(), data) == (place, message)

@@ -262,10 +262,38 @@ SHAPE = "a JSON object with 'format_version', 'name' and 'conversations'"
     (b" \n\t ", "file", "The file is empty"),
     (b'{"name": "caf\xe9"}', "byte 13", "The file is not UTF-8 text (invalid byte at offset 13)"),
     (b'\xef\xbb\xbf{"a\xff', "byte 6", "The file is not UTF-8 text (invalid byte at offset 6)"),
-    (b"[" * 100_000, "file", "The file is not valid JSON: it is nested too deeply"),
+    pytest.param(b"[" * 100_000, "line 1, column 101", "The file cannot be read as JSON: arrays and objects nested"
+                 " more than 100 levels deep at line 1, column 101", id="nested-100000-deep"),
+    pytest.param(b'{"format_version": 1,\n "name": ' + b"9" * 5000 + b"}", "line 2, column 10",
+                 "The file cannot be read as JSON: a number with 5,000 digits (at most 4,300) at line 2, column 10",
+                 id="a-5000-digit-number"),
+    pytest.param(b'{"format_version": 1,\n "name": "a\\u0000b", "conversations": []}', "line 2, column 12",
+                 "At line 2, column 12 the file contains a NUL character (written \\u0000), which text cannot"
+                 " contain", id="a-nul-escape"),
+    pytest.param(b'{"format_version": 1,\n "name": "a\\ud800b", "conversations": []}', "line 2, column 12",
+                 "At line 2, column 12 the file contains \\ud800, half of a surrogate pair, which is not a"
+                 " character", id="a-lone-surrogate-escape"),
 ])
 def test_unreadable_files_get_one_clear_problem_with_a_place(data: bytes, place: str, message: str) -> None:
     assert only_problem(data) == (place, message)
+
+
+def test_no_problem_names_python_internals_and_real_characters_written_as_escapes_are_accepted() -> None:
+    for data in (b'{"format_version": 1, "name": ' + b"9" * 5000 + b"}", b"[" * 10_000 + b"]" * 10_000):
+        (problem,) = validate(data).problems
+        assert "sys." not in problem.message and "4300 digits" not in problem.message, problem.message
+    emoji = encode(document(conversation(persona="Parent \U0001f600")))  # json.dumps writes \ud83d\ude00
+    assert b"\\ud83d\\ude00" in emoji and validate(emoji).ok
+    assert validate(encode(document(conversation(topic="C:\\u0000 folder")))).ok  # a backslash, then "u0000"
+
+
+def test_json_lines_too_deep_or_too_long_a_number_is_placed_by_line_and_column() -> None:
+    header = b'{"format_version": 1, "name": "x"}\n'
+    assert only_problem(header + b'{"id": "c", "training_pairs": [' + b"1" * 5000 + b"]}\n") == (
+        "line 2, column 32", "Line 2 cannot be read as JSON: a number with 5,000 digits (at most 4,300) at column 32")
+    assert only_problem(header + b"[" * 10_000 + b"]" * 10_000 + b"\n") == (
+        "line 2, column 101",
+        "Line 2 cannot be read as JSON: arrays and objects nested more than 100 levels deep at column 101")
 
 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -394,7 +422,9 @@ def test_the_indicator_agrees_with_the_rounded_average_shown() -> None:
 
 # --- properties -----------------------------------------------------------------------------------
 
-texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12).filter(str.strip)
+# Any character text can hold: not a lone surrogate, not NUL (refused with its place, see above).
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1,
+                max_size=12).filter(str.strip)
 
 
 @st.composite

@@ -109,7 +109,8 @@ def matching(rows: list[dict[str, Any]], f: FileFilters, problems: list[str]) ->
     out = []
     for row in rows:
         quality = Decimal(str(row["avg_quality"])) if row["avg_quality"] is not None else None
-        if words and not all(w in row["name"].lower() for w in words):
+        names = " ".join([row["name"], *(row.get("aliases") or [])]).lower()  # a file is found by each of its names
+        if words and not all(w in names for w in words):
             continue
         if f.readiness in READINESS and row["readiness"].key != f.readiness:
             continue
@@ -156,15 +157,15 @@ async def upload_file_form(request: Request, state: State) -> Response:
     if not added.report.ok:
         report = added.report
         count = report.problem_count
+        failed = (f"{added.name} failed validation with {count} problem{'s' if count != 1 else ''}: it is listed as"
+                  f" {REVIEW}. Fix the file and upload it again.")
         return await _page(
-            request, state, status_code=400,
-            error=f"{added.name} failed validation with {count} problem{'s' if count != 1 else ''}: it is listed as"
-                  f" {REVIEW}. Fix the file and upload it again.",
+            request, state, status_code=400, error=" ".join(filter(None, (added.already_catalogued, failed))),
             upload={"name": added.name, "problems": [(p.place, p.message) for p in report.problems],
                     "more": report.more_problems})
     stats = added.stats
-    notice = (f"{added.name} added: {stats.conversation_count} conversations,"
-              f" {stats.training_pair_count} training pairs.")
+    notice = added.already_catalogued or (f"{added.name} added: {stats.conversation_count} conversations,"
+                                          f" {stats.training_pair_count} training pairs.")
     if stats.conversation_count < MIN_CONVERSATIONS:
         notice += f" Insufficient conversations: a training job needs at least {MIN_CONVERSATIONS}."
     return redirect_with("/files", notice=notice)

@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.response import Redirect, Template
 
 from domain.aggregates.budget import BudgetExceededError, InvalidBudgetCommandError, PermissionDeniedError
-from domain.aggregates.training_job import TrainingJob
+from domain.aggregates.training_job import JobAlreadyStartedError, TrainingJob
 from domain.applications import JobNotFoundError
 from domain.job_status import CancelReason, JobStatus
 from web.auth import actor_of
@@ -25,14 +25,20 @@ from web.limit_increase import request_increase
 from web.review_view import CHECKLIST, CHECKLIST_ERROR, review_context
 
 
-async def job_to_review(state: State, job_id: UUID) -> TrainingJob | Response:
-    """The configured job, or the answer instead: not found, or already started (its own page)."""
+async def job_to_review(state: State, job_id: UUID, say_why: bool = False) -> TrainingJob | Response:
+    """The configured job, or the answer instead: not found, or already started (its own page,
+    with `say_why` saying so: a second Start Training)."""
     try:
         job = await asyncio.to_thread(state.store.app.get_job, job_id)
     except JobNotFoundError:
         return Template("error.html", context={"title": "Job not found",
                                                "message": f"There is no training job {job_id}."}, status_code=404)
     if job.status is not JobStatus.CONFIGURED:
+        if say_why:
+            try:
+                job.check_startable()
+            except JobAlreadyStartedError as exc:
+                return redirect_with(f"/jobs/{job_id}", error=str(exc))
         return Redirect(f"/jobs/{job_id}", status_code=303)
     return job
 
@@ -54,7 +60,7 @@ async def review_page(request: Request, state: State, job_id: UUID, notice: str 
 @post("/jobs/{job_id:uuid}/start", media_type=MediaType.HTML)
 async def start_job_form(request: Request, state: State, job_id: UUID) -> Response:
     """Start Training: all three boxes checked, then queued with its reservation (or refused)."""
-    job = await job_to_review(state, job_id)
+    job = await job_to_review(state, job_id, say_why=True)
     if not isinstance(job, TrainingJob):
         return job
     form = await request.form()
