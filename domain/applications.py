@@ -29,6 +29,7 @@ from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
 from domain.budget_month import budget_month, earlier_months
 from domain.cost_model import estimate_cost
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
+from domain.gpu_memory.job_check import MemoryCheck
 from domain.job_metadata import NAME_MAX, default_name, retry_name
 from domain.job_status import CancelReason, JobStatus
 from domain.money import cents
@@ -158,11 +159,12 @@ class Pipeline(Application[UUID]):
                        interruption_probability: Decimal = DEFAULT_INTERRUPTION_RATE, notes: str | None = None,
                        requested: RequestedHyperparameters | None = None,
                        overrides: dict[str, Any] | None = None, knowledge_suite: SuiteRef | None = None,
-                       probe_suites: Sequence[SuiteRef] = (), **metadata: Any
+                       probe_suites: Sequence[SuiteRef] = (), memory: MemoryCheck | None = None, **metadata: Any
                        ) -> tuple[TrainingJob, CatalogFile]:
         """The configured job, unsaved. `requested`: hyperparameters in OpenAI's terms, mapped onto
-        the nearest preset with overrides (domain/preset_choice.py); `metadata`: description, tags,
-        client, project, labels, suffix, base_model."""
+        the nearest preset with overrides (domain/preset_choice.py); `memory`: the deployment's
+        pre-flight memory check (refuses a configuration that cannot fit the GPU); `metadata`:
+        description, tags, client, project, labels, suffix, base_model."""
         entry = self.catalog_file(file_id)
         if entry is None:
             raise TrainingFileNotFoundError("Training file not found")
@@ -179,6 +181,8 @@ class Pipeline(Application[UUID]):
         chosen = choice.preset
         check_unlocked(chosen, count, successful_jobs)
         chosen.check_fits(GPU_MEMORY_GB)
+        if memory is not None:
+            memory.check(choice.hyperparameters)
         gpu = gpu_option(PricingTier(gpu_tier), prices)
         estimate = estimate_cost(chosen, entry.pair_count, gpu, epochs=choice.epochs,
                                  interruption_probability=interruption_probability)
@@ -428,6 +432,16 @@ class Pipeline(Application[UUID]):
     def override_delivery(self, job_id: UUID, *, actor: str, role: str, justification: str, at: datetime) -> None:
         """A manager releases an adapter the quality gate blocked (domain/quality/delivery.py)."""
         self.update_job(job_id, lambda job: job.override_delivery(actor, role, justification, at))
+
+    def pause_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> TrainingJob:
+        """FR2.2.2: a training job is to checkpoint and stop (its pod is stopped by the provisioner,
+        which then frees its slot and settles its spend; the reservation stays). Returns the job."""
+        return self.update_job(job_id, lambda job: (job.request_pause(actor, role, at), job)[1])
+
+    def resume_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> TrainingJob:
+        """A paused job is queued again on its reservation; its next pod continues from the latest
+        checkpoint (bit-identical: docs/gpu-agent.md). Returns the job."""
+        return self.update_job(job_id, lambda job: (job.request_resume(actor, role, at), job)[1])
 
     def promote_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> None:
         """FR2.3.2: a manager moves a queued job to the front of the queue."""

@@ -9,19 +9,22 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from domain.applications import Pipeline
-from domain.job_status import JobStatus
+from domain.gpu_memory.job_check import InsufficientGpuMemoryError, MemoryCheck
+from domain.job_status import FailureType, JobStatus
 from domain.preset_choice import DEFAULT_SEED
 from domain.values import ArtifactRef
+from handlers.billing import BillingReconciler
 from handlers.evaluation import evaluation_inputs, evaluation_spec
 from handlers.pods.provider import NoCapacityError, PodExit, PodProvider
 from infra import bus
+from infra.nats_tls import check_pod_url
 from infra.natsauth import NatsAuthority
 from infra.pod_env import encode_json
 
@@ -31,10 +34,16 @@ Stager = Callable[[UUID, list[ArtifactRef]], list[ArtifactRef]]
 log = logging.getLogger(__name__)
 PROVISIONABLE = {JobStatus.QUEUED, JobStatus.QUEUED_WAITING_FOR_GPU, JobStatus.RECOVERING}
 ENDED = ("TrainingJob.Cancelled", "TrainingJob.Failed", "TrainingJob.Completed")
+PAUSED = JobStatus.PAUSED
 # gpu_agent exit codes after which it should have said why on TELEMETRY (docs/gpu-agent.md);
 # if its report does not arrive within REPORT_GRACE_S the job is interrupted all the same.
 REPORTED_EXITS = {0, 1, 2, 143}
 REPORT_GRACE_S = 60.0
+# A provider that cannot tell the exit code (RunPod: the container EXITED) gets a shorter grace: the
+# agent reports before it exits, so a report that is coming is here within seconds.
+UNTOLD_EXIT_GRACE_S = 15.0
+REPORTED_CAUSES = {"exited", "ended_by_us"}  # the container stopped, or we ended it (SIGTERM): the agent had its say
+EARLY_EXIT_KEEP_S = 60.0  # an exit reported before its pod was recorded is kept this long
 
 
 def now() -> datetime:
@@ -50,6 +59,12 @@ class AgentSettings:
     max_steps: int = -1
     heartbeat_s: float = 5.0
     first_attempt_fault: str = ""  # test-only: injected into attempt 1 only (see docs/operations.md)
+    hf_token: str = field(default="", repr=False)  # reads gated hub models; to the pod's env only
+    nats_ca: str = ""  # PEM: the CA pods verify NATS's certificate with (infra/nats_tls.py)
+    gpu_memory_gb: float = 80.0
+
+    def memory_check(self) -> MemoryCheck:
+        return MemoryCheck(self.base_model, self.qlora, self.gpu_memory_gb)
 
 
 @dataclass(frozen=True)
@@ -65,8 +80,11 @@ class Provisioner:
 
     def __init__(self, app: Pipeline, provider: PodProvider, agent: AgentSettings,
                  queue: QueuePolicy = QueuePolicy(), queued_jobs: Callable[[], list[UUID]] = list,
-                 stage: Stager | None = None, authority: NatsAuthority | None = None) -> None:
+                 stage: Stager | None = None, authority: NatsAuthority | None = None,
+                 billing: BillingReconciler | None = None) -> None:
         self.app, self.provider, self.agent, self.queue = app, provider, agent, queue
+        self.billing = billing
+        self.early_exits: list[tuple[PodExit, float]] = []  # reported before their pod was recorded
         self.queued_jobs = queued_jobs
         self.stage: Stager = stage or (lambda job_id, refs: refs)
         self.authority = authority
@@ -81,20 +99,24 @@ class Provisioner:
     # --- events ---------------------------------------------------------------------------------
 
     def on_event(self, topic: str, job_id: UUID) -> None:
+        # A paused job gives its slot back as an ended one does (a Paused redelivered after a resume does not)
+        released = topic in ENDED or (topic == "TrainingJob.Paused" and self.app.get_job(job_id).status == PAUSED)
         with self.lock:
-            if topic == "TrainingJob.Queued":
+            if topic in ("TrainingJob.Queued", "TrainingJob.ResumeRequested"):
                 self.admit(job_id)
             elif topic == "TrainingJob.Interrupted":
                 self.recover(job_id)
             elif topic == "TrainingJob.GpuTierChanged":
                 self.switched(job_id)
-            elif topic in ENDED:
+            elif topic == "TrainingJob.PauseRequested":
+                self.pause(job_id)
+            elif released:
                 self.stop_pods(job_id)
                 self.revoke(job_id)
                 self.active.discard(job_id)
                 self.waiting.pop(job_id, None)
                 self.awaiting_report.pop(job_id, None)
-        if topic in ENDED:  # outside the lock: charging reads the month's budget, other jobs need not wait
+        if released:  # outside the lock: charging reads the month's budget, other jobs need not wait
             self.app.record_job_spend(job_id, now())  # releases what is left once no pod runs
             self.promote()
 
@@ -131,7 +153,10 @@ class Provisioner:
                 return
             self.active.add(job_id)
             attempt, gpu_tier, job = started
+            if self.refused_before_renting(job_id, job):
+                return
             try:
+                check_pod_url(self.agent.nats_url, "the pods' NATS URL (PIPELINE_AGENT_NATS_URL)")
                 env = self.pod_env(job, attempt)
                 pod = self.provider.create_pod(str(job_id), attempt, gpu_tier, env)
             except Exception as exc:  # noqa: BLE001 - no capacity, or any provider error: retried
@@ -139,6 +164,9 @@ class Provisioner:
                 log.warning("job %s: no pod (%s); retrying in %.0fs", job_id, reason, self.queue.retry_every_s)
                 self.revoke(job_id, attempt)
                 self.app.update_job(job_id, lambda job: job.provisioning_failed(attempt, reason, now()))
+                if getattr(exc, "final", False):  # waiting cannot help (no spot at all): the user's choice now
+                    self.app.update_job(job_id, lambda job: job.provisioning_timed_out(Decimal(0), now()))
+                    return
                 first = self.waiting.get(job_id, (time.monotonic(), 0.0))[0]
                 self.waiting[job_id] = (first, time.monotonic() + self.queue.retry_every_s)
                 return
@@ -150,6 +178,18 @@ class Provisioner:
             if ended:  # cancelled while the pod was being created
                 self.provider.terminate(pod.pod_id)
             log.info("job %s: attempt %d on pod %s", job_id, attempt, pod.pod_id)
+
+    def refused_before_renting(self, job_id: UUID, job: Any) -> bool:
+        """The pre-flight memory check (domain/gpu_memory/job_check.py): a configuration that cannot fit
+        the GPU fails its job now, with the figure and the fixes, before a pod is rented."""
+        try:
+            self.agent.memory_check().check(job.configuration["hyperparameters"])
+        except InsufficientGpuMemoryError as exc:
+            log.warning("job %s: refused before renting a pod: %s", job_id, exc)
+            message, details = str(exc), exc.details()
+            self.app.update_job(job_id, lambda j: j.fail(FailureType.OOM, message, details, now()))
+            return True
+        return False
 
     @staticmethod
     def _start(job: Any) -> tuple[int, str, Any] | None:
@@ -186,6 +226,10 @@ class Provisioner:
         if self.authority is not None:
             env |= self.authority.grant(str(job.id), attempt).env()
             env["NATS_URL"] = bus.shown(self.agent.nats_url)
+        if self.agent.nats_ca:
+            env["PIPELINE_NATS_CA"] = self.agent.nats_ca
+        if self.agent.hf_token:  # the pod's own environment only: never an event, a log line or a page
+            env["HF_TOKEN"] = self.agent.hf_token
         return env
 
     def revoke(self, job_id: UUID, attempt: int | None = None) -> None:
@@ -195,23 +239,32 @@ class Provisioner:
 
     def record_exits(self) -> list[PodExit]:
         """Pods that stopped: their lifetime closes in the job's ledger and the spend is charged. A
-        pod that died without its agent reporting (SIGKILL, crash) interrupts its job; one whose
-        agent should have reported gets REPORT_GRACE_S for the report to arrive."""
+        pod that died without its agent reporting (SIGKILL, crash, a RunPod pod in ERROR or gone) interrupts
+        its job; one whose agent should have reported gets REPORT_GRACE_S (UNTOLD_EXIT_GRACE_S when the
+        provider cannot tell the exit code) for the report to arrive. The provider is asked outside the
+        lock (RunPod: one HTTP call); an exit seen before its pod was recorded waits for the record."""
+        exits = self.provider.exited()
         charges: list[tuple[UUID, datetime]] = []
         with self.lock:
-            exits = self.provider.exited()
-            for gone in exits:
+            kept, self.early_exits = self.early_exits, []
+            for gone, seen in [*kept, *((g, time.monotonic()) for g in exits)]:
                 job_id = self.pods.pop(gone.pod_id, None)
                 self.pod_started_at.pop(gone.pod_id, None)
                 if job_id is None:
+                    if time.monotonic() - seen < EARLY_EXIT_KEEP_S:
+                        self.early_exits.append((gone, seen))
                     continue
                 if (pod_attempt := self.pod_attempts.pop(gone.pod_id, None)) is not None:
                     self.revoke(job_id, pod_attempt)
                 attempt = self.app.update_job(job_id, lambda job, g=gone: self._pod_gone(job, g))
                 if attempt is not None:
-                    self.awaiting_report[job_id] = (attempt, time.monotonic() + REPORT_GRACE_S)
+                    grace = REPORT_GRACE_S if gone.exit_code in REPORTED_EXITS else UNTOLD_EXIT_GRACE_S
+                    self.awaiting_report[job_id] = (attempt, time.monotonic() + grace)
                 charges.append((job_id, gone.at))
-                log.info("job %s: pod %s exited with %s", job_id, gone.pod_id, gone.exit_code)
+                if self.billing is not None:
+                    self.billing.schedule(job_id, gone.pod_id, gone.at)
+                log.info("job %s: pod %s exited with %s%s", job_id, gone.pod_id, gone.exit_code,
+                         f" ({gone.cause})" if gone.cause else "")
         for job_id, at in charges:  # outside the lock, as in on_event
             self.app.record_job_spend(job_id, at)
         return exits
@@ -223,9 +276,11 @@ class Provisioner:
         attempt = next((a for a, pod in job.attempt_pods.items() if pod == gone.pod_id), None)
         if attempt is None or attempt != job.attempt:
             return None
-        if gone.exit_code in REPORTED_EXITS:
+        if gone.exit_code in REPORTED_EXITS or (gone.exit_code is None and gone.cause in REPORTED_CAUSES):
             return attempt
-        job.interrupt(f"pod exited with {gone.exit_code}", job.last_step, attempt, gone.at)
+        said = f"pod exited with {gone.exit_code}" if gone.exit_code is not None or not gone.cause else \
+            f"pod {gone.cause}"
+        job.interrupt(said, job.last_step, attempt, gone.at)
         return None
 
     def check_reports(self, now_monotonic: float) -> None:
@@ -255,6 +310,14 @@ class Provisioner:
                 self.provision(job_id)
             else:
                 self.active.discard(job_id)
+
+    def pause(self, job_id: UUID) -> None:
+        """FR2.2.2: a pausing job's pods are stopped as a preemption would stop them (SIGTERM: the agent
+        saves a checkpoint at the next step boundary and exits 143); their end pauses the job
+        (TrainingJob.interrupt). A redelivered request for a job no longer pausing does nothing."""
+        with self.lock:
+            if self.app.get_job(job_id).status == JobStatus.PAUSING:
+                self.stop_pods(job_id)
 
     def stop_pods(self, job_id: UUID) -> None:
         """A cancelled (or otherwise ended) job: its pods are terminated (SIGTERM, then SIGKILL)."""
@@ -294,6 +357,10 @@ class Provisioner:
                     continue
                 self.provision(job_id)
 
+    def reconcile_billing(self) -> int:
+        """Bills of ended pods that are due, read back and recorded (handlers/billing.py)."""
+        return self.billing.run_due() if self.billing is not None else 0
+
     def charge_running(self) -> None:
         """Spend of running jobs charged as they run, so budgets and alerts stay current."""
         with self.lock:
@@ -319,6 +386,8 @@ class Provisioner:
                     self.app.update_job(job_id, lambda j, pods=lost, keep=current_kept: self._lost(j, pods, keep))
                 if lost or current_kept:  # kept: it trains on; lost: its Interrupted event starts the recovery
                     continue
+                if job.status == JobStatus.PROVISIONING and self._adopt_named(job_id, job):
+                    continue
                 if job.status == JobStatus.PROVISIONING:  # died between asking and getting a pod
                     self.app.update_job(job_id, lambda j: j.provisioning_failed(j.attempt, "worker restarted", now()))
                     waiting_jobs = [*waiting_jobs, job_id]
@@ -343,6 +412,20 @@ class Provisioner:
             self.pod_started_at[pod_id] = time.monotonic()
             log.info("job %s: adopted pod %s (attempt %d)", job_id, pod_id, attempt)
         return known
+
+    def _adopt_named(self, job_id: UUID, job: Any) -> bool:
+        """A worker that died between renting a pod and recording it: the provider finds the attempt's
+        pod by its name (RunPod: lora-<job>-a<attempt>); it is recorded and watched, not rented again."""
+        find = getattr(self.provider, "find_pod", None)
+        pod = find(str(job_id), job.attempt) if find is not None else None
+        if pod is None:
+            return False
+        attempt = job.attempt
+        self.pods[pod.pod_id], self.pod_attempts[pod.pod_id] = job_id, attempt
+        self.pod_started_at[pod.pod_id] = time.monotonic()
+        self.app.update_job(job_id, lambda j: self._pod_started(j, pod, attempt))
+        log.info("job %s: adopted pod %s (attempt %d) found by its name", job_id, pod.pod_id, attempt)
+        return True
 
     @staticmethod
     def _lost(job: Any, pods: list[str], current_kept: bool = False) -> None:

@@ -18,6 +18,8 @@ from infra.runtime import AlreadyRunningError, Services, check_and_prepare, lock
 from infra.settings import Settings, SettingsError, load_settings
 from pipeline import audit, notification_commands, template_commands, user_commands
 from pipeline.arguments import whole_number
+from pipeline.client import app as client
+from pipeline.entry import CLIENT_COMMANDS
 from web.reports import finance_exports as exports
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "financial-advisory.json"
@@ -25,6 +27,9 @@ EXPECTED_ERRORS = (SettingsError, AlreadyRunningError, db.DatabaseUnavailableErr
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in CLIENT_COMMANDS:  # `jobs`, `login`, `logout`: the web API's client (Typer)
+        return client.run(argv)
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.command:>11} %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -45,7 +50,17 @@ def main(argv: list[str] | None = None) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pipeline", description="LoRA Pipeline control plane")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run the whole stack (web on PIPELINE_WEB_PORT, default 8000)").set_defaults(run=cmd_up)
+    up = sub.add_parser("up", help="run the whole stack (web on PIPELINE_WEB_PORT, default 8000)")
+    up.add_argument("--nats-cluster", type=whole_number(1, 5), default=None, metavar="N",
+                    help="without NATS_URL: N embedded nats-servers as one JetStream cluster (R3 streams for N ≥ 3)")
+    up.add_argument("--instances", type=whole_number(1, 5), default=1, metavar="N",
+                    help="N instances of each worker: leaders and standbys (web on PIPELINE_WEB_PORT, +1, …)")
+    up.set_defaults(run=cmd_up)
+    for name, about in (("jobs", "training jobs through the web API: create, start, list, show, watch, cancel,"
+                                 " pause, resume, logs, download (`pipeline jobs --help`)"),
+                        ("login", "keep the web API's address and an API token for `pipeline jobs`"),
+                        ("logout", "forget what `pipeline login` kept")):
+        sub.add_parser(name, help=about, add_help=False)  # run by pipeline/client/app.py, never parsed here
     sub.add_parser("web", help="run the web process only").set_defaults(run=cmd_web)
     sub.add_parser("relay", help="run the event-store → JetStream relay only").set_defaults(run=cmd_relay)
     hp = sub.add_parser("handlers", help="reactors").add_subparsers(dest="handlers_command", required=True)
@@ -118,6 +133,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.supervisor import supervise
 
     user_commands.check_admin_password(settings.web.admin_password.get_secret_value())
+    if args.nats_cluster is not None and settings.runtime.nats_url is None:
+        runtime = settings.runtime.model_copy(update={"nats_cluster": args.nats_cluster,
+                                                      "nats_replicas": min(3, args.nats_cluster)})
+        settings = settings.model_copy(update={"runtime": runtime})
     lock_state_dir(settings.runtime.state_dir)
     services = _prepared(settings)
     try:
@@ -132,7 +151,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         if settings.runtime.seed_sample and SAMPLE.is_file():
             added = asyncio.run(_add_file(settings, services, SAMPLE, None, "sample"))
             print(f"sample training file: {describe_added_file(added)}", flush=True)
-        return supervise(settings, services)
+        return supervise(settings, services, args.instances)
     finally:
         services.close()
 
@@ -171,10 +190,10 @@ def _run_worker(settings: Settings, worker_name: str, *extra: object) -> int:
     services = _prepared(settings)
     try:
         worker = WORKERS[worker_name]
-        asyncio.run(worker(settings, services.database_url, services.nats_url, *extra))
+        # 3: it lost its lease (infra/leadership.py) and stopped; its supervisor starts it again.
+        return asyncio.run(worker(settings, services.database_url, services.nats_url, *extra)) or 0
     finally:
         services.close()
-    return 0
 
 
 def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
@@ -384,7 +403,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     try:
         db.migrate(services.database_url, settings.runtime.connect_timeout_s)
         with db.connect(services.database_url, settings.runtime.connect_timeout_s) as conn:
-            return exports.run(conn, args, settings.budget.team)
+            return exports.run(conn, args, settings.budget.team, settings.budget.billing_tolerance())
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

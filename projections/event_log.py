@@ -1,5 +1,6 @@
-"""Event log read model (FR2.1.3): one row per job and budget event, with its category, a sentence
-and the full payload; queried by `projections.queries.job_events`."""
+"""Event log read model (FR2.1.3): one row per job, budget, job-sharing and template event, with its
+category, a sentence and the full payload (an event naming a job is in that job's log); queried by
+`projections.queries.job_events`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from uuid import UUID
 import psycopg
 
 from domain.aggregates.budget import Budget
+from domain.aggregates.job_sharing import JobSharing
+from domain.aggregates.template import ConfigurationTemplate
 from domain.aggregates.training_job import TrainingJob
 from projections.base import COPY_NULL, CopyRows, Item, Projection, Rebuilder, Rows, copy_text, event_topics
 from projections.event_messages import actor_of, category, message
@@ -22,14 +25,15 @@ COLUMNS = ("originator_id", "originator_version", "notification_id", "job_id", "
 
 
 class EventLogProjection(Projection):
-    """Every Budget event is kept (team-level ones with no job), so each aggregate's versions
+    """Every Budget and template event is kept (team-level ones with no job), so each aggregate's versions
     stay gap-free and `process` can skip duplicates by version like every other projection."""
 
     name = "event_log"
     applications = ("pipeline",)
     tables = ("event_log",)
     copied_tables = ("event_log",)
-    topics = event_topics(TrainingJob) + event_topics(Budget)
+    topics = (event_topics(TrainingJob) + event_topics(Budget) + event_topics(JobSharing)
+              + event_topics(ConfigurationTemplate))
     subject = "events.>"  # CatalogFile events arrive too and are skipped by topic
 
     def version_of(self, cur: psycopg.Cursor, originator_id: UUID) -> int:

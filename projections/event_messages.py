@@ -92,6 +92,11 @@ def _recovery(e: J.RecoveryStarted) -> str:
     return f"Recovery attempt {e.recovery_attempt} started {start}"
 
 
+def _paused(e: J.Paused) -> str:
+    start = f"the checkpoint at step {e.checkpoint_step:,}" if e.checkpoint_step else "the start (no checkpoint)"
+    return f"Paused at step {e.step:,} (no pod, no spend); a resume continues from {start}"
+
+
 MESSAGES: dict[type, Callable[[Any], str]] = {
     J.Created: lambda e: f"Created by {e.created_by}: {e.name} ({e.file_name}, {e.conversation_count} conversations)",
     J.Configured: lambda e: (f"Configured: {e.preset} preset on {e.gpu_type} {e.gpu_tier} at {usd(e.hourly_rate)}/h,"
@@ -119,10 +124,17 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
     J.GpuTierChanged: lambda e: (f"Switched to {_words(e.gpu_tier)} by {e.actor} at {usd(e.hourly_rate)}/hr"
                                  f" (estimate up to {usd(e.estimated_cost_max)})"),
     J.Promoted: lambda e: f"Moved to the front of the queue by {e.actor}",
+    J.PauseRequested: lambda e: f"Pause requested by {e.actor}: the pod saves a checkpoint at the next step and stops",
+    J.Paused: _paused,
+    J.ResumeRequested: lambda e: f"Resumed by {e.actor}: queued again",
     J.MetricsExported: lambda e: f"Exported ({e.kind}) by {e.actor}",
     J.AdapterDeleted: lambda e: f"Adapter {e.adapter.name} deleted by {e.actor}: {e.reason}",
     J.DataMeasured: _data_measured,
     J.MemoryGuarded: _memory_guarded,
+    J.ModelDownloaded: lambda e: (f"Base model {e.model} {'found on the network volume' if e.cached else 'downloaded'}"
+                                  f" in {e.seconds:.0f} s ({e.size_bytes / 1e9:.1f} GB) on pod {e.pod_id}"),
+    J.BillingReconciled: lambda e: (f"RunPod billed {usd(e.billed)} for pod {e.pod_id}"
+                                    f" ({len(e.buckets)} hourly bucket{'s' if len(e.buckets) != 1 else ''})"),
     B.Created: lambda e: f"Budget {e.month} of team {e.team} opened with a limit of {usd(e.limit)}",
     B.Reserved: lambda e: f"Budget reserved: {usd(e.amount)}",
     B.ReservationChanged: lambda e: f"Budget reservation changed to {usd(e.amount)}",

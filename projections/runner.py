@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from infra import envelope
 from infra.consumers import PROJECTION_ACK_WAIT_S, PoisonMessageError, add_consumer
+from infra.leadership import NotLeaderError
 from projections import metrics
 from projections.base import Item, Projection, process, process_batch
 from projections.budgets import BudgetsProjection
@@ -22,11 +23,14 @@ from projections.event_log import EventLogProjection
 from projections.job_costs import JobCostsProjection
 from projections.jobs import JobsProjection
 from projections.replay import replay
+from projections.sharing import SharingProjection
+from projections.suites import SuitesProjection
+from projections.templates import TemplatesProjection
 
 # Read models of the event store.
 PROJECTIONS: dict[str, Projection] = {
     p.name: p for p in (JobsProjection(), CatalogProjection(), EventLogProjection(), BudgetsProjection(),
-                        JobCostsProjection())}
+                        JobCostsProjection(), TemplatesProjection(), SharingProjection(), SuitesProjection())}
 # Every read model `projections run` and `projections rebuild` know: those and the metric history,
 # a read model of the TELEMETRY stream (projections/metrics.py).
 NAMES: tuple[str, ...] = (*PROJECTIONS, metrics.NAME)
@@ -62,8 +66,13 @@ def rebuild_together(conn: psycopg.Connection, projections: Sequence[Projection]
 
 
 def add_live_projection(broker: NatsBroker, pool: ConnectionPool, projection: Projection,
-                        applications: dict[str, Application], max_deliver: int) -> None:
+                        applications: dict[str, Application], max_deliver: int,
+                        may_act: Callable[[], bool] = lambda: True) -> None:
+    """`may_act`: whether this instance still leads the projection (infra/leadership.py); while it
+    is not sure, its batches are handed back for the leader."""
     def handle(bodies: Sequence[bytes]) -> list[Exception | None]:
+        if not may_act():
+            return [NotLeaderError(f"{projection.name}: lease not confirmed") for _ in bodies]
         outcomes: list[Exception | None] = [None] * len(bodies)
         batches: dict[str, list[tuple[int, Item]]] = {}  # per application: (place in `bodies`, item)
         for place, body in enumerate(bodies):
@@ -110,11 +119,13 @@ def apply_batch(conn: psycopg.Connection, projection: Projection, application: s
 
 
 def add_live(broker: NatsBroker, pool: ConnectionPool, name: str, applications: dict[str, Application],
-             max_deliver: int) -> None:
+             max_deliver: int, may_act: Callable[[], bool] = lambda: True) -> None:
+    """The metric history's consumer is shared by every instance (its merge does not depend on
+    order); an event-store read model's runs where its leader is (`may_act`)."""
     if name == metrics.NAME:
         metrics.add_live_metrics(broker, pool, max_deliver)
     else:
-        add_live_projection(broker, pool, PROJECTIONS[name], applications, max_deliver)
+        add_live_projection(broker, pool, PROJECTIONS[name], applications, max_deliver, may_act)
 
 
 def rebuild_named(conn: psycopg.Connection, name: str, applications: dict[str, Application], nats_url: str,

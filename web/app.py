@@ -35,8 +35,10 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from domain.job_status import CancelReason
+from handlers.pods.runpod_prices import price_source
 from infra import bus
 from infra.eventstore import EventStore
+from infra.leadership import instance_name, registered
 from infra.objectstore import ObjectStore
 from infra.settings import Settings
 from projections import job_reads
@@ -55,6 +57,7 @@ from web import (
     openai_api,
     pages,
     request_checks,
+    webhooks,
 )
 from web.auth import actor_of
 from web.errors import DOMAIN_ERRORS, domain_error_response, not_found, unstorable_value
@@ -264,9 +267,12 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
         pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False)
         await pool.open(wait=True, timeout=settings.runtime.connect_timeout_s)
         store = await asyncio.to_thread(EventStore.open, database_url, 5, settings.budget_policy())
-        app.state.update(nc=nc, pool=pool, store=store, objects=ObjectStore(nc.jetstream()), settings=settings)
+        app.state.update(nc=nc, pool=pool, store=store, objects=ObjectStore(nc.jetstream()), settings=settings,
+                         prices=price_source(settings))  # RunPod's catalog, or our configured rates
         try:
-            yield
+            async with registered(database_url, "web", instance_name(settings.runtime.instance),  # /health lists it
+                                  settings.runtime.lease_s, lambda: nc.is_connected):
+                yield
         finally:
             store.close()
             await pool.close()
@@ -276,7 +282,7 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
         route_handlers=[*auth.routes, *pages.all_routes(), api_list_files, api_upload_file,
                         api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
                         health_check, banners.router, job_actions.router, exports.router, finance.router,
-                        notifications.router, job_views.api_job_detail, openai_api.router,
+                        notifications.router, webhooks.router, job_views.api_job_detail, openai_api.router,
                         create_static_files_router(path="/static", directories=[HERE / "static"])],
         lifespan=[lifespan],
         exception_handlers={**{cls: domain_error_response for cls in DOMAIN_ERRORS},

@@ -13,12 +13,13 @@ from domain.aggregates.template import TemplateNotAllowedError, TemplateNotFound
 from domain.aggregates.training_job import IllegalTransitionError
 from domain.applications import ConcurrencyConflictError, JobNotFoundError, TrainingFileNotFoundError
 from domain.cost_model import InvalidEstimateInputError
+from domain.gpu_memory.job_check import InsufficientGpuMemoryError
 from domain.job_metadata import InvalidJobError
 from domain.presets import InsufficientVramError, PresetLockedError, UnknownPresetError
 from domain.training_file import IneligibleTrainingFileError
 from infra.objectstore import ArtifactMissingError
 from web.catalog import TrainingFileTooLargeError
-from web.flows import QueueFullError
+from web.flows import QueueFullError, SpotNotOfferedError
 
 STATUS: dict[type[Exception], int] = {
     InvalidJobError: 400, InvalidBudgetCommandError: 400, IneligibleTrainingFileError: 400,
@@ -27,6 +28,7 @@ STATUS: dict[type[Exception], int] = {
     JobNotFoundError: 404, TrainingFileNotFoundError: 404, BudgetExceededError: 409,
     IllegalTransitionError: 409, ConcurrencyConflictError: 409, QueueFullError: 409, TrainingFileTooLargeError: 413,
     TemplateNotFoundError: 404, SharingNotFoundError: 404, TemplateNotAllowedError: 409,  # FR5.2.2, FR8.1.2
+    InsufficientGpuMemoryError: 400, SpotNotOfferedError: 400,  # issue #16: pre-flight, the provider's tiers
 }
 DOMAIN_ERRORS = tuple(STATUS)
 

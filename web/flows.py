@@ -13,7 +13,10 @@ from uuid import UUID
 
 from litestar.datastructures import State, UploadFile
 
+from domain.gpu_memory.job_check import MemoryCheck
 from domain.training_file import MAX_FILE_BYTES
+from handlers.pods.provider import SPOT_UNAVAILABLE, offers_spot
+from infra.settings import Settings
 from projections import job_reads
 from web.catalog import AddedFile, TrainingFileTooLargeError, add_training_file
 from web.job_history import load_history
@@ -56,6 +59,24 @@ class QueueFullError(Exception):
     """FR2.3.2: every slot runs and the waiting queue is full."""
 
 
+class SpotNotOfferedError(ValueError):
+    """The pod provider rents no spot pods (RunPod's API v2)."""
+
+
+def memory_check(settings: Settings) -> MemoryCheck:
+    """The pre-flight memory check of the deployment's base model and GPU (docs/gpu-memory.md)."""
+    return MemoryCheck(settings.agent.base_model, settings.agent.quantized, settings.agent.gpu_memory_gb)
+
+
+def provider_terms(state: State, options: dict[str, Any]) -> None:
+    """What the pod provider adds to a new job: its prices (RunPod's catalog, else our configured rates),
+    the pre-flight memory check, and spot only where it is offered (refused with the reason otherwise)."""
+    if options.get("gpu_tier", "spot") == "spot" and not offers_spot(state.settings.agent.pod_provider):
+        raise SpotNotOfferedError(SPOT_UNAVAILABLE)
+    options.setdefault("prices", state.get("prices"))
+    options.setdefault("memory", memory_check(state.settings))
+
+
 async def check_queue(state: State) -> None:
     active, queued = await job_reads.queue_load(state.pool)
     limit = state.settings.agent.max_running
@@ -69,6 +90,7 @@ async def create_job(state: State, actor: Actor, *, training_file_id: UUID, star
     """Creates and configures a job from a catalogued file, then (by default) starts it, which
     reserves its estimated maximum on this month's budget. Returns the id and any warnings."""
     app = state.store.app
+    provider_terms(state, options)
     if start:
         await check_queue(state)
     successful = await job_reads.successful_jobs(state.pool, actor.name)
@@ -100,6 +122,7 @@ async def launch_job(state: State, actor: Actor, *, training_file_id: UUID, over
                      **options: Any) -> tuple[UUID, list[str]]:
     """Creates, configures and starts a job in one save (the OpenAI-compatible create): priced as
     create_job prices it; a refusal (file, preset, budget, queue) leaves nothing behind."""
+    provider_terms(state, options)
     await check_queue(state)
     successful = await job_reads.successful_jobs(state.pool, actor.name)
     options.setdefault("interruption_probability", (await load_history(state)).interruption_probability)

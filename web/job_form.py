@@ -11,6 +11,7 @@ from domain.aggregates.catalog_file import CatalogFile
 from domain.aggregates.training_job import TrainingJob
 from domain.gpu import PricingTier
 from domain.job_metadata import COMMON_TAGS
+from domain.training_settings import SETTINGS
 from web.forms import split_tags
 
 MONEY_BOUND = Decimal(10) ** 9
@@ -33,6 +34,12 @@ class JobInput:
     project: str = ""
     confirm_on_demand: bool = False
     job_id: str = ""
+    # "Start from Template" (FR5.2.2) and "Clone Configuration" (FR8.1.2): where the settings came
+    # from, and the settings changed from the preset, as typed (domain/training_settings.py SETTINGS).
+    template_id: str = ""
+    clone_of: str = ""
+    settings: tuple[tuple[str, str], ...] = ()
+    probe_suite_ids: tuple[str, ...] = ()  # FR6.3.2: client probe suites the adapter is evaluated on
 
     @classmethod
     def of(cls, form: Any) -> JobInput:
@@ -48,7 +55,11 @@ class JobInput:
             tags=tuple(str(t)[:100] for t in getall(form, "tags")[:50]), custom_tags=text("custom_tags", 2000),
             client=text("client", 1000), project=text("project", 1000),
             # the hidden field and the "Continue with On-Demand" button both send it: any "1" confirms
-            confirm_on_demand=any(getall(form, "confirm_on_demand")), job_id=text("job_id", 64).strip())
+            confirm_on_demand=any(getall(form, "confirm_on_demand")), job_id=text("job_id", 64).strip(),
+            template_id=text("template_id", 64).strip(), clone_of=text("clone_of", 64).strip(),
+            settings=tuple((key, text(f"setting_{key}", 40).strip()) for key in SETTINGS
+                           if text(f"setting_{key}", 40).strip()),
+            probe_suite_ids=tuple(str(v)[:64] for v in getall(form, "probe_suite_ids")[:10]))
 
     @classmethod
     def of_job(cls, job: TrainingJob) -> JobInput:
@@ -67,10 +78,27 @@ class JobInput:
         return as_uuid(self.training_file_id)
 
     def options(self, name: str) -> dict[str, Any]:
-        """What the application's create or reconfigure command takes, `name` being the one to save."""
-        return {"preset": self.preset, "gpu_tier": self.gpu_tier, "name": name.strip(),
-                "description": self.description.strip() or None, "tags": self.all_tags(),
-                "client": self.client or None, "project": self.project or None, "notes": self.notes.strip() or None}
+        """What the application's create or reconfigure command takes, `name` being the one to save
+        (and, for a new job from a template or a clone, where from and the changed settings)."""
+        options = {"preset": self.preset, "gpu_tier": self.gpu_tier, "name": name.strip(),
+                   "description": self.description.strip() or None, "tags": self.all_tags(),
+                   "client": self.client or None, "project": self.project or None,
+                   "notes": self.notes.strip() or None}
+        if self.settings:
+            options["overrides"] = dict(self.settings)
+        if as_uuid(self.template_id):
+            options["template_id"] = as_uuid(self.template_id)
+        if self.probe_suite_ids and not self.job_id:  # chosen when the job is created
+            options["probe_suite_ids"] = list(self.probe_suite_ids)
+        return options
+
+    def setting(self, key: str) -> str:
+        return dict(self.settings).get(key, "")
+
+    @property
+    def carried(self) -> bool:
+        """Started from a template or a clone: the form shows the settings it carried."""
+        return bool(self.template_id or self.clone_of or self.settings)
 
 
 def getall(form: Any, key: str) -> list[Any]:

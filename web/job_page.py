@@ -15,7 +15,8 @@ from litestar.response import Template
 
 from domain.applications import JobNotFoundError
 from domain.job_metadata import NOTE_MAX
-from domain.job_status import TERMINAL, JobStatus
+from domain.aggregates.training_job import may_steer
+from domain.job_status import PAUSABLE, TERMINAL, JobStatus
 from domain.retries import ADJUSTABLE, SCHEDULES
 from projections.adapters import adapters
 from projections.job_detail import read_job
@@ -28,6 +29,10 @@ from web.errors import DOMAIN_ERRORS, message_of, status_of
 from web.event_log_view import CATEGORY_LABELS, event_rows, known_category
 from web.job_cards import cards, version_of
 from web.job_format import CANCEL_REASONS
+from web.quality_tab import quality_tab
+from web.quality_view import gate_view
+from web.sharing.panel import sharing_panel
+from web.template_library.views import template_offer
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +55,11 @@ async def render_page(request: Request, state: State, job_id: UUID, view: PageIn
         return await not_in_read_model(state, job_id)
     context: dict[str, Any] = cards(detail, now) | await overview(request, state, job_id, detail, view) | {
         "error": error, "notice": notice, "form": form or {}}
+    job = detail["job"]  # FR8.1.2 Share Job, FR5.2.2 Save as Template
+    context["sharing"] = await sharing_panel(state, job_id, job["created_by"], actor_of(request), now)
+    context["template_offer"] = await template_offer(state, job_id, job["status"])
+    if context["tab"] == "quality":  # FR6.1, FR6.3 (web/quality_tab.py)
+        context |= await quality_tab(request, state, detail["job"])
     if context["tab"] == "events":
         context |= await event_log(state, job_id, view)
         if view.category and not context["category"]:
@@ -62,14 +72,23 @@ async def overview(request: Request, state: State, job_id: UUID, detail: dict[st
     job = detail["job"]
     ended = job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED)
     return {
-        "detail": detail, "tab": "events" if view.tab == "events" else "overview",
+        "detail": detail, "tab": view.tab if view.tab in ("events", "quality") else "overview",
         "notes": notes_view(job), "retries": detail["retries"],
         "cancel_reasons": CANCEL_REASONS, "can_cancel": job["status"] not in TERMINAL, "note_max": NOTE_MAX,
+        "steering": steering(request, job),
         "is_manager": actor_of(request).role in ("manager", "admin"), "schedules": SCHEDULES, "adjustable": ADJUSTABLE,
         "retry": await retry_options(state, job_id) if ended and view.tab != "events" else None,
-        "page_data": page_data(job_id, job),
+        "page_data": page_data(job_id, job), "gate": gate_view(job),
         "adapter": await stored_adapter(state, job_id) if job["status"] == JobStatus.COMPLETED else None,
     }
+
+
+def steering(request: Request, job: dict[str, Any]) -> dict[str, bool]:
+    """FR2.2.2's Pause (a training job) and Resume (a paused one), for those who may (the domain's rule)."""
+    actor = actor_of(request)
+    allowed = may_steer(actor.name, actor.role, job["created_by"])
+    return {"pause": allowed and job["status"] in PAUSABLE, "resume": allowed and job["status"] == JobStatus.PAUSED,
+            "pausing": job["status"] == JobStatus.PAUSING, "paused": job["status"] == JobStatus.PAUSED}
 
 
 async def stored_adapter(state: State, job_id: UUID) -> dict[str, Any] | None:

@@ -29,8 +29,11 @@ from domain.job_metadata import (
 )
 from domain.job_status import JobStatus
 from domain.presets import CONSERVATIVE, Preset, UnknownPresetError, default_preset, preset_named
+from domain.retries import ADJUSTABLE
+from handlers.pods.provider import SPOT_UNAVAILABLE, offers_spot
 from projections import job_reads
 from projections.catalog import list_files
+from projections.suites import list_suites
 from web import cost_panel
 from web.budget_view import BudgetView, limit_months, load_budget, suggested_limit
 from web.clock import utcnow
@@ -40,6 +43,7 @@ from web.job_checks import form_errors
 from web.job_form import JobInput, as_uuid
 from web.job_history import History, load_history
 from web.quote import Quote, estimates_for
+from web.template_library.prefill import setting_fields
 
 TOOLTIPS = {  # FR1.1.3's explanations of the GPU terms
     "spot": ("Spot Instance: Unused datacenter capacity offered at discount - may be reclaimed if needed, but we"
@@ -107,10 +111,16 @@ class NewJobPage:
             return default_preset(self.file["conversations"]) if self.file else CONSERVATIVE
 
     def tier(self) -> PricingTier:
+        """The chosen tier; on-demand where the pod provider rents no spot pods (RunPod's API v2)."""
+        if not self.spot_offered():
+            return PricingTier.ON_DEMAND
         try:
             return PricingTier(self.values.gpu_tier)
         except ValueError:
             return PricingTier.SPOT
+
+    def spot_offered(self) -> bool:
+        return offers_spot(self.state.settings.agent.pod_provider)
 
     def default_name(self) -> str:
         if self.file is None:
@@ -121,8 +131,17 @@ class NewJobPage:
         if self.file is None or self.file["pairs"] <= 0:
             return None
         probability = self.history.interruption_probability
-        return Quote(self.file, self.preset(), self.tier(), estimates_for(self.file["pairs"], probability),
-                     self.budget, self.history, self.actor.role, self.successful_jobs, self.previous_total)
+        prices = self.state.get("prices")  # RunPod's catalog price, or our configured rate (labelled as such)
+        return Quote(self.file, self.preset(), self.tier(), estimates_for(self.file["pairs"], probability,
+                                                                          self.epochs(), prices),
+                     self.budget, self.history, self.actor.role, self.successful_jobs, self.previous_total,
+                     prices=prices)
+
+    def epochs(self) -> int | None:
+        """The epochs a template or clone set (FR5.2.2, FR8.1.2), when valid; else the preset's."""
+        low, high = ADJUSTABLE["num_train_epochs"]
+        typed = self.values.setting("num_train_epochs")
+        return int(typed) if typed.isdigit() and low <= int(typed) <= high else None
 
     def name(self) -> str:
         """The name to save: the default follows the file and preset until the person edits it."""
@@ -143,11 +162,13 @@ class NewJobPage:
         return {
             **self.form_context(errors), **quote_context(quote, self.default_name()),
             "selected_preset": self.preset().name, "selected_tier": self.tier().value,
+            "spot_unavailable": None if self.spot_offered() else SPOT_UNAVAILABLE,
             "clients": clients, "projects": projects, "limits": LIMITS, "tooltips": TOOLTIPS,
             "placeholders": PLACEHOLDERS, "editing": self.editing, "budget": self.budget,
             "suggested_limit": suggested_limit(self.budget, quote.estimate.cost_max if quote else Decimal(0)),
             "months": limit_months(self.budget.month), "manager": self.actor.role in MANAGER_ROLES,
             "duplicate_name": DUPLICATE_NAME if await self.duplicate_name() else None,
+            "probe_suites": await list_suites(self.state.pool, "probes"),  # FR6.3.2
             **extra,
         }
 
@@ -160,6 +181,8 @@ class NewJobPage:
             "other_files": [f for f in self.files if f["refusal"] is not None],
             "common_tags": COMMON_TAGS, "checked_tags": [t for t in tags if t in COMMON_TAGS],
             "custom_tags": self.values.custom_tags if errors else " ".join(t for t in tags if t not in COMMON_TAGS),
+            "setting_fields": setting_fields(self.values, self.preset().name,
+                                             self.state.settings.agent.checkpoint_every),
         }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from domain.aggregates.budget import BudgetExceededError, describe_remaining
 from domain.cost_model import CostEstimate, delta_text, estimate_cost, insufficient_budget, percent_change
-from domain.gpu import PricingTier, Savings, gpu_option, on_demand_confirmation, recommend
+from domain.gpu import PriceSource, PricingTier, Savings, gpu_option, on_demand_confirmation, rate_label, recommend
 from domain.money import cents, usd
 from domain.presets import CONSERVATIVE, PRESETS, Preset
 from web.budget_view import BudgetView, budget_alert
@@ -22,10 +22,12 @@ TIERS = (PricingTier.SPOT, PricingTier.ON_DEMAND)
 TIER_TITLES = {PricingTier.SPOT: "Spot Instance", PricingTier.ON_DEMAND: "On-Demand Instance"}
 
 
-def estimates_for(pairs: int, probability: Decimal) -> dict[str, dict[PricingTier, CostEstimate]]:
-    """Every preset on every tier, so the cards can show each choice's cost."""
-    options = {tier: gpu_option(tier) for tier in TIERS}
-    return {p.name: {tier: estimate_cost(p, pairs, options[tier], interruption_probability=probability)
+def estimates_for(pairs: int, probability: Decimal, epochs: int | None = None,
+                  prices: PriceSource | None = None) -> dict[str, dict[PricingTier, CostEstimate]]:
+    """Every preset on every tier, so the cards can show each choice's cost; `epochs`: the number a
+    template or a cloned job set instead of each preset's own; `prices`: RunPod's (else our configured rates)."""
+    options = {tier: gpu_option(tier, prices) for tier in TIERS}
+    return {p.name: {tier: estimate_cost(p, pairs, options[tier], epochs=epochs, interruption_probability=probability)
                      for tier in TIERS} for p in PRESETS}
 
 
@@ -52,6 +54,10 @@ class Quote:
     successful_jobs: int
     previous_total: Decimal | None = None
     now: datetime = field(default_factory=utcnow)
+    prices: PriceSource | None = None  # where the rates come from, for their label
+
+    def rate_label(self, tier: PricingTier) -> str:
+        return rate_label(self.prices, tier)
 
     @property
     def estimate(self) -> CostEstimate:

@@ -209,6 +209,20 @@ async def token_user(pool: AsyncConnectionPool, token: str, now: datetime) -> Us
     return _user(row)
 
 
+async def display_name(pool: AsyncConnectionPool, name: str) -> str:
+    """A user's display name (their user name when they have none, or are no user here)."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT display_name FROM users WHERE name = %s", (name,))).fetchone()
+    return row[0] if row and row[0] else name
+
+
+async def known_users(pool: AsyncConnectionPool, names: list[str]) -> set[str]:
+    """Which of `names` are users here (enabled or not)."""
+    async with pool.connection() as conn:
+        found = await (await conn.execute("SELECT name FROM users WHERE name = ANY(%s)", (names,))).fetchall()
+    return {row[0] for row in found}
+
+
 class InvalidUserError(ValueError):
     """A user's name, role or email is not acceptable."""
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from domain.aggregates.budget import Budget
+from domain.aggregates.job_sharing import JobSharing
 from domain.applications import Pipeline
 from handlers.notifications import ledger, render, routing, tokens
 from handlers.notifications.budget_notices import (
@@ -30,6 +31,9 @@ from handlers.notifications.channels import Mailer, PermanentDeliveryError, Slac
 from handlers.notifications.notices import job_kind, job_notice
 from handlers.notifications.preferences import TeamSettings, get_team, recipient_preferences
 from handlers.notifications.routing import Delivery
+from handlers.notifications.share_notices import share_deliveries, share_notice
+from handlers.webhooks.outbox import TOPICS as WEBHOOK_TOPICS
+from handlers.webhooks.outbox import WebhookOutbox
 from infra import envelope
 from infra.consumers import PoisonMessageError, RetryLaterError
 
@@ -39,6 +43,7 @@ TOPICS = frozenset({
     "TrainingJob.Completed", "TrainingJob.Failed", "TrainingJob.Cancelled", "TrainingJob.Interrupted",
     "TrainingJob.Resumed", "TrainingJob.ProvisioningTimedOut", "Budget.ThresholdCrossed",
     "Budget.OverrunForecast", "Budget.LimitIncreaseRequested", "Budget.LimitIncreaseDecided",
+    "JobSharing.Shared",
 })
 
 
@@ -58,8 +63,9 @@ class NotifierConfig:
 
 class Notifier:
     def __init__(self, app: Pipeline, pool: ConnectionPool, config: NotifierConfig, mailer: Mailer,
-                 slack: SlackWebhooks) -> None:
+                 slack: SlackWebhooks, webhooks: WebhookOutbox | None = None) -> None:
         self.app, self.pool, self.config, self.mailer, self.slack = app, pool, config, mailer, slack
+        self.webhooks = webhooks  # the team's webhook endpoints' outbox (handlers/webhooks/)
 
     def handle_batch(self, bodies: Sequence[bytes]) -> list[Exception | None]:
         """A channel that fails transiently is not tried again in the same batch: a Slack outage
@@ -79,10 +85,15 @@ class Notifier:
             stored = envelope.decode(body).stored_event
         except ValueError as exc:
             raise PoisonMessageError(str(exc)) from None
-        if stored.topic not in TOPICS:
+        webhook = self.webhooks is not None and stored.topic in WEBHOOK_TOPICS
+        if stored.topic not in TOPICS and not webhook:
             return
         event = self.app.mapper.to_domain_event(stored)
         key = f"{event.originator_id}:{event.originator_version}"
+        if webhook and self.webhooks is not None:  # taken in before the other channels: it only writes rows
+            self.webhooks.take(key, event)
+        if stored.topic not in TOPICS:
+            return
         down = set() if down is None else down
         retry = [why for d in self.plan(event) if (why := self.deliver(key, d, down))]
         if retry:
@@ -105,6 +116,10 @@ class Notifier:
                 return routing.overrun_deliveries(notice, team, webhook)
             if isinstance(event, Budget.LimitIncreaseRequested):
                 return self._to_managers(conn, event, team)
+            if isinstance(event, JobSharing.Shared):  # FR8.1.2: a job's link sent to named people
+                notice = share_notice(event, self.app.get_job(event.job_id), self.config.base_url)
+                people = {r: recipient_preferences(conn, r) for r in event.recipients if "@" not in r}
+                return share_deliveries(notice, event, people, webhook)
             if isinstance(event, Budget.LimitIncreaseDecided):
                 budget = self._at_version(event)
                 requester = budget.requests[str(event.request_id)]["requested_by"]

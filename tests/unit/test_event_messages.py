@@ -10,8 +10,12 @@ def event_classes(aggregate: type) -> set[type]:
             if isinstance(value, type) and issubclass(value, aggregate.Event) and name != "Event"}
 
 
-def test_every_job_and_budget_event_class_has_a_sentence() -> None:
-    assert event_classes(TrainingJob) | event_classes(Budget) == set(MESSAGES)
+def test_every_job_budget_sharing_and_template_event_class_has_a_sentence() -> None:
+    from domain.aggregates.job_sharing import JobSharing
+    from domain.aggregates.template import ConfigurationTemplate
+
+    assert (event_classes(TrainingJob) | event_classes(Budget) | event_classes(JobSharing)
+            | event_classes(ConfigurationTemplate)) == set(MESSAGES)
 
 
 def test_the_categories_are_disjoint_and_known() -> None:

@@ -3,7 +3,8 @@
 model + adapter, the prompt as an argument, temperature and max tokens), `requirements.txt` (the
 GPU agent's own pinned versions), `README.md` (set-up, usage, GPU needs, deployment options,
 troubleshooting), `example_prompts.json` (ten prompts of the job's own training file, with the
-responses it was trained towards) and `training_summary.json` (job, configuration, final metrics).
+responses it was trained towards), `training_summary.json` (job, configuration, final metrics) and
+FR4.3.2's `api_server/` (web/deployment/api_server/: the HTTP API, Docker files and deploy guide).
 Written as a ZIP file on disk: an adapter of a 70B model is hundreds of megabytes."""
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from domain.training_file import DatasetFormatError, load
 from web.reports.metrics_export import safe_stem
 
 INFERENCE = Path(__file__).parent / "inference.py"
+API_SERVER = Path(__file__).parent / "api_server"  # FR4.3.2: copied into the package's api_server/
+API_SERVER_FILES = ("app.py", "requirements.txt", "Dockerfile", "docker-compose.yml", "docker-compose.gpu.yml")
+DOCKERIGNORE = ".venv\n**/__pycache__\n*.pyc\napi_server/.env\n"
 # What inference.py needs, pinned as the GPU agent is (pyproject.toml's `agent` extra; a test keeps
 # the two equal). bitsandbytes is only for --load-in-4bit on CUDA.
 REQUIREMENTS = ("torch==2.13.0", "transformers==5.24.*", "peft==0.21.2", "accelerate>=1.10", "safetensors>=0.6",
@@ -93,6 +97,8 @@ f" On the validation set it lowers perplexity by {improvement:.0f}%." if isinsta
 - `requirements.txt`: the library versions the GPU agent pins (bitsandbytes only matters for 4-bit on CUDA)
 - `example_prompts.json`: {len(examples)} prompts from the training data, with the responses it was trained towards
 - `training_summary.json`: the job, its configuration and final metrics
+- `api_server/`: an HTTP API for the adapter (`app.py`: FastAPI, API keys, rate limits, streaming, and an
+  OpenAI-compatible `/v1/chat/completions`), its `Dockerfile`, `docker-compose.yml` and `deploy_guide.md`
 
 ## Set-up
 ```sh
@@ -119,6 +125,9 @@ python inference.py "..." --system "You are ..."   # another system prompt than 
   The first call also loads the weights (minutes for 70B).
 
 ## Deployment options
+- An HTTP API at once: `pip install -r api_server/requirements.txt && API_KEYS=change-me python api_server/app.py`,
+  or `docker-compose up` in `api_server/`; any OpenAI client then calls it at `http://host:8000/v1`
+  (`api_server/deploy_guide.md`: Docker, Kubernetes, AWS ECS, GCP Cloud Run, Azure, GPUs, many adapters on one base).
 - Local or a GPU VM: this script, or merge the adapter into the base for a single model
   (`PeftModel.from_pretrained(base, "adapters").merge_and_unload().save_pretrained("merged")`).
 - An API endpoint: serve base + adapter with vLLM (`--enable-lora --lora-modules {job.name.replace(" ", "_")}=adapters`)
@@ -162,9 +171,32 @@ def build(job: TrainingJob, adapter_archive: Path, training_file: bytes | None, 
                      "example_prompts.json": json.dumps(examples, indent=2, ensure_ascii=False) + "\n",
                      "training_summary.json": json.dumps(summary(job, system, at), indent=2, default=_plain,
                                                          ensure_ascii=False) + "\n"}
+            files |= api_server_files(job, base_model)
             for name, text in files.items():
                 package.writestr(entry(name, stamp), text)
     return target
+
+
+def api_server_files(job: TrainingJob, base_model: str | None) -> dict[str, str]:
+    """FR4.3.2's `api_server/`: the FastAPI app, its pinned requirements, Dockerfile, compose files
+    and the deploy guide (with this job's model id, base and rank filled in)."""
+    files = {f"api_server/{name}": (API_SERVER / name).read_text() for name in API_SERVER_FILES}
+    hyper = (job.configuration or {}).get("hyperparameters") or {}
+    guide = (API_SERVER / "deploy_guide.md").read_text()
+    for key, value in {"JOB_NAME": job.name, "JOB_ID": str(job.id), "JOB_ID_SHORT": str(job.id)[:8],
+                       "MODEL_ID": model_id(job.name),
+                       "BASE_MODEL": "bundled in `base_model/`" if base_model == BUNDLED_BASE
+                       else f"`{base_model or 'see adapters/adapter_config.json'}`",
+                       "RANK": str(hyper.get("r", "?"))}.items():
+        guide = guide.replace("{{" + key + "}}", value)
+    files["api_server/deploy_guide.md"] = guide
+    files[".dockerignore"] = DOCKERIGNORE
+    return files
+
+
+def model_id(name: str) -> str:
+    """The model's id in the API server's answers (api_server/app.py `slug`): `Advisor tone v3` → `advisor-tone-v3`."""
+    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "lora-adapter"
 
 
 def packaged_name(member: str) -> str | None:

@@ -9,19 +9,22 @@ import asyncio
 from typing import Any
 from uuid import UUID
 
-from litestar import MediaType, Response, get
+from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import FromQuery
 from litestar.response import Template
 
+from domain.applications import JobNotFoundError
 from domain.money import usd
 from projections import job_reads
 from projections.job_search import JobSearch, find_jobs, jobs_by_id
 from projections.queries import configured_hyperparameters, metric_points
+from web.auth import actor_of
 from web.clock import utcnow
 from web.compare_pdf import render_comparison
 from web.comparison import best_values, chart, differences, finals, recommend
 from web.config_diff import configuration
+from web.sharing.access import private_message
 
 MIN_JOBS, MAX_JOBS = 2, 4
 MAX_POINTS = 400  # per job and chart: the metric history is thinned to about this many steps
@@ -37,15 +40,15 @@ class SelectionError(ValueError):
 
 
 @get("/compare", media_type=MediaType.HTML)
-async def compare_page(state: State, jobs: FromQuery[list[str] | None] = None, q: FromQuery[str | None] = None,
-                       search: FromQuery[str | None] = None) -> Template:
+async def compare_page(request: Request, state: State, jobs: FromQuery[list[str] | None] = None,
+                       q: FromQuery[str | None] = None, search: FromQuery[str | None] = None) -> Template:
     """`jobs` repeated 2 to 4 times; none: the picker alone (`search`: only search, compare nothing)."""
     asked = [j for j in (jobs or []) if j.strip()]
     context: dict[str, Any] = {"q": q or "", "compared": None, "error": None, "usd": usd, "max_jobs": MAX_JOBS}
     status = 200
     if asked and not search:
         try:
-            context["compared"] = await compared(state, selection(asked))
+            context["compared"] = await compared(state, await viewable(request, state, selection(asked)))
         except SelectionError as exc:
             context["error"], status = str(exc), exc.status
     picked, problem = await picker(state, q, asked)
@@ -67,6 +70,19 @@ def selection(values: list[str]) -> list[UUID]:
     if not MIN_JOBS <= len(chosen) <= MAX_JOBS:
         raise SelectionError(f"Select {MIN_JOBS} to {MAX_JOBS} jobs to compare ({len(chosen)} selected)")
     return chosen
+
+
+async def viewable(request: Request, state: State, ids: list[UUID]) -> list[UUID]:
+    """The jobs, unless one is private to someone else (FR8.1.2): its configuration and curve are theirs."""
+    actor = actor_of(request)
+    for job_id in ids:
+        try:
+            if not await asyncio.to_thread(state.store.app.can_view_job, job_id, actor.name, actor.role):
+                owner = (await asyncio.to_thread(state.store.app.get_job, job_id)).created_by
+                raise SelectionError(private_message(owner), 403)
+        except JobNotFoundError:
+            continue  # said by `compared`: not in the read model
+    return ids
 
 
 async def compared(state: State, ids: list[UUID]) -> dict[str, Any]:
@@ -112,10 +128,10 @@ async def chosen_jobs(state: State, asked: list[str], found: list[dict[str, Any]
 
 
 @get("/compare.pdf", media_type=MediaType.HTML)
-async def compare_pdf(state: State, jobs: FromQuery[list[str] | None] = None) -> Response:
+async def compare_pdf(request: Request, state: State, jobs: FromQuery[list[str] | None] = None) -> Response:
     """FR5.1.1 "Export comparison as PDF report": the same 2 to 4 jobs as a PDF."""
     try:
-        found = await compared(state, selection([j for j in (jobs or []) if j.strip()]))
+        found = await compared(state, await viewable(request, state, selection([j for j in (jobs or []) if j.strip()])))
     except SelectionError as exc:
         return Template("error.html", status_code=exc.status, context={"title": "No comparison", "message": str(exc)})
     now = utcnow()

@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 
 from domain.aggregates.catalog_file import CatalogFile
 from domain.applications import TrainingFileNotFoundError
+from domain.preset_choice import HyperparameterError
 from domain.presets import InsufficientVramError, PresetLockedError, UnknownPresetError
 from domain.training_file import IneligibleTrainingFileError
 from web.auth import actor_of
@@ -24,6 +25,7 @@ from web.job_form import JobInput
 from web.limit_increase import request_increase
 from web.new_job_view import NewJobPage, editable_job
 from web.quote import TIERS
+from web.template_library.prefill import from_job, from_template
 
 FILE_ERRORS = (TrainingFileNotFoundError, IneligibleTrainingFileError)
 PRESET_ERRORS = (PresetLockedError, UnknownPresetError, InsufficientVramError)
@@ -37,25 +39,34 @@ def field_of(exc: Exception) -> str:
     """The form field a domain refusal is about."""
     if isinstance(exc, FILE_ERRORS):
         return "training_file_id"
+    if isinstance(exc, HyperparameterError):  # a carried setting (template, clone) out of range
+        return f"setting_{exc.field}"
     return "preset" if isinstance(exc, PRESET_ERRORS) else "form"
 
 
 @get("/jobs/new", media_type=MediaType.HTML)
 async def new_job_page(request: Request, state: State, file: str | None = None, edit: str | None = None,
-                       preset: str | None = None, gpu_tier: str | None = None) -> Template:
-    """Steps: training file, preset, GPU, details; the cost panel beside them (`?file=` preselects)."""
+                       preset: str | None = None, gpu_tier: str | None = None, template: str | None = None,
+                       clone: str | None = None) -> Template:
+    """Steps: training file, preset, GPU, details; the cost panel beside them (`?file=` preselects;
+    `?template=` starts from a template, FR5.2.2; `?clone=` from another job's settings, FR8.1.2)."""
     editing = await editable_job(state, edit)
+    carried_error = None
     if editing is not None:
         values = JobInput.of_job(editing)
     else:
         values = JobInput(training_file_id=(file or "")[:64], preset=(preset or "")[:40].lower(),
                           gpu_tier=gpu_tier if gpu_tier in {t.value for t in TIERS} else "spot")
+        if template:
+            values, carried_error = await from_template(state, actor_of(request), template[:64], values)
+        elif clone:
+            values, carried_error = await from_job(state, actor_of(request), clone[:64], values)
     page = await NewJobPage.load(state, actor_of(request), values, editing, preselect=True)
     if editing is not None:
         kept = page.default_name() if editing.name == page.default_name() else ""
         page.values = replace(page.values, name_default=kept)
     gone = "That job cannot be edited: it was not found or has already started."
-    return render("new_job.html", await page.context(error=gone if edit and editing is None else None))
+    return render("new_job.html", await page.context(error=gone if edit and editing is None else carried_error))
 
 
 @post("/jobs/new", media_type=MediaType.HTML)

@@ -1,7 +1,9 @@
 """Share links for a completed job's artefacts (web/share_links.py): the training report for 30
 days (FR4.2.2), the deployment package for 48 hours (FR4.3.1). POST .../share makes one and shows it
-to copy (recorded on the job); GET /shared/... is public (web/auth.py PUBLIC) and serves what a
-valid, unexpired link names — 403 for a link that is not valid, 410 for an expired one."""
+to copy (recorded on the job, and by id on its sharing record); GET /shared/... is public
+(web/auth.py PUBLIC) and serves what a valid, unexpired, unrevoked link names — 403 for a link that
+is not valid, 410 for an expired or revoked one. Links are listed and revoked on the job's page
+(web/pages/job_sharing.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from web import share_links
 from web.auth import actor_of
 from web.clock import utcnow
 from web.job_page import error_page
-from web.pages.job_downloads import deleted, package_file
+from web.pages.job_downloads import not_downloadable, package_file
 from web.pages.job_report import not_completed, pdf_response, shared_pdf
 from web.share_links import PACKAGE, REPORT, Purpose
 
@@ -48,14 +50,21 @@ async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpo
         return error_page(exc)
     if job.status is not JobStatus.COMPLETED:
         return not_completed(job.status)
-    if purpose is PACKAGE and job.adapter_deleted is not None:
-        return deleted(job)
+    if purpose is PACKAGE and (refusal := not_downloadable(job)) is not None:
+        return refusal  # deleted, or blocked by the quality gate
     if purpose is PACKAGE and actor.name != job.created_by and actor.role not in ("manager", "admin"):
         # the package carries training prompts and their target responses: its owner's call
         return Template("error.html", status_code=403, context={
             "title": "Not yours to share",
             "message": "Only the job's creator, a manager or an admin may share its deployment package."})
+    if not await asyncio.to_thread(state.store.app.can_view_job, job_id, actor.name, actor.role):
+        return Template("error.html", status_code=403, context={
+            "title": "Not allowed", "message": private_message(job.created_by)})
     token, shared = share_links.share(purpose, job_id, actor.name, secret, now)
+    assert shared.link_id is not None
+    link_id = shared.link_id
+    await asyncio.to_thread(state.store.app.update_sharing, job_id, actor.name,
+                            lambda s: s.issue_link(link_id, purpose.key, shared.expires_at, actor.name, now), now)
     await asyncio.to_thread(state.store.app.update_job, job_id,
                             lambda j: j.record_export(f"{purpose.key}-link", actor.name, now))
     hours = int(purpose.lasts.total_seconds() // 3600)
@@ -69,7 +78,7 @@ async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpo
 async def shared_report(state: State, token: str) -> Response:
     """Public (no sign-in): the report a valid, unexpired link names."""
     now = utcnow()
-    shared = opened(state, REPORT, token, now)
+    shared = await opened(state, REPORT, token, now)
     if isinstance(shared, Template):
         return shared
     built = await shared_pdf(state, shared.job_id, now)
@@ -79,7 +88,7 @@ async def shared_report(state: State, token: str) -> Response:
 @get("/shared/packages/{token:str}", media_type=MediaType.HTML)
 async def shared_package(state: State, token: str) -> Response:
     """Public (no sign-in): the deployment package a valid, unexpired link names."""
-    shared = opened(state, PACKAGE, token, utcnow())
+    shared = await opened(state, PACKAGE, token, utcnow())
     if isinstance(shared, Template):
         return shared
     try:
@@ -89,13 +98,26 @@ async def shared_package(state: State, token: str) -> Response:
     return await package_file(state, job, None)
 
 
-def opened(state: State, purpose: Purpose, token: str, now: datetime) -> share_links.Shared | Template:
+async def opened(state: State, purpose: Purpose, token: str, now: datetime) -> share_links.Shared | Template:
+    """What a valid link grants: signed by us, unexpired, and not revoked on the job's sharing
+    record (read from the event store, so a revocation counts at once)."""
     try:
-        return share_links.verify(purpose, token, state.settings.notifications.approval_secret.get_secret_value(), now)
+        shared = share_links.verify(purpose, token, state.settings.notifications.approval_secret.get_secret_value(),
+                                    now)
     except share_links.InvalidLinkError as exc:
         expired = isinstance(exc, share_links.ExpiredLinkError)
         return Template("error.html", status_code=410 if expired else 403, context={
             "title": f"{purpose.noun.capitalize()} link {'expired' if expired else 'not valid'}", "message": str(exc)})
+    sharing = await asyncio.to_thread(state.store.app.job_sharing, shared.job_id)
+    if sharing is not None and sharing.link_revoked(shared.link_id, shared.issued_at or now):
+        return Template("error.html", status_code=410, context={
+            "title": f"{purpose.noun.capitalize()} link revoked",
+            "message": f"This {purpose.noun} link was revoked: ask {shared.shared_by} for a new one"})
+    return shared
+
+
+def private_message(owner: str) -> str:
+    return f"This job is private to {owner}: ask them (or a manager) to share it with the team."
 
 
 routes = [share_report, share_package, shared_report, shared_package]
