@@ -436,12 +436,20 @@ class Pipeline(Application[UUID]):
     def pause_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> TrainingJob:
         """FR2.2.2: a training job is to checkpoint and stop (its pod is stopped by the provisioner,
         which then frees its slot and settles its spend; the reservation stays). Returns the job."""
-        return self.update_job(job_id, lambda job: (job.request_pause(actor, role, at), job)[1])
+        def pause(job: TrainingJob) -> TrainingJob:
+            job.request_pause(actor, role, at)
+            return job
+
+        return self.update_job(job_id, pause)
 
     def resume_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> TrainingJob:
         """A paused job is queued again on its reservation; its next pod continues from the latest
         checkpoint (bit-identical: docs/gpu-agent.md). Returns the job."""
-        return self.update_job(job_id, lambda job: (job.request_resume(actor, role, at), job)[1])
+        def resume(job: TrainingJob) -> TrainingJob:
+            job.request_resume(actor, role, at)
+            return job
+
+        return self.update_job(job_id, resume)
 
     def promote_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> None:
         """FR2.3.2: a manager moves a queued job to the front of the queue."""

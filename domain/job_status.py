@@ -15,18 +15,25 @@ class JobStatus(StrEnum):
     MODEL_LOADING = "model_loading"
     TRAINING = "training"
     FINALIZATION = "finalization"
+    EVALUATING = "evaluating"
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"
     RECOVERING = "recovering"
+    PAUSING = "pausing"  # FR2.2.2: its pod checkpoints at the next step and stops
+    PAUSED = "paused"    # no pod, no queue slot, no spend; its reservation kept until it resumes or ends
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 S = JobStatus
-STAGES = (S.PREPROCESSING, S.MODEL_LOADING, S.TRAINING, S.FINALIZATION)
+# Evaluation (FR6.1, FR6.3) is a stage of its own after finalization: the adapter is saved first, then
+# scored against the base model (docs/quality-validation.md). A re-evaluation job skips to it.
+STAGES = (S.PREPROCESSING, S.MODEL_LOADING, S.TRAINING, S.FINALIZATION, S.EVALUATING)
 TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
 # Statuses in which a pod may be running (or being requested) and the job holds a queue slot.
-ACTIVE = frozenset({S.PROVISIONING, S.QUEUED_WAITING_FOR_GPU, *STAGES, S.INTERRUPTED, S.RECOVERING})
+ACTIVE = frozenset({S.PROVISIONING, S.QUEUED_WAITING_FOR_GPU, *STAGES, S.INTERRUPTED, S.RECOVERING, S.PAUSING})
+# FR2.2.2: a job can be paused while it trains (its pod then saves a checkpoint at the step boundary).
+PAUSABLE = frozenset({S.TRAINING})
 NOT_STARTED = frozenset({S.PENDING_CONFIGURATION, S.CONFIGURED})
 
 _ALWAYS = {S.CANCELLED}
@@ -46,12 +53,19 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.QUEUED_WAITING_FOR_GPU: frozenset({S.PROVISIONING, S.FAILED}),
     S.PREPROCESSING: frozenset({*_later(S.PREPROCESSING), S.INTERRUPTED, S.FAILED}),
     S.MODEL_LOADING: frozenset({*_later(S.MODEL_LOADING), S.INTERRUPTED, S.FAILED}),
-    S.TRAINING: frozenset({S.FINALIZATION, S.COMPLETED, S.INTERRUPTED, S.FAILED}),
-    S.FINALIZATION: frozenset({S.COMPLETED, S.INTERRUPTED, S.FAILED}),
+    S.TRAINING: frozenset({S.FINALIZATION, S.EVALUATING, S.COMPLETED, S.INTERRUPTED, S.FAILED, S.PAUSING}),
+    S.FINALIZATION: frozenset({S.EVALUATING, S.COMPLETED, S.INTERRUPTED, S.FAILED}),
+    S.EVALUATING: frozenset({S.COMPLETED, S.INTERRUPTED, S.FAILED}),
     S.INTERRUPTED: frozenset({S.RECOVERING, S.FAILED}),
     # A new attempt always goes through provisioning: a late stage report of the old pod cannot
     # move a recovering job.
     S.RECOVERING: frozenset({S.PROVISIONING, S.INTERRUPTED, S.FAILED}),
+    # Pausing, the pod may still end the run (its last step came before the stop); stage reports of
+    # the stopping pod do not move the job. However its pod ends, the job is then paused.
+    S.PAUSING: frozenset({S.PAUSED, S.COMPLETED, S.FAILED}),
+    # Resuming queues it again (the same job: its next attempt continues from the checkpoint); a
+    # late failure report of the paused attempt still counts.
+    S.PAUSED: frozenset({S.QUEUED, S.FAILED}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),

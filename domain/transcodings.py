@@ -7,6 +7,7 @@ from typing import Any
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
+from domain.quality.delivery import SuiteRef
 from domain.values import ArtifactRef
 
 
@@ -32,6 +33,17 @@ class ArtifactRefAsDict(Transcoding):
         return ArtifactRef(**data)
 
 
+class SuiteRefAsDict(Transcoding):
+    type = SuiteRef
+    name = "suite_ref"
+
+    def encode(self, obj: SuiteRef) -> dict[str, Any]:
+        return {"suite_id": obj.suite_id, "name": obj.name, "file": obj.file}
+
+    def decode(self, data: dict[str, Any]) -> SuiteRef:
+        return SuiteRef(**data)
+
+
 def register_domain_transcodings(transcoder: JSONTranscoder) -> None:
-    for transcoding in (DecimalAsStr(), ArtifactRefAsDict()):
+    for transcoding in (DecimalAsStr(), ArtifactRefAsDict(), SuiteRefAsDict()):
         transcoder.register(transcoding)

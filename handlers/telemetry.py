@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -53,12 +54,15 @@ class TelemetryHandler:
         attempt, kind = message.attempt, message.kind
         if kind == "stage":
             data_figures, memory_figures = training_setup(data)
+            download = model_download(data)
 
             def stage(job: Any) -> None:
                 if data_figures is not None:
                     job.record_data_measurement(attempt, at, **data_figures)
                 if memory_figures is not None:
                     job.record_memory_guard(attempt, at, **memory_figures)
+                if download is not None and (pod := job.attempt_pods.get(attempt)) is not None:
+                    job.record_model_download(pod, attempt, at=at, **download)
                 job.change_stage(JobStatus(data["stage"]), attempt, at)
 
             return stage
@@ -96,8 +100,9 @@ class TelemetryHandler:
             if evaluation is not None and attempt == job.attempt:
                 evaluation.record(job, attempt, at)
             adapter = ref or job.evaluates_adapter
-            if adapter is not None:
-                job.complete(adapter, metrics, attempt, at)
+            if adapter is None:  # a training job's completion names its adapter: a malformed message
+                raise PoisonMessageError("a completed message without an adapter")
+            job.complete(adapter, metrics, attempt, at)
             original = job.evaluates
             if evaluation is None or original is None:
                 return None
@@ -143,12 +148,25 @@ def training_setup(data: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[st
     return _figures(data.get("data"), DATA_FIELDS), _figures(memory, MEMORY_FIELDS) if guarded else None
 
 
+DOWNLOAD_FIELDS = {"model": str, "seconds": Decimal, "size_bytes": int, "cached": bool}
+
+
+def model_download(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The model loading stage's `download` (gpu_agent/weights.py): how long fetching the base model took."""
+    figures = _figures(data.get("download"), DOWNLOAD_FIELDS)
+    if figures is None or not figures["seconds"].is_finite() or figures["seconds"] < 0:
+        return None
+    figures["model"] = figures["model"][:200]
+    figures["seconds"] = figures["seconds"].quantize(Decimal("0.001"))
+    return figures
+
+
 def _figures(raw: Any, fields: dict[str, type]) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         return None
     try:
-        figures = {name: kind(raw[name]) for name, kind in fields.items()}
-    except (KeyError, TypeError, ValueError):
+        figures = {name: kind(str(raw[name])) if kind is Decimal else kind(raw[name]) for name, kind in fields.items()}
+    except (KeyError, TypeError, ValueError, ArithmeticError):
         return None
     if "changes" in figures:
         figures["changes"] = [str(change) for change in figures["changes"]]

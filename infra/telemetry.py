@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Kind = Literal["stage", "step", "eval", "epoch", "heartbeat", "checkpoint", "interrupted", "failed", "completed"]
+Kind = Literal["stage", "step", "eval", "epoch", "heartbeat", "checkpoint", "interrupted", "failed", "completed",
+               "evaluation"]
 
 
 class Telemetry(BaseModel):

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from domain.money import cents
 from domain.presets import PRESETS
 from projections.finance import hours, percent
+from projections.job_quality import jobs_with_outcome
 
 JOBS = ("(SELECT f.*, COALESCE(f.final_loss, (SELECT m.loss FROM job_metrics m WHERE m.job_id = f.job_id"
         " ORDER BY m.step DESC LIMIT 1)) AS loss FROM job_finance f"
@@ -113,16 +114,32 @@ def cost_quality(conn: psycopg.Connection, team: str, month: str | None = None) 
     return points
 
 
-def narrow_to_created(conn: psycopg.Connection, start: datetime | None, end: datetime | None) -> None:
-    """The analyses read the `job_finance` view and filter by budget month only. For a date range a
-    temporary view of the same name, for this connection only, keeps the jobs created in it:
-    PostgreSQL looks in the session's temporary schema first, so the analyses run unchanged."""
+def narrow_to_created(conn: psycopg.Connection, start: datetime | None, end: datetime | None,
+                      quality: str | None = None) -> None:
+    """The analyses read the `job_finance` view and filter by budget month only. For a date range
+    (or a delivery-gate outcome, projections/job_quality.py) a temporary view of the same name, for
+    this connection only, keeps the jobs created in it: PostgreSQL looks in the session's temporary
+    schema first, so the analyses run unchanged."""
     conditions = [sql.SQL("created_at >= {}").format(sql.Literal(start)) if start else None,
-                  sql.SQL("created_at < {}").format(sql.Literal(end)) if end else None]
+                  sql.SQL("created_at < {}").format(sql.Literal(end)) if end else None,
+                  sql.SQL(jobs_with_outcome(quality)) if quality else None]
     where = sql.SQL(" AND ").join(c for c in conditions if c is not None)
     conn.execute(sql.SQL("CREATE TEMPORARY VIEW job_finance AS SELECT * FROM public.job_finance WHERE {}")
                  .format(where))
 
 
+def perplexity_trend(conn: psycopg.Connection, team: str, month: str | None = None) -> list[dict[str, Any]]:
+    """FR6.1.1 "Perplexity trend: track across multiple training runs": each evaluated job's figures
+    (its latest evaluation, re-evaluations included) in the order the jobs were created."""
+    rows = _rows(conn, "SELECT j.id AS job_id, j.name, j.preset, j.created_at, j.perplexity_baseline,"
+                       " j.perplexity_trained, j.perplexity_improvement, j.retention_percent, j.quality_outcome,"
+                       " j.quality_overridden FROM job_finance f JOIN jobs j ON j.id = f.job_id"
+                       " WHERE j.perplexity_improvement IS NOT NULL AND j.evaluates IS NULL"
+                       " AND (%(month)s::text IS NULL OR (f.team = %(team)s AND f.month = %(month)s))"
+                       " ORDER BY j.created_at, j.id", team, month)
+    return [r | {"perplexity_improvement": Decimal(r["perplexity_improvement"]).quantize(Decimal("0.1"))}
+            for r in rows]
+
+
 ANALYTICS = {"presets": by_preset, "gpu-tiers": by_gpu_tier, "failures": failure_types, "team": team_activity,
-             "cost-quality": cost_quality}
+             "cost-quality": cost_quality, "perplexity-trend": perplexity_trend}

@@ -15,9 +15,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from domain.cost_ledger import SECONDS_PER_HOUR, allocate_cents
+from domain.billing import BillingTolerance, Reconciliation
+from domain.cost_ledger import SECONDS_PER_HOUR, allocate_cents, ledger
 from domain.gpu import OfflinePrices
 from domain.money import cents
+from projections.job_quality import QUALITY_FILTERS, check_quality_filter
+from projections.json import pod_from_json
 
 TENTH = Decimal("0.1")
 
@@ -30,6 +33,8 @@ class Query:
     team: str
     month: str | None = None
     on_demand_rate: Decimal = field(default_factory=lambda: OfflinePrices().on_demand)
+    tolerance: BillingTolerance = field(default_factory=BillingTolerance)  # billing: what difference is flagged
+    quality: str | None = None  # per-job reports: only jobs with this delivery-gate outcome (job_quality.py)
 
 
 def hours(seconds: Decimal) -> Decimal:
@@ -50,7 +55,8 @@ def apportion(amounts: list[Decimal]) -> list[Decimal]:
 
 CHARGED_JOBS = (
     "SELECT month, job_id, name, client, project, created_by, status, preset, gpu_tier, gpu_type, hourly_rates,"
-    " pod_seconds, lost_seconds, useful_cost, lost_cost, setup_cost, total_cost, interruptions, created_at, ended_at"
+    " pod_seconds, lost_seconds, useful_cost, lost_cost, setup_cost, total_cost, interruptions, created_at, ended_at,"
+    " pods, as_of, billed_pods, billed_cost"
     " FROM job_finance WHERE team = %(team)s AND (%(month)s::text IS NULL OR month = %(month)s)"
     " ORDER BY month, created_at, job_id")
 
@@ -73,7 +79,12 @@ COST_COLUMNS = ("month", "job_id", "name", "client", "project", "created_by", "s
 
 
 def cost_rows(conn: psycopg.Connection, query: Query) -> Iterator[dict[str, Any]]:
+    """Each charged job's cents; with `query.quality` only those jobs, their cents as apportioned
+    among all the month's jobs (so each row still reconciles with the unfiltered report)."""
+    kept = outcome_ids(conn, query.quality) if query.quality else None
     for job, money in charged_jobs(conn, query):
+        if kept is not None and job["job_id"] not in kept:
+            continue
         yield {"month": job["month"], "job_id": str(job["job_id"]), "name": job["name"], "client": job["client"],
                "project": job["project"], "created_by": job["created_by"], "status": job["status"],
                "preset": job["preset"], "gpu_tier": job["gpu_tier"], "gpu_type": job["gpu_type"],
@@ -82,6 +93,11 @@ def cost_rows(conn: psycopg.Connection, query: Query) -> Iterator[dict[str, Any]
                "setup_cost": money["setup"], "total_cost": money["total"], "interruptions": job["interruptions"],
                "created_at": job["created_at"].isoformat(),
                "ended_at": job["ended_at"].isoformat() if job["ended_at"] else None}
+
+
+def outcome_ids(conn: psycopg.Connection, quality: str) -> set[Any]:
+    check_quality_filter(quality)
+    return {row[0] for row in conn.execute(f"SELECT id FROM jobs WHERE {QUALITY_FILTERS[quality]}")}  # noqa: S608
 
 
 # --- monthly spend --------------------------------------------------------------------------
@@ -148,6 +164,47 @@ def savings_rows(conn: psycopg.Connection, query: Query) -> Iterator[dict[str, A
                "savings": on_demand - money["total"], "savings_percent": percent(on_demand - money["total"], on_demand)}
 
 
+# --- our ledger against the provider's bill (issue #16) ----------------------------------------
+
+BILLING_COLUMNS = ("month", "job_id", "name", "client", "project", "pods", "pods_billed", "ledger_cost",
+                   "billed_cost", "difference", "allowed_difference", "flagged")
+
+
+def billing_rows(conn: psycopg.Connection, query: Query) -> Iterator[dict[str, Any]]:
+    """Jobs whose pods' bills the provider has reported (RunPod: TrainingJob.BillingReconciled): our
+    ledger for those pods (exact, to the cent) beside what the provider billed for them; `flagged` when
+    the difference exceeds `query.tolerance`."""
+    for job, _ in charged_jobs(conn, query):
+        billed = {pod_id: Decimal(amount) for pod_id, amount in (job["billed_pods"] or {}).items()}
+        if not billed:
+            continue
+        pods = [pod_from_json(p) for p in job["pods"]]
+        ours = ledger(tuple(p for p in pods if p.pod_id in billed), job["as_of"]).total_cost
+        matched = Reconciliation(cents(ours), cents(sum(billed.values(), Decimal(0))))
+        yield {"month": job["month"], "job_id": str(job["job_id"]), "name": job["name"], "client": job["client"],
+               "project": job["project"], "pods": len(pods), "pods_billed": len(billed),
+               "ledger_cost": matched.ledger, "billed_cost": matched.billed, "difference": matched.difference,
+               "allowed_difference": cents(query.tolerance.allowed(matched.ledger)),
+               "flagged": matched.flagged(query.tolerance)}
+
+
+BILLING_MONTHLY_COLUMNS = ("month", "jobs", "ledger_cost", "billed_cost", "difference", "flagged_jobs")
+
+
+def billing_monthly_rows(conn: psycopg.Connection, query: Query) -> Iterator[dict[str, Any]]:
+    """`billing` summed per budget month."""
+    for month, rows in groupby(billing_rows(conn, query), key=itemgetter("month")):
+        yield billing_summary(month, list(rows))
+
+
+def billing_summary(month: str, jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One month's `billing` rows summed: our ledger, the provider's bill, the difference, how many flagged."""
+    return {"month": month, "jobs": len(jobs), "ledger_cost": sum((r["ledger_cost"] for r in jobs), ZERO),
+            "billed_cost": sum((r["billed_cost"] for r in jobs), ZERO),
+            "difference": sum((r["difference"] for r in jobs), ZERO),
+            "flagged_jobs": sum(1 for r in jobs if r["flagged"])}
+
+
 # --- the reports ----------------------------------------------------------------------------
 
 ZERO = Decimal("0.00")
@@ -175,4 +232,8 @@ REPORTS: dict[str, Report] = {r.name: r for r in (
            {"pod_hours": ZERO, "interruptions": 0, "spot_cost": ZERO, "overhead_cost": ZERO, "on_demand_cost": ZERO,
             "savings": ZERO},
            lambda sums: {"savings_percent": percent(sums["savings"], sums["on_demand_cost"])}),
+    Report("billing", BILLING_COLUMNS, billing_rows,
+           {"pods": 0, "pods_billed": 0, "ledger_cost": ZERO, "billed_cost": ZERO, "difference": ZERO}),
+    Report("billing_monthly", BILLING_MONTHLY_COLUMNS, billing_monthly_rows,
+           {"jobs": 0, "ledger_cost": ZERO, "billed_cost": ZERO, "difference": ZERO, "flagged_jobs": 0}),
 )}

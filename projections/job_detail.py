@@ -63,7 +63,8 @@ CARD_STATEMENTS = {
              " ORDER BY step DESC LIMIT 2",
     "first": "SELECT step, at, loss FROM job_metrics WHERE job_id = %(id)s ORDER BY step LIMIT 1",
     "event_count": "SELECT count(*) AS n FROM event_log WHERE job_id = %(id)s",
-    "breakdown": "SELECT lost_cost, interruptions FROM job_costs WHERE job_id = %(id)s",
+    "breakdown": "SELECT lost_cost, interruptions, setup_cost, setup_seconds, download_cost, download_seconds,"
+                 " billed_cost, billed_pods, total_cost FROM job_costs WHERE job_id = %(id)s",
 }
 
 

@@ -25,6 +25,7 @@ STATUS_OF = {
     J.ProvisioningFailed: S.QUEUED_WAITING_FOR_GPU,
     J.Interrupted: S.INTERRUPTED, J.RecoveryStarted: S.RECOVERING,
     J.Completed: S.COMPLETED, J.Failed: S.FAILED, J.Cancelled: S.CANCELLED,
+    J.PauseRequested: S.PAUSING, J.Paused: S.PAUSED, J.ResumeRequested: S.QUEUED,  # FR2.2.2
 }
 # FR2.1.2: each stage's share of the job's estimated duration (preprocessing 2 %, model loading
 # 8 %, training 85 %, finalization 5 %), less the evaluation's 5 % taken from training (FR6.1,
@@ -313,6 +314,14 @@ def _interrupted(event: J.Interrupted, job: JobState) -> None:
     number = job.interruptions
     job.interrupted[number] = Interruption(number, job.attempt, event.step, event.reason, event.at)
     job.touch("interruption", number)
+
+
+@fold.register
+def _paused(event: J.Paused, job: JobState) -> None:
+    """As in the aggregate: the pod's work since its last checkpoint is lost, its stop time setup."""
+    job.status = S.PAUSED.value
+    job.mark_current_pod("interrupted_at", event.at)
+    job.close_stages(event.at, "paused")
 
 
 @fold.register

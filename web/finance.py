@@ -23,6 +23,7 @@ from domain.gpu import OfflinePrices
 from projections.analytics import ANALYTICS
 from projections.budget_dashboard import budget_dashboard
 from projections.finance import REPORTS, Query
+from projections.job_quality import check_quality_filter
 from projections.json import plain
 from web.reports.finance_exports import MONTH, chunks, file_name, parse_rate
 
@@ -68,14 +69,22 @@ async def _in_thread(blocking: Generator[str, None, None]) -> AsyncIterator[str]
 
 @get("/api/finance/{name:str}")
 async def api_finance_report(state: State, name: FromPath[str], month: FromQuery[str | None] = None,
-                             on_demand_rate: FromQuery[str | None] = None) -> Stream:
-    """`costs`, `monthly`, `attribution`, `savings` as JSON; with `.csv` or `.json` a download named
-    like `costs-2026-11-20261201T090000Z.csv`. `month`: one budget month (default all)."""
+                             on_demand_rate: FromQuery[str | None] = None,
+                             quality: FromQuery[str | None] = None) -> Stream:
+    """`costs`, `monthly`, `attribution`, `savings`, `billing`, `billing_monthly` as JSON; with `.csv` or
+    `.json` a download named like `costs-2026-11-20261201T090000Z.csv`. `month`: one budget month (default
+    all); `quality`: the costs of the jobs with that delivery-gate outcome only (pass, review, block,
+    released, not_evaluated)."""
     report_name, dot, fmt = name.partition(".")
     report = REPORTS.get(report_name)
     if report is None or fmt not in (MEDIA_TYPES if dot else ("",)):
         raise NotFoundException(f"no finance report {name!r}; known: {', '.join(REPORTS)} (.csv, .json)")
-    query = Query(state.settings.budget.team, _month(month), _rate(on_demand_rate))
+    try:
+        check_quality_filter(quality)
+    except ValueError as exc:
+        raise ClientException(str(exc)) from None
+    query = Query(state.settings.budget.team, _month(month), _rate(on_demand_rate),
+                  tolerance=state.settings.budget.billing_tolerance(), quality=quality or None)
     now, fmt = datetime.now(timezone.utc), fmt or "json"
     download = file_name(report.name, month, fmt, now)
     headers = {"Content-Disposition": f'attachment; filename="{download}"'} if dot else {}

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from projections.job_quality import QUALITY_FILTERS, QUALITY_LABELS
 from projections.job_search import JobSearch
 from web.forms import split_tags
 from web.job_format import GPU_TIERS, PRESET_TITLES, STATUS_LABELS
@@ -29,7 +30,7 @@ COST_BANDS: dict[str, tuple[str, Decimal | None, Decimal | None]] = {
     "100-200": ("$100–$200", Decimal(100), Decimal(200)), "gt100": ("Over $100", Decimal(100), None),
     "gt200": ("Over $200", Decimal(200), None)}
 TEXT_FIELDS = ("q", "preset", "gpu_tier", "created_by", "client", "project", "tags", "period", "date_from",
-               "date_to", "cost", "cost_min", "cost_max")
+               "date_to", "cost", "cost_min", "cost_max", "quality")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Filters:
     cost: str = ""
     cost_min: str = ""
     cost_max: str = ""
+    quality: str = ""  # the delivery gate's outcome (projections/job_quality.py QUALITY_FILTERS)
     sort: str = "created_at"
     order: str = "desc"
     per_page: int = DEFAULT_PER_PAGE
@@ -97,7 +99,8 @@ def read_filters(params: Any, now: datetime) -> tuple[Filters, JobSearch, list[s
                        created_by=f.created_by or None, client=f.client or None, project=f.project or None,
                        tags=tuple(t.lower() for t in split_tags(f.tags)), text=f.q or None,
                        created_from=created_from, created_to=created_to, cost_from=cost_from, cost_to=cost_to,
-                       sort=f.sort, descending=f.order == "desc", page=f.page, per_page=f.per_page, now=now)
+                       quality=f.quality or None, sort=f.sort, descending=f.order == "desc", page=f.page,
+                       per_page=f.per_page, now=now)
     return f, search, errors
 
 
@@ -115,6 +118,9 @@ def _check_choices(f: Filters, errors: list[str]) -> None:
     if f.preset and f.preset not in PRESET_TITLES:
         errors.append(f"Unknown preset “{f.preset}”: choose Conservative, Balanced or Aggressive")
         f.preset = ""
+    if f.quality and f.quality not in QUALITY_FILTERS:
+        errors.append(f"Unknown quality outcome “{f.quality}”: choose {', '.join(QUALITY_LABELS.values())}")
+        f.quality = ""
     if f.gpu_tier and f.gpu_tier not in GPU_TIERS:
         errors.append(f"Unknown GPU type “{f.gpu_tier}”: choose Spot or On-demand")
         f.gpu_tier = ""

@@ -13,9 +13,9 @@ from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.response import Template
 
+from domain.aggregates.training_job import may_steer
 from domain.applications import JobNotFoundError
 from domain.job_metadata import NOTE_MAX
-from domain.aggregates.training_job import may_steer
 from domain.job_status import PAUSABLE, TERMINAL, JobStatus
 from domain.retries import ADJUSTABLE, SCHEDULES
 from projections.adapters import adapters

@@ -17,6 +17,7 @@ from web.detail_format import STATUS_LABELS
 from web.pdf_base import MUTED, BrandedPdf
 from web.report_data import ReportData
 from web.report_facts import MetricRow, convergence, cost_facts, finite, loss_outcome, thinned
+from web.report_validation import validation
 
 TRAIN, EVAL, RATE = (37, 99, 235), (217, 119, 6), (14, 159, 110)
 
@@ -36,6 +37,7 @@ def render(data: ReportData) -> bytes:
     costs = cost_facts(job, data.completed_at or data.generated_at)
     cover(pdf)
     summary(pdf, outcome, costs)
+    validation(pdf, job)  # FR6.1, FR6.3 (web/report_validation.py)
     metrics(pdf, rows, outcome)
     cost_page(pdf, costs)
     appendix(pdf)

@@ -9,9 +9,11 @@ from typing import Any
 from domain.job_status import JobStatus
 from web.detail_format import duration
 
-# FR2.1.2: the four stages and their share of the progress bar.
+# FR2.1.2: the four stages and their share of the progress bar, and the evaluation after them (FR6.1,
+# FR6.3) with 5 % of its own taken from training (projections/job_state.py STAGE_SHARES, docs/domain.md).
 STAGE_BAR = ((JobStatus.PREPROCESSING, "Preprocessing", 2), (JobStatus.MODEL_LOADING, "Model Loading", 8),
-             (JobStatus.TRAINING, "Training", 85), (JobStatus.FINALIZATION, "Finalization", 5))
+             (JobStatus.TRAINING, "Training", 80), (JobStatus.FINALIZATION, "Finalization", 5),
+             (JobStatus.EVALUATING, "Evaluation", 5))
 
 
 def stage_view(detail: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,6 +47,8 @@ def stage_state(stage: JobStatus, run: dict[str, Any] | None, job: dict[str, Any
     training = stage == JobStatus.TRAINING and job["total_steps"]
     if run is None:
         status = "complete" if job["status"] == JobStatus.COMPLETED else "not_run" if job["ended_at"] else "pending"
+        if stage == JobStatus.EVALUATING and status == "complete" and not job.get("evaluation"):
+            status = "not_run"  # an agent without the evaluation stage, or results that could not be read
         return status, 100 if status == "complete" else 0
     if run["ended_at"] is None:
         if training:
@@ -63,7 +67,15 @@ def activities(job: dict[str, Any]) -> dict[JobStatus, str]:
         JobStatus.TRAINING: f"Training epoch {current or 1}{f'/{epochs}' if epochs else ''}"
                             f" - Step {job['step']:,}/{job['total_steps']:,}...",
         JobStatus.FINALIZATION: "Saving adapters and finalizing...",
+        JobStatus.EVALUATING: evaluating(job.get("evaluation_progress")),
     }
+
+
+def evaluating(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return "Scoring the base model and the adapter on the held-out conversations and the suites..."
+    part = "the held-out conversations (perplexity)" if progress["part"] == "perplexity" else progress["part"]
+    return f"Scoring {part}: {progress['done']:,}/{progress['total']:,}..."
 
 
 def epochs_of(job: dict[str, Any]) -> tuple[int | None, int | None]:

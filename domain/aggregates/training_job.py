@@ -24,6 +24,7 @@ from domain.job_metadata import (
 )
 from domain.job_status import (
     NOT_STARTED,
+    PAUSABLE,
     STAGES,
     TERMINAL,
     CancelReason,
@@ -38,6 +39,11 @@ NO_GPU_TIMEOUT_MESSAGE = "Still no spot GPU available. Switch to on-demand or ca
 ADAPTER_DELETE_REASON_MIN = 10  # FR4.1.2: deleting an adapter "requires confirmation, creates audit log entry"
 
 S = JobStatus
+
+
+def may_steer(actor: str, role: str, created_by: str) -> bool:
+    """Who may pause or resume a job (FR2.2.2): its creator, a manager or an admin."""
+    return actor == created_by or role in ("manager", "admin")
 
 
 class TrainingJob(Aggregate):
@@ -231,6 +237,28 @@ class TrainingJob(Aggregate):
         actor: str
         at: datetime
 
+    class PauseRequested(Aggregate.Event):
+        """FR2.2.2: its pod is asked to stop (SIGTERM); the agent saves a checkpoint at the next step
+        boundary and exits, and the job is then Paused."""
+        TOPIC = "TrainingJob.PauseRequested"
+        actor: str
+        at: datetime
+
+    class Paused(Aggregate.Event):
+        """The pausing job's pod has gone: no pod, no queue slot, no spend; the budget reservation is
+        kept. `checkpoint_step` is where a resume continues from (0: from the start)."""
+        TOPIC = "TrainingJob.Paused"
+        step: int
+        checkpoint_step: int
+        reason: str
+        at: datetime
+
+    class ResumeRequested(Aggregate.Event):
+        """A paused job is queued again; its next pod continues from the latest checkpoint."""
+        TOPIC = "TrainingJob.ResumeRequested"
+        actor: str
+        at: datetime
+
     class DataMeasured(Aggregate.Event):
         """The pod measured the examples with the job's tokenizer and chat template and chose the sequence length;
         `truncated_*` say what the cut removed (never a silent cut), `masked_share` the share of the kept tokens
@@ -313,6 +341,27 @@ class TrainingJob(Aggregate):
         results_sha256: str
         at: datetime
 
+    class ModelDownloaded(Aggregate.Event):
+        """The agent fetched the base model's weights (or found them cached on the network volume):
+        its own line of the setup cost (domain/cost_ledger.py)."""
+        TOPIC = "TrainingJob.ModelDownloaded"
+        pod_id: str
+        attempt: int
+        model: str
+        seconds: Decimal
+        size_bytes: int
+        cached: bool
+        at: datetime
+
+    class BillingReconciled(Aggregate.Event):
+        """The provider's own charges for one of the job's pods, read back after the pod ended
+        (RunPod: GET /v2/billing/pods, hourly buckets of {start, end, amount})."""
+        TOPIC = "TrainingJob.BillingReconciled"
+        pod_id: str
+        billed: Decimal
+        buckets: list[dict[str, Any]]
+        at: datetime
+
     # --- creation and configuration (user commands) ---------------------------------------
 
     @classmethod
@@ -360,6 +409,7 @@ class TrainingJob(Aggregate):
         self.last_checkpoint_step = 0
         self.interruptions = 0
         self.downtime_seconds = Decimal(0)
+        self.billed: dict[str, Decimal] = {}  # pod id → what the provider billed for it
         self.interrupted_at: datetime | None = None
         self.attempt_interrupted_at: datetime | None = None
         self.recovery_attempts = 0
@@ -383,6 +433,7 @@ class TrainingJob(Aggregate):
         self.evaluation_failure: dict[str, Any] | None = None
         self.evaluation_progress: dict[str, Any] | None = None
         self.delivery_override: dict[str, Any] | None = None
+        self.pause: dict[str, Any] | None = None  # the latest pause: who asked, when, and where it stopped
 
     def configure(self, *, preset: str, hyperparameters: dict[str, Any], gpu_tier: str, gpu_type: str,
                   hourly_rate: Decimal, estimated_duration_hours: Decimal, estimated_cost_min: Decimal,
@@ -521,6 +572,46 @@ class TrainingJob(Aggregate):
     def _promoted(self, actor: str, at: datetime) -> None:
         self.promoted_at, self.updated_at = at, at
 
+    # --- pause and resume (FR2.2.2) ----------------------------------------------------------
+
+    def request_pause(self, actor: str, role: str, at: datetime) -> None:
+        """Its creator, a manager or an admin pauses a training job; asking again while it pauses
+        changes nothing."""
+        self._check_may_steer(actor, role, "pause")
+        if self.status is S.PAUSING:
+            return
+        if self.status not in PAUSABLE:
+            raise IllegalTransitionError(f"Only a training job can be paused (this one is {self.status.value})")
+        self._pause_requested(actor=actor, at=at)
+
+    @event(PauseRequested)
+    def _pause_requested(self, actor: str, at: datetime) -> None:
+        self.status, self.updated_at = S.PAUSING, at
+        self.pause = {"actor": actor, "requested_at": at, "paused_at": None, "step": None, "checkpoint_step": None}
+
+    def request_resume(self, actor: str, role: str, at: datetime) -> None:
+        """Its creator, a manager or an admin queues a paused job again."""
+        self._check_may_steer(actor, role, "resume")
+        if self.status is not S.PAUSED:
+            raise IllegalTransitionError(f"Only a paused job can be resumed (this one is {self.status.value})")
+        self._resume_requested(actor=actor, at=at)
+
+    @event(ResumeRequested)
+    def _resume_requested(self, actor: str, at: datetime) -> None:
+        self.status, self.updated_at = S.QUEUED, at
+
+    def _check_may_steer(self, actor: str, role: str, verb: str) -> None:
+        if not may_steer(actor, role, self.created_by):
+            raise PermissionDeniedError(f"Only the job's creator, a manager or an admin may {verb} it")
+
+    @event(Paused)
+    def _paused(self, step: int, checkpoint_step: int, reason: str, at: datetime) -> None:
+        self.status, self.updated_at = S.PAUSED, at
+        self.pause = {**(self.pause or {}), "paused_at": at, "step": step, "checkpoint_step": checkpoint_step}
+        pod = self.pods.get(self.current_pod or "")
+        if pod is not None and pod.interrupted_at is None:
+            self.pods[pod.pod_id] = pod.with_(interrupted_at=at)
+
     def delete_adapter(self, actor: str, role: str, reason: str, at: datetime) -> None:
         """Its creator, a manager or an admin deletes the adapter with a reason (10+ characters);
         deleting it again changes nothing."""
@@ -568,6 +659,36 @@ class TrainingJob(Aggregate):
     def _pod_stopped(self, pod_id: str, at: datetime) -> None:
         self.pods[pod_id] = self.pods[pod_id].with_(stopped_at=at)
 
+    def record_model_download(self, pod_id: str, attempt: int, model: str, seconds: Decimal, size_bytes: int,
+                              cached: bool, at: datetime) -> None:
+        """Once per pod (a redelivered report changes nothing)."""
+        pod = self.pods.get(pod_id)
+        if pod is None or pod.download_seconds or seconds < 0:
+            return
+        self._model_downloaded(pod_id=pod_id, attempt=attempt, model=model, seconds=seconds, size_bytes=size_bytes,
+                               cached=cached, at=at)
+
+    @event(ModelDownloaded)
+    def _model_downloaded(self, pod_id: str, attempt: int, model: str, seconds: Decimal, size_bytes: int,
+                          cached: bool, at: datetime) -> None:
+        self.pods[pod_id] = self.pods[pod_id].with_(download_seconds=seconds)
+
+    def reconcile_billing(self, pod_id: str, billed: Decimal, buckets: list[dict[str, Any]], at: datetime) -> None:
+        """A stopped pod's bill as the provider reports it; recorded again only when it changed (a late
+        charge), so a repeated read adds nothing."""
+        pod = self.pods.get(pod_id)
+        if pod is None or pod.stopped_at is None or self.billed.get(pod_id) == billed:
+            return
+        self._billing_reconciled(pod_id=pod_id, billed=billed, buckets=buckets, at=at)
+
+    @event(BillingReconciled)
+    def _billing_reconciled(self, pod_id: str, billed: Decimal, buckets: list[dict[str, Any]], at: datetime) -> None:
+        self.billed[pod_id] = billed
+
+    def billing_pending(self) -> list[str]:
+        """Stopped pods whose bill has not been read back yet."""
+        return [p.pod_id for p in self.pods.values() if p.stopped_at is not None and p.pod_id not in self.billed]
+
     # --- telemetry milestones (idempotent) -------------------------------------------------
 
     def change_stage(self, stage: JobStatus, attempt: int, at: datetime) -> None:
@@ -575,7 +696,7 @@ class TrainingJob(Aggregate):
             return
         if self.status in STAGES and STAGES.index(stage) <= STAGES.index(self.status):
             return
-        if stage == S.TRAINING and self.interrupted_at is not None:
+        if self.interrupted_at is not None and (stage == S.TRAINING or (stage == S.EVALUATING and self.evaluates)):
             self._resumed(downtime_seconds=seconds_between(self.interrupted_at, at), at=at)
         self._stage_changed(stage=stage.value, attempt=attempt, at=at)
 
@@ -660,7 +781,12 @@ class TrainingJob(Aggregate):
                                  changes=list(changes))
 
     def interrupt(self, reason: str, step: int, attempt: int, at: datetime) -> bool:
-        """The pod went away (preempted, killed, lost). Returns whether this changed anything."""
+        """The pod went away (preempted, killed, lost). Returns whether this changed anything. A
+        pausing job's pod going away, however it went, pauses the job (FR2.2.2)."""
+        if attempt == self.attempt and self.status is S.PAUSING:
+            checkpoint_step = self.last_checkpoint_step if self.latest_checkpoint is not None else 0
+            self._paused(step=step, checkpoint_step=checkpoint_step, reason=reason, at=at)
+            return True
         if attempt != self.attempt or not can_move(self.status, S.INTERRUPTED) or self.status == S.INTERRUPTED:
             return False
         self._interrupted(reason=reason, step=step, at=at)
@@ -803,7 +929,7 @@ class TrainingJob(Aggregate):
         false alarm, or a pod lost right after its last upload); ignored once the job has ended."""
         if self.status in TERMINAL or attempt != self.attempt:
             return
-        if self.status not in (S.INTERRUPTED, S.RECOVERING):
+        if self.status not in (S.INTERRUPTED, S.RECOVERING, S.PAUSED):
             self._check_move(S.COMPLETED)
         self._completed(adapter=adapter, metrics=dict(metrics), at=at)
 

@@ -16,6 +16,7 @@ from domain.job_status import FailureType
 from domain.money import usd
 from domain.queue import remaining
 from domain.retries import suggested_fix
+from handlers.notifications.quality_notice import gate_notice
 
 Facts = tuple[tuple[str, str], ...]
 
@@ -67,16 +68,21 @@ def job_notice(event: Any, job: TrainingJob, base_url: str) -> Notice:
 
 def _completed(event: TrainingJob.Completed, job: TrainingJob, url: str) -> Notice:
     hours, cost = _hours(job, event.at), usd(job.cost(event.at).total_cost)
-    loss, ppl = _number(event.metrics, "final_loss"), _number(event.metrics, "perplexity_improvement_percent")
+    gate = gate_notice(job)  # FR6.1, FR6.3: the evaluation recorded with the completion
+    loss = _number(event.metrics, "final_loss")
+    ppl = gate.improvement if gate.improvement is not None else _number(event.metrics, "perplexity_improvement_percent")
     metrics = [f"Training loss {loss:.3f}"] if loss is not None else []
     metrics += [f"Perplexity improvement {ppl:.0f}%"] if ppl is not None else []
     detail = f"{hours}hrs, {cost}" + (f", {ppl:.0f}% perplexity improvement" if ppl is not None else "")
+    download = ("Review Quality (delivery blocked)", f"{url}?tab=quality") if gate.blocked else (
+        "Download Adapters", f"{url}/adapter")
     return Notice(
-        "completed", f"✓ Training Job Completed: {job.name}", f"✓ Training completed: {job.name} ({detail})",
+        "completed", f"✓ Training Job Completed: {job.name}{gate.suffix}",
+        f"✓ Training completed: {job.name} ({detail}){gate.suffix}",
         job.name, (("Job", job.name), ("Configuration", _configuration(job)), ("Duration", f"{hours} hours"),
-                   ("Final cost", cost), ("Final metrics", ", ".join(metrics) or "not reported")),
-        actions=(("View Job Details", url), ("Download Adapters", f"{url}/adapter"),
-                 ("Generate Report", f"{url}/report.pdf")), job_id=job.id)
+                   ("Final cost", cost), ("Final metrics", ", ".join(metrics) or "not reported"), *gate.facts),
+        (("Quality gate reasons", gate.reasons),) if gate.reasons else (),
+        actions=(("View Job Details", url), download, ("Generate Report", f"{url}/report.pdf")), job_id=job.id)
 
 
 def _failed(event: TrainingJob.Failed, job: TrainingJob, url: str) -> Notice:

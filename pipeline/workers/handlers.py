@@ -1,5 +1,11 @@
 """`pipeline handlers run`: provisioning, queue and recovery (EVENTS) and telemetry (TELEMETRY)
-reactors with the configured pod provider, one leader per deployment."""
+reactors with the configured pod provider. Two decision domains, each led by one instance
+(infra/leadership.py), a standby taking over: `provisioning` (the queue, pods, recovery, spend: one
+decision per job and attempt) and `telemetry` (the agents' milestones, applied in each job's order;
+a job's messages are not split between instances, since JetStream can share a stream out only by
+subject and telemetry's order within a job matters: a checkpoint before the interruption that
+resumes from it). The telemetry leader tells the provisioning leader's watchdog when each job was
+last heard of through `pod_heartbeats`."""
 
 from __future__ import annotations
 
@@ -11,45 +17,71 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from faststream.nats import NatsBroker
 from psycopg_pool import ConnectionPool
 
 from domain.values import ArtifactRef
+from handlers.billing import BillingReconciler
 from handlers.evaluation import fetch_bytes
 from handlers.pods import local
 from handlers.provisioning import AgentSettings, Provisioner, QueuePolicy
 from handlers.telemetry import TelemetryHandler
 from infra import bus, db, envelope, staging
 from infra.bus import TELEMETRY_STREAM
-from infra.consumers import add_consumer
+from infra.consumers import PROJECTION_ACK_WAIT_S, BatchHandler, add_consumer
 from infra.eventstore import EventStore
+from infra.leadership import NotLeaderError
 from infra.logs import Outage
+from infra.nats_tls import pod_ca_pem
 from infra.natsauth import NatsAuthority
 from infra.objectstore import ObjectStore
-from infra.relay import acquire_leadership
 from infra.settings import Settings
 from infra.telemetry import ALL_TELEMETRY
-from pipeline.workers.common import close_all, quiet_broker, stop_on_signals
-from projections import jobs
+from pipeline.workers.common import (
+    close_all,
+    connected,
+    exit_code,
+    halted,
+    quiet_broker,
+    stop_on_signals,
+    worker_leases,
+)
+from projections import job_costs, jobs
 
 log = logging.getLogger(__name__)
 
-HANDLERS_LOCK_KEY = 7_305_101_904
+PROVISIONING, TELEMETRY = "provisioning", "telemetry"
 SPEND_EVERY_S = 30.0
 LOOP_EVERY_S = 0.5
+HEARTBEATS_EVERY_S = 1.0
 
 
-async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> None:
+async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> int:
     stop = stop_on_signals()
     worker = HandlersWorker(settings, database_url, nats_url)
     await worker.open()
+    beating = asyncio.create_task(worker.leases.run(stop))
+    halt = halted(stop, worker.leases)
     try:
-        if await acquire_leadership(worker.lock_conn, stop, HANDLERS_LOCK_KEY):
-            await worker.start()
-            await worker.loop(stop)
+        started: set[str] = set()
+        tasks = []
+        while not halt.is_set() and started != {PROVISIONING, TELEMETRY}:
+            taken = await worker.leases.wait_for_any(halt, {PROVISIONING, TELEMETRY} - started)
+            if TELEMETRY in taken:
+                await worker.start_telemetry()
+                tasks.append(asyncio.create_task(worker.share_heartbeats(halt)))
+            if PROVISIONING in taken:
+                await worker.start()
+                tasks.append(asyncio.create_task(worker.loop(halt)))
+            started |= taken
+        await halt.wait()
+        await asyncio.gather(*tasks, return_exceptions=True)
     finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
         await worker.close()
+    return exit_code(worker.leases)
 
 
 class HandlersWorker:
@@ -59,10 +91,13 @@ class HandlersWorker:
         self.settings, self.database_url, self.nats_url = settings, database_url, nats_url
         self.store = EventStore.open(database_url, pool_size=4, policy=settings.budget_policy())
         self.pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True)
-        self.lock_conn = psycopg.connect(database_url, autocommit=True)
         self.provider: Any = pod_provider(settings)
         self.telemetry = TelemetryHandler(self.store.app, read_object=self.read_object)
-        self.broker: NatsBroker = quiet_broker(settings, nats_url)
+        self.broker: NatsBroker = quiet_broker(settings, nats_url)  # provisioning's
+        self.telemetry_broker: NatsBroker = quiet_broker(settings, nats_url)
+        self.leases = worker_leases(settings, database_url, "handlers", (PROVISIONING, TELEMETRY),
+                                    nats_ok=lambda: self.objects_nc.is_connected)
+        self.heard: dict[str, float] = {}  # job → monotonic time it was last heard of (the watchdog's view)
 
     async def open(self) -> None:
         """Connects to the object store and builds the provisioner and the subscriptions."""
@@ -81,11 +116,14 @@ class HandlersWorker:
         if authority is None:
             log.warning("handlers: PIPELINE_NATS_AUTH_DIR is not set: pods get this worker's NATS credentials")
         agent = AgentSettings(nats_url=pods.pod_nats_url or self.nats_url, base_model=pods.base_model,
-                              max_steps=pods.max_steps, checkpoint_every=pods.checkpoint_every,
-                              first_attempt_fault=self.settings.faults.agent)
+                              qlora=pods.quantized, max_steps=pods.max_steps, checkpoint_every=pods.checkpoint_every,
+                              first_attempt_fault=self.settings.faults.agent,
+                              hf_token=pods.hf_token.get_secret_value(), gpu_memory_gb=pods.gpu_memory_gb,
+                              nats_ca=pod_ca_pem(runtime.nats_ca_file, runtime.nats_auth_dir))
         policy = QueuePolicy(pods.max_running, pods.provisioning_retry_s, pods.provisioning_window_s)
         return Provisioner(self.store.app, self.provider, agent, policy,
-                           queued_jobs=lambda: self.job_ids(jobs.queued_jobs()), stage=stage, authority=authority)
+                           queued_jobs=lambda: self.job_ids(jobs.queued_jobs()), stage=stage, authority=authority,
+                           billing=billing_reconciler(self.settings, self.store.app, self.provider))
 
     def read_object(self, ref: ArtifactRef) -> bytes:
         """An evaluation's results for the telemetry reactor (it runs in a consumer thread)."""
@@ -98,11 +136,13 @@ class HandlersWorker:
             stored = envelope.decode(body).stored_event
             provisioner.on_event(stored.topic, stored.originator_id)
 
+        # What a leader that died held comes back to its successor after ack_wait: 10 s, as for the read models.
         add_consumer(self.broker, self.pool, durable="handler-provisioning", subject="events.TrainingJob.>",
-                     handle=each(on_job_event), max_deliver=max_deliver)
-        add_consumer(self.broker, self.pool, durable="handler-telemetry", subject=ALL_TELEMETRY,
-                     stream=TELEMETRY_STREAM, handle=each(self.telemetry.handle), max_deliver=max_deliver,
-                     with_subjects=True)
+                     handle=self.led(PROVISIONING, each(on_job_event)), max_deliver=max_deliver,
+                     ack_wait_s=PROJECTION_ACK_WAIT_S)
+        add_consumer(self.telemetry_broker, self.pool, durable="handler-telemetry", subject=ALL_TELEMETRY,
+                     stream=TELEMETRY_STREAM, handle=self.led(TELEMETRY, each(self.telemetry.handle)),
+                     max_deliver=max_deliver, with_subjects=True, ack_wait_s=PROJECTION_ACK_WAIT_S)
 
         @self.broker.subscriber("control.pods")
         async def pod_control(body: dict) -> dict:
@@ -114,56 +154,134 @@ class HandlersWorker:
                 return {"ok": False, "error": str(exc)}
             return {"ok": True, "pods": pods}
 
+    def led(self, domain: str, handle: BatchHandler) -> BatchHandler:
+        """A batch is handled only while this instance's lease on `domain` is confirmed; else it is
+        handed back (NotLeaderError: retried, by the leader)."""
+
+        def run(items: Sequence[Any]) -> list[Exception | None]:
+            if not self.leases.valid(domain):
+                return [NotLeaderError(f"{domain}: lease not confirmed") for _ in items]
+            return handle(items)
+
+        return run
+
     def job_ids(self, query: str, params: tuple = ()) -> list[UUID]:
         with self.pool.connection() as conn:
             return [row[0] for row in conn.execute(query, params)]
+
+    async def start_telemetry(self) -> None:
+        bus.probe(self.nats_url, self.settings.runtime.connect_timeout_s)
+        await self.telemetry_broker.start()
+        log.info("handlers: telemetry")
+
+    async def share_heartbeats(self, halt: asyncio.Event) -> None:
+        """Every second, when each job was last heard of, for the provisioning leader's watchdog."""
+        sent: dict[str, float] = {}
+        while not halt.is_set():
+            fresh = {job: at for job, at in list(self.telemetry.heartbeats.items()) if sent.get(job) != at}
+            if fresh and self.leases.valid(TELEMETRY):
+                try:
+                    await asyncio.to_thread(write_heartbeats, self.pool, fresh)
+                    sent |= fresh
+                except db.UNAVAILABLE:
+                    pass  # the next round sends them; the lease says the outage once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(halt.wait(), HEARTBEATS_EVERY_S)
+
+    def last_heard(self) -> tuple[dict[str, float], bool]:
+        """The jobs' last telemetry (monotonic, merged into what the watchdog already knows), and whether the
+        telemetry leader is connected to NATS (else silence says nothing about the pods)."""
+        with self.pool.connection() as conn:
+            for job, age in conn.execute(HEARD):
+                heard = time.monotonic() - float(age)
+                self.heard[str(job)] = max(self.heard.get(str(job), 0.0), heard)
+            row = conn.execute(TELEMETRY_LEADER_CONNECTED, (self.settings.runtime.lease_s * 2,)).fetchone()
+        return self.heard, bool(row and row[0])
 
     async def start(self) -> None:
         """As leader: the pods a previous leader left are adopted (those of active jobs) or ended,
         then messages flow."""
         bus.probe(self.nats_url, self.settings.runtime.connect_timeout_s)
         await asyncio.to_thread(self.provisioner.adopt, self.job_ids(*jobs.active_jobs()), [])
+        if self.provisioner.billing is not None:  # bills that fell due while no worker watched
+            await asyncio.to_thread(self.provisioner.billing.resume, self.job_ids(*job_costs.billing_pending()))
         if reaped := await asyncio.to_thread(self.provider.reap_orphans):
             log.info("handlers: ended %d pod(s) of jobs no longer active", reaped)
         await self.broker.start()
-        log.info("handlers: provisioning and telemetry, %s pod provider", self.settings.agent.pod_provider)
+        log.info("handlers: provisioning, %s pod provider", self.settings.agent.pod_provider)
 
     async def loop(self, stop: asyncio.Event) -> None:
-        """The clock: exits, reports, heartbeats, retries, promotions, and spend every 30 s."""
+        """The clock: exits, reports, heartbeats, retries, promotions, and spend every 30 s; each step
+        only while this instance's lease on provisioning is confirmed."""
         provisioner, last_charge = self.provisioner, time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
-            await guarded(provisioner.record_exits)
-            await guarded(provisioner.check_reports, now)
-            await guarded(provisioner.watchdog, self.telemetry.heartbeats, self.settings.agent.heartbeat_timeout_s, now,
-                          self.connected())
-            await guarded(provisioner.retry_waiting, now)
-            await guarded(provisioner.promote)
-            if now - last_charge >= SPEND_EVERY_S:
-                await guarded(provisioner.charge_running)
-                last_charge = now
+            if self.leases.valid(PROVISIONING):
+                await guarded(provisioner.record_exits)
+                await guarded(provisioner.check_reports, now)
+                await guarded(self.watchdog, now)
+                await guarded(provisioner.retry_waiting, now)
+                await guarded(provisioner.promote)
+                await guarded(provisioner.reconcile_billing)
+                if now - last_charge >= SPEND_EVERY_S:
+                    await guarded(provisioner.charge_running)
+                    last_charge = now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), LOOP_EVERY_S)
 
+    def watchdog(self, now: float) -> None:
+        heard, telemetry_connected = self.last_heard()
+        self.provisioner.watchdog(heard, self.settings.agent.heartbeat_timeout_s, now,
+                                  self.connected() and telemetry_connected)
+
     def connected(self) -> bool:
-        connection = getattr(getattr(self.broker.config, "connection_state", None), "connection", None)
-        return bool(connection is not None and connection.is_connected)
+        return connected(self.broker)
 
     async def close(self) -> None:
         """Every step runs whatever failed before (NATS or PostgreSQL may be down). The pods keep
         running: the next handlers worker adopts them; a stack shutdown ends them
         (pipeline/supervisor.py)."""
-        await close_all("handlers", ("the broker", self.broker.stop), ("NATS", self.objects_nc.close),
-                        ("the pool", self.pool.close), ("the lock connection", self.lock_conn.close),
+        await close_all("handlers", ("the broker", self.broker.stop),
+                        ("the telemetry broker", self.telemetry_broker.stop), ("NATS", self.objects_nc.close),
+                        ("the pool", self.pool.close), ("the lease", self.leases.close),
                         ("the event store", self.store.close))
+
+
+HEARD = ("SELECT job_id, extract(epoch FROM now() - heard_at) FROM pod_heartbeats"
+         " WHERE heard_at > now() - interval '1 day'")
+TELEMETRY_LEADER_CONNECTED = (
+    "SELECT bool_or(nats_ok) FROM worker_instances WHERE kind = 'handlers' AND 'telemetry' = ANY(leads)"
+    " AND seen_at > now() - make_interval(secs => %s)")
+
+
+def write_heartbeats(pool: ConnectionPool, heard: dict[str, float]) -> None:
+    """`heard`: job → monotonic time; stored as the database's time, so that any instance reads the same age."""
+    now = time.monotonic()
+    jobs, ages = list(heard), [max(0.0, now - at) for at in heard.values()]
+    with pool.connection() as conn:
+        conn.execute(WRITE_HEARD, (jobs, ages))
+
+
+WRITE_HEARD = (
+    "INSERT INTO pod_heartbeats (job_id, heard_at) SELECT job, now() - make_interval(secs => age)"
+    " FROM unnest(%s::uuid[], %s::float8[]) AS h(job, age)"
+    " ON CONFLICT (job_id) DO UPDATE SET heard_at = GREATEST(pod_heartbeats.heard_at, EXCLUDED.heard_at)")
 
 
 def pod_provider(settings: Settings) -> Any:
     if settings.agent.pod_provider == "runpod":
-        from handlers.pods.runpod import runpod_provider_from_settings  # the runpod SDK only where it is used
+        from handlers.pods.runpod import runpod_provider_from_settings  # RunPod's REST API v2 (docs/operations.md)
 
         return runpod_provider_from_settings(settings)
     return local.LocalProvider(settings.runtime.state_dir.resolve() / "pods", threads=settings.agent.threads)
+
+
+def billing_reconciler(settings: Settings, app: Any, provider: Any) -> BillingReconciler | None:
+    """For a provider that reports its own charges (RunPod): each ended pod's bill, read back."""
+    if not hasattr(provider, "billing"):
+        return None
+    r = settings.runpod
+    return BillingReconciler(app, provider, delay_s=r.billing_delay_s, every_s=300.0, reads=r.billing_reads)
 
 
 def end_pods(settings: Settings) -> int:

@@ -42,7 +42,8 @@ def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charg
         job_id = created.json()["id"]
         job = wait_for(lambda: (j := api.get(f"{base}/api/jobs/{job_id}").json()).get("status") in
                        ("completed", "failed") and j, timeout=240, interval=0.5, message="the job to finish")
-        agent_logs = "".join(p.read_text()[-3000:] for p in Path(stack_env["PIPELINE_STATE_DIR"]).glob("pods/*/*/agent.log"))
+        agent_logs = "".join(p.read_text()[-3000:]
+                             for p in Path(stack_env["PIPELINE_STATE_DIR"]).glob("pods/*/*/agent.log"))
         assert job["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:] + agent_logs
         state = Path(stack_env["PIPELINE_STATE_DIR"])
         wait_for(lambda: "Budget.Released" in [t for t, _ in stored_events(state)], timeout=30,
@@ -55,6 +56,13 @@ def test_a_queued_job_trains_on_a_local_pod_to_completed_with_adapter_cost_charg
             assert expected in job_topics, job_topics
         (completed,) = [s for t, s in events if t == "TrainingJob.Completed"]
         assert completed["adapter"]["_data_"]["bucket"] == f"job-{job_id}"  # the job's own bucket
+        # FR6.1 / FR6.3: evaluated on the shipped knowledge suite; the pod's results read back, their
+        # figures recorded with the completion (docs/quality-validation.md)
+        assert "TrainingJob.SuitesAttached" in job_topics and "TrainingJob.EvaluationProgressed" in job_topics
+        assert job_topics.index("TrainingJob.Evaluated") == job_topics.index("TrainingJob.Completed") - 1
+        (evaluated,) = [s for t, s in events if t == "TrainingJob.Evaluated"]
+        assert evaluated["summary"]["knowledge"]["questions"] == 100 and evaluated["summary"]["outcome"] in (
+            "pass", "review", "block")
         spend = [s for t, s in events if t == "Budget.SpendRecorded"]
         assert spend and float(spend[-1]["job_total"]["_data_"]) > 0
         (released,) = [s for t, s in events if t == "Budget.Released"]

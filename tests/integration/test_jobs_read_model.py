@@ -147,9 +147,9 @@ def test_the_stage_timeline_and_interruptions_of_a_resumed_job(projected: Projec
         (1, "provisioning", "completed", 120, 300),
         (1, "preprocessing", "completed", 120, hours * Decimal("0.02")),
         (1, "model_loading", "completed", 600, hours * Decimal("0.08")),
-        (1, "training", "interrupted", 96 * 60, hours * Decimal("0.85")),
+        (1, "training", "interrupted", 96 * 60, hours * Decimal("0.80")),
         (2, "provisioning", "completed", 9 * 60, 300),
-        (2, "training", None, 50 * 60, hours * Decimal("0.85")),  # running: so far
+        (2, "training", None, 50 * 60, hours * Decimal("0.80")),  # running: so far
     ]
     [interruption] = detail["interruptions"]
     assert (interruption["step"], interruption["reason"], interruption["checkpoint_step"]) == (

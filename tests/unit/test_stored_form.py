@@ -113,8 +113,40 @@ def quality_events() -> list:
     return job.collect_events() + again.collect_events()
 
 
-@pytest.mark.parametrize("event", full_life_events() + budget_events() + quality_events(),
-                         ids=lambda e: type(e).__qualname__)
+def provider_events() -> list:
+    """#16: the base model's download on a pod, and the provider's bill read back after the pod ended."""
+    job = configured_job()
+    job.queue(t(1))
+    attempt = job.start_provisioning("on_demand", t(1))
+    job.pod_started("rp-7x2k", attempt, Decimal("2.39"), t(2))
+    job.record_model_download("rp-7x2k", attempt, "meta-llama/Meta-Llama-3-70B-Instruct", Decimal("312.5"),
+                              141_107_251_200, False, t(8))
+    job.pod_stopped("rp-7x2k", t(70))
+    job.reconcile_billing("rp-7x2k", Decimal("2.750000"), [
+        {"start": "2026-11-03T09:00:00Z", "end": "2026-11-03T10:00:00Z", "amount": Decimal("2.350000")},
+        {"start": "2026-11-03T10:00:00Z", "end": "2026-11-03T11:00:00Z", "amount": Decimal("0.400000")}], t(80))
+    return job.collect_events()
+
+
+def pause_events() -> list:
+    """#20 (FR2.2.2): a pause asked for, the pod's end pausing the job, and its resume."""
+    job = configured_job()
+    job.queue(t(1))
+    attempt = job.start_provisioning("spot", t(1))
+    job.pod_started("pod-1", attempt, Decimal("2.49"), t(2))
+    job.change_stage(JobStatus.TRAINING, attempt, t(3))
+    job.record_checkpoint(40, CKPT, attempt, t(9))
+    job.request_pause("alice", "member", t(10))
+    job.interrupt("sigterm", 40, attempt, t(10.1))
+    job.request_resume("bob", "manager", t(30))
+    return [e for e in job.collect_events() if type(e).__name__ in ("PauseRequested", "Paused", "ResumeRequested")]
+
+
+def all_cases() -> list:
+    return full_life_events() + budget_events() + quality_events() + provider_events() + pause_events()
+
+
+@pytest.mark.parametrize("event", all_cases(), ids=lambda e: type(e).__qualname__)
 def test_an_event_round_trips_through_the_stored_form_and_the_envelope(app: Pipeline, event) -> None:
     stored = app.mapper.to_stored_event(event)
     assert app.mapper.to_domain_event(stored) == event
@@ -125,7 +157,7 @@ def test_an_event_round_trips_through_the_stored_form_and_the_envelope(app: Pipe
 
 
 def test_every_event_class_has_a_round_trip_case() -> None:
-    covered = {type(e).TOPIC for e in full_life_events() + budget_events() + quality_events()}
+    covered = {type(e).TOPIC for e in all_cases()}
     assert covered == set(event_topics(TrainingJob)) | set(event_topics(Budget))
 
 

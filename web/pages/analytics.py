@@ -22,10 +22,13 @@ from projections.analytics import (
     cost_quality,
     failure_types,
     narrow_to_created,
+    perplexity_trend,
     team_activity,
 )
 from projections.finance import Query, monthly_rows, percent, savings_rows
+from projections.job_quality import QUALITY_LABELS, check_quality_filter
 from web.cost_quality import scatter
+from web.quality_trend import trend_chart
 
 PERIODS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days", "all": "All time"}
 DATE_MESSAGE = "Dates must be YYYY-MM-DD"
@@ -53,9 +56,10 @@ def date_range(since: str | None, until: str | None, period: str | None,
     return start, end
 
 
-def analyse(conn: psycopg.Connection, team: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
-    if start or end:
-        narrow_to_created(conn, start, end)
+def analyse(conn: psycopg.Connection, team: str, start: datetime | None, end: datetime | None,
+            quality: str | None = None) -> dict[str, Any]:
+    if start or end or quality:
+        narrow_to_created(conn, start, end, quality)
     months = [row["month"] for row in monthly_rows(conn, Query(team))]
     trend = []
     for month in months:
@@ -66,7 +70,7 @@ def analyse(conn: psycopg.Connection, team: str, start: datetime | None, end: da
                           "failed": failed, "success_rate": percent(Decimal(completed), Decimal(completed + failed))})
     return {"presets": by_preset(conn, team), "tiers": by_gpu_tier(conn, team), "failures": failure_types(conn, team),
             "team": team_activity(conn, team), "savings": list(savings_rows(conn, Query(team))), "trend": trend,
-            "cost_quality": cost_quality(conn, team)}
+            "cost_quality": cost_quality(conn, team), "perplexity_trend": perplexity_trend(conn, team)}
 
 
 def best_preset(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -111,30 +115,33 @@ def savings_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 @get("/analytics", media_type=MediaType.HTML)
 async def analytics_page(state: State, since: str | None = None, until: str | None = None,
-                         period: str | None = None) -> Template:
+                         period: str | None = None, quality: str | None = None) -> Template:
     """All jobs by default; `since` / `until` (dates, inclusive, in the team's time zone) or a
-    `period` of the last 7, 30 or 90 days narrow it to the jobs created then."""
+    `period` of the last 7, 30 or 90 days narrow it to the jobs created then; `quality` to the
+    jobs with that delivery-gate outcome (pass, review, block, released, not_evaluated)."""
     zone = ZoneInfo(state.settings.budget.time_zone)
     today = datetime.now(timezone.utc).astimezone(zone).date()
     context: dict[str, Any] = {"since": since or "", "until": until or "", "period": period or "", "periods": PERIODS,
-                               "usd": usd, "analyses": list(ANALYTICS), "error": None}
+                               "usd": usd, "analyses": list(ANALYTICS), "error": None,
+                               "quality": quality or "", "quality_outcomes": QUALITY_LABELS}
     try:
         start, end = date_range(since, until, period, today)
-    except RangeError as exc:
+        check_quality_filter(quality or None)
+    except (RangeError, ValueError) as exc:
         return Template("analytics.html", context=context | {"error": str(exc), "data": None}, status_code=400)
     begin = datetime.combine(start, time(), zone) if start else None
     finish = datetime.combine(end + timedelta(days=1), time(), zone) if end else None
 
     def run() -> dict[str, Any]:
         with psycopg.connect(state.pool.conninfo) as conn:
-            return analyse(conn, state.settings.budget.team, begin, finish)
+            return analyse(conn, state.settings.budget.team, begin, finish, quality or None)
 
     data = await asyncio.to_thread(run)
     best = best_preset(data["presets"])
     return Template("analytics.html", context=context | {
         "data": data, "start": start, "end": end, "best": best, "best_text": describe_preset(best) if best else None,
         "totals": totals(data["team"]), "savings": savings_summary(data["savings"]),
-        "scatter": scatter(data["cost_quality"]),
+        "scatter": scatter(data["cost_quality"]), "trend": trend_chart(data["perplexity_trend"]),
         "trend_chart": {"months": [t["month"] for t in data["trend"]],
                         "success_rate": [float(t["success_rate"]) if t["success_rate"] is not None else None
                                          for t in data["trend"]],

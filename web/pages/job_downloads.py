@@ -124,10 +124,19 @@ def no_adapter(job: TrainingJob) -> Template:
 
 
 def not_downloadable(job: TrainingJob) -> Template | None:
-    """Why the job's adapter cannot be downloaded (none yet, or deleted); None when it can."""
+    """Why the job's adapter cannot be downloaded (none yet, deleted, or blocked by the quality
+    gate until a manager releases it); None when it can."""
     if job.adapter is None:
         return no_adapter(job)
-    return deleted(job) if job.adapter_deleted is not None else None
+    if job.adapter_deleted is not None:
+        return deleted(job)
+    return blocked(job) if job.delivery_blocked else None
+
+
+def blocked(job: TrainingJob) -> Template:
+    """FR6.3.1 / FR6.3.2 "Block delivery": 423 Locked, with the gate's reasons (docs/quality-validation.md)."""
+    return Template("error.html", status_code=423, context={
+        "title": "Delivery blocked by the quality gate", "message": job.delivery_block_reason})
 
 
 def deleted(job: TrainingJob) -> Template:

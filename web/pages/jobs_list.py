@@ -8,6 +8,7 @@ from litestar.datastructures import State
 from litestar.response import Template
 
 from domain.job_status import TERMINAL
+from projections.job_quality import QUALITY_LABELS
 from projections.job_reads import choices
 from projections.job_search import find_jobs, job_statistics
 from web.auth import actor_of
@@ -27,6 +28,7 @@ async def jobs_page(request: Request, state: State) -> Template:
                "stats": await job_statistics(state.pool, search), "problems": problems, "fmt": Fmt,
                "ended": ENDED, "sorts": SORTS, "statuses": STATUS_FILTERS, "periods": PERIODS,
                "cost_bands": COST_BANDS, "presets": PRESET_TITLES, "gpu_tiers": GPU_TIERS,
+               "quality_outcomes": QUALITY_LABELS,
                "per_page_choices": PER_PAGE_CHOICES, "cancel_reasons": CANCEL_REASONS, "me": actor_of(request).name,
                "error": request.query_params.get("error"), "notice": request.query_params.get("notice"),
                "back": "/jobs" + filters.query().rstrip("?")}
