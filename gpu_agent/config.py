@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from domain.values import ArtifactRef
+from infra.nats_tls import PlainTextNatsError, client_options
 from infra.pod_env import PodEnvError
 from infra.pod_env import decode_json as _decode_json
 
@@ -43,6 +45,9 @@ class JobSpec:
     # into the job's bucket; without any, the stage still measures perplexity on the held-out split.
     knowledge_suite: ArtifactRef | None = None
     probe_suites: tuple[ArtifactRef, ...] = ()
+    # "train", or "evaluate": a re-evaluation of a stored adapter (docs/quality-validation.md), no training.
+    mode: str = "train"
+    adapter: ArtifactRef | None = None
     fault: str = ""  # test-only fault injection, e.g. "oom_at_step:3"
 
 
@@ -75,16 +80,29 @@ def load_config(env: Mapping[str, str] = os.environ) -> AgentConfig:
         spec = _spec(raw)
         resume = env.get("PIPELINE_RESUME_FROM")
         resume_from = ArtifactRef(**decode_json(resume, "PIPELINE_RESUME_FROM")) if resume else None
-        options = {k: env[v] for k, v in (("user", "NATS_USER"), ("password", "NATS_PASSWORD"),
-                                            ("token", "NATS_TOKEN"), ("inbox_prefix", "NATS_INBOX_PREFIX"))
-                   if env.get(v)}
+        url = _required(env, "NATS_URL")
+        options = nats_options(env, url)
         work_dir = Path(env.get("PIPELINE_WORK_DIR", f"/tmp/lora-agent-{job_id}"))
-        return AgentConfig(job_id, attempt, _required(env, "NATS_URL"), work_dir, spec, resume_from, options,
+        return AgentConfig(job_id, attempt, url, work_dir, spec, resume_from, options,
                            env.get("PIPELINE_POD_NONCE", "0"))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"invalid agent configuration: {exc}") from None
+
+
+def nats_options(env: Mapping[str, str], url: str) -> dict[str, Any]:
+    """The pod's credentials, and TLS with the server verified (PIPELINE_NATS_CA: the CA's PEM; else the
+    system's CAs). Plain text to another machine is refused (infra/nats_tls.py)."""
+    options: dict[str, Any] = {k: env[v] for k, v in (("user", "NATS_USER"), ("password", "NATS_PASSWORD"),
+                                                      ("token", "NATS_TOKEN"), ("inbox_prefix", "NATS_INBOX_PREFIX"))
+                               if env.get(v)}
+    try:
+        return options | client_options(url, env.get("PIPELINE_NATS_CA") or None)
+    except PlainTextNatsError as exc:
+        raise ConfigError(str(exc)) from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"PIPELINE_NATS_CA is not a PEM certificate ({exc.reason or exc})") from None
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -109,9 +127,13 @@ def _spec(raw: Any) -> JobSpec:
     if not isinstance(evaluation, dict):
         raise ConfigError("evaluation must be a JSON object")
     knowledge = evaluation.get("knowledge")
+    mode, adapter = raw.get("mode", "train"), raw.get("adapter")
+    if mode not in ("train", "evaluate") or (mode == "evaluate" and not isinstance(adapter, dict)):
+        raise ConfigError(f"mode must be 'train' or 'evaluate' (with the adapter to evaluate), not {mode!r}")
     spec = JobSpec(training_file=ArtifactRef(**raw["training_file"]), hyperparameters=hyper,
                    speedups=tuple(speedups), knowledge_suite=ArtifactRef(**knowledge) if knowledge else None,
-                   probe_suites=tuple(ArtifactRef(**p) for p in evaluation.get("probes") or ()), **known)
+                   probe_suites=tuple(ArtifactRef(**p) for p in evaluation.get("probes") or ()), mode=mode,
+                   adapter=ArtifactRef(**adapter) if isinstance(adapter, dict) else None, **known)
     if spec.checkpoint_every < 1 or (spec.max_seq_length is not None and spec.max_seq_length < 8):
         raise ConfigError("checkpoint_every must be ≥ 1 and max_seq_length ≥ 8")
     if spec.gpu_memory_gb is not None and spec.gpu_memory_gb <= 0:

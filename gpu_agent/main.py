@@ -41,12 +41,16 @@ def report_bad_config(message: str) -> None:
     job_id, url = os.environ.get("PIPELINE_JOB_ID"), os.environ.get("NATS_URL")
     if not job_id or not url:
         return
-    from gpu_agent.config import JobSpec
+    from gpu_agent.config import JobSpec, nats_options
     from gpu_agent.publisher import Publisher
 
     spec = JobSpec(training_file=None, hyperparameters={})  # type: ignore[arg-type]
     attempt = int(os.environ.get("PIPELINE_ATTEMPT", "1")) if os.environ.get("PIPELINE_ATTEMPT", "1").isdigit() else 1
-    publisher = Publisher(AgentConfig(job_id, attempt, url, Path("/tmp"), spec))
+    try:
+        options = nats_options(os.environ, url)
+    except ConfigError:
+        return  # plain text to another machine, or a bad CA: not even this message goes out
+    publisher = Publisher(AgentConfig(job_id, attempt, url, Path("/tmp"), spec, nats_options=options))
     try:
         publisher.start(connect_timeout_s=3)
         publisher.emit("failed", {"failure_type": "unknown", "message": message, "stage": "configuration"})
@@ -111,7 +115,11 @@ class Agent:
         tokenizer = build_tokenizer(spec, [m["content"] for e in examples for m in e.messages])
         prepared = prepare(spec, tokenizer, split, device, attention)
         self.guarded = prepared.guarded
-        self.enter("model_loading", f"Loading {spec.base_model} ({'4-bit QLoRA' if spec.qlora else 'LoRA'})...")
+        if spec.mode == "evaluate":
+            return self.evaluate_only(objects, tokenizer, training_file, split, prepared, device, attention)
+        download = self.download_weights(spec.base_model)
+        self.enter("model_loading", f"Loading {spec.base_model} ({'4-bit QLoRA' if spec.qlora else 'LoRA'})...",
+                   **({"download": download.report()} if download else {}))
         model = with_adapters(base_model(spec, tokenizer, work, device, attention), spec)
         resume_dir = self.fetch_resume(objects, unpack)
         uploader = CheckpointUploader(self.publisher, objects, self.config.job_id, work, self.config.attempt)
@@ -135,6 +143,28 @@ class Agent:
         evaluation = self.evaluate(run.trainer.model, tokenizer, training_file, split, prepared, objects, uploader)
         self.publisher.emit("completed", {"adapter": ref.as_dict(), "metrics": metrics,
                                           **({"evaluation": evaluation.as_dict()} if evaluation else {})})
+        return 0
+
+    def evaluate_only(self, objects: Any, tokenizer: Any, training_file: Any, split: Any, prepared: Any, device: str,
+                      attention: str) -> int:
+        """A re-evaluation (docs/quality-validation.md): the stored adapter on its base, scored as the
+        training run's own evaluation stage scores it; `completed` names the results and no adapter."""
+        from types import SimpleNamespace
+
+        from peft import PeftModel
+
+        from gpu_agent.checkpoints import unpack
+        from gpu_agent.model import base_model
+
+        spec, work = self.config.spec, self.config.work_dir
+        self.download_weights(spec.base_model)
+        self.enter("model_loading", f"Loading {spec.base_model} and the adapter to evaluate...")
+        adapter_dir = unpack(self.download(objects, spec.adapter, "evaluated-adapter.tar"), work / "evaluated")
+        model = PeftModel.from_pretrained(base_model(spec, tokenizer, work, device, attention), adapter_dir)
+        evaluation = self.evaluate(model, tokenizer, training_file, split, prepared, objects,
+                                   SimpleNamespace(latest=None))
+        scored = {"evaluation": evaluation.as_dict()} if evaluation else {}
+        self.publisher.emit("completed", {"metrics": {}, **scored})
         return 0
 
     def evaluate(self, model: Any, tokenizer: Any, training_file: Any, split: Any, prepared: Any, objects: Any,
@@ -164,6 +194,18 @@ class Agent:
         name = f"{job_id}/evaluation-attempt-{self.config.attempt}.json"
         return self.publisher.call_retrying(lambda: objects.put_file(job_bucket(job_id), name, path),
                                             f"upload of {name}")
+
+    def download_weights(self, model_id: str) -> Any:
+        """The base model's weights into HF_HOME (the pod's network volume: later pods find them there),
+        timed on their own (gpu_agent/weights.py); None for the tiny model or a local directory."""
+        from gpu_agent.weights import fetch, needs_fetch
+
+        if not needs_fetch(model_id):
+            return None
+        self.enter("model_loading", f"Downloading {model_id} (cached for later pods)...", phase="downloading_model")
+        fetched = fetch(model_id)
+        log.info("model weights: %s", fetched.describe())
+        return fetched
 
     def download(self, objects: Any, ref: Any, name: str) -> Path:
         return self.publisher.call_retrying(lambda: objects.get_file(ref, self.config.work_dir / name),

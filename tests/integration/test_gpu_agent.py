@@ -195,6 +195,29 @@ def test_the_evaluation_stage_scores_the_suites_and_a_preempted_evaluation_resum
     assert replace(resumed, job_id=first.job_id, attempt=1) == first  # the same item-level results, bit for bit
 
 
+def test_a_re_evaluation_scores_a_stored_adapter_as_its_training_run_did(nats, training_ref, reference,
+                                                                        tmp_path) -> None:
+    from dataclasses import replace
+
+    from domain.quality.results import parse
+
+    _, ref_messages, _ = reference
+    (trained,) = of_kind(ref_messages, "completed")
+    mode = {"mode": "evaluate", "adapter": trained["adapter"]}
+    _, code, messages = run_agent(nats, tmp_path, job_spec(training_ref, **mode))
+    assert code == 0, (tmp_path / "agent-1.log").read_text()[-3000:]
+    assert [d["stage"] for d in of_kind(messages, "stage")] == ["preprocessing", "model_loading", "evaluating"]
+    assert not of_kind(messages, "step")  # nothing trained
+    (completed,) = of_kind(messages, "completed")
+    assert "adapter" not in completed
+
+    def results(done, name):
+        return parse(download(nats.url, ArtifactRef(**done["evaluation"]), tmp_path / name).read_bytes())
+
+    again, original = results(completed, "again.json"), results(trained, "original.json")
+    assert replace(again, job_id=original.job_id) == original  # the same figures, bit for bit
+
+
 @pytest.mark.parametrize("where", ["a random step", "the last step of an epoch"])
 def test_sigterm_at_a_random_step_then_resume_matches_an_uninterrupted_run_bit_for_bit(
     nats, training_ref, reference, tmp_path, where
