@@ -24,6 +24,7 @@ from domain.aggregates.budget import DEFAULT_GRACE_PERCENT, Budget
 from domain.aggregates.catalog_file import CatalogFile, Registration
 from domain.aggregates.job_sharing import JobSharing, can_view
 from domain.aggregates.probe_suite import ProbeSuite
+from domain.aggregates.quality_review import QualityReview
 from domain.aggregates.template import DEFAULTS, SYSTEM, ConfigurationTemplate, TemplateNotFoundError
 from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
 from domain.budget_month import budget_month, earlier_months
@@ -38,7 +39,8 @@ from domain.presets import check_unlocked, default_preset, is_unlocked, preset_n
 from domain.quality.cost import ALGORITHM as EVALUATION_ESTIMATE
 from domain.quality.cost import reevaluation_estimate
 from domain.quality.delivery import SuiteRef
-from domain.quality.model import KnowledgeSuite
+from domain.quality.generations import Generations
+from domain.quality.model import EiSuite, KnowledgeSuite, Rubric
 from domain.retries import RetryPlan, check_retryable, remaining_fraction
 from domain.training_file import TrainingFileStats, ValidationReport
 from domain.training_settings import overrides_for
@@ -108,9 +110,10 @@ class Pipeline(Application[UUID]):
 
     # --- the evaluation-suite catalog (FR6.3) ----------------------------------------------------
 
-    def register_suite(self, suite: KnowledgeSuite, kind: str, file: ArtifactRef, registered_by: str,
-                       at: datetime) -> ProbeSuite:
-        """A validated suite, stored; the same bytes registered again return the existing entry."""
+    def register_suite(self, suite: KnowledgeSuite | EiSuite | Rubric, kind: str, file: ArtifactRef,
+                       registered_by: str, at: datetime) -> ProbeSuite:
+        """A validated suite (questions, EI scenarios or a brand-voice rubric), stored; the same bytes
+        registered again return the existing entry."""
         existing = self.suite(ProbeSuite.id_for(file.sha256))
         if existing is not None:
             return existing
@@ -159,7 +162,8 @@ class Pipeline(Application[UUID]):
                        interruption_probability: Decimal = DEFAULT_INTERRUPTION_RATE, notes: str | None = None,
                        requested: RequestedHyperparameters | None = None,
                        overrides: dict[str, Any] | None = None, knowledge_suite: SuiteRef | None = None,
-                       probe_suites: Sequence[SuiteRef] = (), memory: MemoryCheck | None = None, **metadata: Any
+                       probe_suites: Sequence[SuiteRef] = (), ei_suite: SuiteRef | None = None,
+                       rubric: SuiteRef | None = None, memory: MemoryCheck | None = None, **metadata: Any
                        ) -> tuple[TrainingJob, CatalogFile]:
         """The configured job, unsaved. `requested`: hyperparameters in OpenAI's terms, mapped onto
         the nearest preset with overrides (domain/preset_choice.py); `memory`: the deployment's
@@ -196,8 +200,8 @@ class Pipeline(Application[UUID]):
                       estimated_cost_max=estimate.cost_max, estimation_algorithm=estimate.algorithm_version,
                       estimation_confidence=None if estimate.confidence is None else Decimal(estimate.confidence),
                       at=at)
-        if knowledge_suite or probe_suites:  # what its pod evaluates the adapter on (FR6.3)
-            job.attach_suites(knowledge_suite, list(probe_suites), at)
+        if knowledge_suite or probe_suites or ei_suite or rubric:  # what its pod evaluates (FR6.2-FR6.4)
+            job.attach_suites(knowledge_suite, list(probe_suites), at, ei=ei_suite, rubric=rubric)
         if notes:
             job.add_note(notes, created_by, at)
         return job, entry
@@ -275,7 +279,7 @@ class Pipeline(Application[UUID]):
 
         def attempt() -> Decimal:
             job = self.get_job(job_id)
-            spend = job.cost(now).total_cost
+            spend = job.spend(now)  # its pods, and any judging of its replies (QualityReview)
             budget = self._budget_for(job.queued_at or now)
             budget.record_spend(job.id, spend, now)
             entry = None
@@ -345,8 +349,9 @@ class Pipeline(Application[UUID]):
                           estimation_algorithm=estimate.algorithm_version,
                           estimation_confidence=None if estimate.confidence is None else Decimal(estimate.confidence),
                           at=at)
-            if original.knowledge_suite or original.probe_suites:  # evaluated as the original was
-                job.attach_suites(original.knowledge_suite, original.probe_suites, at)
+            if original.knowledge_suite or original.probe_suites or original.ei_suite or original.rubric:
+                job.attach_suites(original.knowledge_suite, original.probe_suites, at, ei=original.ei_suite,
+                                  rubric=original.rubric)  # evaluated as the original was
             what = f"Resumed from step {original.last_checkpoint_step} of" if plan.resume else "Retry of"
             changes = "; ".join(c.describe() for c in plan.changes) or "same configuration"
             job.add_note(f"{what} job {original.id} ({changes})", actor, at)
@@ -389,8 +394,8 @@ class Pipeline(Application[UUID]):
 
     def reevaluate_job(self, original_id: UUID, *, knowledge: SuiteRef | None, probes: Sequence[SuiteRef],
                        questions: int, actor: str, role: str, at: datetime,
-                       override_justification: str | None = None, prices: PriceSource | None = None
-                       ) -> tuple[UUID, list[str]]:
+                       override_justification: str | None = None, prices: PriceSource | None = None,
+                       ei: SuiteRef | None = None, rubric: SuiteRef | None = None) -> tuple[UUID, list[str]]:
         """A new job whose pod evaluates a completed job's stored adapter on `knowledge` and
         `probes` (`questions` in all), training nothing; costed by domain/quality/cost.py, created,
         configured, queued and its budget reserved in one save, like a retry. Its results are
@@ -420,7 +425,7 @@ class Pipeline(Application[UUID]):
                           estimated_cost_max=cents(estimate["cost_max"]),
                           estimation_algorithm=EVALUATION_ESTIMATE, estimation_confidence=None, at=at)
             job.request_evaluation(original.id, original.adapter, actor, at)
-            job.attach_suites(knowledge, list(probes), at)
+            job.attach_suites(knowledge, list(probes), at, ei=ei, rubric=rubric)
             budget = self._budget_for(at)
             warnings = budget.reserve(job.id, job.estimated_cost_max, actor, role, at, override_justification)
             job.queue(at)
@@ -432,6 +437,70 @@ class Pipeline(Application[UUID]):
     def override_delivery(self, job_id: UUID, *, actor: str, role: str, justification: str, at: datetime) -> None:
         """A manager releases an adapter the quality gate blocked (domain/quality/delivery.py)."""
         self.update_job(job_id, lambda job: job.override_delivery(actor, role, justification, at))
+
+    # --- scoring generated replies (FR6.2.1, FR6.4.1; QualityReview) -----------------------------
+
+    def review(self, review_id: UUID) -> QualityReview | None:
+        try:
+            found: Aggregate = self.repository.get(review_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, QualityReview) else None
+
+    def open_review(self, job_id: UUID, results: ArtifactRef, generations: Generations, at: datetime) -> QualityReview:
+        """The review of these results, opened (its blind orders drawn and recorded) on first use."""
+        review_id = QualityReview.id_for(results.sha256)
+        found = self.review(review_id)
+        if found is not None:
+            return found
+        review = QualityReview.open(job_id, results, generations, at)
+        try:
+            self.save(review)
+        except IntegrityError:
+            return self.review(review_id) or review  # opened concurrently: the same orders, drawn from the digest
+        return review
+
+    def record_judgements(self, review_id: UUID, record: Callable[[QualityReview], Any], at: datetime
+                          ) -> QualityReview:
+        """A batch of the model judge's verdicts (`record` applies them to the review), with the review's
+        cost so far charged to its job and that job's budget line, in one save: a crash records all or
+        none, and the budget's cumulative charge never counts a verdict twice."""
+
+        def attempt() -> QualityReview:
+            review = self.review(review_id)
+            if review is None:
+                raise LookupError(f"no quality review {review_id}")
+            record(review)
+            if not review.pending_events:
+                return review
+            job = self.get_job(review.job_id)
+            judged = len(review.judged) + len(review.unscored)
+            job.charge_judging(review.id, review.cost, review.prompt_tokens, review.completion_tokens, judged, at)
+            budget = self._budget_for(job.queued_at or at)
+            budget.record_spend(job.id, job.spend(at), at)
+            self.save(review, job, budget)
+            return review
+
+        return self._retrying(attempt)
+
+    def score_by_person(self, review_id: UUID, item: str, reviewer: str, first: dict[str, Any],
+                        second: dict[str, Any], at: datetime) -> QualityReview:
+        """A reviewer's scores of one item's replies, as shown to them (blind)."""
+
+        def attempt() -> QualityReview:
+            review = self.review(review_id)
+            if review is None:
+                raise LookupError(f"no quality review {review_id}")
+            review.score_by_person(item, reviewer, first, second, at)
+            if review.pending_events:
+                self.save(review)
+            return review
+
+        return self._retrying(attempt)
+
+    def record_judged(self, job_id: UUID, review_id: UUID, results_sha256: str, summary: dict[str, Any],
+                      at: datetime) -> None:
+        self.update_job(job_id, lambda job: job.record_judged(review_id, results_sha256, summary, at))
 
     def pause_job(self, job_id: UUID, *, actor: str, role: str, at: datetime) -> TrainingJob:
         """FR2.2.2: a training job is to checkpoint and stop (its pod is stopped by the provisioner,

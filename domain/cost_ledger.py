@@ -4,6 +4,8 @@
   is gone (provisioning, loading, idle);
 - lost: training work redone after an interruption (since the last checkpoint on that pod);
 - useful: the rest.
+The base model's download (`download_seconds`, reported by the agent) is a part of the setup time,
+shown as its own line.
 Seconds are exact (Decimal); money is kept exact and split to cents so the parts sum to the
 total to the cent (largest remainder)."""
 
@@ -35,6 +37,7 @@ class PodLifetime:
     last_checkpoint_at: datetime | None = None
     interrupted_at: datetime | None = None
     stopped_at: datetime | None = None
+    download_seconds: Decimal = Decimal(0)  # of the setup time: fetching the base model's weights
 
     def split(self, now: datetime) -> tuple[Decimal, Decimal, Decimal]:
         """(useful, lost, setup) seconds up to `stopped_at`, or `now` while running."""
@@ -62,6 +65,8 @@ class LedgerTotals:
     useful_cost: Decimal
     lost_cost: Decimal
     setup_cost: Decimal
+    download_seconds: Decimal = Decimal(0)  # included in setup_seconds
+    download_cost: Decimal = Decimal(0)  # included in setup_cost
 
     @property
     def total_seconds(self) -> Decimal:
@@ -80,13 +85,15 @@ class LedgerTotals:
 
 def ledger(pods: tuple[PodLifetime, ...], now: datetime) -> LedgerTotals:
     useful = lost = setup = Decimal(0)
-    useful_cost = lost_cost = setup_cost = Decimal(0)
+    useful_cost = lost_cost = setup_cost = download = download_cost = Decimal(0)
     for pod in pods:
         u, lo, s = pod.split(now)
         rate = pod.hourly_rate / SECONDS_PER_HOUR
         useful, lost, setup = useful + u, lost + lo, setup + s
         useful_cost, lost_cost, setup_cost = useful_cost + u * rate, lost_cost + lo * rate, setup_cost + s * rate
-    return LedgerTotals(useful, lost, setup, useful_cost, lost_cost, setup_cost)
+        fetched = min(pod.download_seconds, s)
+        download, download_cost = download + fetched, download_cost + fetched * rate
+    return LedgerTotals(useful, lost, setup, useful_cost, lost_cost, setup_cost, download, download_cost)
 
 
 def allocate_cents(amounts: list[Decimal], total: Decimal) -> list[Decimal]:

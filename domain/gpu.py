@@ -23,7 +23,9 @@ class PricingTier(StrEnum):
 
 
 class PriceSource(Protocol):
-    """Where hourly rates come from: RunPod at run time, `OfflinePrices` when offline."""
+    """Where hourly rates come from: RunPod's catalog at run time (handlers/pods/runpod_prices.py),
+    `OfflinePrices` (our configured rates) otherwise. `describe(tier)`, where a source has it, is
+    the label shown beside a rate ("RunPod's on-demand price, …" or "Our configured rate")."""
 
     def hourly_rate(self, gpu_type: str, tier: PricingTier) -> Decimal: ...
 
@@ -37,6 +39,15 @@ class OfflinePrices:
         if gpu_type != GPU_TYPE:
             raise UnknownGpuTypeError(f"no offline price for {gpu_type!r}")
         return self.spot if tier is PricingTier.SPOT else self.on_demand
+
+    def describe(self, tier: PricingTier) -> str:
+        return "Our configured rate"
+
+
+def rate_label(prices: PriceSource | None, tier: PricingTier) -> str:
+    """Whose rate a shown price is."""
+    describe = getattr(prices, "describe", None)
+    return str(describe(tier)) if describe is not None else "Our configured rate"
 
 
 @dataclass(frozen=True)

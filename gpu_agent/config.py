@@ -45,6 +45,13 @@ class JobSpec:
     # into the job's bucket; without any, the stage still measures perplexity on the held-out split.
     knowledge_suite: ArtifactRef | None = None
     probe_suites: tuple[ArtifactRef, ...] = ()
+    # The replies both models generate for scoring in the control plane (FR6.2.1, FR6.4.1): the EI
+    # scenarios, the brand-voice rubric (its prompts), and how long a reply may be (None: the agent's default,
+    # gpu_agent/generation.py) and how many are generated at once.
+    ei_suite: ArtifactRef | None = None
+    rubric: ArtifactRef | None = None
+    max_new_tokens: int | None = None
+    generation_batch: int = 8
     # "train", or "evaluate": a re-evaluation of a stored adapter (docs/quality-validation.md), no training.
     mode: str = "train"
     adapter: ArtifactRef | None = None
@@ -130,10 +137,18 @@ def _spec(raw: Any) -> JobSpec:
     mode, adapter = raw.get("mode", "train"), raw.get("adapter")
     if mode not in ("train", "evaluate") or (mode == "evaluate" and not isinstance(adapter, dict)):
         raise ConfigError(f"mode must be 'train' or 'evaluate' (with the adapter to evaluate), not {mode!r}")
+    ei, rubric, generation = evaluation.get("ei"), evaluation.get("rubric"), evaluation.get("generation") or {}
+    if not isinstance(generation, dict):
+        raise ConfigError("evaluation.generation must be a JSON object")
     spec = JobSpec(training_file=ArtifactRef(**raw["training_file"]), hyperparameters=hyper,
                    speedups=tuple(speedups), knowledge_suite=ArtifactRef(**knowledge) if knowledge else None,
                    probe_suites=tuple(ArtifactRef(**p) for p in evaluation.get("probes") or ()), mode=mode,
-                   adapter=ArtifactRef(**adapter) if isinstance(adapter, dict) else None, **known)
+                   adapter=ArtifactRef(**adapter) if isinstance(adapter, dict) else None,
+                   ei_suite=ArtifactRef(**ei) if ei else None, rubric=ArtifactRef(**rubric) if rubric else None,
+                   max_new_tokens=generation.get("max_new_tokens"), generation_batch=generation.get("batch_size", 8),
+                   **known)
+    if (spec.max_new_tokens is not None and not 1 <= spec.max_new_tokens <= 4096) or spec.generation_batch < 1:
+        raise ConfigError("evaluation.generation needs max_new_tokens from 1 to 4096 and batch_size ≥ 1")
     if spec.checkpoint_every < 1 or (spec.max_seq_length is not None and spec.max_seq_length < 8):
         raise ConfigError("checkpoint_every must be ≥ 1 and max_seq_length ≥ 8")
     if spec.gpu_memory_gb is not None and spec.gpu_memory_gb <= 0:

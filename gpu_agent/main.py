@@ -172,7 +172,7 @@ class Agent:
         """The evaluation stage (FR6.1, FR6.3; gpu_agent/evaluation.py): item-level results to the job's
         bucket, their reference in `completed`. Deterministic, so a preempted stage is run again on the
         next pod (from the last checkpoint, which is the trained adapter) to the same figures."""
-        from domain.quality import load_knowledge_suite
+        from domain.quality import load_ei_suite, load_knowledge_suite, load_rubric
         from gpu_agent.evaluation import evaluate
         from infra.bus import job_bucket
 
@@ -183,12 +183,18 @@ class Agent:
         suites = [load_knowledge_suite(self.download(objects, ref, f"suite-{i}").read_bytes(), Path(ref.name).name)
                   for i, ref in enumerate([spec.knowledge_suite, *spec.probe_suites]) if ref is not None]
         knowledge = suites.pop(0) if spec.knowledge_suite is not None else None
+        ei = load_ei_suite(self.download(objects, spec.ei_suite, "suite-ei").read_bytes(),
+                           Path(spec.ei_suite.name).name) if spec.ei_suite is not None else None
+        rubric = load_rubric(self.download(objects, spec.rubric, "suite-rubric").read_bytes()) \
+            if spec.rubric is not None else None
         length = prepared.guarded.settings.seq_len
         validation = [(example.conversation_id, {"input_ids": row.input_ids[:length], "labels": row.labels[:length]})
                       for example, row in zip(split.validation, prepared.validation, strict=True)]
         results = evaluate(model, tokenizer, training_file, validation, [e.conversation_id for e in split.train],
                            knowledge, suites, job_id, self.config.attempt,
-                           lambda part, done, total: self.evaluation_progress(part, done, total, uploader))
+                           lambda part, done, total: self.evaluation_progress(part, done, total, uploader),
+                           ei=ei, rubric=rubric, max_new_tokens=spec.max_new_tokens or default_new_tokens(spec),
+                           batch_size=spec.generation_batch, seed=spec.seed)
         path = work / "evaluation.json"
         path.write_bytes(results.to_json())
         name = f"{job_id}/evaluation-attempt-{self.config.attempt}.json"
@@ -275,6 +281,12 @@ class Agent:
             details["max_memory_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             details["gpu_memory_total_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 2)
         return details
+
+
+def default_new_tokens(spec: Any) -> int:
+    """How long a generated reply may be unless the job says: a full advisor's answer on a real model; a few
+    tokens on the tiny CPU model, whose replies only need to exist (tests, rehearsals)."""
+    return 24 if spec.base_model == "tiny" else 256
 
 
 def is_oom(exc: BaseException) -> bool:

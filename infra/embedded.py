@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sysconfig
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from infra import natsauth
+from infra.nats_certs import ServerTls
 from infra.processes import ENDED_STATES, describe_returncode, describe_wait_status, stat
 
 if TYPE_CHECKING:  # imported when a server starts: importing it registers atexit hooks
@@ -59,12 +61,23 @@ class EmbeddedNats:
     """A nats-server child process with JetStream, its store under `state_dir/nats`. With `auth`,
     clients need a user: the control plane's (in `url`) or a pod's (infra/natsauth.py)."""
 
-    name = "nats-server"  # in the supervisor's log lines
-
     state_dir: Path
     process: subprocess.Popen | None = None
     port: int = 0
     auth: bool = False
+    # A node of an embedded cluster (EmbeddedNatsCluster): its name, and every node's route port.
+    node: str = ""
+    cluster_ports: dict[str, int] = field(default_factory=dict)
+    # Pods on other machines (issue #16; infra/nats_certs.py `pod_listener`): every interface, a fixed
+    # port, and TLS offered with our CA's certificate (required by the pods, not by the control plane).
+    host: str = "127.0.0.1"
+    listen_port: int = 0  # 0: the last port if free, else any free one
+    tls: ServerTls | None = None
+
+    @property
+    def name(self) -> str:
+        """In the supervisor's log lines."""
+        return f"nats-server {self.node}" if self.node else "nats-server"
 
     @property
     def auth_dir(self) -> Path:
@@ -74,25 +87,52 @@ class EmbeddedNats:
     def url(self) -> str:
         return embedded_nats_url(self.auth_dir, self.port)
 
+    def _file(self, name: str, suffix: str = "") -> Path:
+        """This server's own file in the shared folder: `nats.pid`, or a node's `nats-<node>.pid`."""
+        return self.auth_dir / (f"{name}-{self.node}{suffix}" if self.node else f"{name}{suffix}")
+
     def start(self, timeout: float = 10.0) -> str:
         store = self.auth_dir
         store.mkdir(parents=True, exist_ok=True)
-        _stop_stale(store / "nats.pid")
-        self.port = _sticky_port(store / "port")
+        pid_file, log_file = self._file("nats", ".pid"), self._file("nats", ".log")
+        _stop_stale(pid_file)
+        self.port = self.listen_port or _sticky_port(self._file("port"))
+        if self.listen_port:
+            self._file("port").write_text(str(self.port))  # where our other processes find it
         options: list[str] = []
         if self.auth:
             natsauth.write_auth_file(store, natsauth.load_pod_users(store))
             options = ["-c", str(store / natsauth.AUTH_FILE)]
-        else:
+        elif not self.node:
             (store / natsauth.AUTH_FILE).unlink(missing_ok=True)
-        log = open(store / "nats.log", "ab")  # noqa: SIM115 - owned by the child
+        if self.tls is not None and not self.node:
+            options = ["-c", str(tls_config(store, self.tls, self.auth))]
+        if self.node:
+            options = ["-c", str(self._write_node_config())]
+        log = open(log_file, "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            [nats_server_binary(), *options, "-a", "127.0.0.1", "-p", str(self.port), "-js",
-             "-sd", str(store), "-P", str(store / "nats.pid")],
+            [nats_server_binary(), *options, "-a", self.host, "-p", str(self.port), "-js",
+             "-sd", str(store / self.node if self.node else store), "-P", str(pid_file)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        _wait_for_port(self.port, self.process, timeout, store / "nats.log")
+        _wait_for_port(self.port, self.process, timeout, log_file)
         return self.url
+
+    def _write_node_config(self) -> Path:
+        """A cluster node's configuration: its name and routes on loopback to every other node (in
+        the file, not as flags: a reload, which adds or removes pod users, re-reads only the file,
+        and JetStream's RAFT refuses one without the server's name), the shared auth file, TLS."""
+        routes = [f"nats://127.0.0.1:{port}" for node, port in self.cluster_ports.items() if node != self.node]
+        cluster = {"name": "pipeline", "listen": f"127.0.0.1:{self.cluster_ports[self.node]}", "routes": routes}
+        lines = ["# written by LoRA Pipeline (infra/embedded.py): do not edit", f"server_name: {json.dumps(self.node)}",
+                 f"cluster {json.dumps(cluster)}"]
+        if self.auth:
+            lines.append(f'include "{natsauth.AUTH_FILE}"')
+        if self.tls is not None:
+            lines.append(self.tls.config_block())
+        path = self._file("nats", ".conf")
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     def ended(self) -> str | None:
         """How the server ended ('killed by SIGKILL'), or None while it runs."""
@@ -114,6 +154,52 @@ class EmbeddedNats:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@dataclass
+class EmbeddedNatsCluster:
+    """`size` nats-servers on this machine forming one JetStream cluster (`pipeline up --nats-cluster
+    3`): routes between them on loopback ports, a store folder each (`nats/<node>/`), one auth file
+    and control password for all. Their URL lists every node: clients fail over between them."""
+
+    state_dir: Path
+    size: int = 3
+    auth: bool = False
+    nodes: list[EmbeddedNats] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 20.0) -> str:
+        store = self.state_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        names = [f"node-{n}" for n in range(1, self.size + 1)]
+        routes = {name: _sticky_port(store / f"cluster-port-{name}") for name in names}
+        self.nodes = [EmbeddedNats(self.state_dir, auth=self.auth, node=name, cluster_ports=routes) for name in names]
+        started: list[EmbeddedNats] = []
+        try:
+            for node in self.nodes:
+                node.start(timeout)
+                started.append(node)
+        except BaseException:
+            for node in started:
+                node.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def tls_config(store: Path, tls: ServerTls, auth: bool) -> Path:
+    """`server.conf`: our users (auth.conf, which infra/natsauth.py rewrites; a reload reads it again
+    through this include) and the TLS block."""
+    path = store / "server.conf"
+    include = f'include "{natsauth.AUTH_FILE}"\n' if auth else ""
+    path.write_text(f"# written by LoRA Pipeline (infra/embedded.py): do not edit\n{include}{tls.config_block()}")
+    return path
 
 
 def embedded_nats_url(store: Path, port: int) -> str:

@@ -9,8 +9,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats.errors
+import nats.js.errors
+
 from infra import bus, db, natsauth
-from infra.embedded import EmbeddedNats, EmbeddedPostgres, embedded_nats_url
+from infra.embedded import EmbeddedNats, EmbeddedNatsCluster, EmbeddedPostgres, embedded_nats_url
+from infra.nats_certs import pod_listener
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,9 +50,14 @@ def start_services(settings: Settings) -> Services:
             owned.append(pg)
         nats_url, auth_dir = settings.runtime.nats_url, settings.runtime.nats_auth_dir
         if nats_url is None:
-            server = EmbeddedNats(settings.runtime.state_dir, auth=True)
+            server = EmbeddedNats(settings.runtime.state_dir, auth=True, **pod_listener(  # pods elsewhere: TLS
+                settings.agent.pod_nats_url, settings.runtime.nats_listen, settings.runtime.state_dir / "nats"))
             nats_url = running_embedded_nats(settings.runtime.state_dir)
-            if nats_url is None:
+            if nats_url is None and settings.runtime.nats_cluster > 1:
+                cluster = EmbeddedNatsCluster(settings.runtime.state_dir, settings.runtime.nats_cluster, auth=True)
+                nats_url = cluster.start()
+                owned.extend(cluster.nodes)  # each supervised (and restarted) on its own
+            elif nats_url is None:
                 nats_url = server.start()
                 owned.append(server)
             auth_dir = server.auth_dir if (server.auth_dir / natsauth.AUTH_FILE).exists() else None
@@ -76,27 +85,44 @@ def lock_state_dir(state_dir: Path) -> int:
 
 
 def running_embedded_nats(state_dir: Path) -> str | None:
-    """The URL of an embedded nats-server another of our processes runs on this state dir."""
+    """The URL of an embedded nats-server (or of the nodes of an embedded cluster) another of our
+    processes runs on this state dir."""
     store = state_dir / "nats"
-    try:
-        pid = int((store / "nats.pid").read_text().strip())
-        port = int((store / "port").read_text().strip())
-        if b"nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return embedded_nats_url(store, port)
-    except (OSError, ValueError):
-        pass
-    return None
+    urls = []
+    for pid_file in sorted(store.glob("nats*.pid")):
+        suffix = pid_file.name.removeprefix("nats").removesuffix(".pid")  # "" or "-node-2"
+        try:
+            pid = int(pid_file.read_text().strip())
+            port = int((store / f"port{suffix}").read_text().strip())
+            if b"nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                urls.append(embedded_nats_url(store, port))
+        except (OSError, ValueError):
+            continue
+    return ",".join(urls) or None
 
 
 def check_and_prepare(services: Services, settings: Settings) -> None:
     """Fails fast with a one-line reason when a server is unreachable; migrates; declares streams."""
     db.migrate(services.database_url, settings.runtime.connect_timeout_s)
-    asyncio.run(_declare(services.nats_url, settings.runtime.connect_timeout_s))
+    asyncio.run(_declare(services.nats_url, settings.runtime.connect_timeout_s, settings.runtime.nats_replicas))
 
 
-async def _declare(nats_url: str, timeout: float) -> None:
-    nc = await bus.connect(nats_url, "pipeline-setup", timeout, allow_reconnect=False)
+# A cluster that just started (or lost a node) elects its JetStream leaders first: seconds.
+JETSTREAM_READY_S = 30.0
+
+
+async def _declare(nats_url: str, timeout: float, replicas: int = 1) -> None:
+    nc = await bus.connect(nats_url, "pipeline-setup", timeout)
+    deadline = asyncio.get_running_loop().time() + JETSTREAM_READY_S
     try:
-        await bus.declare(nc.jetstream())
+        while True:
+            try:
+                await bus.declare(nc.jetstream(timeout=timeout), replicas)
+                return
+            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError,
+                    nats.js.errors.ServerError) as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise bus.BusUnavailableError(f"JetStream is not ready at {bus.shown(nats_url)}: {exc}") from None
+                await asyncio.sleep(0.5)
     finally:
         await nc.close()

@@ -18,7 +18,6 @@ from infra.runtime import AlreadyRunningError, Services, check_and_prepare, lock
 from infra.settings import Settings, SettingsError, load_settings
 from pipeline import audit, notification_commands, template_commands, user_commands
 from pipeline.arguments import whole_number
-from pipeline.client import app as client
 from pipeline.entry import CLIENT_COMMANDS
 from web.reports import finance_exports as exports
 
@@ -29,7 +28,9 @@ EXPECTED_ERRORS = (SettingsError, AlreadyRunningError, db.DatabaseUnavailableErr
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in CLIENT_COMMANDS:  # `jobs`, `login`, `logout`: the web API's client (Typer)
-        return client.run(argv)
+        from pipeline.client.app import run  # only there: the workers need neither Typer nor Rich
+
+        return run(argv)
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.command:>11} %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -56,26 +56,28 @@ def apportion(amounts: list[Decimal]) -> list[Decimal]:
 CHARGED_JOBS = (
     "SELECT month, job_id, name, client, project, created_by, status, preset, gpu_tier, gpu_type, hourly_rates,"
     " pod_seconds, lost_seconds, useful_cost, lost_cost, setup_cost, total_cost, interruptions, created_at, ended_at,"
-    " pods, as_of, billed_pods, billed_cost"
+    " pods, as_of, billed_pods, billed_cost, judging_cost"
     " FROM job_finance WHERE team = %(team)s AND (%(month)s::text IS NULL OR month = %(month)s)"
     " ORDER BY month, created_at, job_id")
 
 
 def charged_jobs(conn: psycopg.Connection, query: Query) -> Iterator[tuple[dict[str, Any], dict[str, Decimal]]]:
     """Each job charged to the months asked, with its cents: the month's total apportioned to its
-    jobs, then each job's total to its useful, lost and setup parts. Streamed, one month in memory."""
+    jobs, then each job's total to its useful, lost and setup parts and the judging of its replies. Streamed,
+    one month in memory."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.stream(CHARGED_JOBS, {"team": query.team, "month": query.month})
         for _, month in groupby(rows, key=itemgetter("month")):
             jobs = list(month)
             for job, total in zip(jobs, apportion([j["total_cost"] for j in jobs]), strict=True):
-                useful, lost, setup = allocate_cents([job["useful_cost"], job["lost_cost"], job["setup_cost"]], total)
-                yield job, {"useful": useful, "lost": lost, "setup": setup, "total": total}
+                useful, lost, setup, judging = allocate_cents(
+                    [job["useful_cost"], job["lost_cost"], job["setup_cost"], job["judging_cost"]], total)
+                yield job, {"useful": useful, "lost": lost, "setup": setup, "judging": judging, "total": total}
 
 
 COST_COLUMNS = ("month", "job_id", "name", "client", "project", "created_by", "status", "preset", "gpu_tier",
-                "gpu_type", "hourly_rate", "pod_hours", "useful_cost", "lost_cost", "setup_cost", "total_cost",
-                "interruptions", "created_at", "ended_at")
+                "gpu_type", "hourly_rate", "pod_hours", "useful_cost", "lost_cost", "setup_cost", "judging_cost",
+                "total_cost", "interruptions", "created_at", "ended_at")
 
 
 def cost_rows(conn: psycopg.Connection, query: Query) -> Iterator[dict[str, Any]]:
@@ -90,7 +92,8 @@ def cost_rows(conn: psycopg.Connection, query: Query) -> Iterator[dict[str, Any]
                "preset": job["preset"], "gpu_tier": job["gpu_tier"], "gpu_type": job["gpu_type"],
                "hourly_rate": ";".join(str(rate) for rate in job["hourly_rates"]),
                "pod_hours": hours(job["pod_seconds"]), "useful_cost": money["useful"], "lost_cost": money["lost"],
-               "setup_cost": money["setup"], "total_cost": money["total"], "interruptions": job["interruptions"],
+               "setup_cost": money["setup"], "judging_cost": money["judging"], "total_cost": money["total"],
+               "interruptions": job["interruptions"],
                "created_at": job["created_at"].isoformat(),
                "ended_at": job["ended_at"].isoformat() if job["ended_at"] else None}
 
@@ -224,7 +227,8 @@ class Report:
 
 REPORTS: dict[str, Report] = {r.name: r for r in (
     Report("costs", COST_COLUMNS, cost_rows, {"pod_hours": ZERO, "useful_cost": ZERO, "lost_cost": ZERO,
-                                              "setup_cost": ZERO, "total_cost": ZERO, "interruptions": 0}),
+                                              "setup_cost": ZERO, "judging_cost": ZERO, "total_cost": ZERO,
+                                              "interruptions": 0}),
     Report("monthly", MONTHLY_COLUMNS, monthly_rows,
            {"spent": ZERO, "reserved": ZERO, "forecast": ZERO, "jobs": 0, "overrides": 0}),
     Report("attribution", ATTRIBUTION_COLUMNS, attribution_rows, {"jobs": 0, "total_cost": ZERO}),

@@ -42,6 +42,8 @@ class JobCost:
     final_loss: float | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    billed_pods: dict[str, Decimal] = field(default_factory=dict)  # what the provider billed, per pod
+    judging_cost: Decimal = Decimal(0)  # the model judge's tokens × prices (TrainingJob.JudgingCharged)
 
     @classmethod
     def created(cls, event: J.Created) -> JobCost:
@@ -51,6 +53,10 @@ class JobCost:
     def totals(self) -> LedgerTotals:
         """Finished pods in full, running ones up to the latest event."""
         return ledger(tuple(self.pods.values()), self.as_of)
+
+    def billed_cost(self) -> Decimal | None:
+        """The provider's bill for the pods read back so far; None before the first."""
+        return sum(self.billed_pods.values(), Decimal(0)) if self.billed_pods else None
 
     def hourly_rates(self) -> list[Decimal]:
         return list(dict.fromkeys(pod.hourly_rate for pod in self.pods.values()))
@@ -113,6 +119,16 @@ def _pod_stopped(event: J.PodStopped, job: JobCost) -> None:
 
 
 @fold.register
+def _model_downloaded(event: J.ModelDownloaded, job: JobCost) -> None:
+    job.pods[event.pod_id] = job.pods[event.pod_id].with_(download_seconds=event.seconds)
+
+
+@fold.register
+def _billing_reconciled(event: J.BillingReconciled, job: JobCost) -> None:
+    job.billed_pods[event.pod_id] = event.billed
+
+
+@fold.register
 def _stage_changed(event: J.StageChanged, job: JobCost) -> None:
     job.status = event.stage
     if event.stage == JobStatus.TRAINING:
@@ -128,6 +144,17 @@ def _checkpoint(event: J.CheckpointSaved, job: JobCost) -> None:
 def _interrupted(event: J.Interrupted, job: JobCost) -> None:
     job.status, job.interruptions = JobStatus.INTERRUPTED.value, job.interruptions + 1
     job.mark_current_pod("interrupted_at", event.at)
+
+
+@fold.register
+def _paused(event: J.Paused, job: JobCost) -> None:
+    job.status = JobStatus.PAUSED.value
+    job.mark_current_pod("interrupted_at", event.at)
+
+
+@fold.register
+def _judging_charged(event: J.JudgingCharged, job: JobCost) -> None:
+    job.judging_cost = event.cost  # cumulative for the job's review (a job pays for its own pod's results)
 
 
 @fold.register

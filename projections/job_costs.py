@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -19,9 +20,9 @@ from projections.job_cost_state import JobCost, fold
 from projections.json import jsonb, pod_as_json, pod_from_json
 
 STATE = ("job_id, name, status, created_by, created_at, as_of, client, project, preset, gpu_tier, gpu_type, attempt,"
-         " current_pod, pods, interruptions, failure_type, final_loss, started_at, ended_at")
+         " current_pod, pods, interruptions, failure_type, final_loss, started_at, ended_at, billed_pods, judging_cost")
 COMPUTED = ("hourly_rates, pod_seconds, useful_seconds, lost_seconds, setup_seconds, useful_cost, lost_cost,"
-            " setup_cost, total_cost, version")
+            " setup_cost, total_cost, download_seconds, download_cost, billed_cost, version")
 COLUMNS = [c.strip() for c in f"{STATE}, {COMPUTED}".split(",")]
 UPSERT = (f"INSERT INTO job_costs ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"  # noqa: S608
           f" ON CONFLICT (job_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in COLUMNS[1:])}")
@@ -63,18 +64,22 @@ class JobCostsProjection(Projection):
             row = dict_cur.execute(f"SELECT {STATE} FROM job_costs WHERE job_id = %s",  # noqa: S608 - fixed names
                                    (job_id,)).fetchone()
         pods = [pod_from_json(p) for p in row.pop("pods")]
-        return JobCost(**row, pods={pod.pod_id: pod for pod in pods})
+        billed = {pod_id: Decimal(amount) for pod_id, amount in row.pop("billed_pods").items()}
+        return JobCost(**row, pods={pod.pod_id: pod for pod in pods}, billed_pods=billed)
 
     @staticmethod
     def save(cur: psycopg.Cursor, job: JobCost, version: int) -> None:
         totals = job.totals()
         state = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
         state["pods"] = jsonb([pod_as_json(p) for p in job.pods.values()])
+        state["billed_pods"] = jsonb({pod_id: str(amount) for pod_id, amount in job.billed_pods.items()})
         computed = {"hourly_rates": job.hourly_rates(), "pod_seconds": totals.total_seconds,
                     "useful_seconds": totals.useful_seconds, "lost_seconds": totals.lost_seconds,
                     "setup_seconds": totals.setup_seconds, "useful_cost": totals.useful_cost,
-                    "lost_cost": totals.lost_cost, "setup_cost": totals.setup_cost, "total_cost": totals.total_cost,
-                    "version": version}
+                    "lost_cost": totals.lost_cost, "setup_cost": totals.setup_cost,
+                    "total_cost": totals.total_cost + job.judging_cost,  # pods and the judging of its replies
+                    "download_seconds": totals.download_seconds, "download_cost": totals.download_cost,
+                    "billed_cost": job.billed_cost(), "version": version}
         values = state | computed
         cur.execute(UPSERT, [values[c] for c in COLUMNS])
 
@@ -136,3 +141,12 @@ class SavedCosts(Rows):
 
 def _never_saved(job_id: UUID) -> JobCost:
     raise LookupError(f"job_costs: {job_id} has events before its Created")
+
+
+def billing_pending(days: int = 7) -> tuple[str, tuple[int]]:
+    """Jobs with a pod stopped in the last `days` whose provider bill is not recorded yet (the billing
+    reconciler's work after a restart): the query and its parameters."""
+    return ("SELECT job_id FROM job_costs c WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(c.pods) p"
+            " WHERE p->>'stopped_at' IS NOT NULL"
+            " AND (p->>'stopped_at')::timestamptz > now() - make_interval(days => %s)"
+            " AND NOT c.billed_pods ? (p->>'pod_id'))", (days,))

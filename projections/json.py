@@ -97,10 +97,11 @@ POD_TIMES = ("started_at", "training_started_at", "last_checkpoint_at", "interru
 
 
 def pod_as_json(pod: PodLifetime) -> dict[str, Any]:
-    return {"pod_id": pod.pod_id, "hourly_rate": str(pod.hourly_rate),
+    return {"pod_id": pod.pod_id, "hourly_rate": str(pod.hourly_rate), "download_seconds": str(pod.download_seconds),
             **{name: value.isoformat() if (value := getattr(pod, name)) else None for name in POD_TIMES}}
 
 
 def pod_from_json(data: dict[str, Any]) -> PodLifetime:
     return PodLifetime(data["pod_id"], Decimal(data["hourly_rate"]),
-                       **{name: datetime.fromisoformat(data[name]) if data[name] else None for name in POD_TIMES})
+                       **{name: datetime.fromisoformat(data[name]) if data[name] else None for name in POD_TIMES},
+                       download_seconds=Decimal(data.get("download_seconds") or 0))

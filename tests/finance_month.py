@@ -13,7 +13,9 @@ from uuid import UUID
 
 from domain.aggregates.training_job import TrainingJob
 from domain.applications import BudgetPolicy, Pipeline
+from domain.cost_ledger import ledger
 from domain.job_status import CancelReason, FailureType, JobStatus
+from domain.money import cents
 from domain.values import ArtifactRef
 from tests.factories import configuration, job_fields
 
@@ -59,6 +61,19 @@ def add_job(app: Pipeline, name: str, by: str, when: datetime, tier: str, rate: 
 
 
 Step = tuple[datetime, Callable[[TrainingJob], Any] | None]
+
+
+def billed(pod: str, over_ledger: Decimal, at: datetime) -> Step:
+    """RunPod's bill for an ended pod (issue #16): our ledger's figure for it, plus `over_ledger`, in two buckets."""
+    def reconcile(job: TrainingJob) -> None:
+        amount = cents(ledger((job.pods[pod],), at).total_cost) + over_ledger
+        first = cents(amount / 3)
+        job.reconcile_billing(pod, amount, [{"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T01:00:00Z",
+                                             "amount": first},
+                                            {"start": "2026-11-01T01:00:00Z", "end": "2026-11-01T02:00:00Z",
+                                             "amount": amount - first}], at)
+
+    return at, reconcile
 
 
 def run_steps(app: Pipeline, job_id: UUID, steps: list[Step]) -> None:
@@ -119,6 +134,7 @@ def busy_month(app: Pipeline) -> Month:
     run_steps(app, c, [
         (utc(11, 10, 16, 20, 9.8), lambda j: j.pod_stopped("pod-c1", utc(11, 10, 16, 20, 9.8))),
         (utc(11, 10, 16, 20, 10), None),
+        billed("pod-c1", Decimal("3.00"), utc(11, 10, 16, 31)),  # RunPod billed $3 more than our ledger: flagged
     ])
 
     d = add_job(app, "Untagged experiment", "carol", utc(11, 12, 8, 0), "spot", SPOT, Decimal(10), "balanced")
@@ -140,6 +156,7 @@ def busy_month(app: Pipeline) -> Month:
         *pod_steps("pod-e1", 1, ON_DEMAND, utc(11, 20, 9, 2, 0.6), utc(11, 20, 9, 6, 30)),
         (utc(11, 20, 11, 0), None),
         *completion_steps("pod-e1", 1, utc(11, 20, 13, 33, 3.3), utc(11, 20, 13, 33, 20)),
+        billed("pod-e1", Decimal("0.12"), utc(11, 20, 13, 44)),  # within the tolerance
     ])
     request = app.request_limit_increase("2026-11", Decimal(200), LIMIT_REASON, "alice", utc(11, 21, 9, 0))
     app.decide_limit_increase("2026-11", request, False, "dave", "manager", utc(11, 21, 10, 0), "Use 150 instead")

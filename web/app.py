@@ -82,6 +82,11 @@ class CreateJob(BaseModel):
     # FR6.3: client probe suites from GET /api/suites; the shipped knowledge suite unless false
     probe_suite_ids: list[UUID] = Field(default_factory=list, max_length=10)
     knowledge_retention: bool = True
+    # FR6.2.1, FR6.4.1: replies to the shipped EI scenarios and to a rubric's prompts (a rubric_id from
+    # GET /api/suites, else Elena Morales'), scored by a model judge or people; false leaves one out
+    emotional_intelligence: bool = True
+    brand_voice: bool = True
+    rubric_id: UUID | None = None
 
 
 class CreatedJob(BaseModel):
@@ -264,7 +269,8 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         nc = await bus.connect(nats_url, "web", settings.runtime.connect_timeout_s)
-        pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False)
+        pool = AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False,
+                                   check=AsyncConnectionPool.check_connection)  # rides out a PostgreSQL restart
         await pool.open(wait=True, timeout=settings.runtime.connect_timeout_s)
         store = await asyncio.to_thread(EventStore.open, database_url, 5, settings.budget_policy())
         app.state.update(nc=nc, pool=pool, store=store, objects=ObjectStore(nc.jetstream()), settings=settings,

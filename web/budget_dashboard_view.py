@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from domain.aggregates.budget import THRESHOLDS, describe_remaining
 from domain.budget_month import budget_month
 from domain.money import usd
-from projections.finance import REPORTS, percent
+from projections.finance import REPORTS, billing_summary, percent
 from web.budget_forecast import chart, forecast
 from web.budget_month import empty_month, load_month
 from web.clock import utcnow
@@ -51,6 +51,9 @@ async def dashboard_context(state: State, actor: Actor, month: str, **extra: Any
         "accuracy": loaded["accuracy"],
         "savings": loaded["savings"],
         "savings_total": savings_total(loaded["savings"]), "attribution": loaded["attribution"],
+        # Issue #16: our ledger against RunPod's own bill, jobs past the tolerance flagged
+        "billing": loaded["billing"], "billing_total": billing_summary(month, loaded["billing"]),
+        "billing_tolerance": settings.budget.billing_tolerance().describe(),
         **page_tools(actor, settings.budget.time_zone),
     } | extra
 

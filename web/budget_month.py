@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 import psycopg
 from litestar.datastructures import State
 
+from domain.billing import BillingTolerance
 from domain.money import cents
 from infra.settings import Settings
 from projections.budget_dashboard import blocks_new_jobs, budget_dashboard, forecast_accuracy
-from projections.finance import Query, attribution_rows, monthly_rows, savings_rows
+from projections.finance import Query, attribution_rows, billing_rows, monthly_rows, savings_rows
 from projections.job_reads import cost_minimums
 from web.budget_forecast import ENDED
 
@@ -24,10 +25,11 @@ HISTORY_MONTHS = 6
 
 
 async def load_month(state: State, month: str) -> dict[str, Any]:
-    """`dashboard` (None: no budget yet), `history`, `savings`, `attribution` and the estimate
+    """`dashboard` (None: no budget yet), `history`, `savings`, `attribution`, `billing` and the estimate
     `minimums` of the month's active jobs."""
     settings = state.settings
-    loaded = await in_thread(state, read_month, settings.budget.team, month, settings.budget.time_zone)
+    loaded = await in_thread(state, read_month, settings.budget.team, month, settings.budget.time_zone,
+                             settings.budget.billing_tolerance())
     found, minimums = loaded["dashboard"], {}
     if found:
         active = [job["job_id"] for job in found["jobs"] if job["status"] not in ENDED]
@@ -45,14 +47,16 @@ async def in_thread(state: State, read: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(run)
 
 
-def read_month(conn: psycopg.Connection, team: str, month: str, time_zone: str) -> dict[str, Any]:
+def read_month(conn: psycopg.Connection, team: str, month: str, time_zone: str,
+               tolerance: BillingTolerance | None = None) -> dict[str, Any]:
     found = budget_dashboard(conn, team, month, time_zone)
     months = [row for row in monthly_rows(conn, Query(team)) if row["month"] <= month][-HISTORY_MONTHS:]
     return {"dashboard": found, "history": months,
             "block_new_jobs": found["summary"]["block_new_jobs"] if found else blocks_new_jobs(conn, team, month),
             "accuracy": forecast_accuracy(conn, team, month),
             "savings": list(savings_rows(conn, Query(team, month))),
-            "attribution": list(attribution_rows(conn, Query(team, month)))}
+            "attribution": list(attribution_rows(conn, Query(team, month))),
+            "billing": list(billing_rows(conn, Query(team, month, tolerance=tolerance or BillingTolerance())))}
 
 
 def empty_month(settings: Settings, month: str, block_new_jobs: bool = True) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def tier_cards(quote: Quote) -> dict[str, Any]:
     rec, widest = quote.recommendation, max(spot.total_cost, on_demand.total_cost)
     return {
         "spot_rate": usd(spot.hourly_rate), "on_demand_rate": usd(on_demand.hourly_rate),
+        "on_demand_rate_label": quote.rate_label(PricingTier.ON_DEMAND),
         "rate_badge": Savings.between(spot.hourly_rate, on_demand.hourly_rate).badge(),
         "spot_total": usd(spot.total_cost), "on_demand_total": usd(on_demand.total_cost),
         "spot_bar": share(spot.total_cost, widest), "on_demand_bar": share(on_demand.total_cost, widest),

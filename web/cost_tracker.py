@@ -23,8 +23,9 @@ def spend_view(detail: dict[str, Any]) -> dict[str, Any]:
     cost, job = detail["cost"], detail["job"]
     spend, estimate, rate = cost["current_spend"], cost["estimated_cost_max"], cost["hourly_rate"]
     percent = cost["percent_of_estimate"]
-    overhead = (detail["breakdown"] or {}).get("lost_cost")
-    return {
+    breakdown = detail["breakdown"] or {}
+    overhead = breakdown.get("lost_cost")
+    return setup_view(breakdown) | {
         "level": level(percent), "alert": alert(percent, spend, estimate),
         "estimate": f"{money(cost['estimated_cost_min'])}–{money(estimate)}" if estimate else "—",
         "spend": money(spend), "percent": f"{percent:.0f}% of estimate" if percent is not None else None,
@@ -33,6 +34,19 @@ def spend_view(detail: dict[str, Any]) -> dict[str, Any]:
         "gpu_hours": f"{spend / rate:.1f} hrs @ {money(rate)}/hr" if rate else None,
         "overhead": money(overhead) if overhead is not None else None,
         "interruptions": job["interruptions"], "final": bool(job["ended_at"]),
+    }
+
+
+def setup_view(breakdown: dict[str, Any]) -> dict[str, Any]:
+    """The setup time's cost with the base model's download as its own line (issue #16), and what RunPod
+    billed for the job's ended pods beside our ledger's total."""
+    setup, download = breakdown.get("setup_cost"), breakdown.get("download_cost")
+    billed, seconds = breakdown.get("billed_cost"), breakdown.get("download_seconds") or 0
+    return {
+        "setup": money(setup) if setup else None,
+        "download": f"{money(download)} ({float(seconds) / 60:.1f} min)" if download else None,
+        "billed": (f"{money(billed)} for {len(breakdown.get('billed_pods') or {})} ended pod(s); our ledger"
+                   f" {money(breakdown['total_cost'])}") if billed is not None else None,
     }
 
 

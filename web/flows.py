@@ -20,7 +20,7 @@ from infra.settings import Settings
 from projections import job_reads
 from web.catalog import AddedFile, TrainingFileTooLargeError, add_training_file
 from web.job_history import load_history
-from web.suite_catalog import job_suites
+from web.suite_catalog import job_suites, judged_suites
 
 CHUNK = 1024 * 1024
 
@@ -100,6 +100,10 @@ async def create_job(state: State, actor: Actor, *, training_file_id: UUID, star
     # FR6.3: the shipped knowledge suite (unless `knowledge_retention` is False) and the probes named
     options["knowledge_suite"], options["probe_suites"] = await job_suites(
         state, options.pop("probe_suite_ids", None) or [], options.pop("knowledge_retention", True))
+    # FR6.2.1, FR6.4.1: the replies its pod generates for scoring (the shipped EI scenarios, a rubric)
+    options["ei_suite"], options["rubric"] = await judged_suites(
+        state, options.pop("emotional_intelligence", True), options.pop("brand_voice", True),
+        options.pop("rubric_id", None))
     template_id = options.pop("template_id", None)
     if template_id is not None:  # FR5.2.2 "Start from Template": the note, and the template's usage
         job_id = await asyncio.to_thread(app.create_job_from_template, template_id, training_file_id,

@@ -169,6 +169,7 @@ class NewJobPage:
             "months": limit_months(self.budget.month), "manager": self.actor.role in MANAGER_ROLES,
             "duplicate_name": DUPLICATE_NAME if await self.duplicate_name() else None,
             "probe_suites": await list_suites(self.state.pool, "probes"),  # FR6.3.2
+            "rubrics": await list_suites(self.state.pool, "rubric"),  # FR6.4.1, FR6.4.2
             **extra,
         }
 

@@ -297,6 +297,9 @@ class TrainingJob(Aggregate):
         knowledge: SuiteRef | None
         probes: list[SuiteRef]
         at: datetime
+        # Added later (FR6.2.1, FR6.4.1): the EI scenarios and the brand-voice rubric its pod generates replies for.
+        ei: SuiteRef | None = None
+        rubric: SuiteRef | None = None
 
     class EvaluationRequested(Aggregate.Event):
         """This job trains nothing: its pod evaluates another job's stored adapter."""
@@ -339,6 +342,28 @@ class TrainingJob(Aggregate):
         justification: str
         outcome: str
         results_sha256: str
+        at: datetime
+
+    class JudgingCharged(Aggregate.Event):
+        """A model judge scored more of this job's generated replies (QualityReview `review_id`): the
+        review's cost and tokens so far, charged to the job's budget line in the same save."""
+        TOPIC = "TrainingJob.JudgingCharged"
+        review_id: UUID
+        cost: Decimal
+        prompt_tokens: int
+        completion_tokens: int
+        items: int
+        at: datetime
+
+    class Judged(Aggregate.Event):
+        """The generated replies of the current evaluation were scored (by the model judge, or by every
+        item's reviewers): the evaluation's summary recomputed with those scores (FR6.2.1, FR6.2.2, FR6.4.1)."""
+        TOPIC = "TrainingJob.Judged"
+        review_id: UUID
+        results_sha256: str
+        summary: dict[str, Any]
+        keeps_release: bool  # a manager's release of a block stands (the scores added no reason to block)
+        completes: list[str]  # the sources (model, people) whose scores are complete for the first time
         at: datetime
 
     class ModelDownloaded(Aggregate.Event):
@@ -426,6 +451,9 @@ class TrainingJob(Aggregate):
         self.memory_guard: dict[str, Any] | None = None  # the latest MemoryGuarded's figures
         self.knowledge_suite: SuiteRef | None = None
         self.probe_suites: list[SuiteRef] = []
+        self.ei_suite: SuiteRef | None = None
+        self.rubric: SuiteRef | None = None
+        self.judging: dict[str, dict[str, Any]] = {}  # review id -> its judging cost and tokens so far
         self.evaluates: UUID | None = None
         self.evaluates_adapter: ArtifactRef | None = None
         self.evaluation: dict[str, Any] | None = None
@@ -606,7 +634,7 @@ class TrainingJob(Aggregate):
 
     @event(Paused)
     def _paused(self, step: int, checkpoint_step: int, reason: str, at: datetime) -> None:
-        self.status, self.updated_at = S.PAUSED, at
+        self.status, self.updated_at, self.last_step = S.PAUSED, at, max(self.last_step, step)
         self.pause = {**(self.pause or {}), "paused_at": at, "step": step, "checkpoint_step": checkpoint_step}
         pod = self.pods.get(self.current_pod or "")
         if pod is not None and pod.interrupted_at is None:
@@ -827,17 +855,21 @@ class TrainingJob(Aggregate):
 
     # --- quality validation (FR6.1, FR6.3) -------------------------------------------------------
 
-    def attach_suites(self, knowledge: SuiteRef | None, probes: list[SuiteRef], at: datetime) -> None:
-        """Before it starts: the suites its evaluation scores (a probe suite named twice counts once)."""
+    def attach_suites(self, knowledge: SuiteRef | None, probes: list[SuiteRef], at: datetime,
+                      ei: SuiteRef | None = None, rubric: SuiteRef | None = None) -> None:
+        """Before it starts: the suites its evaluation scores (a probe suite named twice counts once), and
+        the EI scenarios and brand-voice rubric its pod generates replies for (FR6.2.1, FR6.4.1)."""
         if self.status not in NOT_STARTED:
             raise IllegalTransitionError("Evaluation suites can be attached only before the job starts")
         unique = list({p.suite_id: p for p in probes}.values())
-        if (knowledge, unique) != (self.knowledge_suite, self.probe_suites):
-            self._suites_attached(knowledge=knowledge, probes=unique, at=at)
+        if (knowledge, unique, ei, rubric) != (self.knowledge_suite, self.probe_suites, self.ei_suite, self.rubric):
+            self._suites_attached(knowledge=knowledge, probes=unique, at=at, ei=ei, rubric=rubric)
 
     @event(SuitesAttached)
-    def _suites_attached(self, knowledge: SuiteRef | None, probes: list[SuiteRef], at: datetime) -> None:
+    def _suites_attached(self, knowledge: SuiteRef | None, probes: list[SuiteRef], at: datetime,
+                         ei: SuiteRef | None = None, rubric: SuiteRef | None = None) -> None:
         self.knowledge_suite, self.probe_suites = knowledge, list(probes)
+        self.ei_suite, self.rubric = ei, rubric
 
     def request_evaluation(self, evaluates: UUID, adapter: ArtifactRef, actor: str, at: datetime) -> None:
         """Makes a new (not started) job a re-evaluation of `evaluates`'s adapter."""
@@ -921,6 +953,56 @@ class TrainingJob(Aggregate):
     @property
     def delivery_block_reason(self) -> str | None:
         return block_reason(self.evaluation["summary"]) if self.delivery_blocked and self.evaluation else None
+
+    def charge_judging(self, review_id: UUID, cost: Decimal, prompt_tokens: int, completion_tokens: int,
+                       items: int, at: datetime) -> None:
+        """The review's judging cost so far (cumulative: a repeat or an older figure changes nothing)."""
+        before = self.judging.get(str(review_id))
+        if before is not None and before["cost"] >= cost and before["items"] >= items:
+            return
+        self._judging_charged(review_id=review_id, cost=cost, prompt_tokens=prompt_tokens,
+                              completion_tokens=completion_tokens, items=items, at=at)
+
+    @event(JudgingCharged)
+    def _judging_charged(self, review_id: UUID, cost: Decimal, prompt_tokens: int, completion_tokens: int,
+                         items: int, at: datetime) -> None:
+        self.judging[str(review_id)] = {"cost": cost, "prompt_tokens": prompt_tokens,
+                                        "completion_tokens": completion_tokens, "items": items}
+
+    @property
+    def judging_cost(self) -> Decimal:
+        return sum((j["cost"] for j in self.judging.values()), Decimal(0))
+
+    def spend(self, now: datetime) -> Decimal:
+        """What the job has cost its budget: its pods up to `now` and any judging of its replies."""
+        return self.cost(now).total_cost + self.judging_cost
+
+    def record_judged(self, review_id: UUID, results_sha256: str, summary: dict[str, Any], at: datetime) -> None:
+        """The current evaluation's summary with its replies' scores. Ignored for another evaluation's
+        results or when nothing changed. A release by a manager stands unless the scores add a reason to block."""
+        if self.evaluation is None or self.evaluation["results"].sha256 != results_sha256:
+            return
+        before = self.evaluation["summary"]
+        if summary == before:
+            return
+        new_blocks = summary.get("outcome") == "block" and bool(set(summary.get("reasons") or [])
+                                                                - set(before.get("reasons") or []))
+        keeps = self.delivery_override is not None and not new_blocks
+
+        def complete(figures: dict[str, Any]) -> set[str]:
+            return {str(s.get("source")) for s in figures.get("judged") or [] if s.get("complete")}
+
+        completes = sorted(complete(summary) - complete(before))
+        self._judged(review_id=review_id, results_sha256=results_sha256, summary=dict(summary), keeps_release=keeps,
+                     completes=completes, at=at)
+
+    @event(Judged)
+    def _judged(self, review_id: UUID, results_sha256: str, summary: dict[str, Any], keeps_release: bool,
+                completes: list[str], at: datetime) -> None:
+        assert self.evaluation is not None
+        self.evaluation = self.evaluation | {"summary": summary, "judged_at": at}
+        if not keeps_release:
+            self.delivery_override = None
 
     # --- endings ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from domain.gpu_memory.estimate import (
     estimate_setup,
     usable_bytes,
 )
+from domain.gpu_memory.job_check import InsufficientGpuMemoryError, MemoryCheck
 from domain.gpu_memory.plan import MemoryPlan, Verdict, largest_fitting_seq_len, plan
 from domain.gpu_memory.preflight import Preflight, preflight
 from domain.gpu_memory.setup import TrainingSetup, UnsupportedSettingError
@@ -25,7 +26,8 @@ from domain.gpu_memory.shapes import (
 )
 
 __all__ = [
-    "DEFAULT_HEADROOM", "GB", "LLAMA_3_8B", "LLAMA_3_70B", "MemoryEstimate", "MemoryPlan", "ModelShape",
+    "DEFAULT_HEADROOM", "GB", "LLAMA_3_8B", "LLAMA_3_70B", "InsufficientGpuMemoryError", "MemoryCheck",
+    "MemoryEstimate", "MemoryPlan", "ModelShape",
     "ModelShapeError", "Preflight", "TrainingSetup", "UnknownModelError", "UnsupportedSettingError", "Verdict",
     "estimate", "estimate_setup", "largest_fitting_seq_len", "plan", "preflight", "shape_for_model", "usable_bytes",
 ]

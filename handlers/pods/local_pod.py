@@ -19,6 +19,7 @@ from pathlib import Path
 from infra.processes import Process
 
 STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL: RunPod gives a spot pod 5 s
+AGENT_MODULE = "gpu_agent"  # `python -m gpu_agent`: the pod image's entry point too (docker/agent/Dockerfile)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def main(argv: list[str]) -> int:
             _stop(agent)
 
     signal.signal(signal.SIGTERM, stop)
-    agent = subprocess.Popen([sys.executable, "-m", "gpu_agent"], stdin=subprocess.DEVNULL)
+    agent = subprocess.Popen([sys.executable, "-m", AGENT_MODULE], stdin=subprocess.DEVNULL)
     _write(state_dir / f"{pod_id}.agent", asdict(Process.of(agent.pid)))
     if stopping.is_set():  # stopped while the agent was being started
         _stop(agent)

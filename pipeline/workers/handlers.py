@@ -23,6 +23,8 @@ from psycopg_pool import ConnectionPool
 from domain.values import ArtifactRef
 from handlers.billing import BillingReconciler
 from handlers.evaluation import fetch_bytes
+from handlers.judge_client import JudgeClient, JudgeConfig
+from handlers.judging import JudgingReactor, JudgingRounds
 from handlers.pods import local
 from handlers.provisioning import AgentSettings, Provisioner, QueuePolicy
 from handlers.telemetry import TelemetryHandler
@@ -44,9 +46,11 @@ from pipeline.workers.common import (
     halted,
     quiet_broker,
     stop_on_signals,
+    until_database_answers,
     worker_leases,
 )
 from projections import job_costs, jobs
+from projections.job_quality import judging_pending
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,10 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
                 await worker.start_telemetry()
                 tasks.append(asyncio.create_task(worker.share_heartbeats(halt)))
             if PROVISIONING in taken:
-                await worker.start()
+                await until_database_answers("handlers", worker.start, halt)  # it may have just restarted
                 tasks.append(asyncio.create_task(worker.loop(halt)))
+                if worker.judging is not None:  # the model judge (handlers/judging.py), led with provisioning
+                    tasks.append(asyncio.create_task(worker.judge(halt)))
             started |= taken
         await halt.wait()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -98,6 +104,8 @@ class HandlersWorker:
         self.leases = worker_leases(settings, database_url, "handlers", (PROVISIONING, TELEMETRY),
                                     nats_ok=lambda: self.objects_nc.is_connected)
         self.heard: dict[str, float] = {}  # job → monotonic time it was last heard of (the watchdog's view)
+        self.judging = judging_rounds(settings, self.store.app, self.read_object, self.job_ids,
+                                      lambda: self.leases.valid(PROVISIONING))
 
     async def open(self) -> None:
         """Connects to the object store and builds the provisioner and the subscriptions."""
@@ -229,6 +237,17 @@ class HandlersWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), LOOP_EVERY_S)
 
+    async def judge(self, stop: asyncio.Event) -> None:
+        """The model judge's rounds (FR6.2.1, FR6.4.1): evaluated jobs whose replies are not judged yet,
+        every PIPELINE_JUDGE_POLL_S, while this instance leads provisioning."""
+        assert self.judging is not None
+        every = self.settings.judge.poll_s
+        while not stop.is_set():
+            if self.leases.valid(PROVISIONING):
+                await guarded(self.judging.round, time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
     def watchdog(self, now: float) -> None:
         heard, telemetry_connected = self.last_heard()
         self.provisioner.watchdog(heard, self.settings.agent.heartbeat_timeout_s, now,
@@ -274,6 +293,19 @@ def pod_provider(settings: Settings) -> Any:
 
         return runpod_provider_from_settings(settings)
     return local.LocalProvider(settings.runtime.state_dir.resolve() / "pods", threads=settings.agent.threads)
+
+
+def judging_rounds(settings: Settings, app: Any, read_object: Callable[[ArtifactRef], bytes],
+                   job_ids: Callable[..., list[UUID]], leading: Callable[[], bool]) -> JudgingRounds | None:
+    """The model judge's loop when PIPELINE_JUDGE_URL and _MODEL are set (its key stays in this process)."""
+    judge = settings.judge
+    if not judge.configured:
+        return None
+    client = JudgeClient(JudgeConfig(judge.url, judge.model, judge.api_key.get_secret_value(), judge.input_price,
+                                     judge.output_price, judge.timeout_s, judge.max_attempts, judge.max_wait_s,
+                                     judge.malformed_retries))
+    reactor = JudgingReactor(app, read_object, client, still_leading=leading)
+    return JudgingRounds(reactor, lambda: job_ids(judging_pending()), judge.retry_s)
 
 
 def billing_reconciler(settings: Settings, app: Any, provider: Any) -> BillingReconciler | None:

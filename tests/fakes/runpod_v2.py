@@ -70,6 +70,7 @@ class FakeRunPodV2(LoopbackHttpServer):
     server_error_next: int = 0  # the next n requests get 503
     disconnect_next: int = 0  # the next n requests are dropped without an answer
     fail_after_create_next: int = 0  # the next n creates make the pod, then answer 503
+    billing_lag_s: float = 0.0  # running seconds younger than this are not billed yet (RunPod bills every 5 min)
     requests: list[Recorded] = field(default_factory=list)
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -257,13 +258,14 @@ class FakeRunPodV2(LoopbackHttpServer):
         except ValueError as exc:
             return problem(422, "Request validation failed.", [str(exc)])
         records = []
+        billed_until = self.now - timedelta(seconds=self.billing_lag_s)  # "Billing runs every 5 minutes"
         for pod_id in sorted(self.running):
             if query.get("podId") not in (None, pod_id):
                 continue
             at = start
             while at < end:
                 upto = bucket_next(at, size)
-                seconds = sum(overlap(s, e or self.now, at, upto) for s, e in self.running[pod_id])
+                seconds = sum(overlap(s, min(e or self.now, billed_until), at, upto) for s, e in self.running[pod_id])
                 if seconds:
                     amount = (self.rates[pod_id] * Decimal(seconds) / 3600).quantize(Decimal("0.000001"))
                     records.append({"startTime": stamp(at), "endTime": stamp(upto), "podId": pod_id,

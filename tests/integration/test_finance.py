@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from domain.aggregates.budget import Budget
+from domain.billing import BillingTolerance
 from domain.cost_ledger import CENT, SECONDS_PER_HOUR
 from domain.money import cents
 from infra.eventstore import EventStore
@@ -22,7 +23,15 @@ from projections.analytics import by_gpu_tier, by_preset, failure_types, team_ac
 from projections.base import OutOfOrderError, process
 from projections.budget_dashboard import budget_dashboard
 from projections.budgets import BudgetsProjection
-from projections.finance import Query, attribution_rows, cost_rows, monthly_rows, savings_rows
+from projections.finance import (
+    Query,
+    attribution_rows,
+    billing_monthly_rows,
+    billing_rows,
+    cost_rows,
+    monthly_rows,
+    savings_rows,
+)
 from projections.job_costs import JobCostsProjection
 from projections.runner import rebuild
 from tests.factories import configuration, job_fields
@@ -243,3 +252,28 @@ def test_analytics_by_preset_tier_failure_and_creator(projected: Projected) -> N
     assert list(team) == ["alice", "bob", "carol", "dave"]
     assert (team["bob"]["jobs"], team["bob"]["completed"], team["bob"]["total_cost"]) == (
         2, 1, cents(cost(month.cancelled_on_demand, month.completed_on_demand)))
+
+
+def test_runpods_bill_stands_beside_our_ledger_per_job_and_per_month_and_a_difference_past_the_tolerance_is_flagged(
+        projected: Projected) -> None:
+    """Issue #16: two pods' bills were read back (tests/finance_month.py `billed`): job e's within the tolerance,
+    job c's $3.00 over our ledger."""
+    cancelled, completed = projected.month.cancelled_on_demand, projected.month.completed_on_demand
+    rows = {row["job_id"]: row for row in billing_rows(projected.conn, NOVEMBER)}
+    assert set(rows) == {str(cancelled), str(completed)}
+    c, e = rows[str(cancelled)], rows[str(completed)]
+    assert (c["pods"], c["pods_billed"], c["difference"], c["flagged"]) == (1, 1, Decimal("3.00"), True)
+    assert (e["difference"], e["flagged"]) == (Decimal("0.12"), False)
+    for row in (c, e):
+        assert row["billed_cost"] - row["ledger_cost"] == row["difference"]
+        assert row["allowed_difference"] == max(Decimal("0.50"), cents(row["ledger_cost"] * 2 / 100))
+    ledger_c = cents(projected.store.app.get_job(cancelled).cost(utc(11, 30, 0, 0)).total_cost)
+    assert c["ledger_cost"] == ledger_c  # our ledger: the aggregate's own figure
+
+    (summary,) = billing_monthly_rows(projected.conn, NOVEMBER)
+    assert summary == {"month": "2026-11", "jobs": 2, "ledger_cost": c["ledger_cost"] + e["ledger_cost"],
+                       "billed_cost": c["billed_cost"] + e["billed_cost"], "difference": Decimal("3.12"),
+                       "flagged_jobs": 1}
+    loose = Query("ml", "2026-11", tolerance=BillingTolerance(Decimal(5), Decimal(0)))
+    assert not any(row["flagged"] for row in billing_rows(projected.conn, loose))
+    assert list(billing_rows(projected.conn, OCTOBER)) == []

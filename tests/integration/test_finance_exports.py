@@ -20,6 +20,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
+from infra.settings import load_settings
 from projections.finance import REPORTS, Query
 from tests.finance_month import POLICY
 from tests.integration.test_finance import Projected, projected  # noqa: F401 - the fixture
@@ -29,7 +30,7 @@ from web.reports.finance_exports import chunks
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
 MONEY_COLUMNS = {"useful_cost", "lost_cost", "setup_cost", "total_cost", "limit", "spent", "reserved", "forecast",
                  "remaining", "average_cost", "spot_cost", "overhead_cost", "on_demand_rate", "on_demand_cost",
-                 "savings"}
+                 "savings", "ledger_cost", "billed_cost", "difference", "allowed_difference"}
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 
 
@@ -96,7 +97,7 @@ def test_the_cli_writes_to_stdout_or_a_file_with_the_standard_name(projected: Pr
 @pytest.fixture
 def client(projected: Projected, migrated: str):
     state = State({"pool": SimpleNamespace(conninfo=migrated),
-                   "settings": SimpleNamespace(team="ml", time_zone=POLICY.time_zone)})
+                   "settings": load_settings(team="ml", time_zone=POLICY.time_zone)})
     with TestClient(Litestar(route_handlers=[finance.router], state=state)) as test_client:
         yield test_client
 
@@ -120,6 +121,10 @@ def test_the_web_streams_downloads_and_answers_json(client: TestClient, projecte
     assert [r["preset"] for r in presets["rows"]] == ["conservative", "balanced", "aggressive"]
     assert presets["rows"][1]["success_rate"] == "50.0"
 
+    billing = client.get("/api/finance/billing.json", params={"month": "2026-11"}).json()
+    assert billing["totals"]["difference"] == "3.12" and [r["flagged"] for r in billing["rows"]] == [True, False]
+    monthly = client.get("/api/finance/billing_monthly", params={"month": "2026-11"}).json()
+    assert monthly["rows"][0]["flagged_jobs"] == 1
     assert client.get("/api/finance/bills.csv").status_code == 404
     assert client.get("/api/finance/costs.xml").status_code == 404
     assert client.get("/api/budgets/2026-12").status_code == 404

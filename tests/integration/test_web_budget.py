@@ -257,3 +257,16 @@ def test_the_forecast_accuracy_of_the_months_before_is_told_beside_the_forecast(
     assert (f"Budget forecasts have been within ±{within}% in 1 of the past 6 months (completed jobs' estimates"
             " against their cost).") in december
     assert 'id="forecast-accuracy"' not in page(web)  # November itself: no month before it with completed jobs
+
+
+def test_the_month_shows_our_ledger_against_runpods_bill_and_flags_the_job_past_the_tolerance(
+        web: WebRig, month) -> None:
+    """Issue #16: two pods' bills were read back in tests/finance_month.py, one $3.00 over our ledger."""
+    text = html.unescape(page(web))
+    assert "Our ledger against RunPod's bill" in text
+    summary = text.split('id="billing-summary">', 1)[1].split("</p>", 1)[0]
+    assert summary.startswith("Our ledger $") and "difference +$3.12 (2 jobs whose pods' bills are in)" in summary
+    flagged = text.split('id="billing-flagged">', 1)[1].split("</p>", 1)[0]
+    assert "1 job differs from RunPod's bill by more than the larger of $0.50 and 2% of the ledger" in flagged
+    assert f'<tr class="flagged"><td><a href="/jobs/{month.cancelled_on_demand}">' in text
+    assert "/api/finance/billing.csv?month=2026-11" in text

@@ -52,7 +52,7 @@ def app() -> Pipeline:
 
 
 def provisioner(app: Pipeline, provider: ScriptedProvider, **queue: float) -> Provisioner:
-    return Provisioner(app, provider, AgentSettings("nats://x"), QueuePolicy(**queue))
+    return Provisioner(app, provider, AgentSettings("nats://127.0.0.1:4222"), QueuePolicy(**queue))
 
 
 def test_a_redelivered_interruption_does_not_touch_the_replacement_pod(app: Pipeline) -> None:
@@ -112,7 +112,7 @@ def test_no_capacity_waits_and_is_retried_and_jobs_beyond_the_limit_wait_their_t
     provider = ScriptedProvider()
     provider.no_capacity_left = 1
     queued: list[UUID] = []
-    p = Provisioner(app, provider, AgentSettings("nats://x"), QueuePolicy(max_running=1, retry_every_s=5),
+    p = Provisioner(app, provider, AgentSettings("nats://127.0.0.1:4222"), QueuePolicy(max_running=1, retry_every_s=5),
                     queued_jobs=lambda: queued)
     first, second = queue_sample_job(app, name="First"), queue_sample_job(app, name="Second")
     p.on_event("TrainingJob.Queued", first)

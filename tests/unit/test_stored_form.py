@@ -142,8 +142,62 @@ def pause_events() -> list:
     return [e for e in job.collect_events() if type(e).__name__ in ("PauseRequested", "Paused", "ResumeRequested")]
 
 
+def judging_events() -> list:
+    """#19 (FR6.2.1, FR6.4.1): the EI suite and a rubric attached, the judge's cost charged, the replies' scores."""
+    from domain.quality.delivery import SuiteRef
+
+    ei = SuiteRef(uuid.uuid4(), "emotional-intelligence.jsonl", ArtifactRef("files", "ab/ei.jsonl", "a" * 64, 9000))
+    rubric = SuiteRef(uuid.uuid4(), "Elena Morales voice", ArtifactRef("files", "cd/bv.json", "b" * 64, 7000))
+    results = ArtifactRef("job-x", "job-x/evaluation-attempt-1.json", "9" * 64, 5120)
+    job = configured_job()
+    job.attach_suites(None, [], t(1), ei=ei, rubric=rubric)
+    job.queue(t(2))
+    attempt = job.start_provisioning("spot", t(2))
+    job.change_stage(JobStatus.EVALUATING, attempt, t(3))
+    job.record_evaluation(results, {"outcome": "review", "reasons": ["not scored yet"]}, attempt, t(4))
+    job.complete(ADAPTER, {}, attempt, t(5))
+    review = uuid.uuid4()
+    job.charge_judging(review, Decimal("0.004125"), 8250, 1200, 10, t(6))
+    job.record_judged(review, results.sha256, {"outcome": "block", "reasons": ["EI regressions"],
+                                               "judged": [{"source": "model", "complete": True}]}, t(7))
+    return job.collect_events()
+
+
+def review_events() -> list:
+    """The QualityReview of one results object: opened, an item judged, one left unscored, a person's scores."""
+    from domain.aggregates.quality_review import QualityReview
+    from domain.quality.generations import EI, Generated, Generations
+
+    items = tuple(Generated(f"ei-00{i}", EI, "I lost money", "Do not worry.", "I hear how stressful this is.")
+                  for i in range(1, 3))
+    results = ArtifactRef("job-x", "job-x/evaluation-attempt-1.json", "8" * 64, 5120)
+    review = QualityReview.open(uuid.uuid4(), results, Generations(24, "ei.jsonl", items), t(1))
+    scores = {"empathy": 2, "clarity": 3, "appropriateness": 3}
+    review.record_judged("ei/ei-001", "gpt-4o-mini-2024-07-18", scores, scores | {"empathy": 5}, "Names the fear",
+                         812, 64, Decimal("0.000160"), 1, t(2))
+    review.record_unscored("ei/ei-002", "gpt-4o-mini-2024-07-18", "malformed 3 times", 2436, 30, Decimal("0.0004"), 3,
+                           t(3))
+    review.score_by_person("ei/ei-002", "alice", scores, scores, t(4))
+    return review.collect_events()
+
+
 def all_cases() -> list:
-    return full_life_events() + budget_events() + quality_events() + provider_events() + pause_events()
+    return (full_life_events() + budget_events() + quality_events() + provider_events() + pause_events()
+            + judging_events())
+
+
+@pytest.mark.parametrize("event", review_events(), ids=lambda e: type(e).__qualname__)
+def test_a_quality_review_event_round_trips_through_the_stored_form_and_the_envelope(app: Pipeline, event) -> None:
+    stored = app.mapper.to_stored_event(event)
+    assert app.mapper.to_domain_event(stored) == event
+    notification = type("N", (), {"id": 9, **vars(stored)})()
+    assert app.mapper.to_domain_event(envelope.decode(envelope.encode(app.name, notification)).stored_event) == event
+
+
+def test_every_quality_review_event_class_has_a_round_trip_case() -> None:
+    from domain.aggregates.quality_review import QualityReview
+
+    assert {type(e).TOPIC for e in review_events()} == set(event_topics(QualityReview))
 
 
 @pytest.mark.parametrize("event", all_cases(), ids=lambda e: type(e).__qualname__)

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import psycopg
 
+from domain.billing import BillingTolerance
 from domain.gpu import OfflinePrices
 from infra.progress import Progress
 from projections.finance import REPORTS, Query, Report
@@ -112,7 +113,8 @@ def _drain(buffer: io.StringIO) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("report", choices=tuple(REPORTS), help="per-job costs, monthly spend, attribution by client"
-                                                          " and project, or spot savings")
+                                                          " and project, spot savings, or our ledger against"
+                                                          " RunPod's bill (billing, billing_monthly)")
     p.add_argument("--month", type=parse_month, help="one budget month, YYYY-MM (default: all)")
     p.add_argument("--format", choices=FORMATS, default="csv")
     p.add_argument("--output", type=Path, help="a file, or a directory for the standard file name (default: stdout)")
@@ -136,9 +138,12 @@ def export(conn: psycopg.Connection, report: Report, query: Query, fmt: str, out
     return written
 
 
-def run(conn: psycopg.Connection, args: argparse.Namespace, team: str) -> int:
-    """`pipeline export`: to stdout, or to `--output` atomically (a failed export leaves no file)."""
-    report, query, now = REPORTS[args.report], Query(team, args.month, args.on_demand_rate), datetime.now(timezone.utc)
+def run(conn: psycopg.Connection, args: argparse.Namespace, team: str,
+        tolerance: BillingTolerance | None = None) -> int:
+    """`pipeline export`: to stdout, or to `--output` atomically (a failed export leaves no file).
+    `tolerance`: what difference between our ledger and the provider's bill the `billing` reports flag."""
+    query = Query(team, args.month, args.on_demand_rate, tolerance=tolerance or BillingTolerance())
+    report, now = REPORTS[args.report], datetime.now(timezone.utc)
     target = args.output
     if target is None or str(target) == "-":
         export(conn, report, query, args.format, sys.stdout, now)
