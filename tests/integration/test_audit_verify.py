@@ -84,7 +84,7 @@ def test_tampered_rows_are_reported_table_by_table_and_fail_the_command(live) ->
     out = result.stdout
     assert f"changed id={job}: name: live 'Tampered name', rebuilt 'Preempted then OOM'" in out
     assert "jobs: 11 row(s), 1 live row(s) not in the rebuild, 1 rebuilt row(s) not live" in out
-    assert "event_log: 261 row(s), 0 live row(s) not in the rebuild, 1 rebuilt row(s) not live" in out
+    assert "event_log: 263 row(s), 0 live row(s) not in the rebuild, 1 rebuilt row(s) not live" in out
     assert f"missing from the live table: originator_id={job}, originator_version=4" in out  # the note
     assert "job_metrics: 600 row(s), 2 live row(s) not in the rebuild, 2 rebuilt row(s) not live" in out
     assert out.count(", step=7: loss: live 0.5, rebuilt 0.2857142857142857") == 2
