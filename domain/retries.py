@@ -50,8 +50,9 @@ class RetryPlan:
 
 
 def check_retryable(job: Any, resume: bool = False) -> None:
-    if job.status not in RETRYABLE:
-        raise RetryNotAllowedError(f"Only failed or cancelled jobs can be retried (this one is {job.status.value})")
+    if job.status not in RETRYABLE and not (job.status == JobStatus.COMPLETED and not resume and quality_fix(job)):
+        raise RetryNotAllowedError("Only failed or cancelled jobs, or a completed one whose quality validation "
+                                   f"found EI regressions, can be retried (this one is {job.status.value})")
     if resume and job.latest_checkpoint is None:
         raise RetryNotAllowedError("This job saved no checkpoint: retry it from the start instead")
 
@@ -70,8 +71,31 @@ def oom_fixes(batch_size: int, rank: int) -> list[str]:
             "Reduce sequence length (if conversations are very long)"]
 
 
+def quality_fix(job: Any) -> RetryPlan | None:
+    """FR6.2.2's corrective actions for a completed job whose replies regressed (the complete sources of its
+    evaluation's summary): half the learning rate, and more data for the personas the regressions share."""
+    summary = (getattr(job, "evaluation", None) or {}).get("summary") or {}
+    found = [s for s in summary.get("judged") or () if s.get("complete") and (s.get("regressions") or {}).get("count")]
+    if job.status != JobStatus.COMPLETED or not job.configuration or not found:
+        return None
+    plan = same_configuration(job)
+    rate = float(plan.hyperparameters.get("learning_rate") or 0)
+    if rate / 2 < ADJUSTABLE["learning_rate"][0]:
+        return None
+    worst = max(found, key=lambda s: s["regressions"]["count"])
+    personas = worst["regressions"].get("personas") or []
+    data = (f" Add more training conversations for {', '.join(repr(p) for p in personas)} to the training file"
+            " first: the retry trains on the same file." if personas else "")
+    return adjusted(plan, {"learning_rate": rate / 2},
+                    f"EI regressions ({worst['label']}): {worst['regressions']['headline']}. Retry with half the "
+                    f"learning rate, {rate:g} → {rate / 2:g} (suggested)?{data}")
+
+
 def suggested_fix(job: Any) -> RetryPlan | None:
-    """FR3.3.2's suggestions for the job's failure, or None when there is none to make."""
+    """FR3.3.2's suggestions for the job's failure (FR6.2.2's for a completed job's EI regressions), or None
+    when there is none to make."""
+    if job.status == JobStatus.COMPLETED:
+        return quality_fix(job)
     plan = same_configuration(job)
     hyper = plan.hyperparameters
     failure = (job.failure or {}).get("type")

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from domain.quality.model import LETTERS, KnowledgeSuite, Question
+from domain.quality.model import LETTERS, EiSuite, KnowledgeSuite, Question, Rubric
 from domain.quality.perplexity import Sample
 from domain.quality.results import EvaluationResults, SuiteAnswers
 from domain.quality.retention import Answer
@@ -31,9 +31,12 @@ INSTRUCTION = "Answer with the letter of the correct choice only."
 
 def evaluate(model: Any, tokenizer: Any, training_file: TrainingFile, validation: Sequence[tuple[str, dict]],
              train_conversations: Iterable[str], knowledge: KnowledgeSuite | None, probes: Sequence[KnowledgeSuite],
-             job_id: str, attempt: int, progress: Progress = lambda part, done, total: None) -> EvaluationResults:
+             job_id: str, attempt: int, progress: Progress = lambda part, done, total: None, *,
+             ei: EiSuite | None = None, rubric: Rubric | None = None, max_new_tokens: int = 256,
+             batch_size: int = 8, seed: int = 42) -> EvaluationResults:
     """`validation`: (conversation id, tokenized example with input_ids and, if the trainer masks,
-    labels) pairs of the held-out split; `train_conversations`: the training split's ids (coverage)."""
+    labels) pairs of the held-out split; `train_conversations`: the training split's ids (coverage);
+    `ei`, `rubric`: the scenarios and brand-voice prompts both models reply to (gpu_agent/generation.py)."""
     model.eval()
     conversations = {c.id: c for c in training_file.conversations}
     trained = losses(model, [item for _, item in validation], lambda n: progress("perplexity", n, len(validation)))
@@ -46,9 +49,15 @@ def evaluate(model: Any, tokenizer: Any, training_file: TrainingFile, validation
         coverage[(c.persona, c.emotional_arc)] = coverage.get((c.persona, c.emotional_arc), 0) + 1
     suites = [s for s in (knowledge, *probes) if s is not None]
     answered = [answers(model, tokenizer, suite, progress) for suite in suites]
+    generations = None
+    if ei is not None or (rubric is not None and rubric.prompts):
+        from gpu_agent.generation import generate_replies
+
+        generations = generate_replies(model, tokenizer, ei, rubric, max_new_tokens, batch_size, seed, progress)
     return EvaluationResults(job_id, attempt, samples=tuple(samples), coverage=coverage,
                              knowledge=answered[0] if knowledge is not None else None,
-                             probes=tuple(answered[1:] if knowledge is not None else answered))
+                             probes=tuple(answered[1:] if knowledge is not None else answered),
+                             generations=generations)
 
 
 def baseline(model: Any) -> AbstractContextManager[Any]:

@@ -92,18 +92,24 @@ def read_evaluation(data: dict[str, Any], job_id: str, attempt: int, read_object
 
 def evaluation_inputs(job: Any) -> list[ArtifactRef]:
     """What the pod reads for its evaluation, to be staged into the job's bucket: the knowledge
-    suite, the probe suites, and for a re-evaluation the adapter it scores."""
+    suite, the probe suites, the EI scenarios and the brand-voice rubric (FR6.2.1, FR6.4.1), and for a
+    re-evaluation the adapter it scores."""
     suites = ([job.knowledge_suite] if job.knowledge_suite else []) + list(job.probe_suites)
+    suites += [s for s in (getattr(job, "ei_suite", None), getattr(job, "rubric", None)) if s is not None]
     return [s.file for s in suites] + ([job.evaluates_adapter] if job.evaluates_adapter else [])
 
 
 def evaluation_spec(job: Any, staged: list[ArtifactRef]) -> dict[str, Any]:
     """`staged`: evaluation_inputs(job) as staged, in that order. `{"evaluation": {"knowledge": ref |
-    None, "probes": [ref, …]}}`, and for a re-evaluation `"mode": "evaluate"` with the `"adapter"`."""
+    None, "probes": [ref, …], "ei"?: ref, "rubric"?: ref}}`, and for a re-evaluation
+    `"mode": "evaluate"` with the `"adapter"`."""
     refs = iter(staged)
     knowledge = next(refs).as_dict() if job.knowledge_suite else None
     probes = [next(refs).as_dict() for _ in job.probe_suites]
     spec: dict[str, Any] = {"evaluation": {"knowledge": knowledge, "probes": probes}}
+    for key, attribute in (("ei", "ei_suite"), ("rubric", "rubric")):  # named only when the job has them
+        if getattr(job, attribute, None):
+            spec["evaluation"][key] = next(refs).as_dict()
     if job.evaluates_adapter:
         spec |= {"mode": "evaluate", "adapter": next(refs).as_dict()}
     return spec

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, replace
+from urllib.parse import unquote, urlsplit
 
 import nats
 from nats.aio.client import Client
@@ -44,15 +44,21 @@ class BusUnavailableError(Exception):
     """NATS could not be reached; the message is one line."""
 
 
+def servers(url: str) -> list[str]:
+    """NATS_URL's servers: one, or a cluster's, separated by commas (clients fail over between them)."""
+    return [server.strip() for server in url.split(",") if server.strip()]
+
+
 async def connect(url: str, name: str, timeout: float = 5.0, **options: object) -> Client:
-    """Connects with an error callback installed: a denied publish is otherwise only a timeout."""
+    """Connects with an error callback installed: a denied publish is otherwise only a timeout.
+    With several servers, to the first that answers; on a lost connection, to any other of them."""
     probe(url, timeout)
     try:
         params: dict[str, object] = {
             "name": name, "connect_timeout": timeout, "allow_reconnect": True,
             "max_reconnect_attempts": -1, "reconnect_time_wait": 1, **vars(connection_callbacks(name)),
         }
-        return await nats.connect(url, **(params | options))
+        return await nats.connect(servers(url), **(params | credentials(url) | options))
     except Exception as exc:  # noqa: BLE001 - nats raises several unrelated types for "cannot connect"
         raise BusUnavailableError(f"cannot connect to NATS at {shown(url)}: {exc or type(exc).__name__}") from None
 
@@ -82,24 +88,46 @@ def connection_callbacks(name: str) -> ConnectionCallbacks:
     return ConnectionCallbacks(error_cb, reconnected_cb)
 
 
+def credentials(url: str) -> dict[str, str]:
+    """The user and password a URL carries, as connection options: nats-py otherwise sends them only
+    to the servers listed with them, not to those a cluster tells it about (refused on a fail-over)."""
+    for server in servers(url):
+        parts = urlsplit(server)
+        if parts.username is not None and parts.password is not None:
+            return {"user": unquote(parts.username), "password": unquote(parts.password)}
+    return {}
+
+
 def probe(url: str, timeout: float) -> None:
-    """nats-py retries a first connect forever with unlimited reconnects: fail fast instead."""
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout).close()
-    except OSError as exc:
-        raise BusUnavailableError(f"cannot connect to NATS at {shown(url)}: {exc.strerror or exc}") from None
+    """nats-py retries a first connect forever with unlimited reconnects: fail fast instead (one of
+    a cluster's servers answering is enough)."""
+    failures = []
+    for server in servers(url):
+        parts = urlsplit(server)
+        try:
+            socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout).close()
+            return
+        except OSError as exc:
+            failures.append(str(exc.strerror or exc))
+    raise BusUnavailableError(f"cannot connect to NATS at {shown(url)}: {'; '.join(dict.fromkeys(failures))}")
 
 
 def shown(url: str) -> str:
-    """A URL fit for logs and messages: without its user and password."""
+    """A URL fit for logs and messages: without users and passwords."""
+    return ",".join(_shown_one(server) for server in servers(url)) or url
+
+
+def _shown_one(url: str) -> str:
     parts = urlsplit(url)
     return url if "@" not in parts.netloc else url.replace(parts.netloc, parts.netloc.rsplit("@", 1)[1], 1)
 
 
-async def declare(js: JetStreamContext) -> None:
-    """Creates or updates our streams and object-store buckets; consumers never declare them."""
-    for config in STREAMS:
+async def declare(js: JetStreamContext, replicas: int = 1) -> None:
+    """Creates or updates our streams and object-store buckets with `replicas` copies each (1 on
+    one server, 3 on a cluster of three: PIPELINE_NATS_REPLICAS); consumers never declare them.
+    Durable consumers keep as many copies as their stream (JetStream's default)."""
+    for declared in STREAMS:
+        config = replace(declared, num_replicas=replicas)
         assert config.name is not None  # nats-py types every StreamConfig field optional; ours are named
         try:
             await js.stream_info(config.name)
@@ -108,10 +136,18 @@ async def declare(js: JetStreamContext) -> None:
         else:
             await js.update_stream(config)
     for bucket in BUCKETS:
-        try:
-            await js.object_store(bucket)
-        except (NotFoundError, BadRequestError):
-            await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE))
+        await _ensure_bucket(js, bucket, replicas)
+
+
+async def _ensure_bucket(js: JetStreamContext, bucket: str, replicas: int) -> None:
+    try:
+        info = await js.stream_info(f"OBJ_{bucket}")
+    except NotFoundError:
+        await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE,
+                                                               replicas=replicas))
+        return
+    if info.config.num_replicas != replicas:  # a deployment grown from one server to a cluster
+        await js.update_stream(replace(info.config, num_replicas=replicas))
 
 
 def job_bucket(job_id: str) -> str:
@@ -121,11 +157,14 @@ def job_bucket(job_id: str) -> str:
 
 
 async def ensure_job_bucket(js: JetStreamContext, job_id: str) -> str:
+    """A job's bucket keeps as many copies as the catalog's (`files`, declared from the settings)."""
     bucket = job_bucket(job_id)
     try:
         await js.object_store(bucket)
     except (NotFoundError, BadRequestError):
-        await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE))
+        replicas = (await js.stream_info("OBJ_files")).config.num_replicas or 1
+        await js.create_object_store(bucket, ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE,
+                                                               replicas=replicas))
     return bucket
 
 

@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from infra import db
 from infra.bus import EVENTS_STREAM
+from infra.leadership import NotLeaderError
 from infra.logs import Outage
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class RetryLaterError(Exception):
 PROJECTION_ACK_WAIT_S = 10.0
 
 # Failures that say nothing about the message: retried however often it takes (with backoff).
-TRANSIENT: tuple[type[Exception], ...] = (RetryLaterError, *db.UNAVAILABLE)
+# NotLeaderError: this instance's lease is not confirmed this moment; the leader will take it.
+TRANSIENT: tuple[type[Exception], ...] = (RetryLaterError, NotLeaderError, *db.UNAVAILABLE)
 
 
 def add_consumer(broker: NatsBroker, pool: ConnectionPool, *, durable: str, subject: str,

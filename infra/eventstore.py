@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from eventsourcing.application import Application
@@ -14,6 +15,10 @@ APPLICATION_CLASSES: tuple[type[Application], ...] = (Pipeline,)
 
 def application_env(database_url: str, *, create_table: bool = False, pool_size: int = 5) -> dict[str, str]:
     params = conninfo_to_dict(database_url)
+    if attrs := params.get("target_session_attrs"):
+        # eventsourcing hands its pool host, port, user and password only (several hosts work as
+        # libpq's lists): libpq reads which of them to use from its environment.
+        os.environ["PGTARGETSESSIONATTRS"] = str(attrs)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),

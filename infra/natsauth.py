@@ -175,19 +175,38 @@ class NatsAuthority:
             return
         self._reload()
         deadline = time.monotonic() + 15.0
-        while any(nats_accepts(self.nats_url, user, password) for user, password in gone.items()):
+        while any(self._accepted(user, password, anywhere=True) for user, password in gone.items()):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nats-server still accepts revoked users {sorted(gone)}")
             time.sleep(0.02)
 
     def _reload(self) -> None:
-        pid = int((self.auth_dir / "nats.pid").read_text().strip())
-        os.kill(pid, signal.SIGHUP)
+        """Every server reading this folder's auth file reloads it: the lone one (`nats.pid`) or each
+        node of an embedded cluster (`nats-<node>.pid`); a node that is down reads it when it starts."""
+        signalled = 0
+        for pid_file in sorted(self.auth_dir.glob("nats*.pid")):
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+                signalled += 1
+            except (OSError, ValueError):
+                continue
+        if not signalled:
+            raise RuntimeError(f"no nats-server to reload in {self.auth_dir}")
+
+    def _accepted(self, user: str, password: str, anywhere: bool = False) -> bool:
+        """Whether every server of NATS_URL that answers takes the user (or, `anywhere`, any one does)."""
+        answers = []
+        for server in self.nats_url.split(","):
+            try:
+                answers.append(nats_accepts(server.strip(), user, password))
+            except OSError:  # a cluster node that is down: it reads the file when it starts
+                continue
+        return any(answers) if anywhere else bool(answers) and all(answers)
 
     def _wait_until_accepted(self, credentials: PodCredentials, timeout: float = 15.0) -> None:
         """A reload takes effect a moment after the signal: the pod must not race it."""
         deadline = time.monotonic() + timeout
-        while not nats_accepts(self.nats_url, credentials.user, credentials.password):
+        while not self._accepted(credentials.user, credentials.password):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nats-server did not accept the new user {credentials.user} within {timeout}s")
             time.sleep(0.02)

@@ -6,17 +6,25 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 
+import nats.errors
 import psycopg
 from eventsourcing.application import Application
 from nats.js import JetStreamContext
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from infra import envelope
 from infra.bus import event_subject
+from infra.logs import Outage
 
 log = logging.getLogger(__name__)
 
-RELAY_LOCK_KEY = 7_305_101_902
+# A publish not acknowledged: no stream leader answered (a node lost: an election under way), a
+# timeout, the connection between servers.
+PUBLISH_FAILURES = (NoStreamResponseError, nats.errors.TimeoutError, TimeoutError, nats.errors.ConnectionClosedError,
+                    nats.errors.NoServersError, ServiceUnavailableError)
+RELAY = "relay"  # its decision domain (infra/leadership.py): one relay publishes at a time
 
 
 class Relay:
@@ -25,12 +33,16 @@ class Relay:
     the duplicates."""
 
     def __init__(self, conn: psycopg.Connection, js: JetStreamContext,
-                 applications: tuple[Application, ...], batch: int = 1000, fault: str = "") -> None:
+                 applications: tuple[Application, ...], batch: int = 1000, fault: str = "",
+                 may_act: Callable[[], bool] = lambda: True) -> None:
+        """`may_act`: whether this relay still leads (infra/leadership.py); while it is not sure, it
+        publishes nothing and records no position."""
         self.conn = conn
         self.js = js
         self.applications = applications
         self.batch = batch
         self.fault = fault
+        self.may_act = may_act
         self.positions = {app.name: self._load_position(app.name) for app in applications}
         self.published = 0
         self.duplicates = 0
@@ -55,7 +67,7 @@ class Relay:
         notifications = await asyncio.to_thread(
             app.recorder.select_notifications, self.positions[app.name] + 1, self.batch
         )
-        if not notifications:
+        if not notifications or not self.may_act():
             return 0
         futures = [
             await self.js.publish_async(
@@ -69,14 +81,26 @@ class Relay:
         self.published += len(acks)
         if self.fault == "relay_kill_after_publish":
             os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between publish and tracking
+        if not self.may_act():  # frozen past its lease meanwhile: the new leader republishes; JetStream dedups
+            return 0
         self._save_position(app.name, notifications[-1].id)
         return len(notifications)
 
     async def run(self, stop: asyncio.Event, idle_poll_s: float = 0.05) -> None:
+        """Until `stop`. A batch JetStream did not acknowledge (a cluster node lost, its streams
+        electing a new leader) is published again from the recorded position; duplicates are dropped."""
+        outage = Outage(log, lost="relay: JetStream did not acknowledge a batch; retrying",
+                        back="relay: JetStream acknowledges again")
         while not stop.is_set():
             moved = 0
-            for app in self.applications:
-                moved += await self.pump(app)
+            try:
+                for app in self.applications:
+                    moved += await self.pump(app)
+                outage.recovered()
+            except PUBLISH_FAILURES as exc:
+                outage.failed(str(exc) or type(exc).__name__)
+                await asyncio.sleep(0.5)
+                continue
             if moved == 0:
                 try:
                     await asyncio.wait_for(stop.wait(), idle_poll_s)
@@ -86,16 +110,3 @@ class Relay:
     def lag(self) -> dict[str, int]:
         return {app.name: (app.recorder.max_notification_id() or 0) - self.positions[app.name]
                 for app in self.applications}
-
-
-async def acquire_leadership(conn: psycopg.Connection, stop: asyncio.Event, key: int) -> bool:
-    """One relay (or projection) per deployment: waits for a session advisory lock."""
-    while not stop.is_set():
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        if locked is not None and locked[0]:
-            return True
-        try:
-            await asyncio.wait_for(stop.wait(), 1.0)
-        except TimeoutError:
-            pass
-    return False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    env: dict[str, str] = field(default_factory=dict)  # its own: PIPELINE_INSTANCE, a web port
 
 
 @dataclass
@@ -66,11 +68,14 @@ class Server:
             self.down_since = None
 
 
-def supervise(settings: Settings, services: Services) -> int:
-    env = os.environ | {"DATABASE_URL": services.database_url, "NATS_URL": services.nats_url}
+def supervise(settings: Settings, services: Services, instances: int = 1) -> int:
+    """`instances`: how many of each worker (`pipeline up --instances N`): leaders and standbys
+    (infra/leadership.py); web instance i listens on PIPELINE_WEB_PORT + i - 1."""
+    env = os.environ | {"DATABASE_URL": services.database_url, "NATS_URL": services.nats_url,
+                        "PIPELINE_NATS_REPLICAS": str(settings.runtime.nats_replicas)}
     if services.nats_auth_dir is not None:
         env["PIPELINE_NATS_AUTH_DIR"] = str(services.nats_auth_dir.resolve())
-    children = [Child(name, [sys.executable, "-m", "pipeline", *argv]) for name, argv in WORKERS.items()]
+    children = [child for name, argv in WORKERS.items() for child in _instances(settings, name, argv, instances)]
     servers = [Server(server, started_at=time.monotonic()) for server in services.owned]
     stopping = False
 
@@ -88,7 +93,7 @@ def supervise(settings: Settings, services: Services) -> int:
             server.check(now)
         for child in children:
             if child.process is None and now >= child.next_start:
-                child.process = subprocess.Popen(child.argv, env=env)
+                child.process = subprocess.Popen(child.argv, env=env | child.env)
                 child.started_at = now
             elif child.process is not None and child.process.poll() is not None:
                 _schedule_restart(child, now)
@@ -96,6 +101,17 @@ def supervise(settings: Settings, services: Services) -> int:
     _stop_all(children)
     _end_pods(settings)
     return 0
+
+
+def _instances(settings: Settings, name: str, argv: list[str], count: int) -> list[Child]:
+    """A worker's instances, each named (in /health) after this host and its place: `relay-2@host`."""
+    if count == 1:
+        return [Child(name, [sys.executable, "-m", "pipeline", *argv])]
+    host = socket.gethostname()
+    return [Child(f"{name}-{i}", [sys.executable, "-m", "pipeline", *argv],
+                  env={"PIPELINE_INSTANCE": f"{name}-{i}@{host}"}
+                  | ({"PIPELINE_WEB_PORT": str(settings.web.port + i - 1)} if name == "web" else {}))
+            for i in range(1, count + 1)]
 
 
 def _schedule_restart(child: Child, now: float) -> None:

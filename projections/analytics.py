@@ -130,10 +130,12 @@ def narrow_to_created(conn: psycopg.Connection, start: datetime | None, end: dat
 
 def perplexity_trend(conn: psycopg.Connection, team: str, month: str | None = None) -> list[dict[str, Any]]:
     """FR6.1.1 "Perplexity trend: track across multiple training runs": each evaluated job's figures
-    (its latest evaluation, re-evaluations included) in the order the jobs were created."""
+    (its latest evaluation, re-evaluations included) in the order the jobs were created, with its scored
+    replies' EI improvement, regressions and brand alignment (FR6.2.1, FR6.2.2, FR6.4.1) when judged."""
     rows = _rows(conn, "SELECT j.id AS job_id, j.name, j.preset, j.created_at, j.perplexity_baseline,"
                        " j.perplexity_trained, j.perplexity_improvement, j.retention_percent, j.quality_outcome,"
-                       " j.quality_overridden FROM job_finance f JOIN jobs j ON j.id = f.job_id"
+                       " j.quality_overridden, j.ei_improvement, j.ei_regressions, j.brand_alignment, j.judging_cost"
+                       " FROM job_finance f JOIN jobs j ON j.id = f.job_id"
                        " WHERE j.perplexity_improvement IS NOT NULL AND j.evaluates IS NULL"
                        " AND (%(month)s::text IS NULL OR (f.team = %(team)s AND f.month = %(month)s))"
                        " ORDER BY j.created_at, j.id", team, month)

@@ -129,6 +129,12 @@ class JobState:
     delivery_override: dict[str, Any] | None = None
     suites: dict[str, Any] = field(default_factory=lambda: {"knowledge": None, "probes": []})
     evaluates: UUID | None = None
+    # judged replies (FR6.2.1, FR6.2.2, FR6.4.1): projections/job_quality.py, migration 0024
+    ei_improvement: Decimal | None = None
+    ei_regressions: int | None = None
+    brand_alignment: Decimal | None = None
+    judging_status: str | None = None
+    judging_cost: Decimal = Decimal(0)
     stages: dict[tuple[int, str], Stage] = field(default_factory=dict)
     interrupted: dict[int, Interruption] = field(default_factory=dict)
     changed: set[tuple[str, Any]] = field(default_factory=set)
@@ -319,7 +325,7 @@ def _interrupted(event: J.Interrupted, job: JobState) -> None:
 @fold.register
 def _paused(event: J.Paused, job: JobState) -> None:
     """As in the aggregate: the pod's work since its last checkpoint is lost, its stop time setup."""
-    job.status = S.PAUSED.value
+    job.status, job.step = S.PAUSED.value, max(job.step, event.step)
     job.mark_current_pod("interrupted_at", event.at)
     job.close_stages(event.at, "paused")
 
@@ -390,6 +396,16 @@ def _evaluated(event: J.Evaluated, job: JobState) -> None:
 @fold.register
 def _evaluation_failed(event: J.EvaluationFailed, job: JobState) -> None:
     job.evaluation_failure, job.evaluation_progress = event.reason, None
+
+
+@fold.register
+def _judged(event: J.Judged, job: JobState) -> None:
+    quality.judged(event, job)
+
+
+@fold.register
+def _judging_charged(event: J.JudgingCharged, job: JobState) -> None:
+    quality.judging_charged(event, job)
 
 
 @fold.register

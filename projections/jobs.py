@@ -37,7 +37,8 @@ def active_jobs() -> tuple[str, tuple[list[str]]]:
 # Quality validation (FR6.1, FR6.3; projections/job_quality.py), migration 0020.
 QUALITY_COLUMNS = ("quality_outcome", "quality_overridden", "perplexity_baseline", "perplexity_trained",
                    "perplexity_improvement", "retention_percent", "evaluation", "evaluation_failure",
-                   "evaluation_progress", "delivery_override", "suites", "evaluates")
+                   "evaluation_progress", "delivery_override", "suites", "evaluates", "ei_improvement",
+                   "ei_regressions", "brand_alignment", "judging_status", "judging_cost")
 QUALITY_JSON = ("evaluation", "evaluation_progress", "delivery_override", "suites")
 STAGE_COLUMNS = ("attempt", "stage", "started_at", "ended_at", "outcome", "estimated_seconds")
 INTERRUPTION_COLUMNS = ("number", "attempt", "step", "reason", "at", "recovery_started_at", "recovery_attempt",

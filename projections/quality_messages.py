@@ -33,6 +33,28 @@ def _evaluated(e: J.Evaluated) -> str:
             + (f". Reasons: {'; '.join(reasons)}" if reasons else ""))
 
 
+def _judged(e: J.Judged) -> str:
+    summary = e.summary
+    outcome = summary.get("outcome")
+    label = LABELS[Outcome(outcome)] if outcome in set(Outcome) else str(outcome)
+    figures = []
+    for source in summary.get("judged") or []:
+        parts = []
+        if ei := source.get("ei"):
+            parts.append(f"EI {ei['overall']['baseline']} → {ei['overall']['trained']}/5"
+                         f" ({ei['overall']['improvement_percent']}% improvement, {ei['badge']})")
+        if found := source.get("regressions"):
+            parts.append(f"{found['count']} of {found['scored']} scenarios regressed")
+        if brand := source.get("brand_voice"):
+            parts.append(f"brand voice {brand['overall']}/5 ({brand['alignment_percent']}% alignment,"
+                         f" {brand['badge']})")
+        figures.append(f"{source['label']}: {', '.join(parts) or 'no score'}")
+    reasons = summary.get("reasons") or []
+    return (f"Replies scored: {label}" + (f" — {'; '.join(figures)}" if figures else "")
+            + (f". Reasons: {'; '.join(reasons)}" if reasons else "")
+            + (". The manager's release stands" if e.keeps_release else ""))
+
+
 MESSAGES: dict[type, Callable[[Any], str]] = {
     J.SuitesAttached: _suites,
     J.EvaluationRequested: lambda e: f"Re-evaluation of job {e.evaluates}'s adapter {e.adapter.name}, by {e.actor}",
@@ -42,7 +64,11 @@ MESSAGES: dict[type, Callable[[Any], str]] = {
                                    " recorded, and the job completes without a gate outcome"),
     J.DeliveryOverridden: lambda e: (f"Delivery released by {e.actor} despite the quality gate's {e.outcome}:"
                                      f" {e.justification}"),
+    J.Judged: _judged,
+    J.JudgingCharged: lambda e: (f"Judging cost so far: ${e.cost:.4f} for {e.items} replies judged"
+                                 f" ({e.prompt_tokens:,} prompt and {e.completion_tokens:,} completion tokens)"),
 }
 WARNINGS = frozenset({J.EvaluationFailed, J.DeliveryOverridden})
-METRICS = frozenset({J.EvaluationProgressed})
-WARNS_WHEN: dict[type, Callable[[Any], bool]] = {J.Evaluated: lambda e: e.summary.get("outcome") != Outcome.PASS}
+METRICS = frozenset({J.EvaluationProgressed, J.JudgingCharged})
+WARNS_WHEN: dict[type, Callable[[Any], bool]] = {J.Evaluated: lambda e: e.summary.get("outcome") != Outcome.PASS,
+                                                 J.Judged: lambda e: e.summary.get("outcome") != Outcome.PASS}

@@ -122,7 +122,7 @@ def web(migrated: str, nats_server: NatsHandle) -> Iterator[WebRig]:
         for name, role in PEOPLE.items():
             users.add_user(conn, name, role, PASSWORD, email=f"{name}@example.com", display_name=name.title())
     settings = load_settings(database_url=migrated, nats_url=nats_server.url, approval_secret="s" * 32,
-                             seed_sample=False)
+                             seed_sample=False, webhook_key="the test app's webhook sealing key (never a file)")
     store = EventStore.open(migrated, policy=settings.budget_policy())
     with ExitStack() as stack:
         rig = WebRig(migrated, nats_server.url, settings, store, stack)

@@ -34,6 +34,7 @@ async def collect(conn: AsyncConnection, nc: Client) -> dict[str, Any]:
         report["workers"][durable] = {"lag_events": lag, **await _consumer(nc, durable)}
     # The metric history keeps no position of its own: its consumer's pending count is its lag.
     report["workers"][metrics.DURABLE] = await _consumer(nc, metrics.DURABLE, TELEMETRY_STREAM)
+    report["instances"], report["leaders"] = await _instances(conn)
     if not nc.is_connected:
         report["nats"] = "disconnected"
         report["status"] = "degraded"
@@ -57,3 +58,25 @@ async def _consumer(nc: Client, durable: str, stream: str = EVENTS_STREAM) -> di
         return {"consumer": "not started"}
     return {"consumer": "ok", "pending": info.num_pending, "unacknowledged": info.num_ack_pending,
             "redelivered": info.num_redelivered}
+
+
+# The decision domains of a whole deployment (infra/leadership.py): one leader each.
+DOMAINS = ("relay", *PROJECTIONS, "provisioning", "telemetry", "notifications-clock")
+ALIVE_S = 15.0  # a row not refreshed for this long is an instance gone (heartbeats every ≤ 0.5 s)
+
+
+async def _instances(conn: AsyncConnection) -> tuple[list[dict[str, Any]], dict[str, str | None]]:
+    """Every running instance of every worker (kind, host, pid, what it leads, when last seen) and,
+    per decision domain, the instance that leads it (None: no leader now, e.g. during a take-over)."""
+    cur = await conn.execute(
+        "SELECT instance, kind, host, pid, leads, nats_ok, extract(epoch FROM now() - seen_at)::float8,"
+        " extract(epoch FROM now() - started_at)::float8 FROM worker_instances"
+        " WHERE seen_at > now() - make_interval(secs => %s) ORDER BY kind, instance", (ALIVE_S,))
+    instances = [{"instance": name, "kind": kind, "host": host, "pid": pid, "leads": list(leads), "nats": nats_ok,
+                  "seen_s_ago": round(seen, 1), "up_s": round(up, 1)}
+                 for name, kind, host, pid, leads, nats_ok, seen, up in await cur.fetchall()]
+    leaders: dict[str, str | None] = dict.fromkeys(DOMAINS)
+    for instance in instances:
+        for domain in instance["leads"]:
+            leaders[domain] = instance["instance"]
+    return instances, leaders

@@ -1,6 +1,6 @@
 """Queue and recovery actions on jobs (JSON API): the queue with estimated start times and manager
-promotion (FR2.3.2), switching a waiting job to on-demand (FR3.1.3), retry, retry with a
-suggested fix and resume from a checkpoint (FR3.3.1, FR3.3.2, FR3.2.2)."""
+promotion (FR2.3.2), switching a waiting job to on-demand (FR3.1.3), pause and resume (FR2.2.2),
+retry, retry with a suggested fix and resume from a checkpoint (FR3.3.1, FR3.3.2, FR3.2.2)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from litestar.datastructures import State
 from pydantic import BaseModel, Field
 
 from domain.queue import estimate_starts, remaining
-from domain.retries import RetryNotAllowedError, adjusted, check_retryable, same_configuration, suggested_fix
+from domain.retries import (
+    RETRYABLE,
+    RetryNotAllowedError,
+    adjusted,
+    check_retryable,
+    same_configuration,
+    suggested_fix,
+)
 from projections import job_reads
 from web.auth import actor_of
 from web.clock import utcnow
@@ -67,6 +74,33 @@ async def api_switch_gpu(request: Request, state: State, job_id: UUID, data: Swi
     return {"id": str(job_id), "gpu_tier": data.gpu_tier, "warnings": warnings}
 
 
+@post("/api/jobs/{job_id:uuid}/pause", status_code=200)
+async def api_pause(request: Request, state: State, job_id: UUID) -> dict[str, str]:
+    """FR2.2.2: a training job's pod saves a checkpoint at the next step and stops (status `pausing`,
+    then `paused`: no pod, no spend, its reservation kept); 409 unless it is training."""
+    return await pause(actor_of(request), state, job_id)
+
+
+@post("/api/jobs/{job_id:uuid}/resume", status_code=200)
+async def api_resume(request: Request, state: State, job_id: UUID) -> dict[str, str]:
+    """A paused job is queued again (409 when the queue is full, or the job is not paused); its next
+    pod continues from the checkpoint it was paused at."""
+    return await resume(actor_of(request), state, job_id)
+
+
+async def pause(actor: Actor, state: State, job_id: UUID) -> dict[str, str]:
+    """Pauses as `actor` (the API, the job page and the OpenAI-compatible API)."""
+    job = await asyncio.to_thread(state.store.app.pause_job, job_id, actor=actor.name, role=actor.role, at=utcnow())
+    return {"id": str(job_id), "status": job.status.value}
+
+
+async def resume(actor: Actor, state: State, job_id: UUID) -> dict[str, str]:
+    """Resumes as `actor`; a paused job holds no queue slot, so the queue's limit applies as at a start."""
+    await check_queue(state)
+    job = await asyncio.to_thread(state.store.app.resume_job, job_id, actor=actor.name, role=actor.role, at=utcnow())
+    return {"id": str(job_id), "status": job.status.value}
+
+
 class Adjustments(BaseModel):
     gpu_tier: Literal["spot", "on_demand"] | None = None
     num_train_epochs: int | None = Field(default=None, ge=1, le=10)
@@ -100,7 +134,7 @@ async def retry_options(state: State, job_id: UUID) -> dict[str, Any]:
                      "interruptions": job.interruptions, "retry_number": job.retry_number},
         "same": _plan(same_configuration(job)),
         "suggested": _plan(fix) if fix else None,
-        "resumable": job.latest_checkpoint is not None,
+        "resumable": job.latest_checkpoint is not None and job.status in RETRYABLE,  # a completed one: retry only
         "checkpoint_step": job.last_checkpoint_step if job.latest_checkpoint else None,
         "total_steps": job.total_steps,
     }
@@ -135,4 +169,5 @@ def _plan(plan: Any) -> dict[str, Any]:
                         for c in plan.changes], "message": plan.message}
 
 
-router = Router(path="/", route_handlers=[api_queue, api_promote, api_switch_gpu, api_retry_options, api_retry])
+router = Router(path="/", route_handlers=[api_queue, api_promote, api_switch_gpu, api_pause, api_resume,
+                                          api_retry_options, api_retry])

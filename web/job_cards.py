@@ -4,6 +4,7 @@ includes)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -67,4 +68,20 @@ async def rendered_cards(request: Request, job_id: UUID) -> dict[str, Any] | Non
     engine = request.app.template_engine
     html = {key: engine.get_template(name).render(**context) for key, name in PARTIALS.items()}
     return {"html": html, "version": version_of(detail["job"]), "status": detail["job"]["status"],
-            "event_count": detail["event_count"], "updated": context["updated"]}
+            "event_count": detail["event_count"], "updated": context["updated"], "facts": facts(detail)}
+
+
+def facts(detail: dict[str, Any]) -> dict[str, Any]:
+    """The cards' figures as data, for clients of the stream that draw their own (`pipeline jobs watch`)."""
+    job, progress, cost = detail["job"], detail["progress"], detail["cost"]
+
+    def number(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    return {"status": job["status"], "step": job["step"], "total_steps": job["total_steps"], "epoch": job["epoch"],
+            "loss": job["loss"] if job["loss"] is not None and math.isfinite(job["loss"]) else None,
+            "percent": number(progress["percent"]) or 0.0,
+            "elapsed_seconds": number(progress["elapsed_seconds"]),
+            "remaining_seconds": number(progress["remaining_seconds"]),
+            "cost": str(cost["current_spend"]), "estimated_cost_max": None if cost["estimated_cost_max"] is None
+            else str(cost["estimated_cost_max"]), "interruptions": job["interruptions"]}

@@ -40,6 +40,9 @@ class JobInput:
     clone_of: str = ""
     settings: tuple[tuple[str, str], ...] = ()
     probe_suite_ids: tuple[str, ...] = ()  # FR6.3.2: client probe suites the adapter is evaluated on
+    # FR6.2.1, FR6.4.1: replies to the EI scenarios and to a rubric's prompts ("none": no brand voice)
+    emotional_intelligence: bool = True
+    rubric_id: str = ""
 
     @classmethod
     def of(cls, form: Any) -> JobInput:
@@ -59,7 +62,10 @@ class JobInput:
             template_id=text("template_id", 64).strip(), clone_of=text("clone_of", 64).strip(),
             settings=tuple((key, text(f"setting_{key}", 40).strip()) for key in SETTINGS
                            if text(f"setting_{key}", 40).strip()),
-            probe_suite_ids=tuple(str(v)[:64] for v in getall(form, "probe_suite_ids")[:10]))
+            probe_suite_ids=tuple(str(v)[:64] for v in getall(form, "probe_suite_ids")[:10]),
+            # a form that names no judged part at all (an older page, a script) keeps the defaults
+            emotional_intelligence=bool(form.get("emotional_intelligence")) or "judged_parts" not in form,
+            rubric_id=text("rubric_id", 64).strip())
 
     @classmethod
     def of_job(cls, job: TrainingJob) -> JobInput:
@@ -90,6 +96,10 @@ class JobInput:
             options["template_id"] = as_uuid(self.template_id)
         if self.probe_suite_ids and not self.job_id:  # chosen when the job is created
             options["probe_suite_ids"] = list(self.probe_suite_ids)
+        if not self.job_id:
+            options["emotional_intelligence"] = self.emotional_intelligence
+            options["brand_voice"] = self.rubric_id != "none"
+            options["rubric_id"] = self.rubric_id if self.rubric_id not in ("", "none") else None
         return options
 
     def setting(self, key: str) -> str:

@@ -70,7 +70,8 @@ async def render_page(request: Request, state: State, job_id: UUID, view: PageIn
 async def overview(request: Request, state: State, job_id: UUID, detail: dict[str, Any],
                    view: PageInput) -> dict[str, Any]:
     job = detail["job"]
-    ended = job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED)
+    # a completed job is offered a retry only when its quality validation suggests a fix (FR6.2.2)
+    ended = job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.COMPLETED)
     return {
         "detail": detail, "tab": view.tab if view.tab in ("events", "quality") else "overview",
         "notes": notes_view(job), "retries": detail["retries"],

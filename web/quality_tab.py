@@ -4,6 +4,7 @@ signed-in person may do (release a blocked adapter: managers; evaluate again: a 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -12,9 +13,12 @@ from litestar.datastructures import State
 
 from domain.job_status import JobStatus
 from domain.quality.results import EvaluationResults
+from domain.retries import quality_fix
 from projections.suites import list_suites, suites_named
 from web.auth import actor_of
+from web.quality_judged import judged_context
 from web.quality_results import ResultsUnavailableError, item_results, suite_questions
+from web.quality_review import review_of
 from web.quality_view import quality_context
 
 
@@ -45,4 +49,19 @@ async def quality_tab(request: Request, state: State, job: dict[str, Any]) -> di
     context["can_reevaluate"] = job["status"] == JobStatus.COMPLETED and not job.get("evaluates")
     if context["can_reevaluate"]:
         context["suite_choices"] = await list_suites(state.pool)
+    generations = results.generations if results is not None else None
+    context["judged"] = judged_context(generations, await review_of(state, job) if generations else None,
+                                       actor.name, state.settings.judge.configured)
+    context["judged_summary"] = (job.get("evaluation") or {}).get("summary", {}).get("judged") or []
+    context["judging_cost"] = job.get("judging_cost")
+    context["retry_fix"] = await retry_fix(state, job)
     return {"quality": context}
+
+
+async def retry_fix(state: State, job: dict[str, Any]) -> str | None:
+    """FR6.2.2's corrective action as a retry with a suggested fix (domain/retries.py `quality_fix`)."""
+    judged = ((job.get("evaluation") or {}).get("summary") or {}).get("judged") or []
+    if job["status"] != JobStatus.COMPLETED or not any((s.get("regressions") or {}).get("count") for s in judged):
+        return None
+    plan = quality_fix(await asyncio.to_thread(state.store.app.get_job, UUID(str(job["id"]))))
+    return None if plan is None else plan.message + " Changes: " + "; ".join(c.describe() for c in plan.changes)

@@ -1,5 +1,6 @@
 """ProbeSuite: an evaluation suite in the suite catalog (FR6.3.1's shipped knowledge suite, FR6.3.2's
-client probes), validated before it is registered; jobs name it when they are created."""
+client probes, FR6.2.1's EI scenarios, FR6.4.1's brand-voice rubric and clients' own rubrics, FR6.4.2),
+validated before it is registered; jobs name it when they are created."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.quality.delivery import SuiteRef
-from domain.quality.model import KnowledgeSuite
+from domain.quality.model import EiSuite, KnowledgeSuite, Rubric
 from domain.quality.retention import PASSED
 from domain.values import ArtifactRef
 
-KINDS = ("knowledge", "probes")
+KINDS = ("knowledge", "probes", "ei", "rubric")
+KIND_OF = {KnowledgeSuite: ("knowledge", "probes"), EiSuite: ("ei",), Rubric: ("rubric",)}
 
 
 class ProbeSuite(Aggregate):
@@ -39,13 +41,21 @@ class ProbeSuite(Aggregate):
         return uuid5(NAMESPACE_URL, f"lora-pipeline:probe-suite:{sha256}")
 
     @classmethod
-    def register(cls, suite: KnowledgeSuite, kind: str, file: ArtifactRef, registered_by: str,
+    def register(cls, suite: KnowledgeSuite | EiSuite | Rubric, kind: str, file: ArtifactRef, registered_by: str,
                  at: datetime) -> ProbeSuite:
-        if kind not in KINDS:
-            raise ValueError(f"suite kind {kind!r} is not one of {', '.join(KINDS)}")
+        """`questions` counts the items (questions, scenarios, a rubric's prompts); `categories` lists the
+        question categories, the scenario categories, or the rubric's characteristics."""
+        if kind not in KIND_OF[type(suite)]:
+            raise ValueError(f"suite kind {kind!r} is not one of {', '.join(KIND_OF[type(suite)])} for this suite")
+        if isinstance(suite, KnowledgeSuite):
+            count, listed = len(suite.questions), categories(suite)
+        elif isinstance(suite, EiSuite):
+            count, listed = len(suite.scenarios), scenario_categories(suite)
+        else:
+            count, listed = len(suite.prompts), [{"id": c.id, "name": c.name, "description": c.description}
+                                                  for c in suite.characteristics]
         return cls._create(cls.Created, id=cls.id_for(file.sha256), name=suite.name, kind=kind, file=file,
-                           questions=len(suite.questions), categories=categories(suite),
-                           registered_by=registered_by, at=at)
+                           questions=count, categories=listed, registered_by=registered_by, at=at)
 
     @event(Created)
     def __init__(self, name: str, kind: str, file: ArtifactRef, questions: int, categories: list[dict[str, Any]],
@@ -72,3 +82,10 @@ def categories(suite: KnowledgeSuite) -> list[dict[str, Any]]:
         out.append({"name": name, "questions": len(questions), "critical": name in suite.critical_categories
                     or marked, "threshold": str(threshold)})
     return out
+
+
+def scenario_categories(suite: EiSuite) -> list[dict[str, Any]]:
+    counts: dict[str, int] = {}
+    for scenario in suite.scenarios:
+        counts[scenario.category] = counts.get(scenario.category, 0) + 1
+    return [{"name": name, "questions": n} for name, n in counts.items()]

@@ -4,6 +4,10 @@ reasons a person reads (FR6.3.1's and FR6.3.2's quality gates; FR6.1.1's badge i
 - knowledge retention < 90 % blocks (catastrophic forgetting); 90-94 % needs a review;
 - a probe category below its threshold blocks when it is critical (named by the suite, e.g.
   compliance at 100 %, or holding a question marked critical), and needs a review otherwise;
+- emotional-intelligence regressions (FR6.2.2) from each source that scored every scenario: 10 % or
+  more of the scenarios regressed, or any major regression, blocks; fewer are a warning to review;
+- generated replies not scored yet (by a model judge or people), or some a judge could not score,
+  need a review;
 - a blocked adapter is released by a manager's recorded override or by a new run that passes."""
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from domain.quality.perplexity import Perplexity
+from domain.quality.regressions import RegressionReport
 from domain.quality.retention import PASSED, WARNING, Retention
 
 
@@ -47,7 +52,9 @@ class Verdict:
 
 
 def judge(perplexity: Perplexity | None, knowledge: Retention | None,
-          probes: Sequence[ProbeResult] = ()) -> Verdict:
+          probes: Sequence[ProbeResult] = (), regressions: Sequence[tuple[str, RegressionReport]] = (),
+          pending: Sequence[str] = ()) -> Verdict:
+    """`regressions`: (who scored, their report) for each complete source; `pending`: what is not scored yet."""
     blocks, reviews, notes = [], [], []
     if perplexity is not None:
         notes.append(f"Perplexity {perplexity.baseline:.1f} → {perplexity.trained:.1f}: "
@@ -65,6 +72,11 @@ def judge(perplexity: Perplexity | None, knowledge: Retention | None,
             line = (f"{probe.suite}: {category.name} knowledge {category.percent}% retention "
                     f"(acceptable threshold: {category.threshold}%)")
             (blocks if category.critical else reviews).append(line)
+    for source, report in regressions:
+        blocks.extend(f"EI regressions ({source}): {finding}" for finding in report.blocks)
+        if report.warning:
+            reviews.append(f"EI regressions ({source}): {report.warning}")
+    reviews.extend(pending)
     if blocks:
         return Verdict(Outcome.BLOCK, tuple(blocks + reviews), tuple(notes))
     if reviews:

@@ -5,16 +5,22 @@ compute every figure and the gate's verdict itself (docs/quality-validation.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from domain.quality.gate import ProbeResult, Verdict, judge
+from domain.quality.generations import Generations
+from domain.quality.judged import gate_findings, source_summary
 from domain.quality.perplexity import Perplexity, Sample, perplexity
+from domain.quality.problems import SuiteFormatError
 from domain.quality.retention import Answer, Retention, by_category, retention
+from domain.quality.scores import SourceScores
 
-RESULTS_VERSION = 1
+# 2 adds `generations` (the replies to score, FR6.2.1 / FR6.4.1); version 1 objects (no replies) still read.
+RESULTS_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -38,13 +44,16 @@ class EvaluationResults:
     coverage: Mapping[tuple[str, str], int] = field(default_factory=dict)  # training conversations per pair
     knowledge: SuiteAnswers | None = None
     probes: tuple[SuiteAnswers, ...] = ()
+    generations: Generations | None = None
 
     def perplexity(self) -> Perplexity | None:
         return perplexity(self.samples) if self.samples else None
 
-    def verdict(self) -> Verdict:
+    def verdict(self, sources: Sequence[SourceScores] = ()) -> Verdict:
+        """The gate's outcome; `sources`: scores of the generated replies (the model judge's, people's)."""
+        found, pending = gate_findings(self.generations, sources)
         return judge(self.perplexity(), self.knowledge.retention() if self.knowledge else None,
-                     [p.probe() for p in self.probes])
+                     [p.probe() for p in self.probes], found, pending)
 
     def to_json(self) -> bytes:
         body = {"format_version": RESULTS_VERSION, "job_id": self.job_id, "attempt": self.attempt,
@@ -52,7 +61,8 @@ class EvaluationResults:
                                "coverage": [{"persona": p, "emotional_arc": a, "conversations": n}
                                             for (p, a), n in sorted(self.coverage.items())]},
                 "knowledge": _suite_json(self.knowledge) if self.knowledge else None,
-                "probes": [_suite_json(p) for p in self.probes]}
+                "probes": [_suite_json(p) for p in self.probes],
+                "generations": self.generations.to_dict() if self.generations else None}
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -68,18 +78,21 @@ class ResultsFormatError(ValueError):
 def parse(data: bytes) -> EvaluationResults:
     try:
         body = json.loads(data)
-        if body.get("format_version") != RESULTS_VERSION:
-            raise ResultsFormatError(f"evaluation results version {body.get('format_version')!r} is not "
-                                     f"{RESULTS_VERSION}")
+        if body.get("format_version") not in READABLE_VERSIONS:
+            raise ResultsFormatError(f"evaluation results version {body.get('format_version')!r} is not one of "
+                                     f"{', '.join(map(str, READABLE_VERSIONS))}")
         ppl = body.get("perplexity") or {}
         return EvaluationResults(
             job_id=str(body["job_id"]), attempt=int(body["attempt"]),
             samples=tuple(Sample(**s) for s in ppl.get("samples", [])),
             coverage={(c["persona"], c["emotional_arc"]): int(c["conversations"]) for c in ppl.get("coverage", [])},
             knowledge=_suite(body["knowledge"]) if body.get("knowledge") else None,
-            probes=tuple(_suite(p) for p in body.get("probes", [])))
+            probes=tuple(_suite(p) for p in body.get("probes", [])),
+            generations=Generations.from_dict(body["generations"]) if body.get("generations") else None)
     except ResultsFormatError:
         raise
+    except SuiteFormatError as exc:
+        raise ResultsFormatError(f"evaluation results carry a malformed rubric: {exc}") from None
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as exc:
         raise ResultsFormatError(f"evaluation results are malformed: {exc}") from None
 
@@ -89,13 +102,22 @@ def _suite(body: dict[str, Any]) -> SuiteAnswers:
                         {k: Decimal(v) for k, v in (body.get("critical_categories") or {}).items()})
 
 
-def summary(results: EvaluationResults) -> dict[str, Any]:
-    """The figures a job's Evaluated event carries (JSON-safe): what every page, export, PDF and
-    notification shows, so none of them recomputes or re-rounds differently."""
-    verdict = results.verdict()
+def summary(results: EvaluationResults, sources: Sequence[SourceScores] = ()) -> dict[str, Any]:
+    """The figures a job's Evaluated event carries (JSON-safe), and a Judged event with the scores of the
+    generated replies (`sources`): what every page, export, PDF and notification shows, so none of them
+    recomputes or re-rounds differently."""
+    verdict = results.verdict(sources)
     ppl = results.perplexity()
     out: dict[str, Any] = {"outcome": verdict.outcome.value, "reasons": list(verdict.reasons),
                            "notes": list(verdict.notes), "perplexity": None, "knowledge": None, "probes": []}
+    if (generated := results.generations) is not None and generated.parts:
+        out["generations"] = {
+            "max_new_tokens": generated.max_new_tokens,
+            "ei": {"suite": generated.ei_suite, "scenarios": len(generated.ei)} if generated.ei else None,
+            "brand_voice": {"rubric": generated.rubric.name, "responses": len(generated.brand_voice),
+                            "characteristics": len(generated.rubric.characteristics)}
+            if generated.rubric is not None and generated.brand_voice else None}
+        out["judged"] = [source_summary(generated, s) for s in sources]
     if ppl is not None:
         out["perplexity"] = {"baseline": round(ppl.baseline, 4), "trained": round(ppl.trained, 4),
                              "improvement_percent": round(ppl.improvement_percent, 2), "badge": ppl.badge,

@@ -16,7 +16,7 @@ from domain.job_status import FailureType
 from domain.money import usd
 from domain.queue import remaining
 from domain.retries import suggested_fix
-from handlers.notifications.quality_notice import gate_notice
+from handlers.notifications.quality_notice import gate_notice, judged_facts
 
 Facts = tuple[tuple[str, str], ...]
 
@@ -57,6 +57,8 @@ def job_kind(event: Any) -> str | None:
     """The preference key of a job event, or None when no one is told about it."""
     if isinstance(event, TrainingJob.Failed):
         return "recovery_exhausted" if event.failure_type == FailureType.RECOVERY_EXHAUSTED else "failed"
+    if isinstance(event, TrainingJob.Judged):  # told once a source's scores are complete, not on each revision
+        return "quality_scored" if event.completes else None
     return JOB_KINDS.get(type(event))
 
 
@@ -83,6 +85,21 @@ def _completed(event: TrainingJob.Completed, job: TrainingJob, url: str) -> Noti
                    ("Final cost", cost), ("Final metrics", ", ".join(metrics) or "not reported"), *gate.facts),
         (("Quality gate reasons", gate.reasons),) if gate.reasons else (),
         actions=(("View Job Details", url), download, ("Generate Report", f"{url}/report.pdf")), job_id=job.id)
+
+
+def _judged(event: TrainingJob.Judged, job: TrainingJob, url: str) -> Notice:
+    """FR6.2.1, FR6.2.2, FR6.4.1: the replies' scores arrived (a source complete for the first time)."""
+    gate = gate_notice(job)
+    summary = event.summary
+    plan = suggested_fix(job)
+    actions = (("Review Quality", f"{url}?tab=quality"),) + (
+        (("Retry with Suggested Fix", f"{url}#retry"),) if plan else ())
+    return Notice(
+        "quality_scored", f"Replies scored: {job.name}{gate.suffix}",
+        f"Replies scored: {job.name}{gate.suffix}", job.name,
+        (("Job", job.name), *gate.facts[:1], *judged_facts(summary)),
+        (("Quality gate reasons", tuple(summary.get("reasons") or ())),) if summary.get("reasons") else (),
+        actions=actions, job_id=job.id)
 
 
 def _failed(event: TrainingJob.Failed, job: TrainingJob, url: str) -> Notice:
@@ -149,7 +166,7 @@ def _provisioning_timed_out(event: TrainingJob.ProvisioningTimedOut, job: Traini
 BUILDERS: dict[type, Callable[..., Notice]] = {
     TrainingJob.Completed: _completed, TrainingJob.Failed: _failed, TrainingJob.Cancelled: _cancelled,
     TrainingJob.Interrupted: _interrupted, TrainingJob.Resumed: _resumed,
-    TrainingJob.ProvisioningTimedOut: _provisioning_timed_out,
+    TrainingJob.ProvisioningTimedOut: _provisioning_timed_out, TrainingJob.Judged: _judged,
 }
 JOB_KINDS: dict[type, str] = {
     TrainingJob.Completed: "completed", TrainingJob.Cancelled: "cancelled",

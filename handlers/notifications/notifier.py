@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 TOPICS = frozenset({
     "TrainingJob.Completed", "TrainingJob.Failed", "TrainingJob.Cancelled", "TrainingJob.Interrupted",
-    "TrainingJob.Resumed", "TrainingJob.ProvisioningTimedOut", "Budget.ThresholdCrossed",
+    "TrainingJob.Resumed", "TrainingJob.ProvisioningTimedOut", "TrainingJob.Judged", "Budget.ThresholdCrossed",
     "Budget.OverrunForecast", "Budget.LimitIncreaseRequested", "Budget.LimitIncreaseDecided",
     "JobSharing.Shared",
 })

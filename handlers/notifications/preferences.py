@@ -11,9 +11,10 @@ from typing import Any
 import psycopg
 
 CHANNELS = ("email", "slack")
-JOB_EVENTS = ("completed", "failed", "cancelled", "interrupted", "recovery_exhausted", "provisioning_timeout")
+JOB_EVENTS = ("completed", "failed", "cancelled", "interrupted", "recovery_exhausted", "provisioning_timeout",
+              "quality_scored")
 # The spec's choices ("Completions only, Failures only, All events") as shorthands.
-EVENT_GROUPS = {"all": JOB_EVENTS, "completions": ("completed",),
+EVENT_GROUPS = {"all": JOB_EVENTS, "completions": ("completed", "quality_scored"),
                 "failures": ("failed", "recovery_exhausted", "provisioning_timeout")}
 DIGESTS = ("off", "daily")
 EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")

@@ -10,7 +10,7 @@ from pipeline.workers.notifications import run_notifications
 from pipeline.workers.projections import run_projections
 from pipeline.workers.relay import run_relay
 
-Worker = Callable[..., Awaitable[None]]
+Worker = Callable[..., Awaitable[int | None]]  # the exit status (None: 0)
 
 WORKERS: dict[str, Worker] = {
     "relay": run_relay,

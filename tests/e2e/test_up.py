@@ -74,8 +74,9 @@ def test_a_job_created_through_the_api_shows_on_the_page_and_survives_a_restart(
                                 capture_output=True, text=True, timeout=60)
         assert events.returncode == 0, events.stderr
         lines = [json.loads(line) for line in events.stdout.splitlines()]
-        assert [(e["version"], e["topic"]) for e in lines[:3]] == \
-            [(1, "TrainingJob.Created"), (2, "TrainingJob.Configured"), (3, "TrainingJob.Queued")]
+        assert [(e["version"], e["topic"]) for e in lines[:4]] == \
+            [(1, "TrainingJob.Created"), (2, "TrainingJob.Configured"), (3, "TrainingJob.SuitesAttached"),
+             (4, "TrainingJob.Queued")]  # the shipped probe suites are attached at creation (FR6.1)
         assert lines[1]["preset"] == "balanced" and lines[1]["gpu_tier"] == "spot"
 
         health = wait_for(lambda: (h := api.get(f"{base}/health").json())["workers"]["projection-jobs"]
@@ -112,7 +113,7 @@ def test_the_rebuild_command_reproduces_the_live_read_model(stack_env: dict[str,
         rebuilt = subprocess.run([sys.executable, "-m", "pipeline", "projections", "rebuild"],
                                  env=os.environ | stack_env, capture_output=True, text=True, timeout=60)
         assert rebuilt.returncode == 0, rebuilt.stderr
-        assert "rebuilt jobs from 6 event(s)" in rebuilt.stdout
+        assert "rebuilt jobs from 9 event(s)" in rebuilt.stdout  # created, configured, suites attached
         assert "rebuilt catalog from 1 event(s)" in rebuilt.stdout
         assert api.get(f"{base}/api/jobs").json() == before
     finally:

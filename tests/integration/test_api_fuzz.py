@@ -105,7 +105,9 @@ def live_streams(app: Litestar) -> set[str]:
 def served_app(migrated: str, nats_server: Any) -> Iterator[ServedApp]:
     """The real app under uvicorn on a free port, as `pipeline web` runs it, recording crashes."""
     declare(nats_server.url)
-    app = create_app(load_settings(database_url=migrated, nats_url=nats_server.url), migrated, nats_server.url)
+    settings = load_settings(database_url=migrated, nats_url=nats_server.url,
+                             webhook_key="the fuzzed app's webhook sealing key, not a file")  # nothing in .state/
+    app = create_app(settings, migrated, nats_server.url)
     served = ServedApp(live_streams=live_streams(app))
 
     async def record(exc: Exception, scope: Any) -> None:

@@ -239,7 +239,7 @@ def test_sorts_put_missing_values_last_and_refuse_unknown_keys(projected: Projec
     by_duration = names(search_jobs(conn, sort="duration", descending=False, now=LATER))
     assert set(by_duration[-2:]) == {"Beta chatbot demo", "Not yet"}  # never started
     assert names(search_jobs(conn, sort="started_at"))[0] == "Resumed advisor run"
-    for bad in ({"sort": "id; DROP TABLE jobs"}, {"status": "paused"}, {"per_page": 500}, {"page": 0},
+    for bad in ({"sort": "id; DROP TABLE jobs"}, {"status": "asleep"}, {"per_page": 500}, {"page": 0},
                 {"sort": "relevance"}):
         with pytest.raises(ValueError):
             search_jobs(conn, **bad)

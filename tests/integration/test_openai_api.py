@@ -55,7 +55,7 @@ def client(web: WebRig, user: str = "alice", **options) -> OpenAI:
     key = web.token(user)["Authorization"].removeprefix("Bearer ")
     # strict: every response must also pass the client's own models (required fields, literals, types)
     return OpenAI(api_key=key, base_url=f"{test_client.base_url}/v1", http_client=test_client,
-                  _strict_response_validation=True, **({"max_retries": 0} | options))
+                  **({"max_retries": 0, "_strict_response_validation": True} | options))
 
 
 def stored_events(web: WebRig) -> int:
@@ -321,9 +321,40 @@ def test_cancel_ends_a_job_and_a_finished_job_cannot_be_cancelled(web: WebRig) -
     assert refused.value.response.headers["x-should-retry"] == "false"  # sent once, though the client retries 409s
     assert refused.value.body["message"] == "A completed job cannot become cancelled"
     assert stored_events(web) == before
-    with pytest.raises(openai.BadRequestError) as pause:
+    with pytest.raises(openai.ConflictError) as pause:
         ai.fine_tuning.jobs.pause(other.id)
-    assert pause.value.code == "pause_not_available"
+    assert pause.value.body["message"] == "Only a training job can be paused (this one is completed)"
+
+
+def test_pause_reads_running_until_the_pod_has_stopped_then_paused_and_resume_queues_it_again(web: WebRig) -> None:
+    ai = client(web)
+    chat = ai.files.create(file=("advisor.jsonl", chat_lines()), purpose="fine-tune")
+    job = ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id)
+    with pytest.raises(openai.ConflictError) as early:  # queued: nothing trains yet
+        ai.fine_tuning.jobs.pause(job.id)
+    assert early.value.body["message"] == "Only a training job can be paused (this one is queued)"
+    trained(web, job.id)
+    with pytest.raises(openai.PermissionDeniedError) as stranger:  # carol is a member, not its creator
+        client(web, "carol").fine_tuning.jobs.pause(job.id)
+    assert stranger.value.body["message"] == "Only the job's creator, a manager or an admin may pause it"
+
+    pausing = ai.fine_tuning.jobs.pause(job.id)  # strict: "running" while the pod saves and stops
+    assert (pausing.status, pausing.model_extra["pipeline_status"]) == ("running", "pausing")
+    assert ai.fine_tuning.jobs.pause(job.id).status == "running"  # asked again: nothing more happens
+    run(web, job.id, lambda j: j.interrupt("sigterm", 230, 1, ago(0.5)), lambda j: j.pod_stopped("pod-1", ago(0.4)))
+    lenient = client(web, _strict_response_validation=False)  # "paused" is not in the client's status type
+    assert lenient.fine_tuning.jobs.retrieve(job.id).status == "paused"
+    paused = web.store.app.get_job(UUID(job.id))
+    assert paused.pause["step"] == 230 and paused.pause["checkpoint_step"] == 200 and not paused.running_pods()
+    with pytest.raises(openai.ConflictError):
+        ai.fine_tuning.jobs.pause(job.id)
+
+    resumed = lenient.fine_tuning.jobs.resume(job.id)
+    assert (resumed.status, resumed.model_extra["pipeline_status"]) == ("queued", "queued")
+    assert web.store.app.get_job(UUID(job.id)).latest_checkpoint.name == "ckpt-200.tar"  # where its next pod starts
+    with pytest.raises(openai.ConflictError) as again:
+        ai.fine_tuning.jobs.resume(job.id)
+    assert again.value.body["message"] == "Only a paused job can be resumed (this one is queued)"
 
 
 def test_a_budget_refusal_is_a_conflict_with_the_specs_message_and_leaves_nothing_behind(web: WebRig) -> None:

@@ -292,12 +292,13 @@ def test_a_damaged_adapters_forgetting_blocks_its_downloads_until_a_manager_rele
 
     # evaluated again on a new pod: a job of its own, costed and reserved on the budget
     suites = web.client().get("/api/suites", headers=web.token("bob")).json()
-    assert {s["kind"] for s in suites} == {"knowledge", "probes"}
+    assert {s["kind"] for s in suites} == {"knowledge", "probes", "ei", "rubric"}  # the shipped EI and rubric too
     again = web.client().post(f"/api/jobs/{job_id}/reevaluate", headers=web.token("bob"),
                               json={"suite_ids": [s["id"] for s in suites]})
     assert again.status_code == 201, again.text
     new = web.store.app.get_job(UUID(again.json()["id"]))
     assert new.evaluates == job_id and new.status is JobStatus.QUEUED and new.knowledge_suite is not None
+    assert new.ei_suite is not None and new.rubric is not None and new.rubric.name == "Elena Morales voice"
     assert new.configuration["estimation_algorithm"] == "evaluation-1"  # type: ignore[index]
 
 
@@ -317,7 +318,8 @@ def test_a_bad_probe_suite_is_refused_with_the_place_of_each_problem(web: WebRig
     assert page.status_code == 400 and "acme.csv has 2 problems: nothing was added" in text_of(page.text)
     assert "line 3: answer" in page.text
     web.project()
-    assert [s["kind"] for s in web.client().get("/api/suites", headers=web.token("carol")).json()] == ["knowledge"]
+    assert sorted(s["kind"] for s in web.client().get("/api/suites", headers=web.token("carol")).json()) == [
+        "ei", "knowledge", "rubric"]  # the shipped suites only
     unknown = web.client().post("/api/jobs", headers=web.token("carol"), json={
         "training_file_id": str(UUID(int=1)), "probe_suite_ids": [str(UUID(int=7))]})
     assert unknown.status_code == 400 and "probe_suite_ids[0]: there is no evaluation suite" in unknown.json()["detail"]

@@ -205,6 +205,9 @@ def test_settings_refuse_runpod_without_a_tls_address_for_the_pods() -> None:
 
 def test_provision_run_exit_and_runpods_bill_is_recorded_on_the_job(fake: FakeRunPodV2, app: Pipeline) -> None:
     fake.billing_lag_s = 300
+    # the job's times are ours (seconds apart here), the pod's are RunPod's clock advanced 1.5 h: start
+    # that clock an hour before this hour so the whole run lies in the hours the reconciler asks about
+    fake.now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     provider = provider_for(fake, volume_gb=0)
     p = provisioner_for(app, provider)
     job_id = on_demand_job(app)

@@ -24,10 +24,12 @@ from projections.job_detail import spend_at
 S = JobStatus
 # Ours → OpenAI's (validating_files, queued, running, succeeded, failed, cancelled). A job created
 # on the pages and not started yet reads as validating_files; every pod stage, an interruption and
-# its recovery read as running (the job is under way; `interruptions` counts them).
+# its recovery read as running (the job is under way; `interruptions` counts them). Pausing reads as
+# running (its pod is still stopping); paused is OpenAI's own word for it, though the client's status
+# type does not list it (a client in strict mode refuses it: docs/web.md).
 STATUS = {S.PENDING_CONFIGURATION: "validating_files", S.CONFIGURED: "validating_files", S.QUEUED: "queued",
           S.PROVISIONING: "queued", S.QUEUED_WAITING_FOR_GPU: "queued", S.COMPLETED: "succeeded",
-          S.FAILED: "failed", S.CANCELLED: "cancelled"}
+          S.FAILED: "failed", S.CANCELLED: "cancelled", S.PAUSED: "paused"}
 RUNNING = "running"
 # Our failure types (domain/job_status.FailureType) → the error's code, and the request field at fault.
 FAILURE_CODES = {"dataset_format": ("invalid_training_file", "training_file"), "oom": ("out_of_memory", None),

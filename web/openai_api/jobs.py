@@ -1,5 +1,5 @@
 """`/v1/fine_tuning/jobs`: create (created, configured, started and its budget reserved in one save),
-list, retrieve, cancel, and the job's events and checkpoints, in OpenAI's shapes. Lists read the
+list, retrieve, cancel, pause and resume, and the job's events and checkpoints, in OpenAI's shapes. Lists read the
 read models; a single job reads the read model, or the aggregate until the read model has it (so a
 job answers at once after its create, as OpenAI's do)."""
 
@@ -21,6 +21,7 @@ from domain.job_status import CancelReason
 from domain.preset_choice import HyperparameterError, RequestedHyperparameters
 from projections import cursor_pages
 from projections.queries import configured_hyperparameters
+from web import job_actions
 from web.auth import actor_of
 from web.clock import utcnow
 from web.flows import launch_job
@@ -214,17 +215,20 @@ async def cancel_job(request: Request, state: State, job_id: FromPath[str]) -> d
 
 
 @post("/fine_tuning/jobs/{job_id:str}/pause", status_code=200)
-async def pause_job(state: State, job_id: FromPath[str]) -> dict[str, Any]:
-    await aggregate(state, job_id)
-    raise OpenAIError(400, "Pausing is not available yet: cancel the job, or resume a cancelled job from its"
-                           " checkpoint on the job page", None, "pause_not_available")
+async def pause_job(request: Request, state: State, job_id: FromPath[str]) -> dict[str, Any]:
+    """FR2.2.2 as the job page pauses: the job reads `running` while its pod stops, then `paused`; a job
+    that is not training answers 409."""
+    job = await aggregate(state, job_id)
+    await job_actions.pause(actor_of(request), state, job.id)
+    return await from_aggregate(state, job.id)
 
 
 @post("/fine_tuning/jobs/{job_id:str}/resume", status_code=200)
-async def resume_job(state: State, job_id: FromPath[str]) -> dict[str, Any]:
-    await aggregate(state, job_id)
-    raise OpenAIError(400, "Pausing is not available yet, so there is no paused job to resume", None,
-                      "pause_not_available")
+async def resume_job(request: Request, state: State, job_id: FromPath[str]) -> dict[str, Any]:
+    """A paused job is queued again (`queued`) and continues from its checkpoint; otherwise 409."""
+    job = await aggregate(state, job_id)
+    await job_actions.resume(actor_of(request), state, job.id)
+    return await from_aggregate(state, job.id)
 
 
 @get("/fine_tuning/jobs/{job_id:str}/events")

@@ -1,4 +1,4 @@
-"""The job page's forms: cancel (FR2.2.1), retry / suggested fix / resume (FR3.3.1, FR3.3.2,
+"""The job page's forms: cancel (FR2.2.1), pause and resume (FR2.2.2), retry / suggested fix / resume (FR3.3.1, FR3.3.2,
 FR3.2.2) and notes. A refusal shows the page again with the message and the form as sent."""
 
 from __future__ import annotations
@@ -81,6 +81,32 @@ def cancel_problem(data: CancelForm) -> str | None:
     return None
 
 
+@post("/jobs/{job_id:uuid}/pause", media_type=MediaType.HTML)
+async def pause_form(request: Request, state: State, job_id: UUID) -> Response:
+    """FR2.2.2's Pause button (web/job_actions.py's logic)."""
+    try:
+        await job_actions.pause(actor_of(request), state, job_id)
+    except PermissionDeniedError as exc:
+        return error_page(exc)
+    except DOMAIN_ERRORS as exc:
+        return await refused(request, state, job_id, exc)
+    return redirect_with(f"/jobs/{job_id}", notice="Pausing: the pod saves a checkpoint at the next step and stops."
+                         " Nothing is spent while the job is paused; its budget reservation is kept.")
+
+
+@post("/jobs/{job_id:uuid}/resume", media_type=MediaType.HTML)
+async def resume_form(request: Request, state: State, job_id: UUID) -> Response:
+    """The Resume button of a paused job: queued again, continuing from its checkpoint."""
+    try:
+        await job_actions.resume(actor_of(request), state, job_id)
+    except PermissionDeniedError as exc:
+        return error_page(exc)
+    except DOMAIN_ERRORS as exc:
+        return await refused(request, state, job_id, exc)
+    return redirect_with(f"/jobs/{job_id}", notice="Resumed: the job is queued again and continues from its"
+                         " checkpoint on its next pod.")
+
+
 @post("/jobs/{job_id:uuid}/retry", media_type=MediaType.HTML)
 async def retry_form(request: Request, state: State, job_id: UUID,
                      data: Annotated[RetryForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
@@ -121,4 +147,4 @@ async def note_form(request: Request, state: State, job_id: UUID,
     return redirect_with(f"/jobs/{job_id}", notice="Note added.")
 
 
-routes = [cancel_form, retry_form, note_form]
+routes = [cancel_form, pause_form, resume_form, retry_form, note_form]

@@ -22,7 +22,9 @@ from web.errors import DOMAIN_ERRORS, message_of, status_of
 from web.forms import redirect_with
 from web.job_page import PageInput, render_page
 from web.quality_actions import override, reevaluate
+from web.quality_judged import EI_COLUMNS, brand_columns, brand_rows, ei_rows
 from web.quality_results import ResultsUnavailableError, item_results
+from web.quality_review import review_of
 from web.quality_tab import question_texts
 from web.quality_view import CATEGORY_COLUMNS, QUESTION_COLUMNS, as_csv, category_rows, gate_view, question_rows
 
@@ -71,15 +73,53 @@ async def questions_csv(request: Request, state: State, job_id: UUID) -> Respons
     return _download(request, state, job_id, "questions", as_csv(QUESTION_COLUMNS, question_rows(results, texts)))
 
 
+async def _judged(state: State, job_id: UUID) -> tuple[Any, list[Any]]:
+    """The job's generated replies and the review's sources (each source's scores as they stand)."""
+    job, results = await _evaluated(state, job_id)
+    if results.generations is None or not results.generations.parts:
+        raise NotFoundException("This job's evaluation generated no replies to score")
+    review = await review_of(state, job)
+    return results.generations, review.sources() if review is not None else []
+
+
+@get("/jobs/{job_id:uuid}/quality/ei.csv")
+async def ei_csv(request: Request, state: State, job_id: UUID) -> Response:
+    """FR6.2.1 "Export full evaluation results (all 50 scenarios) as CSV": a row per scenario per source."""
+    generations, sources = await _judged(state, job_id)
+    return _download(request, state, job_id, "ei", as_csv(EI_COLUMNS, ei_rows(generations, sources)))
+
+
+@get("/jobs/{job_id:uuid}/quality/brand-voice.csv")
+async def brand_voice_csv(request: Request, state: State, job_id: UUID) -> Response:
+    """FR6.4.1 "Export detailed scoring (30 responses × 10 characteristics) as CSV"."""
+    generations, sources = await _judged(state, job_id)
+    return _download(request, state, job_id, "brand-voice",
+                     as_csv(brand_columns(generations), brand_rows(generations, sources)))
+
+
 @get("/api/jobs/{job_id:uuid}/quality")
 async def api_quality(state: State, job_id: UUID) -> dict[str, Any]:
-    """The gate's outcome, the recorded figures, the suites, a failure or the progress."""
+    """The gate's outcome, the recorded figures, the suites, a failure or the progress, and the scoring of the
+    generated replies as it stands (`review`: the judge's and the people's progress, the judging cost)."""
     job = await _job(state, job_id)
     evaluation = job.get("evaluation")
+    review = await review_of(state, job) if evaluation else None
     return {"job_id": str(job_id), "gate": gate_view(job), "summary": evaluation["summary"] if evaluation else None,
             "results": evaluation["results"] if evaluation else None, "suites": job.get("suites"),
             "evaluation_failure": job.get("evaluation_failure"), "evaluation_progress": job.get("evaluation_progress"),
-            "evaluates": str(job["evaluates"]) if job.get("evaluates") else None}
+            "evaluates": str(job["evaluates"]) if job.get("evaluates") else None,
+            "review": review_progress(review)}
+
+
+def review_progress(review: Any) -> dict[str, Any] | None:
+    if review is None:
+        return None
+    return {"id": str(review.id), "items": len(review.items),
+            "judge": {"judged": len(review.judged), "unscored": len(review.unscored), "complete": review.judge_complete,
+                      "cost": str(review.cost), "prompt_tokens": review.prompt_tokens,
+                      "completion_tokens": review.completion_tokens},
+            "people": {"reviewers": {r: len(review.scored_by(r)) for r in review.reviewers},
+                       "complete": review.people_complete}}
 
 
 class Override(BaseModel):
@@ -130,4 +170,5 @@ async def reevaluate_form(request: Request, state: State, job_id: UUID) -> Respo
     return redirect_with(f"/jobs/{new_id}", notice="Re-evaluation queued." + "".join(f" {w}" for w in warnings))
 
 
-routes = [categories_csv, questions_csv, api_quality, api_override, api_reevaluate, override_form, reevaluate_form]
+routes = [categories_csv, questions_csv, ei_csv, brand_voice_csv, api_quality, api_override, api_reevaluate,
+          override_form, reevaluate_form]

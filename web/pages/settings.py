@@ -1,6 +1,7 @@
 """Notification settings (FR8.2.1 "Notification Preferences", FR7.2.2 "Notification Recipients"):
-the signed-in user's own preferences; the team's Slack channel and budget recipients for managers
-and admins. Validation and storage are the JSON API's (handlers/notifications/preferences.py)."""
+the signed-in user's own preferences; the team's Slack channel, budget recipients and outgoing
+webhooks (#20) for managers and admins. Validation and storage are the JSON API's
+(handlers/notifications/preferences.py; webhooks: web/webhooks.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from handlers.notifications.preferences import (
     save_preferences,
     save_team,
 )
+from web import webhooks
 from web.auth import actor_of, require_manager, user_of
 from web.forms import redirect_with
 
@@ -37,7 +39,8 @@ EVENT_LABELS = {"completed": "Training completed", "failed": "Training failed",
                 "cancelled": "Training cancelled (by a user or the system)",
                 "interrupted": "Spot instance interrupted",
                 "recovery_exhausted": "Recovery gave up after repeated interruptions",
-                "provisioning_timeout": "No GPU could be provisioned in time"}
+                "provisioning_timeout": "No GPU could be provisioned in time",
+                "quality_scored": "Replies scored (emotional intelligence, brand voice)"}
 CHOICES = {"all": "All events", "completions": "Completions only", "failures": "Failures only",
            "custom": "Choose events:"}
 # The JSON API's field limits (web/notifications.py, PreferencesBody and TeamBody).
@@ -89,7 +92,11 @@ async def _page(request: Request, state: State, status: int = 200, **extra: Any)
         "mine": mine, "team": shown_team, "team_name": state.settings.budget.team, "managing": managing,
         "account_email": user.email if user else None, "channels": CHANNELS, "digests": DIGESTS,
         "events": JOB_EVENTS, "event_labels": EVENT_LABELS, "choices": CHOICES, "error": None, "notice": None,
-        "team_error": None} | extra)
+        "team_error": None, "webhooks": await webhooks.settings_view(state) if managing else None,
+        "webhook_error": None, "webhook_form": None, "webhook_secret": None} | extra)
+
+
+render = _page  # the webhooks section's forms answer with this page too (web/pages/webhook_forms.py)
 
 
 @get(PATH, media_type=MediaType.HTML)
