@@ -23,9 +23,10 @@ from domain.money import usd
 from handlers.notifications.notices import Notice
 
 WAITING = JobStatus.QUEUED, *ACTIVE
-KIND_ORDER = ("completed", "failed", "recovery_exhausted", "cancelled", "interrupted", "resumed",
+KIND_ORDER = ("completed", "quality_scored", "failed", "recovery_exhausted", "cancelled", "interrupted", "resumed",
               "provisioning_timeout")
-KIND_WORDS = {"recovery_exhausted": "recovery exhausted", "provisioning_timeout": "no GPU available"}
+KIND_WORDS = {"quality_scored": "with replies scored", "recovery_exhausted": "recovery exhausted",
+              "provisioning_timeout": "no GPU available"}
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def _judged(event: TrainingJob.Judged, job: TrainingJob, url: str) -> Notice:
     summary = event.summary
     plan = suggested_fix(job)
     actions = (("Review Quality", f"{url}?tab=quality"),) + (
-        (("Retry with Suggested Fix", f"{url}#retry"),) if plan else ())
+        (("Retry with Suggested Fix", f"{url}?tab=quality#q-retry-fix"),) if plan else ())
     return Notice(
         "quality_scored", f"Replies scored: {job.name}{gate.suffix}",
         f"Replies scored: {job.name}{gate.suffix}", job.name,

@@ -6,7 +6,9 @@ OpenAI-compatible fake that scores by a documented rule and answers 429 and malf
 them through the judging reactor; then the Quality tab, the CSVs, the gate on the downloads, /compare,
 /analytics, the report and the budget line. A good adapter and a damaged one (its LoRA B matrices drawn 200
 times wider, as a huge learning rate leaves them) give different gates. The judge's key is in no event, log
-line or page."""
+line or page. Two reviewers score crafted replies blind through the pages: their averages, disagreement, a
+regression that blocks, and the retry with the suggested fix (the browser does the same against a whole
+stack: tests/e2e/test_replies_review_in_browser.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 from uuid import UUID
 
 import psycopg
@@ -243,3 +246,115 @@ def test_a_client_rubric_is_refused_with_places_or_added_from_the_form_and_attac
     new_job = text_of(web.client("carol").get("/jobs/new", headers=HTML).text)
     assert "Acme Wealth formal voice (5 characteristics)" in new_job and "Emotional intelligence" in new_job
     assert re.search(r"Brand voice rubric", new_job)
+
+
+def reported_job(web: WebRig, name: str, generations: Any) -> tuple[UUID, str]:
+    """A job created through the API whose pod reported an evaluation holding only `generations` (crafted here,
+    no model): completed, its replies waiting to be scored. Its id and the results' digest."""
+    from domain.quality.results import EvaluationResults
+
+    api, token = web.client(), web.token("alice")
+    catalogue = api.post("/api/files", headers=token, files={"file": ("advisor.json", SAMPLE.read_bytes())})
+    created = api.post("/api/jobs", headers=token, json={"training_file_id": catalogue.json()["id"], "name": name,
+                                                         "knowledge_retention": False})
+    assert created.status_code == 201, created.text
+    job_id = UUID(created.json()["id"])
+    app, now = web.store.app, datetime.now(timezone.utc)
+    attempt = app.update_job(job_id, lambda j: j.start_provisioning("spot", now))
+    app.update_job(job_id, lambda j: j.pod_started("pod-1", attempt, Decimal("2.49"), now))
+    for stage in (JobStatus.TRAINING, JobStatus.FINALIZATION, JobStatus.EVALUATING):
+        app.update_job(job_id, lambda j, s=stage: j.change_stage(s, attempt, datetime.now(timezone.utc)))
+    results = EvaluationResults(str(job_id), 1, generations=generations)
+    evaluation = put(web, job_id, "evaluation-attempt-1.json", results.to_json())
+    adapter = web.store_adapter(job_id, b"adapter of " + name.encode())
+    send(TelemetryHandler(app, read_object=reader(web)), job_id, "completed",
+         {"adapter": adapter.as_dict(), "metrics": {"final_loss": 0.4}, "evaluation": evaluation.as_dict()}, 2)
+    ended = datetime.now(timezone.utc)  # as the provisioner ends its pod: spend charged, the file free again
+    app.update_job(job_id, lambda j: j.pod_stopped("pod-1", ended))
+    app.record_job_spend(job_id, ended)
+    web.project()
+    return job_id, evaluation.sha256
+
+
+def test_two_reviewers_score_blind_through_the_pages_and_their_averages_and_disagreement_gate_the_job(
+        web: WebRig) -> None:
+    from domain.quality.generations import BRAND_VOICE, EI, TRAINED_FIRST, Generated, Generations, blind_order
+
+    rubric = load_rubric((SUITES / "brand-voice-elena-morales.json").read_bytes())
+    ei = tuple(Generated(f"ei-{n}", EI, f"Client message {n}", f"Plain answer {n}.", f"I hear you, answer {n}.",
+                         persona="Pragmatic Skeptic", emotional_arc="doubt to trust", topic="fees") for n in (1, 2))
+    voice = (Generated("bv-01", BRAND_VOICE, "Should I sell?", "Maybe.", "Let's look at it together."),)
+    job_id, sha = reported_job(web, "Advisor voice reviewed", Generations(24, "emotional-intelligence.jsonl", ei,
+                                                                          rubric, voice))
+    keys = [g.key for g in (*ei, *voice)]
+    names = {EI: ("empathy", "clarity", "appropriateness"), BRAND_VOICE: [c.id for c in rubric.characteristics]}
+    alice, bob = web.client("alice"), web.client("bob")
+    first = text_of(alice.get(f"/jobs/{job_id}/replies", headers=HTML).text)
+    assert "Emotional intelligence: 0 of 2 scored by you (0 by anyone)" in first
+    assert "Brand voice: 0 of 1 scored by you (0 by anyone)" in first and "Response 1" in first
+    page = alice.get(f"/jobs/{job_id}/replies?item={keys[0]}", headers=HTML).text
+    form = page[page.index('id="rv-form"'):page.index("</form>", page.index('id="rv-form"'))]
+    assert not re.search(r"baseline|trained", form, re.IGNORECASE)  # blind: nothing says which reply is which
+    shown = [ei[0].trained, ei[0].baseline] if blind_order(sha, keys[0]) == TRAINED_FIRST else [
+        ei[0].baseline, ei[0].trained]
+    assert form.index(shown[0]) < form.index(shown[1])  # in the item's recorded order
+
+    def scores(user: str, key: str, trained: int, baseline: int) -> Any:
+        """A reviewer who, blind, gives the trained reply `trained` and the baseline's `baseline` (as Response
+        1 and 2 in the item's recorded order) on every characteristic."""
+        part = key.split("/")[0]
+        first, second = (trained, baseline) if blind_order(sha, key) == TRAINED_FIRST else (baseline, trained)
+        data = {"item": key} | {f"first.{n}": str(first) for n in names[part]} | {
+            f"second.{n}": str(second) for n in names[part]}
+        return web.form(user, f"/jobs/{job_id}/replies", data, headers=HTML)
+
+    refused = web.form("alice", f"/jobs/{job_id}/replies", {"item": keys[0], "first.empathy": "5"}, headers=HTML)
+    assert refused.status_code == 303 and "error=" in refused.headers["location"]  # every score is needed
+    # ei-2 is the one the trained model did worse on, in both reviewers' eyes
+    given = {"alice": {keys[0]: (5, 2), keys[1]: (2, 5), keys[2]: (5, 2)},
+             "bob": {keys[0]: (3, 2), keys[1]: (2, 4), keys[2]: (3, 2)}}
+    for key in keys:
+        saved = scores("alice", key, *given["alice"][key])
+        assert saved.status_code == 303, saved.text
+    assert "Every item is scored" in unquote_plus(saved.headers["location"])
+    web.project()
+    job = web.store.app.get_job(job_id)
+    people = next(s for s in job.evaluation["summary"]["judged"] if s["source"] == "people")
+    assert people["complete"] and people["scorers"] == ["alice"]  # every item has a reviewer: it counts
+    progress = text_of(bob.get(f"/jobs/{job_id}/replies", headers=HTML).text)
+    assert "Emotional intelligence: 0 of 2 scored by you (2 by anyone)" in progress
+    assert "Reviewers so far: alice." in progress
+    for key in keys:
+        assert scores("bob", key, *given["bob"][key]).status_code == 303
+    web.project()
+    job = web.store.app.get_job(job_id)
+    people = next(s for s in job.evaluation["summary"]["judged"] if s["source"] == "people")
+    assert people["label"] == "2 reviewers (alice, bob)" and people["scorers"] == ["alice", "bob"]
+    # averaged: ei-1 trained 4 (5, 3), baseline 2; ei-2 trained 2, baseline 4.5 (5, 4); bv-01 trained 4
+    assert people["ei"]["overall"] == {"baseline": "3.2", "trained": "3.0", "improvement_percent": "-8"}
+    assert people["brand_voice"]["overall"] == "4.00" and people["brand_voice"]["baseline_overall"] == "2.00"
+    found = people["regressions"]
+    assert [r["text"] for r in found["list"]] == [
+        "Scenario #2 (ei-2): Baseline 4.5/5, Trained 2.0/5 (-56% regression, major)"]
+    assert job.gate_outcome == "block" and job.delivery_blocked
+    assert "EI regressions (2 reviewers (alice, bob)): 1 major regression (a decrease over 20% to below 3/5)" in \
+        job.evaluation["summary"]["reasons"]
+    assert alice.get(f"/jobs/{job_id}?tab=quality", headers=HTML).status_code == 200
+    tab = text_of(bob.get(f"/jobs/{job_id}?tab=quality", headers=HTML).text)
+    assert "3 of 3 items scored by at least one reviewer (alice: 3, bob: 3)" in tab
+    assert "Emotional intelligence — scored by 2 reviewers (alice, bob)" in tab
+    assert "Where reviewers disagree" in tab and tab.count("up to 2 points apart (2 reviewers)") == 2  # ei-1, bv-01
+    assert "Add more training data for the affected scenarios: 'Pragmatic Skeptic' conversations" in tab
+    assert "Retry with suggested fix" in tab and "regressions involve" not in tab  # one regression: no pattern
+    rows = list(csv.DictReader(io.StringIO(bob.get(f"/jobs/{job_id}/quality/ei.csv").text)))
+    assert [(r["id"], r["scorers"], r["disagreement"], r["severity"]) for r in rows] == [
+        ("ei-1", "2", "2", ""), ("ei-2", "2", "1", "major")]
+    events = [type(e).__name__ for e in web.store.app.repository.event_store.get(QualityReview.id_for(sha))]
+    assert events == ["Created"] + ["PersonScored"] * 6
+    # FR6.2.2's corrective action, from the Quality tab's form: a new job at half the learning rate
+    rate = job.configuration["hyperparameters"]["learning_rate"]
+    retried = web.form("alice", f"/jobs/{job_id}/retry", {"mode": "suggested"}, headers=HTML)
+    assert retried.status_code == 303, text_of(retried.text)[-800:]
+    new_job = web.store.app.get_job(UUID(retried.headers["location"].split("?")[0].rsplit("/", 1)[1]))
+    assert new_job.retry_of == job_id and new_job.configuration["hyperparameters"]["learning_rate"] == rate / 2
+    assert new_job.rubric == job.rubric and new_job.ei_suite == job.ei_suite  # scored on the same suites

@@ -1,7 +1,7 @@
 """FR6.2.1, FR6.2.2, FR6.4.1 and FR6.4.2's figures from scored replies: the EI benchmark with the spec's
 worked example and badges, regressions with their severity, patterns and gate, brand voice with its badge
 and flags, the judge's schema and answers, the blind order, the review's people and judge, and the job's
-gate, cost and retry that follow (docs/quality-validation.md)."""
+gate, cost and retry that follow, and the completion and "Replies scored" notices (docs/quality-validation.md)."""
 
 from __future__ import annotations
 
@@ -317,3 +317,62 @@ def test_results_of_version_1_still_read_and_version_2_round_trips_its_replies_a
     assert judged["ei"]["overall"] == {"baseline": "3.0", "trained": "4.0", "improvement_percent": "33"}
     assert judged["brand_voice"]["overall"] == "4.00" and judged["brand_voice"]["badge"] == "⚠ Acceptable Alignment"
     assert with_scores["outcome"] == "pass" and judged["regressions"]["count"] == 0
+
+
+def test_the_completion_notice_says_the_replies_await_scoring_and_a_replies_scored_notice_follows_once() -> None:
+    from domain.aggregates.training_job import TrainingJob
+    from handlers.notifications.digest import Digest
+    from handlers.notifications.notices import job_kind, job_notice
+
+    base = "https://pipeline.example"
+    app = Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=BudgetPolicy(default_limit=5000))
+    items = tuple(scenario(i, persona="Pragmatic Skeptic") for i in range(1, 11))
+    results = EvaluationResults("x", 1, generations=Generations(24, "emotional-intelligence.jsonl", items))
+    job_id, ref = evaluated(app, results)
+
+    def told(kind: type) -> tuple[object, TrainingJob]:
+        event = [e for e in app.repository.event_store.get(job_id) if isinstance(e, kind)][-1]
+        return event, app.repository.get(job_id, version=event.originator_version)
+
+    done, job = told(TrainingJob.Completed)
+    completed = job_notice(done, job, base)
+    assert completed.subject.endswith("— ⚠ Review before client delivery")
+    assert dict(completed.facts)["Replies to score"] == "10 EI scenarios: awaiting a model judge or reviewers"
+    review = app.open_review(job_id, ref, results.generations, NOW)
+    good, bad = dict.fromkeys(DIMENSIONS, 4), dict.fromkeys(DIMENSIONS, 2)
+    app.record_judgements(review.id, lambda r: [
+        r.record_judged(k, "judge-1", good, bad if n < 3 else good, "r", 1000, 100, Decimal("0.01"), 1, NOW)
+        for n, k in enumerate(r.items)], NOW)
+    review = app.review(review.id)
+    app.record_judged(job_id, review.id, ref.sha256, summary(results, [review.model_scores()]), NOW)
+    judged, job = told(TrainingJob.Judged)
+    assert job_kind(judged) == "quality_scored"
+    notice = job_notice(judged, job, base)
+    assert notice.subject == f"Replies scored: {job.name} — ✗ Delivery blocked"
+    facts = dict(notice.facts)
+    assert facts["Quality gate"] == "✗ Delivery blocked" and "Replies to score" not in facts
+    assert facts["Emotional intelligence (model judge judge-1)"] == ("4.0 → 3.4/5 (-15% improvement,"
+                                                                     " ✗ Needs Improvement)")
+    assert facts["EI regressions (model judge judge-1)"] == "3 of 10 scenarios (30%)"
+    assert any(line.startswith("EI regressions (model judge judge-1)") for line in dict(notice.sections)[
+        "Quality gate reasons"])
+    assert notice.actions == (("Review Quality", f"{base}/jobs/{job_id}?tab=quality"),
+                              ("Retry with Suggested Fix", f"{base}/jobs/{job_id}?tab=quality#q-retry-fix"))
+    # people finish later: told again (a source complete for the first time); a revision is not
+    for key in review.items:
+        app.score_by_person(review.id, key, "alice", good, good, NOW)
+    review = app.review(review.id)
+    app.record_judged(job_id, review.id, ref.sha256, summary(results, [review.model_scores(), review.people_scores()]),
+                      NOW)
+    again, _ = told(TrainingJob.Judged)
+    assert again.completes == ["people"] and job_kind(again) == "quality_scored"
+    app.score_by_person(review.id, review.items[0], "alice", bad, good, NOW)
+    review = app.review(review.id)
+    app.record_judged(job_id, review.id, ref.sha256, summary(results, [review.model_scores(), review.people_scores()]),
+                      NOW)
+    revised, _ = told(TrainingJob.Judged)
+    assert revised.originator_version > again.originator_version and job_kind(revised) is None
+    line = {"event_key": "k", "kind": "quality_scored", "headline": notice.headline, "link": base, "job_id": None,
+            "occurred_at": NOW}
+    digest = Digest("alice", NOW.date(), "UTC", NOW, NOW, (line,), (), (), Decimal(0), Decimal(0), "2026-11", None)
+    assert digest.notice(base).headline.startswith("1 event(s) on your jobs: 1 with replies scored.")

@@ -43,9 +43,8 @@ async def _reviewable(state: State, job_id: UUID) -> tuple[dict[str, Any], Any, 
     return job, results, results.generations
 
 
-def _item_view(generations: Generations, item: Generated, seed: str, mine: tuple[dict, dict] | None
+def _item_view(generations: Generations, item: Generated, order: str, mine: tuple[dict, dict] | None
                ) -> dict[str, Any]:
-    order = blind_order(seed, item.key)
     first, second = shown_pair(item, order)
     given: tuple[dict[str, int], dict[str, int]] = ({}, {})
     if mine is not None:  # the reviewer's earlier scores, back in the order shown
@@ -69,11 +68,13 @@ async def review_page(request: Request, state: State, job_id: UUID, item: str = 
     items = list(generations.all_items())
     mine = {g.key for g in items if reviewer in people.get(g.key, {})}
     chosen = next((g for g in items if g.key == item), None) or next((g for g in items if g.key not in mine), items[0])
-    seed = job["evaluation"]["results"]["sha256"]
+    # the order the review recorded when it opened (the same draw, from the results' digest, before it has)
+    order = review.orders[chosen.key] if review is not None else blind_order(
+        job["evaluation"]["results"]["sha256"], chosen.key)
     progress = [{"title": PART_TITLES[p], "total": len(generations.items(p)),
                  "mine": sum(g.key in mine for g in generations.items(p)),
                  "anyone": sum(bool(people.get(g.key)) for g in generations.items(p))} for p in generations.parts]
-    context = {"job": job, "item": _item_view(generations, chosen, seed, people.get(chosen.key, {}).get(reviewer)),
+    context = {"job": job, "item": _item_view(generations, chosen, order, people.get(chosen.key, {}).get(reviewer)),
                "progress": progress, "reviewer": reviewer, "scores": SCORES,
                "items": [{"key": g.key, "id": g.id, "part": PART_TITLES[g.part], "done": g.key in mine,
                           "current": g.key == chosen.key} for g in items],
