@@ -85,6 +85,19 @@ async def check_queue(state: State) -> None:
                              "Wait for completion or cancel an active job.")
 
 
+async def evaluation_suites(state: State, options: dict[str, Any]) -> None:
+    """What a new job's pod evaluates, the same on every create path (pages, JSON API, OpenAI-compatible
+    API): the choices (`probe_suite_ids`, `knowledge_retention`, `emotional_intelligence`, `brand_voice`,
+    `rubric_id`) in `options` replaced by the suites they name."""
+    # FR6.3: the shipped knowledge suite (unless `knowledge_retention` is False) and the probes named
+    options["knowledge_suite"], options["probe_suites"] = await job_suites(
+        state, options.pop("probe_suite_ids", None) or [], options.pop("knowledge_retention", True))
+    # FR6.2.1, FR6.4.1: the replies its pod generates for scoring (the shipped EI scenarios, a rubric)
+    options["ei_suite"], options["rubric"] = await judged_suites(
+        state, options.pop("emotional_intelligence", True), options.pop("brand_voice", True),
+        options.pop("rubric_id", None))
+
+
 async def create_job(state: State, actor: Actor, *, training_file_id: UUID, start: bool = True,
                      override_justification: str | None = None, **options: Any) -> tuple[UUID, list[str]]:
     """Creates and configures a job from a catalogued file, then (by default) starts it, which
@@ -97,13 +110,7 @@ async def create_job(state: State, actor: Actor, *, training_file_id: UUID, star
     if "interruption_probability" not in options:  # the API prices as the cost panel does (FR1.2.1)
         options["interruption_probability"] = (await load_history(state)).interruption_probability
     now = datetime.now(timezone.utc)
-    # FR6.3: the shipped knowledge suite (unless `knowledge_retention` is False) and the probes named
-    options["knowledge_suite"], options["probe_suites"] = await job_suites(
-        state, options.pop("probe_suite_ids", None) or [], options.pop("knowledge_retention", True))
-    # FR6.2.1, FR6.4.1: the replies its pod generates for scoring (the shipped EI scenarios, a rubric)
-    options["ei_suite"], options["rubric"] = await judged_suites(
-        state, options.pop("emotional_intelligence", True), options.pop("brand_voice", True),
-        options.pop("rubric_id", None))
+    await evaluation_suites(state, options)
     template_id = options.pop("template_id", None)
     if template_id is not None:  # FR5.2.2 "Start from Template": the note, and the template's usage
         job_id = await asyncio.to_thread(app.create_job_from_template, template_id, training_file_id,
@@ -124,12 +131,14 @@ async def create_job(state: State, actor: Actor, *, training_file_id: UUID, star
 
 async def launch_job(state: State, actor: Actor, *, training_file_id: UUID, override_justification: str | None = None,
                      **options: Any) -> tuple[UUID, list[str]]:
-    """Creates, configures and starts a job in one save (the OpenAI-compatible create): priced as
-    create_job prices it; a refusal (file, preset, budget, queue) leaves nothing behind."""
+    """Creates, configures and starts a job in one save (the OpenAI-compatible create): priced and
+    evaluated as create_job prices and evaluates it; a refusal (file, preset, budget, queue) leaves
+    no job, reservation or claim behind (the shipped suites are catalogued on first use either way)."""
     provider_terms(state, options)
     await check_queue(state)
     successful = await job_reads.successful_jobs(state.pool, actor.name)
     options.setdefault("interruption_probability", (await load_history(state)).interruption_probability)
+    await evaluation_suites(state, options)
     return await asyncio.to_thread(state.store.app.launch_job_from_file, training_file_id, actor=actor.name,
                                    role=actor.role, at=datetime.now(timezone.utc),
                                    override_justification=override_justification, successful_jobs=successful,

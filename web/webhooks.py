@@ -24,6 +24,7 @@ from infra.secretbox import SecretBox, SecretBoxError, box_for
 from web.auth import actor_of, require_manager
 
 T = TypeVar("T")
+R = TypeVar("R", bound=Response)
 
 
 class WebhookBody(BaseModel):
@@ -54,6 +55,12 @@ async def in_db(state: State, work: Callable[..., T], *args: Any, **kwargs: Any)
         raise ClientException(str(exc)) from None
     except WebhookNotFoundError as exc:
         raise NotFoundException(str(exc)) from None
+
+
+def unstored(answer: R) -> R:
+    """An answer that carries a secret: kept by no cache and no browser history (`Cache-Control: no-store`)."""
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 def team_of(state: State) -> str:
@@ -93,10 +100,10 @@ async def api_event_types() -> list[dict[str, str]]:
 
 
 @post("/api/webhooks", status_code=201)
-async def api_create(request: Request, state: State, data: WebhookBody) -> dict[str, Any]:
+async def api_create(request: Request, state: State, data: WebhookBody) -> Response[dict[str, Any]]:
     """`{"url", "events": [types from /api/webhooks/event-types], "description"?}`; the answer carries
     the endpoint's `whsec_` secret, shown this once."""
-    return await create(request, state, data)
+    return unstored(Response(await create(request, state, data), status_code=201))
 
 
 @get("/api/webhooks/{endpoint_id:uuid}")
@@ -111,9 +118,9 @@ async def api_delete(state: State, endpoint_id: UUID) -> None:
 
 
 @post("/api/webhooks/{endpoint_id:uuid}/rotate-secret", status_code=200)
-async def api_rotate(state: State, endpoint_id: UUID) -> dict[str, Any]:
+async def api_rotate(state: State, endpoint_id: UUID) -> Response[dict[str, Any]]:
     """A new secret, shown this once; the old one also signs for 24 hours while receivers switch over."""
-    return await rotate(state, endpoint_id)
+    return unstored(Response(await rotate(state, endpoint_id)))
 
 
 @get("/api/webhooks/{endpoint_id:uuid}/deliveries")

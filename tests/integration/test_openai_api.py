@@ -59,8 +59,9 @@ def client(web: WebRig, user: str = "alice", **options) -> OpenAI:
 
 
 def stored_events(web: WebRig) -> int:
+    """Every stored event but the shipped evaluation suites' registrations (catalogued on first use)."""
     with psycopg.connect(web.database_url) as conn:
-        return conn.execute("SELECT count(*) FROM pipeline_events").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM pipeline_events WHERE topic NOT LIKE 'ProbeSuite.%'").fetchone()[0]
 
 
 def run(web: WebRig, job_id: str, *steps) -> None:
@@ -192,6 +193,34 @@ def test_a_job_from_chat_lines_starts_at_once_with_auto_hyperparameters_mapped_t
     assert web.store.app.budget(extra["budget_month"]).reservations[str(job.id)] == cost_max
 
 
+def test_a_job_is_evaluated_on_the_shipped_suites_as_the_json_apis_and_extra_body_chooses_them(web: WebRig) -> None:
+    ai = client(web)
+    chat = ai.files.create(file=("advisor.jsonl", chat_lines()), purpose="fine-tune")
+    job = ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id)
+
+    launched = web.store.app.get_job(UUID(job.id))
+    assert (launched.knowledge_suite.name, launched.probe_suites) == ("financial-knowledge.jsonl", [])
+    assert (launched.ei_suite.name, launched.rubric.name) == ("emotional-intelligence.jsonl", "Elena Morales voice")
+    ai.fine_tuning.jobs.cancel(job.id)  # the file is free again
+    made = web.client().post("/api/jobs", json={"training_file_id": chat.id}, headers=web.token("alice"))
+    assert made.status_code == 201, made.text
+    created = web.store.app.get_job(UUID(made.json()["id"]))  # the JSON API's create: the same suites
+    assert (created.knowledge_suite, created.probe_suites, created.ei_suite, created.rubric) == (
+        launched.knowledge_suite, launched.probe_suites, launched.ei_suite, launched.rubric)
+    web.client().post(f"/api/jobs/{created.id}/cancel", json={"reason": "testing"}, headers=web.token("alice"))
+
+    with pytest.raises(openai.BadRequestError) as unknown:
+        ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id,
+                                   extra_body={"probe_suite_ids": ["9b2f4c1e-0000-4000-8000-000000000000"]})
+    assert unknown.value.body["message"] == ("probe_suite_ids[0]: there is no evaluation suite"
+                                             " 9b2f4c1e-0000-4000-8000-000000000000 (see /suites)")
+    bare = ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id, extra_body={
+        "knowledge_retention": False, "emotional_intelligence": False, "brand_voice": False})
+    left_out = web.store.app.get_job(UUID(bare.id))
+    assert (left_out.knowledge_suite, left_out.probe_suites, left_out.ei_suite, left_out.rubric) == (None, [], None,
+                                                                                                       None)
+
+
 def test_explicit_hyperparameters_pick_the_nearest_preset_and_override_the_rest(web: WebRig) -> None:
     ai = client(web)
     chat = ai.files.create(file=("advisor.jsonl", chat_lines()), purpose="fine-tune")
@@ -215,6 +244,13 @@ def test_explicit_hyperparameters_pick_the_nearest_preset_and_override_the_rest(
     with pytest.raises(openai.BadRequestError) as dpo:
         ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id, method={"type": "dpo"})
     assert dpo.value.param == "method.type"
+    with pytest.raises(openai.BadRequestError) as too_much:  # OpenAI's limit: 16 pairs
+        ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id, metadata={f"k{n}": "v" for n in range(17)})
+    assert (too_much.value.param, too_much.value.code) == ("metadata", "invalid_metadata")
+    assert too_much.value.body["message"] == "Metadata may hold at most 16 key-value pairs (got 17)"
+    with pytest.raises(openai.BadRequestError) as bad_suffix:
+        ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id, suffix="advisor v1")
+    assert (bad_suffix.value.param, bad_suffix.value.code) == ("suffix", "invalid_suffix")
 
     job = ai.fine_tuning.jobs.create(
         model="tiny", training_file=chat.id, seed=7,

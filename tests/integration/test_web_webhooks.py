@@ -21,6 +21,7 @@ def test_a_manager_registers_lists_rotates_and_deletes_an_endpoint_through_the_a
                                                                       "fine_tuning.job.succeeded"],
                                               "description": "ML platform"}, headers=bob)
     assert made.status_code == 201, made.text
+    assert made.headers["cache-control"] == "no-store"  # the secret is kept by no cache or history
     endpoint = made.json()
     secret = endpoint.pop("secret")
     assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", secret)
@@ -34,6 +35,7 @@ def test_a_manager_registers_lists_rotates_and_deletes_an_endpoint_through_the_a
 
     rotated = client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", headers=bob)
     assert rotated.status_code == 200 and rotated.json()["secret"] not in (secret, None)
+    assert rotated.headers["cache-control"] == "no-store"
     with psycopg.connect(web.database_url) as conn:
         stored = conn.execute("SELECT secret_sealed || coalesce(previous_sealed, '') FROM webhook_endpoints"
                               ).fetchone()[0]
@@ -63,7 +65,7 @@ def test_the_settings_page_adds_an_endpoint_shows_its_secret_once_and_logs_and_r
     assert 'id="webhooks"' not in web.client("alice").get(PAGE, headers=HTML).text  # a member sees no webhooks
     added = web.form("bob", f"{PAGE}/webhooks", {"url": HOOK, "events": ["fine_tuning.job.failed"],
                                                  "description": "On-call"})
-    assert added.status_code == 201
+    assert added.status_code == 201 and added.headers["cache-control"] == "no-store"
     secret = re.search(r'<code class="secret">(whsec_[^<]+)</code>', added.text).group(1)
     assert "it is not shown again" in added.text
     page = web.client("bob").get(PAGE, headers=HTML).text
@@ -88,5 +90,6 @@ def test_the_settings_page_adds_an_endpoint_shows_its_secret_once_and_logs_and_r
         assert store.deliveries(conn, web.settings.budget.team)[0]["status"] == "pending"
     rotated = web.form("bob", f"{PAGE}/webhooks/{endpoint['id']}/rotate", {})
     assert rotated.status_code == 200 and "the old one also signs for 24 hours" in rotated.text
+    assert rotated.headers["cache-control"] == "no-store" and secret not in rotated.text
     assert web.form("bob", f"{PAGE}/webhooks/{endpoint['id']}/delete", {}).status_code == 303
     assert HOOK not in web.client("bob").get(PAGE, headers=HTML).text.split('id="webhook-deliveries"')[0]

@@ -5,6 +5,7 @@ notifier as the bus delivers them, sent by the sender with retries and backoff, 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,13 +94,17 @@ def send_until(sender: WebhookSender, done, timeout: float = 10) -> None:
 
 
 def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try_exactly_once_recorded_as_delivered(
-        hooks: Hooks) -> None:
+        hooks: Hooks, caplog: pytest.LogCaptureFixture) -> None:
     hooks.endpoint()
     hooks.receiver.answers = [500, 503]
     job_id = completed_job(hooks.app)
     bodies = hooks.feed()
     sender = hooks.sender()
-    send_until(sender, lambda: hooks.receiver.accepted)
+    with caplog.at_level(logging.INFO, logger="handlers.webhooks"):
+        send_until(sender, lambda: hooks.receiver.accepted)
+    logged = caplog.text  # each attempt logged by the receiver's host: never its secret, path or query
+    assert "attempt 1: HTTP 500" in logged and "delivered to 127.0.0.1 on attempt 3" in logged
+    assert hooks.receiver.secret[len(PREFIX):] not in logged and "/hooks/" not in logged and "team=ml" not in logged
 
     requests = hooks.receiver.requests
     assert [r["status"] for r in requests] == [500, 503, 200] and not any(r["error"] for r in requests)

@@ -53,7 +53,7 @@ class Method(BaseModel):
 
 class CreateJob(BaseModel):
     """OpenAI's create parameters, and ours (`preset`, `gpu_tier`, `name`, `override_justification`,
-    sent with the client's `extra_body`)."""
+    and what the pod evaluates as the JSON API's create takes it, sent with the client's `extra_body`)."""
 
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=200)
@@ -69,6 +69,15 @@ class CreateJob(BaseModel):
     gpu_tier: Literal["spot", "on_demand"] = "spot"
     name: str | None = Field(default=None, max_length=200)
     override_justification: str | None = Field(default=None, max_length=2000)
+    probe_suite_ids: list[UUID] = Field(default_factory=list, max_length=10)  # FR6.3.2, from GET /api/suites
+    knowledge_retention: bool = True  # FR6.3.1: the shipped knowledge suite
+    emotional_intelligence: bool = True  # FR6.2.1: the shipped EI scenarios
+    brand_voice: bool = True  # FR6.4.1: replies to a rubric's prompts (rubric_id's, else Elena Morales')
+    rubric_id: UUID | None = None
+
+
+# What the job's pod evaluates: passed on as the JSON API's create passes it (web/flows.evaluation_suites).
+EVALUATION = ("probe_suite_ids", "knowledge_retention", "emotional_intelligence", "brand_voice", "rubric_id")
 
 
 def requested(data: CreateJob) -> RequestedHyperparameters:
@@ -138,7 +147,8 @@ async def create_job(request: Request, state: State, data: CreateJob) -> dict[st
     base_model = state.settings.agent.base_model
     check_supported(data, base_model)
     options = {"requested": requested(data), "labels": data.metadata or {}, "suffix": data.suffix,
-               "base_model": data.model, "preset": data.preset, "gpu_tier": data.gpu_tier, "name": data.name}
+               "base_model": data.model, "preset": data.preset, "gpu_tier": data.gpu_tier, "name": data.name,
+               **{choice: getattr(data, choice) for choice in EVALUATION}}
     file_id = training_file_id(data.training_file)
     try:
         job_id, warnings = await launch_job(state, actor_of(request), training_file_id=file_id,

@@ -34,8 +34,8 @@ async def add_endpoint(request: Request, state: State) -> Response:
         return await render(request, state, 400, webhook_error=f"{field}: {problem['msg']}", webhook_form=shown)
     except ClientException as exc:
         return await render(request, state, 400, webhook_error=exc.detail, webhook_form=shown)
-    return await render(request, state, 201, webhook_secret={"id": made["id"], "url": made["url"],
-                                                             "secret": made["secret"], "made": "added"})
+    return webhooks.unstored(await render(request, state, 201, webhook_secret={
+        "id": made["id"], "url": made["url"], "secret": made["secret"], "made": "added"}))
 
 
 @post(f"{BASE}/{{endpoint_id:uuid}}/delete", media_type=MediaType.HTML, guards=[require_manager])
@@ -54,8 +54,8 @@ async def rotate_secret(request: Request, state: State, endpoint_id: UUID) -> Re
     except NotFoundException as exc:
         return await render(request, state, 404, webhook_error=exc.detail)
     endpoint = await webhooks.in_db(state, webhooks.store.endpoint, webhooks.team_of(state), endpoint_id)
-    return await render(request, state, 200, webhook_secret={"id": endpoint_id, "url": endpoint["url"],
-                                                             "secret": rotated["secret"], "made": "rotated"})
+    return webhooks.unstored(await render(request, state, 200, webhook_secret={
+        "id": endpoint_id, "url": endpoint["url"], "secret": rotated["secret"], "made": "rotated"}))
 
 
 @post(f"{BASE}/deliveries/{{delivery_id:int}}/redeliver", media_type=MediaType.HTML, guards=[require_manager])
