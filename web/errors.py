@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import psycopg
 from litestar import MediaType, Request, Response
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Template
 
 from domain.aggregates.budget import BudgetExceededError, InvalidBudgetCommandError, PermissionDeniedError
@@ -79,3 +83,14 @@ def domain_error_response(request: Request, exc: Exception) -> Response:
         body |= {"figures": exc.figures, "estimated_cost": str(exc.estimated),
                  "remaining_budget": str(exc.remaining), "shortfall": str(exc.shortfall)}
     return Response(body, status_code=status_of(exc), media_type=MediaType.JSON)
+
+
+log = logging.getLogger("web")
+
+
+def log_unexpected(exc: Exception, scope: Any) -> None:
+    """An exception no handler turns into an answer is a 500: say which request and why in the log,
+    with the traceback (Litestar logs none with debug off). Refusals the user caused are not errors."""
+    if isinstance(exc, (HTTPException, psycopg.DataError, *DOMAIN_ERRORS)):
+        return
+    log.error("%s %s failed", scope.get("method", "?"), scope.get("path", "?"), exc_info=exc)
