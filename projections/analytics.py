@@ -18,9 +18,12 @@ from domain.presets import PRESETS
 from projections.finance import hours, percent
 from projections.job_quality import jobs_with_outcome
 
+# A draft discarded at review is no job run (nothing queued, nothing charged: it never reserved on a
+# budget month, so its month is null); the jobs list says so too (projections/job_search.py DISCARDED).
 JOBS = ("(SELECT f.*, COALESCE(f.final_loss, (SELECT m.loss FROM job_metrics m WHERE m.job_id = f.job_id"
         " ORDER BY m.step DESC LIMIT 1)) AS loss FROM job_finance f"
-        " WHERE %(month)s::text IS NULL OR (f.team = %(team)s AND f.month = %(month)s)) jobs")
+        " WHERE (%(month)s::text IS NULL OR (f.team = %(team)s AND f.month = %(month)s))"
+        " AND NOT (f.status = 'cancelled' AND f.month IS NULL)) jobs")
 OUTCOMES = ("count(*) AS jobs, count(*) FILTER (WHERE status = 'completed') AS completed,"
             " count(*) FILTER (WHERE status = 'failed') AS failed,"
             " count(*) FILTER (WHERE status = 'cancelled') AS cancelled, sum(total_cost) AS total_cost")

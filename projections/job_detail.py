@@ -21,7 +21,8 @@ from projections import job_quality as quality
 from projections.job_search import COLUMNS
 
 STATEMENTS = {
-    "job": f"SELECT {COLUMNS}, notes, cost, cost_as_of, running_rate, cancellation, {quality.DETAIL_COLUMNS}"  # noqa: S608
+    "job": f"SELECT {COLUMNS}, notes, cost, cost_as_of, running_rate, cancellation, version AS row_version,"  # noqa: S608
+           f" {quality.DETAIL_COLUMNS}"
            " FROM jobs WHERE id = %(id)s",
     "stages": "SELECT attempt, stage, started_at, ended_at, outcome, estimated_seconds FROM job_stages"
               " WHERE job_id = %(id)s ORDER BY started_at, attempt, stage",

@@ -39,17 +39,22 @@ SORTS = {
     "relevance": "ts_rank(search, to_tsquery('simple', %(query)s))",
     "perplexity_improvement": "perplexity_improvement", "retention": "retention_percent",
 }
+# A draft discarded at review (cancelled before it was ever queued): no run, no charge, so not a
+# cancelled job in the statistics; the list shows it as a discarded draft (the `discarded` column).
+DISCARDED = "(status = 'cancelled' AND queued_at IS NULL)"
 COLUMNS = (
     "id, name, status, training_file, created_by, created_at, updated_at, preset, gpu_tier, estimated_cost_min,"
     " estimated_cost_max, queued_at, promoted_at, awaiting_gpu_decision, file_name, description, tags, client,"
     " project, jsonb_array_length(notes) AS note_count, retry_of, retry_number, resumed_from, gpu_type, hourly_rate,"
     " estimated_duration_hours, attempt, started_at, ended_at, step, total_steps, progress_percent, epoch, loss,"
     " validation_loss, final_loss, checkpoint_step, interruptions, downtime_seconds, failure_type, failure_message,"
-    f" {COST} AS cost_so_far, {DURATION} AS duration_seconds, {quality.LIST_COLUMNS}")
+    f" {COST} AS cost_so_far, {DURATION} AS duration_seconds, {DISCARDED} AS discarded, {quality.LIST_COLUMNS}")
 # FR5.2.1's statistics panel: outcomes, spend so far and training time (first pod to the end, or now).
 OUTCOMES = (
     "count(*) AS jobs, count(*) FILTER (WHERE status = 'completed') AS completed,"
-    " count(*) FILTER (WHERE status = 'failed') AS failed, count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"
+    " count(*) FILTER (WHERE status = 'failed') AS failed,"
+    f" count(*) FILTER (WHERE status = 'cancelled' AND NOT {DISCARDED}) AS cancelled,"
+    f" count(*) FILTER (WHERE {DISCARDED}) AS discarded,"
     " count(*) FILTER (WHERE status = ANY(%(active)s)) AS active, count(*) FILTER (WHERE status = 'queued') AS queued,"
     f" COALESCE(sum({COST}), 0) AS total_cost,"
     f" COALESCE(sum({DURATION}) FILTER (WHERE started_at IS NOT NULL), 0) AS seconds")
@@ -86,6 +91,7 @@ class JobSearch:
     cost_from: Decimal | None = None
     cost_to: Decimal | None = None
     quality: str | None = None  # the gate's outcome (projections/job_quality.py QUALITY_FILTERS)
+    ids: Sequence[UUID] = ()  # only these jobs (the list's selection, exported)
     sort: str = "created_at"
     descending: bool = True
     page: int = 1
@@ -138,14 +144,15 @@ class JobSearch:
             "created_by": self.created_by, "client": self.client, "project": self.project,
             "tags": Jsonb(list(self.tags)), "query": " & ".join(f"{w}:*" for w in self.words()),
             "created_from": self.created_from, "created_to": self.created_to, "cost_from": self.cost_from,
-            "cost_to": self.cost_to}
+            "cost_to": self.cost_to, "ids": list(self.ids)}
         tests = {"statuses": "status = ANY(%(statuses)s)", "preset": "preset = %(preset)s",
                  "gpu_tier": "gpu_tier = %(gpu_tier)s", "created_by": "created_by = %(created_by)s",
                  "client": "client = %(client)s", "project": "project = %(project)s", "tags": "tags @> %(tags)s",
                  "query": "search @@ to_tsquery('simple', %(query)s)",
                  "created_from": "created_at >= %(created_from)s", "created_to": "created_at < %(created_to)s",
-                 "cost_from": f"{COST} >= %(cost_from)s", "cost_to": f"{COST} < %(cost_to)s"}
-        given = {"statuses": statuses, "tags": self.tags, "query": self.words()}
+                 "cost_from": f"{COST} >= %(cost_from)s", "cost_to": f"{COST} < %(cost_to)s",
+                 "ids": "id = ANY(%(ids)s)"}
+        given = {"statuses": statuses, "tags": self.tags, "query": self.words(), "ids": self.ids}
         where = [test for name, test in tests.items() if (given[name] if name in given else params[name] is not None)]
         if self.quality:
             where.append(quality.QUALITY_FILTERS[self.quality])
@@ -211,7 +218,8 @@ def outcome(row: dict[str, Any]) -> dict[str, Any]:
     decided = row["completed"] + row["failed"]
     cost = Decimal(row["total_cost"])
     return {"jobs": row["jobs"], "completed": row["completed"], "failed": row["failed"],
-            "cancelled": row["cancelled"], "active": row["active"], "queued": row["queued"],
+            "cancelled": row["cancelled"], "discarded": row["discarded"], "active": row["active"],
+            "queued": row["queued"],
             "success_rate": round(100 * row["completed"] / decided) if decided else None,
             "total_cost": cost, "average_cost": cost / row["jobs"] if row["jobs"] else None,
             "hours": (Decimal(row["seconds"]) / 3600).quantize(Decimal(1))}

@@ -32,7 +32,7 @@ BY_ROW = ("(SELECT step, loss, eval_loss, row_number() OVER (ORDER BY step) - 1 
           " FROM job_metrics WHERE job_id = %(id)s AND step > %(after)s) numbered"
           " WHERE i %% ceil(n / %(max)s::numeric)::bigint = 0 OR i = n - 1 OR eval_loss IS NOT NULL")
 NO_POINTS = b'{"steps": [], "loss": [], "eval": [], "last_step": -1, "last_eval_step": -1}'
-JOB_STATE = "SELECT status, attempt, updated_at FROM jobs WHERE id = %(id)s"
+JOB_STATE = "SELECT status, attempt, updated_at, version FROM jobs WHERE id = %(id)s"
 # Rows after the last step sent, and evaluations merged since into steps already sent (an
 # evaluation lands on its step's row, usually just after the step itself).
 NEW_POINTS = ("SELECT step, loss, eval_loss FROM job_metrics WHERE job_id = %(id)s AND step > LEAST(%(after)s,"
@@ -51,10 +51,11 @@ async def read_points(pool: AsyncConnectionPool, job_id: UUID, after: int, max_p
 
 async def poll(pool: AsyncConnectionPool, job_id: UUID, after: int, eval_after: int,
                limit: int) -> tuple[dict[str, Any] | None, list[tuple]]:
-    """The job's status, attempt and version (None: no such job) and up to `limit` new rows, on one
-    pooled connection given back at once."""
+    """The job's status, attempt, version (its last change's time) and `row_version` (the last event
+    applied; None: no such job) and up to `limit` new rows, on one pooled connection given back at once."""
     async with pool.connection() as conn:
         job = await (await conn.execute(JOB_STATE, {"id": job_id})).fetchone()
         rows = await (await conn.execute(NEW_POINTS, {"id": job_id, "after": after, "eval_after": eval_after,
                                                        "limit": limit})).fetchall()
-    return (None if job is None else {"status": job[0], "attempt": job[1], "version": job[2].isoformat()}), rows
+    return (None if job is None else {"status": job[0], "attempt": job[1], "version": job[2].isoformat(),
+                                      "row_version": job[3]}), rows

@@ -53,6 +53,7 @@ from web import (
     job_actions,
     job_views,
     markdown,
+    notification_area,
     notifications,
     openai_api,
     pages,
@@ -60,8 +61,9 @@ from web import (
     webhooks,
 )
 from web.auth import actor_of
-from web.errors import DOMAIN_ERRORS, domain_error_response, not_found, unstorable_value
+from web.errors import DOMAIN_ERRORS, domain_error_response, log_unexpected, not_found, unstorable_value
 from web.flows import add_uploaded_file, check_queue, create_job
+from web.job_format import Fmt
 from web.sharing.access import check_job_access
 
 HERE = Path(__file__).parent
@@ -249,18 +251,21 @@ async def before_request(request: Request) -> Response | None:
 
 
 async def load_banners(request: Request) -> None:
-    """Pages show the signed-in user's undismissed alerts (budget, job events) under the header."""
+    """Pages show the signed-in user's notification area (the bell, its count and list) and, under
+    the header, banners only for what needs action now (web/notification_area.py)."""
     user = auth.user_of(request)
-    if user is None or request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
-        return
-    request.state.banners = await banners.banners_for(request.app.state.pool, user.name,
-                                                      request.app.state.settings.budget.team)
+    if user is None or request.method not in ("GET", "POST") or "text/html" not in request.headers.get("accept", ""):
+        return  # a refused form's page shows the area too
+    found = await notification_area.inbox(request.app.state.pool, user.name, request.app.state.settings.budget.team)
+    request.state.inbox = found
+    request.state.banners = found["banners"]
 
 
 def template_config() -> TemplateConfig:
     def configure(engine: JinjaTemplateEngine) -> None:
         auth.register_template_helpers(engine)
         engine.engine.filters["markdown"] = markdown.render
+        engine.engine.globals["status_label"] = Fmt.status  # partials/status.html, the badge on every page
 
     return TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=configure)
 
@@ -289,7 +294,8 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
                         api_list_jobs, api_get_job, api_create_job, api_start_job, api_cancel_job, api_inject_fault,
                         health_check, banners.router, job_actions.router, exports.router, finance.router,
                         notifications.router, webhooks.router, job_views.api_job_detail, openai_api.router,
-                        create_static_files_router(path="/static", directories=[HERE / "static"])],
+                        create_static_files_router(  # the PDFs' fonts too: the pages' emoji font (app.css)
+                            path="/static", directories=[HERE / "static", HERE / "reports" / "fonts"])],
         lifespan=[lifespan],
         exception_handlers={**{cls: domain_error_response for cls in DOMAIN_ERRORS},
                             NotAuthorizedException: auth.unauthorized, PermissionDeniedException: auth.forbidden,
@@ -299,6 +305,7 @@ def create_app(settings: Settings, database_url: str, nats_url: str) -> Litestar
         guards=[auth.check_csrf, check_job_access],
         before_request=before_request,
         after_request=add_security_headers,
+        after_exception=[log_unexpected],
         template_config=template_config(),
         openapi_config=OpenAPIConfig(title="LoRA Pipeline API", version="0.1.0"),
         request_max_body_size=256 * 1024 * 1024,

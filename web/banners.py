@@ -1,6 +1,8 @@
 """In-app banners (FR8.2.1 "In-app: Always on (banner notifications)", FR7.2.2 "Banner on
 dashboard"): a user's banners about their jobs and their team's budget banners, written by the
-notifier (handlers/notifications), read by every page and dismissed here.
+notifier (handlers/notifications), listed here for scripts (/api/banners) and dismissed here; pages
+show them in the notification area, and as a banner only what needs action now
+(web/notification_area.py).
 
 A user's banner is dismissed for good; a team's banner is dismissed for the one person who asked,
 so the others still see it. Banners older than BANNER_DAYS, or past their own expiry (the first-day

@@ -11,9 +11,13 @@ from typing import Any
 from domain.money import usd
 from web.pdf_base import MUTED, BrandedPdf
 
-COLOURS = ((37, 99, 235), (217, 119, 6), (14, 159, 110), (200, 30, 30))  # one a job, as on the page
 LABELS = {"training_loss": "Training loss", "validation_loss": "Validation loss", "perplexity": "Perplexity",
           "duration_hours": "Duration", "cost": "Cost"}
+
+
+def rgb(hex_colour: str) -> tuple[int, int, int]:
+    red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return red, green, blue
 
 
 def figure(name: str, value: Any) -> str:
@@ -38,9 +42,9 @@ def render_comparison(compared: dict[str, Any], time_zone: str, now: datetime) -
         pdf.paragraph(compared["recommendation"])
 
     curves = []
-    for i, (name, c) in enumerate(zip(names, compared["chart"]["jobs"], strict=True)):
+    for name, c in zip(names, compared["chart"]["jobs"], strict=True):
         points = [(float(step), loss) for step, loss in zip(c["steps"], c["loss"], strict=True) if loss is not None]
-        curves.append((name, COLOURS[i % len(COLOURS)], points))
+        curves.append((name, rgb(c["colour"]), points))  # the page's colour of the job
     curves = [c for c in curves if c[2]]
     if curves:
         pdf.chart("Training loss", curves, "step", lambda v: f"{v:g}")

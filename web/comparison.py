@@ -9,6 +9,9 @@ from domain.money import cents, usd
 from projections.queries import MetricPoint
 from web.loss_curve import finite
 
+# One colour a job, in the order compared: the page's curves and swatches (compare.js, compare.html) and
+# the PDF's (compare_pdf.py) take them from here. Each is ≥ 3:1 against white (WCAG 1.4.11 for lines).
+JOB_COLOURS = ("#2563eb", "#d97706", "#0e9f6e", "#c81e1e")
 CLOSE_LOSS = 0.02  # within 2 % of the best loss counts as the same quality (the cheaper one wins)
 FIGURES = ("training_loss", "validation_loss", "perplexity", "duration_hours", "cost")
 
@@ -71,7 +74,12 @@ def recommend(jobs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str | N
     return f"Recommended: Job {jobs.index(job) + 1} – {job['name']}{preset} - {reason} ({figures})"
 
 
+def colour(n: int) -> str:
+    """The colour of the `n`-th compared job (from 0)."""
+    return JOB_COLOURS[n % len(JOB_COLOURS)]
+
+
 def chart(jobs: list[dict[str, Any]], metrics: list[list[MetricPoint]]) -> dict[str, Any]:
-    return {"jobs": [{"name": job["name"], "steps": [p.step for p in points],
+    return {"jobs": [{"name": job["name"], "colour": colour(n), "steps": [p.step for p in points],
                       "loss": [finite(p.loss) for p in points], "eval_loss": [finite(p.eval_loss) for p in points]}
-                     for job, points in zip(jobs, metrics, strict=True)]}
+                     for n, (job, points) in enumerate(zip(jobs, metrics, strict=True))]}

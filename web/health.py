@@ -10,6 +10,7 @@ from psycopg import AsyncConnection, sql
 
 from infra.bus import EVENTS_STREAM, TELEMETRY_STREAM
 from infra.eventstore import APPLICATION_CLASSES
+from infra.telemetry import PARTITION_DOMAINS
 from projections import metrics
 from projections.runner import PROJECTIONS, durable_name
 
@@ -61,7 +62,7 @@ async def _consumer(nc: Client, durable: str, stream: str = EVENTS_STREAM) -> di
 
 
 # The decision domains of a whole deployment (infra/leadership.py): one leader each.
-DOMAINS = ("relay", *PROJECTIONS, "provisioning", "telemetry", "notifications-clock")
+DOMAINS = ("relay", *PROJECTIONS, "provisioning", *PARTITION_DOMAINS, "notifications-clock")
 ALIVE_S = 15.0  # a row not refreshed for this long is an instance gone (heartbeats every ≤ 0.5 s)
 
 

@@ -17,12 +17,14 @@ from web.clock import utcnow
 from web.cost_tracker import cost_view
 from web.detail_format import STATUS_LABELS, completion_time, duration
 from web.interruption_view import interruption_view
-from web.metrics_view import metrics_table
+from web.job_menu import actions_context
+from web.metrics_view import metrics_table, throughput
 from web.stage_timeline import epochs_of, stage_view
 
 PARTIALS = {"job-header": "partials/job_header.html", "job-stages": "partials/job_stages.html",
             "job-cost": "partials/job_cost.html", "job-metrics": "partials/job_metrics.html",
-            "job-interruptions": "partials/job_interruptions.html"}
+            "job-interruptions": "partials/job_interruptions.html", "job-throughput": "partials/job_throughput.html"}
+ACTIONS = "partials/job_actions.html"
 TONES = {JobStatus.COMPLETED: "completed", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}
 
 
@@ -30,6 +32,7 @@ def cards(detail: dict[str, Any], now: datetime) -> dict[str, Any]:
     """What the live parts of the page show."""
     return {"job": detail["job"], "header": header_view(detail, now), "stages": stage_view(detail),
             "cost": cost_view(detail, now), "metrics": metrics_table(detail["metric_rows"], detail["job"]),
+            "throughput": throughput(detail["metric_rows"]),
             "interruptions": interruption_view(detail), "event_count": detail["event_count"],
             "updated": now.strftime("%H:%M:%S UTC")}
 
@@ -67,8 +70,14 @@ async def rendered_cards(request: Request, job_id: UUID) -> dict[str, Any] | Non
     context = cards(detail, now)
     engine = request.app.template_engine
     html = {key: engine.get_template(name).render(**context) for key, name in PARTIALS.items()}
-    return {"html": html, "version": version_of(detail["job"]), "status": detail["job"]["status"],
-            "event_count": detail["event_count"], "updated": context["updated"], "facts": facts(detail)}
+    found = {"html": html, "version": version_of(detail["job"]), "status": detail["job"]["status"],
+             "row_version": detail["job"]["row_version"], "event_count": detail["event_count"],
+             "updated": context["updated"], "facts": facts(detail)}
+    if detail["job"]["status"] not in TERMINAL:  # an ended job's page is drawn again whole (the stream's `end`)
+        offered = actions_context(request, detail["job"])
+        found["actions"] = {"key": offered["actions"]["key"],
+                            "html": engine.get_template(ACTIONS).render(**context, **offered, request=request)}
+    return found
 
 
 def facts(detail: dict[str, Any]) -> dict[str, Any]:

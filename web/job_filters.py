@@ -80,6 +80,12 @@ class Filters:
         return self.query(sort=key, order=order, page=1)
 
     @property
+    def in_use(self) -> int:
+        """How many of the folded settings (every filter but the search, the sort, the page size) are
+        not their default: the jobs list shows them unfolded when any is."""
+        return len({name for name, _ in self.pairs(page=1)} - {"q", "order"})  # a sort is its key and order
+
+    @property
     def narrowed(self) -> bool:
         return bool(self.pairs(sort="created_at", order="desc", per_page=DEFAULT_PER_PAGE, page=1))
 

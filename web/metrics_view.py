@@ -31,6 +31,14 @@ def metrics_table(rows: dict[str, list[Row]], job: dict[str, Any]) -> list[Row]:
     return [row for row in table if row is not None]
 
 
+def throughput(rows: dict[str, list[Row]]) -> list[Row]:
+    """Issue #23: the trainer's speed beside the loss curve (tokens/s, step time, steps/hour), once it
+    reports them; empty before."""
+    latest, _ = newest_two(rows["latest"])
+    first = rows["first"][0] if rows["first"] else None
+    return [row for row in (tokens_per_second(latest), step_time(latest), steps_per_hour(first, latest)) if row]
+
+
 def newest_two(rows: list[Row]) -> tuple[Row | None, Row | None]:
     return (rows[0] if rows else None), (rows[1] if len(rows) > 1 else None)
 

@@ -1,7 +1,7 @@
 """The PDFs the dashboard hands out (the training report, the cost estimate, the comparison, the
-cost optimization report): A4 pages in DejaVu
-Sans (web/reports/fonts, so a name in Latin, Greek or Cyrillic script prints as typed; other scripts print
-blank), with headings, label / value tables, grids and line charts drawn by fpdf2."""
+cost optimization report): A4 pages in DejaVu Sans with Noto Emoji and Noto Sans CJK for what it
+lacks (web/reports/font_fallback.py: ❌ 💡, Chinese, Japanese and Korean print as typed), with
+headings, label / value tables, grids and line charts drawn by fpdf2."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from fpdf import FPDF, XPos, YPos
 from fpdf.enums import TableCellFillMode
 
 from web.reports.chart_axes import axis
-from web.reports.metrics_charts import FONTS
+from web.reports.font_fallback import BOLD, EMOJI, TEXT, cjk, covered
 
 BRAND = "LoRA Pipeline"
+CELL_PADDING = 1.0  # mm left and right of a table cell's text: fpdf2's cell margin (its tables add no padding)
 INK, MUTED, ACCENT = (31, 41, 51), (97, 110, 124), (16, 42, 67)
 Point = tuple[float, float]
 
@@ -29,13 +30,26 @@ class BrandedPdf(FPDF):
         super().__init__(format="A4", unit="mm")
         self.footer_text = footer_text
         self.zone = ZoneInfo(time_zone)
-        self.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
-        self.add_font("DejaVu", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+        self.add_font(TEXT.name, "", str(TEXT.path))
+        self.add_font(BOLD.name, "B", str(BOLD.path))
+        self.add_font(EMOJI.name, "", str(EMOJI.path))
+        self.set_fallback_fonts([EMOJI.name], exact_match=False)  # bold text too: the fallbacks are regular
         self.set_margins(18, 18, 18)
         self.set_auto_page_break(True, margin=18)
         self.set_title(title)
         self.set_author(BRAND)
         self.set_creation_date(created)
+
+    def get_fallback_font(self, char: str, style: str = "") -> str | None:
+        """fpdf2's choice among the fallback fonts; the CJK font (~20 MB) is added to the document the
+        first time a character needs it, so a PDF without such text neither reads nor embeds it."""
+        found = super().get_fallback_font(char, style)
+        face = cjk()
+        if found is None and face.name.lower() not in self.fonts and ord(char) in covered(face):
+            self.add_font(face.name, "", str(face.path), collection_font_number=face.index)
+            self.set_fallback_fonts([EMOJI.name, face.name], exact_match=False)
+            found = super().get_fallback_font(char, style)
+        return found
 
     def footer(self) -> None:
         if self.page_no() == 1:
@@ -68,11 +82,20 @@ class BrandedPdf(FPDF):
     # --- small helpers ----------------------------------------------------------------------
 
     def font(self, size: float, bold: bool = False, color: tuple[int, int, int] = INK) -> None:
-        self.set_font("DejaVu", "B" if bold else "", size)
+        self.set_font(TEXT.name, "B" if bold else "", size)
         self.set_text_color(*color)
 
     def local(self, at: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
         return at.astimezone(self.zone).strftime(fmt) if at else "—"
+
+    def section(self, title: str, room: float = 70) -> None:
+        """A section's heading where the page has `room` mm left for it and its first lines, else at
+        the top of the next page: sections follow one another without leaving half-empty pages."""
+        if self.page_no() <= 1 or self.will_page_break(room):
+            self.add_page()
+        else:
+            self.ln(8)
+        self.heading(text=title)
 
     def heading(self, text: str) -> None:
         self.font(16, bold=True, color=ACCENT)
@@ -102,7 +125,10 @@ class BrandedPdf(FPDF):
                 row.cell(label)
                 row.cell(value)
 
-    def grid(self, headings: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]) -> None:
+    def grid(self, headings: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float]) -> None:
+        """A table over the text width, `widths` in proportion; a column is widened (from the others'
+        room) until every word of its heading fits on a line, so no heading breaks inside a word."""
+        widths = self.fitted(headings, widths)
         self.font(9)
         self.set_draw_color(217, 226, 236)
         self.set_fill_color(255, 255, 255)
@@ -115,6 +141,19 @@ class BrandedPdf(FPDF):
                 row = table.row()
                 for value in values:
                     row.cell(value)
+
+    def fitted(self, headings: Sequence[str], widths: Sequence[float]) -> list[float]:
+        """`widths` scaled to the text width (mm), each at least its heading's longest word (bold) plus
+        the cell's padding, the room taken from the columns that have more than they need."""
+        self.font(9, bold=True)
+        need = [max((self.get_string_width(word) for word in heading.split()), default=0) + 2 * CELL_PADDING + 0.5
+                for heading in headings]
+        scaled = [w * self.epw / sum(widths) for w in widths]
+        short = sum(max(0.0, n - w) for n, w in zip(need, scaled, strict=True))
+        spare = sum(max(0.0, w - n) for n, w in zip(need, scaled, strict=True))
+        if short == 0 or spare < short:
+            return scaled
+        return [n if w < n else w - (w - n) * short / spare for n, w in zip(need, scaled, strict=True)]
 
     def chart(self, title: str, series: list[tuple[str, tuple[int, int, int], list[Point]]], x_label: str,
               y_format: Callable[[float], str], height: float = 62) -> None:
@@ -145,8 +184,7 @@ class BrandedPdf(FPDF):
             self.line(x, top, x, top + inner_h)
             self.text(x - 3, top + inner_h + 4, f"{tick:g}")
         self.text(left + width / 2 - 6, top + inner_h + 8.5, x_label)
-        legend_x = left
-        for label, color, pts in series:
+        for _, color, pts in series:
             self.set_draw_color(*color)
             self.set_fill_color(*color)
             self.set_line_width(0.5)
@@ -155,7 +193,21 @@ class BrandedPdf(FPDF):
             for p in pts if len(pts) <= 30 else ():
                 x, y = at(p)
                 self.circle(x, y, 0.7, style="F")
-            self.rect(legend_x, top + inner_h + 10.5, 3, 1.5, style="F")
-            self.text(legend_x + 4, top + inner_h + 12, label)
-            legend_x += 8 + self.get_string_width(label)
-        self.set_y(top + height)
+        bottom = self.legend([(label, color) for label, color, _ in series], left, top + inner_h + 10, width)
+        self.set_y(max(top + height, bottom + 2))
+
+    def legend(self, entries: Sequence[tuple[str, tuple[int, int, int]]], left: float, top: float,
+               width: float) -> float:
+        """A colour key and label per entry in rows under a chart, wrapped where the next would not fit
+        (set as cells, so a label in Chinese or with an emoji prints too); returns the bottom."""
+        self.font(7)
+        x, y = left, top
+        for label, color in entries:
+            if x > left and x + 4 + self.get_string_width(label) > left + width:
+                x, y = left, y + 4
+            self.set_fill_color(*color)
+            self.rect(x, y + 0.8, 3, 1.5, style="F")
+            self.set_xy(x + 4, y)
+            self.cell(h=3, text=label, new_x=XPos.RIGHT, new_y=YPos.TOP)
+            x = self.get_x() + 4
+        return y + 4

@@ -100,8 +100,7 @@ def summary(pdf: ReportPdf, outcome: dict[str, float | None], costs: dict[str, A
 
 def metrics(pdf: ReportPdf, rows: list[MetricRow], outcome: dict[str, float | None]) -> None:
     job = pdf.data.job
-    pdf.add_page()
-    pdf.heading("Training metrics")
+    pdf.section("Training metrics", room=110)  # the heading with its first chart
     shown = thinned(rows)
     x_of = epoch_axis(rows)
     train = [(x_of(r), loss) for r in shown if (loss := finite(r.loss)) is not None]
@@ -133,8 +132,7 @@ def metrics(pdf: ReportPdf, rows: list[MetricRow], outcome: dict[str, float | No
 
 
 def cost_page(pdf: ReportPdf, costs: dict[str, Any]) -> None:
-    pdf.add_page()
-    pdf.heading("Cost breakdown")
+    pdf.section("Cost breakdown")
     rates = ", ".join(f"{usd(rate)}/hr" for rate in costs["rates"]) or "—"
     rows = [("GPU cost", f"{usd(costs['total'])} ({tier_name(costs['tier'])} {costs['gpu_type']},"
                          f" {costs['hours']:.1f} hours @ {rates})"),
@@ -157,8 +155,7 @@ def cost_page(pdf: ReportPdf, costs: dict[str, Any]) -> None:
 def appendix(pdf: ReportPdf) -> None:
     data, job = pdf.data, pdf.data.job
     config = job.configuration or {}
-    pdf.add_page()
-    pdf.heading("Appendix")
+    pdf.section("Appendix")
     pdf.subheading("Full configuration")
     settings = [("Preset", str(config.get("preset", "—"))), ("GPU", f"{config.get('gpu_type', '—')},"
                 f" {tier_name(str(config.get('gpu_tier', '')))}, {usd(Decimal(config.get('hourly_rate') or 0))}/hr")]

@@ -14,8 +14,7 @@ from web.pdf_base import MUTED, BrandedPdf
 
 
 def validation(pdf: BrandedPdf, job: Any) -> None:
-    pdf.add_page()
-    pdf.heading("Validation")
+    pdf.section("Validation")
     if job.evaluation is None:
         failure = job.evaluation_failure
         pdf.paragraph("This adapter has no evaluation" + (f": its results could not be read ({failure['reason']})."

@@ -15,6 +15,7 @@ from domain.aggregates.budget import LIMIT_JUSTIFICATION_MIN, MANAGER_ROLES, OVE
 from domain.aggregates.catalog_file import CatalogFile
 from domain.aggregates.training_job import TrainingJob
 from domain.cost_model import CostEstimate, estimate_cost, review_warnings
+from domain.cost_model.review import LOW_BUDGET_WARNING
 from domain.gpu import GPU_TYPE, GpuOption, PricingTier, Savings, gpu_option
 from domain.money import cents, usd
 from domain.presets import CONSERVATIVE, Preset, preset_named
@@ -77,7 +78,7 @@ async def review_context(state: State, actor: Actor, job: TrainingJob, **extra: 
         "job": job, "config": config, "preset": preset, "tier": tier,
         **configuration_lines(config, preset, tier, priced), "file": await file_summary(state, job),
         "cost_range": cost_range, **cost_lines(config, tier, priced), "budget": budget, **budget_impact(budget, high),
-        "warnings": await warnings_for(state, job, tier, priced, budget),
+        "warnings": await warnings_for(state, job, tier, priced, budget, quote.blocked),
         "budget_lines": quote.budget_lines(), "blocked": quote.blocked,
         "checklist": [(key, text.format(range=cost_range)) for key, text in CHECKLIST],
         "manager": actor.role in MANAGER_ROLES, "limits": {"override": OVERRIDE_JUSTIFICATION_MIN,
@@ -156,14 +157,16 @@ async def file_summary(state: State, job: TrainingJob) -> dict[str, Any]:
 
 
 async def warnings_for(state: State, job: TrainingJob, tier: PricingTier, priced: Repriced,
-                       budget: BudgetView) -> list[str]:
-    """FR1.3.2's warnings, then a duplicate name, the budget alert and spot's interruption risk."""
+                       budget: BudgetView, blocked: bool = False) -> list[str]:
+    """FR1.3.2's warnings, then a duplicate name, the budget alert and spot's interruption risk.
+    `blocked`: the budget refuses the start, which the budget card says once with its figures
+    (issue #23), so the low-budget warning and the month's alert are left out here."""
     previous_jobs = await job_reads.started_jobs(state.pool, job.created_by, job.id)
-    warnings = list(review_warnings(priced.estimate, priced.conservative.total_cost, budget.remaining,
-                                    previous_jobs))
+    warnings = [w for w in review_warnings(priced.estimate, priced.conservative.total_cost, budget.remaining,
+                                           previous_jobs) if not (blocked and w == LOW_BUDGET_WARNING)]
     if await job_reads.same_name_exists(state.pool, job.created_by, job.name, job.id):
         warnings.append(DUPLICATE_NAME)
-    if alert := budget_alert(budget):
+    if (alert := budget_alert(budget)) and not blocked:
         warnings.append(alert)
     if tier is PricingTier.SPOT:
         warnings.append(f"ℹ Spot Interruption Risk: {priced.probability * 100:.0f}% chance based on 30-day history."

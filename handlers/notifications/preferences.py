@@ -138,6 +138,13 @@ def get_team(conn: psycopg.Connection, team: str) -> TeamSettings:
     return TeamSettings(row[0], row[1], row[2], tuple(row[3]), tuple(row[4]), row[5])
 
 
+async def team_slack_webhook(conn: psycopg.AsyncConnection[Any], team: str) -> str:
+    """The team's own Slack webhook ("" when none is set), for pages that offer to post to it."""
+    row = await (await conn.execute("SELECT slack_webhook_url FROM notification_team_settings WHERE team = %s",
+                                    (team,))).fetchone()
+    return str(row[0] or "") if row else ""
+
+
 def save_team(conn: psycopg.Connection, settings: TeamSettings) -> TeamSettings:
     t = settings.checked()
     conn.execute(

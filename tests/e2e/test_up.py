@@ -31,9 +31,14 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
 def start_up(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     process = pipeline_process(["up"], env, log)
     base = f"http://127.0.0.1:{env['PIPELINE_WEB_PORT']}"
-    wait_for(lambda: healthy(base) or process.poll() is not None, timeout=90, interval=0.2,
-             message="the stack to become healthy")
-    assert process.poll() is None, log.read_text()[-3000:]
+    try:
+        wait_for(lambda: healthy(base) or process.poll() is not None, timeout=90, interval=0.2,
+                 message="the stack to become healthy")
+        assert process.poll() is None, log.read_text()[-3000:]
+    except BaseException:
+        if process.poll() is None:  # not healthy in time: stop it, or it outlives the test
+            interrupt(process)
+        raise
     api.authorize(base, Path(env["PIPELINE_STATE_DIR"]))
     return process, base
 

@@ -1,6 +1,6 @@
 """In-app banners on real PostgreSQL: written by the notifier from job and budget events, read by
-`banners_for` (what every page calls) and the JSON API, dismissed by their user (or, for a team's
-banner, by each person for themself)."""
+`banners_for` and the JSON API, dismissed by their user (or, for a team's banner, by each person for
+themself). Pages show them through the notification area: test_notification_area.py."""
 
 from __future__ import annotations
 

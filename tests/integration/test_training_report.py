@@ -8,6 +8,7 @@ import io
 import re
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 from pypdf import PdfReader
@@ -51,6 +52,20 @@ def completed_after_an_interruption(web: WebRig, name: str) -> object:
     return job_id
 
 
+def filled(page: Any) -> float:
+    """How far down the page its lowest line of text reaches (0 top, 1 bottom), the footer left out."""
+    height = float(page.mediabox.height)
+    lowest = [height]
+
+    def seen(text: str, cm: list[float], tm: list[float], *_: object) -> None:
+        y = cm[5] + tm[5] * cm[3]  # the text's baseline, from the page's bottom
+        if text.strip() and y > 20 / 25.4 * 72:  # above the footer, 12 mm from the foot
+            lowest[0] = min(lowest[0], y)
+
+    page.extract_text(visitor_text=seen)
+    return 1 - lowest[0] / height
+
+
 def pdf_text(body: bytes) -> str:
     return " ".join(" ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(body)).pages).split())
 
@@ -65,7 +80,10 @@ def test_a_completed_job_gets_its_training_report_with_its_own_figures(web: WebR
                         answer.headers["content-disposition"]), answer.headers["content-disposition"]
     assert answer.content.startswith(b"%PDF-")
     reader = PdfReader(io.BytesIO(answer.content))
-    assert len(reader.pages) >= 5 and reader.metadata.title == "Advisor tone v3 — Łódź & Zürich - training report"
+    assert len(reader.pages) >= 3 and reader.metadata.title == "Advisor tone v3 — Łódź & Zürich - training report"
+    # Sections follow one another: no page but the cover and the last ends in a large empty area.
+    for number, page in enumerate(reader.pages[1:-1], start=2):
+        assert filled(page) > 0.6, f"page {number} is only {filled(page):.0%} filled"
     text = pdf_text(answer.content)
     total = job.cost(job.updated_at).in_cents()["total"]
     for expected in ("Training Report", "Advisor tone v3 — Łódź & Zürich", "Executive summary",

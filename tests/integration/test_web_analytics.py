@@ -3,6 +3,8 @@ month, narrowed to a date range, and the range's validation messages."""
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 
 from domain.money import usd
@@ -27,18 +29,25 @@ def test_the_analytics_show_presets_tiers_failures_and_creators_of_all_jobs(web:
     assert "Best performer — Conservative preset: 100% success rate" in text
     for row in creators:
         assert f'data-creator="{row["created_by"]}"' in text and usd(row["total_cost"]) in text
-    assert 'id="total-jobs">8<' in text and "4 completed, 1 failed, 2 cancelled" in text
+    assert 'id="total-jobs">8<' in text and outcomes(text) == "4 completed 1 failed 2 cancelled"
     assert '<tr class="tier-spot">' in text and '<tr class="tier-on_demand">' in text
     assert "<td>oom</td>" in text
     assert 'id="spot-savings">$' in text
     assert '<script src="/static/analytics.js">' in text and 'id="analytics-chart-data"' in text
 
 
+def outcomes(page: str) -> str:
+    """The summary's outcome counts, each a badge in its status's colours (partials/status.html)."""
+    found = page.split('class="label outcome-counts">', 1)[1].split("</div>", 1)[0]
+    assert found.count('<span class="status status-') == 3, found
+    return " ".join(re.sub(r"<[^>]+>", " ", found).split())
+
+
 def test_a_date_range_narrows_the_analyses_to_jobs_created_in_it(web: WebRig) -> None:
     seed_busy_month(web)
     text = web.client("bob").get("/analytics?since=2026-11-04&until=2026-11-15", headers=HTML).text
     # Acme advisor v2, Beta chatbot aggressive, the untagged experiment and the overridden demo.
-    assert 'id="total-jobs">4<' in text and "1 completed, 1 failed, 2 cancelled" in text
+    assert 'id="total-jobs">4<' in text and outcomes(text) == "1 completed 1 failed 2 cancelled"
     assert 'value="2026-11-04"' in text and 'value="2026-11-15"' in text
     assert 'data-creator="alice"' in text and "<td>oom</td>" in text
     empty = web.client("bob").get("/analytics?since=2026-12-01", headers=HTML).text
@@ -84,7 +93,8 @@ def test_cost_against_quality_is_a_dot_per_completed_job_linked_to_it(web: WebRi
     text = web.client("alice").get("/analytics", headers=HTML).text
     chart = text[text.index('id="cost-quality"'):text.index('id="trend"')]
     for job_id, p in points.items():
-        assert f'<a href="/jobs/{job_id}"><circle class="dot preset-dot-{p["preset"]}' in chart
+        assert re.search(rf'<a href="/jobs/{job_id}" aria-label="[^"]+: {re.escape(usd(p["total_cost"]))}, [^"]+">'
+                         rf'<circle class="dot preset-dot-{p["preset"]}', chart)  # a link with its name
         assert usd(p["total_cost"]) in chart
     assert chart.count("<circle class=\"dot preset-dot-") == 4 + len({p["preset"] for p in points.values()})  # + legend
     assert "0.2875</td>" in chart and "0.3120 (training)</td>" in chart

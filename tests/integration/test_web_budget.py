@@ -48,7 +48,9 @@ def test_the_dashboard_shows_the_budget_aggregates_figures_to_the_cent(web: WebR
     assert f"{usd(budget.charged)} / {usd(budget.limit)}" in text
     assert f"{budget.utilisation():.0f}% used" in text
     assert usd(budget.remaining) in text
-    assert "4 completed, 0 active, 1 failed, 2 cancelled" in text  # the rig's budget months are UTC
+    assert ('<span class="status status-completed">4 completed</span> <span class="status status-training">0 active'
+            '</span> <span class="status status-failed">1 failed</span> <span class="status status-cancelled">'
+            '2 cancelled</span>') in text  # the rig's budget months are UTC; each count in its status's colours
     assert f'href="/jobs/{month.completed_on_demand}">Beta chatbot v1</a>' in text
     assert "You&#39;ve used 80% of monthly training budget" not in text  # the limit went up to $150 since
     assert 'class="threshold-80"' in text  # but the crossing stays in the history

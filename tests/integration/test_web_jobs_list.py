@@ -107,9 +107,12 @@ def test_the_jobs_list_shows_the_jobs_with_statistics_and_every_filter_narrows_i
     assert '<span class="status status-completed">Completed</span>' in page.text
     assert '<span class="status status-failed">Failed</span>' in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; probe" in page.text and XSS not in page.text
-    # Any job, ended ones too, can be picked for the comparison page (FR5.1.1), without script.
-    assert '<form method="get" action="/compare" id="compare-jobs">' in page.text
-    assert f'name="jobs" value="{jobs.v1}" form="compare-jobs"' in page.text
+    # One selection column: any job, ended ones too, can be ticked for the selection bar's compare,
+    # export and cancel (FR5.1.1, FR2.3.1), without script.
+    assert f'name="job_id" value="{jobs.v1}" aria-label="Select Advisor tone v1" data-ended' in page.text
+    assert 'name="jobs"' not in page.text and page.text.count('type="checkbox" name="job_id"') == 6
+    assert 'formaction="/jobs/selection" formnovalidate name="action" value="compare"' in page.text
+    assert 'formaction="/jobs/selection" formnovalidate name="action" value="export"' in page.text
     # FR5.2.1 over all six: 2 completed, 1 failed (the cancelled one is left out of the rate).
     assert (stat(page.text, "jobs"), stat(page.text, "success_rate"), stat(page.text, "total_cost"),
             stat(page.text, "hours"), stat(page.text, "average_cost")) == ("6", "67%", "$166.83", "67 h", "$27.80")
@@ -209,8 +212,7 @@ def test_bulk_cancel_cancels_each_job_it_can_and_says_which_it_could_not_and_why
     assert done.status_code == 303 and done.headers["location"].startswith(back + "&")
     page = web.client("alice").get(done.headers["location"], headers=HTML).text
     assert "Cancelled 1 job: &lt;script&gt;alert(1)&lt;/script&gt; probe." in page
-    assert ("Could not cancel 2 jobs: Advisor tone v1 (A completed job cannot become cancelled);"
-            " Old baseline (already cancelled).") in page
+    assert "Could not cancel 2 jobs: Advisor tone v1 (already completed); Old baseline (already cancelled)." in page
     probe = app.get_job(jobs.probe)
     assert probe.status == JobStatus.CANCELLED
     assert probe.cancellation == {"reason": "too_expensive", "notes": "over budget", "actor": "alice"}
@@ -241,6 +243,59 @@ def test_the_csv_export_streams_the_filtered_list_in_its_order(web: WebRig) -> N
     everything = list(csv.reader(io.StringIO(alice.get("/jobs.csv").text.lstrip("\ufeff"))))
     assert len(everything) == 1 + 7
     assert [r[1] for r in everything if "HYPERLINK" in r[1]] == ["'=HYPERLINK(1) formula"]
+
+
+def test_the_selection_bar_compares_2_to_4_jobs_and_exports_the_ticked_ones(web: WebRig) -> None:
+    jobs = seed(web)
+    back = "/jobs?status=completed"
+
+    def act(action: str, *selected: UUID) -> str:
+        answer = web.form("alice", "/jobs/selection", {"action": action, "job_id": [str(j) for j in selected],
+                                                       "next": back, "reason": "", "notes": ""})
+        assert answer.status_code == 303
+        return answer.headers["location"]
+
+    assert act("compare", jobs.v1, jobs.v2) == f"/compare?jobs={jobs.v1}&jobs={jobs.v2}"
+    refused = act("compare", jobs.v1)
+    assert refused.startswith(back + "&error=")
+    assert "Select 2 to 4 jobs to compare (1 selected)" in web.client("alice").get(refused, headers=HTML).text
+    assert "Select 2 to 4 jobs to compare (5 selected)" in web.client("alice").get(
+        act("compare", jobs.v1, jobs.v2, jobs.coach, jobs.probe, jobs.old), headers=HTML).text
+    assert "Select the jobs to export" in web.client("alice").get(act("export"), headers=HTML).text
+
+    export = act("export", jobs.coach, jobs.v1, jobs.coach)
+    assert export == f"/jobs.csv?job={jobs.coach}&job={jobs.v1}"
+    table = list(csv.DictReader(io.StringIO(web.client("alice").get(export).text.lstrip("\ufeff"))))
+    assert [r["Job ID"] for r in table] == [str(jobs.coach), str(jobs.v1)]  # the list's order: newest first
+    assert act("dance", jobs.v1).startswith(back + "&error=")
+
+
+def test_a_draft_discarded_at_review_is_listed_as_such_and_not_counted_as_a_cancelled_job(web: WebRig) -> None:
+    jobs = seed(web)
+    draft = add_job(web.store.app, "Never started", start=False, at=T0 + timedelta(minutes=5))
+    assert web.form("alice", f"/jobs/{draft}/discard", {}).status_code == 303
+    web.project()
+    page = web.client("alice").get("/jobs", headers=HTML).text
+    counts = " ".join(re.sub(r"<[^>]+>", " ", page.split('class="hint outcome-counts"', 1)[1].split("</p>", 1)[0])
+                      .split())
+    assert "1 cancelled" in counts and "1 discarded draft" in counts, counts  # Old baseline, and the draft
+    row = page.split(f'data-job-id="{draft}"', 1)[1].split("</tr>", 1)[0]
+    assert "Discarded draft" in row and "status-cancelled" not in row
+    assert 'class="status status-cancelled">Cancelled<' in page.split(f'data-job-id="{jobs.old}"', 1)[1]
+    assert stat(page, "jobs") == "7"
+
+
+def test_the_filters_fold_under_the_search_while_there_are_few_jobs_and_none_is_in_use(web: WebRig) -> None:
+    seed(web)
+    alice = web.client("alice")
+    assert 'id="filters-more">' in alice.get("/jobs", headers=HTML).text  # six jobs: folded
+    narrowed = alice.get("/jobs?preset=balanced&sort=cost&order=asc", headers=HTML).text
+    assert 'id="filters-more" open>' in narrowed and "(2 in use)" in narrowed
+    assert 'id="filters-more">' in alice.get("/jobs?q=advisor", headers=HTML).text  # the search is always shown
+    for n in range(5):
+        add_job(web.store.app, f"Another run {n}", start=False)
+    web.project()
+    assert 'id="filters-more" open>' in alice.get("/jobs", headers=HTML).text  # eleven jobs
 
 
 def test_the_queue_tab_orders_jobs_with_start_times_and_only_managers_promote(web: WebRig) -> None:

@@ -244,10 +244,11 @@ def test_a_member_over_budget_is_refused_and_a_manager_overrides_with_a_justific
     refused = web.form("alice", f"/jobs/{job_id}/start", CHECKED)
     assert refused.status_code == 409
     text = plain(refused.text)
-    assert (f"Estimated cost ({usd(estimate.cost_max)}) exceeds remaining monthly budget ($20.00). Adjust"
-            " configuration or increase budget limit.") in text
     assert (f"❌ Budget Exceeded - Estimated Cost: {usd(estimate.cost_max)}, Remaining Budget: $20.00, Shortfall:"
             f" {usd(estimate.cost_max - 20)}") in text
+    # Issue #23: said once (the refusal's figures), and Start is disabled with the reason beside it.
+    assert text.count("Budget Exceeded") == 1 and "Insufficient Budget" not in text
+    assert 'disabled aria-describedby="rv-start-blocked"' in refused.text and "Start is not available" in text
     forbidden = web.form("alice", f"/jobs/{job_id}/start", CHECKED | {"override_justification": JUSTIFICATION})
     assert forbidden.status_code == 403 and "Only a manager or admin may override the budget limit" in forbidden.text
     assert versions(web, job_id) == before  # nothing changed

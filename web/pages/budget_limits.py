@@ -108,10 +108,25 @@ async def run_command(request: Request, state: State, which: str, command: Comma
 
 async def refused(request: Request, state: State, month: str, which: str, values: dict[str, str],
                   exc: Exception) -> Response:
+    """The dashboard again with the form as sent and the message beside the field it concerns
+    (issue #23: not above the page, a screen away from the form)."""
     status = next((code for cls, code in REFUSALS.items() if isinstance(exc, cls)), 400)
     message = str(exc.args[0]) if exc.args else str(exc)
-    context = await dashboard_context(state, actor_of(request), month, error=message, form={"which": which, **values})
+    context = await dashboard_context(state, actor_of(request), month, form={"which": which, **values},
+                                      form_error={"which": which, "field": field_of(message), "message": message})
+    if which.startswith("decide-") and not any(f"decide-{r['request_id']}" == which for r in context["pending"]):
+        context |= {"error": message, "form_error": None}  # its form is not on the page (not in the read model yet)
     return Template("budget.html", context=context, status_code=status)
+
+
+def field_of(message: str) -> str | None:
+    """Which field of the limit forms a refusal is about (None: the form as a whole)."""
+    lowered = message.lower()
+    if "justification" in lowered:
+        return "justification"
+    if "limit" in lowered or "dollars" in lowered:
+        return "new_limit"
+    return None
 
 
 def limit_of(state: State, month: str) -> Decimal:

@@ -10,7 +10,7 @@ from litestar import MediaType, Request, post
 from litestar.datastructures import State
 from litestar.response import Redirect
 
-from domain.job_status import CancelReason, JobStatus
+from domain.job_status import TERMINAL, CancelReason
 from projections.job_reads import get_job
 from projections.job_search import MAX_PER_PAGE
 from web.auth import actor_of, local_path
@@ -19,6 +19,8 @@ from web.errors import DOMAIN_ERRORS, message_of
 from web.flows import Actor
 from web.forms import redirect_with
 from web.job_format import CANCEL_REASONS
+
+ENDED = {s.value for s in TERMINAL}
 
 
 @post("/jobs/bulk-cancel", media_type=MediaType.HTML)
@@ -66,8 +68,8 @@ async def cancel_one(state: State, value: str, reason: CancelReason, notes: str,
         return f"“{value[:40]}”", "not a job id"
     row = await get_job(state.pool, job_id)
     name = row["name"] if row else str(job_id)
-    if row is not None and row["status"] == JobStatus.CANCELLED:
-        return name, "already cancelled"
+    if row is not None and row["status"] in ENDED:  # the selection may hold ended jobs (to compare or export)
+        return name, f"already {row['status']}"
     try:
         await asyncio.to_thread(state.store.app.cancel_job, job_id, reason, notes, actor.name, utcnow())
     except DOMAIN_ERRORS as exc:

@@ -48,10 +48,10 @@ def cursor_of(request: Request, after: int, eval_after: int) -> tuple[int, int]:
 
 
 async def updates(request: Request, job_id: UUID, after: int, eval_after: int, version: str,
-                  attempt: int) -> AsyncIterator[ServerSentEventMessage]:
+                  attempt: int, confirm: int = 0) -> AsyncIterator[ServerSentEventMessage]:
     state = request.app.state
     started = last_sent = time.monotonic()
-    cards_at = started if version else 0.0
+    cards_at = started - CARDS_AT_MOST_EVERY_S if version else 0.0  # the first change goes at once
     yield ServerSentEventMessage(data=None, comment="live", retry=3000)
     while time.monotonic() - started < LIFETIME_S:
         job, rows = await poll(state.pool, job_id, after, eval_after, BATCH)
@@ -69,8 +69,10 @@ async def updates(request: Request, job_id: UUID, after: int, eval_after: int, v
             eval_after = max(eval_after, points["last_eval_step"])
             yield ServerSentEventMessage(event="points", data=json.dumps(points), id=f"{after}:{eval_after}")
             last_sent = now
-        changed = job["version"] != version
-        if (changed and now - cards_at >= CARDS_AT_MOST_EVERY_S) or now - cards_at >= CARDS_EVERY_S:
+        # A page drawn just after a command shows its outcome: cards older than it would contradict it.
+        confirmed = job["row_version"] >= confirm
+        changed = job["version"] != version and confirmed
+        if confirmed and ((changed and now - cards_at >= CARDS_AT_MOST_EVERY_S) or now - cards_at >= CARDS_EVERY_S):
             found = await rendered_cards(request, job_id)
             if found is not None:
                 yield ServerSentEventMessage(event="cards", data=json.dumps(found))
@@ -87,14 +89,16 @@ async def updates(request: Request, job_id: UUID, after: int, eval_after: int, v
 
 @get("/jobs/{job_id:uuid}/events-stream")
 async def events_stream(request: Request, state: State, job_id: UUID, after: int = -1, eval_after: int = -1,
-                        version: str = "", attempt: int = -1) -> ServerSentEvent:
+                        version: str = "", attempt: int = -1, confirm: int = 0) -> ServerSentEvent:
     """New loss-curve points (`points`: step, loss and validation-loss columns; id "step:eval_step"),
-    the re-rendered cards when the job changed (`cards`), `reset` when a new attempt replaces
-    steps, and `end` once the job has ended and everything was sent."""
+    the re-rendered cards when the job changed (`cards`; with its actions while it has not ended),
+    `reset` when a new attempt replaces steps, and `end` once the job has ended and everything was
+    sent. `confirm`: the event-store version a command just reached; no cards until the read model
+    has it (the page already shows the command's outcome)."""
     if await get_job(state.pool, job_id) is None:
         raise NotFoundException(f"no training job {job_id}")
     after, eval_after = cursor_of(request, after, eval_after)
-    return ServerSentEvent(updates(request, job_id, after, eval_after, version, attempt))
+    return ServerSentEvent(updates(request, job_id, after, eval_after, version, attempt, confirm))
 
 
 routes = [events_stream]

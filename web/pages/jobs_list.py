@@ -17,6 +17,7 @@ from web.job_filters import COST_BANDS, PER_PAGE_CHOICES, PERIODS, SORTS, STATUS
 from web.job_format import CANCEL_REASONS, GPU_TIERS, PRESET_TITLES, Fmt
 
 ENDED = {s.value for s in TERMINAL}
+FEW_JOBS = 10  # up to this many jobs and no filter in use, the filters stay folded under the search
 
 
 @get("/jobs", media_type=MediaType.HTML)
@@ -31,7 +32,8 @@ async def jobs_page(request: Request, state: State) -> Template:
                "quality_outcomes": QUALITY_LABELS,
                "per_page_choices": PER_PAGE_CHOICES, "cancel_reasons": CANCEL_REASONS, "me": actor_of(request).name,
                "error": request.query_params.get("error"), "notice": request.query_params.get("notice"),
-               "back": "/jobs" + filters.query().rstrip("?")}
+               "back": "/jobs" + filters.query().rstrip("?"),
+               "filters_in_use": filters.in_use, "filters_open": filters.in_use > 0 or found.total > FEW_JOBS}
     if request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "jobs-results":
         return Template("partials/jobs_results.html", context=context)
     return Template("jobs.html", context=context | await choices(state.pool))

@@ -72,16 +72,16 @@ async def start_job_form(request: Request, state: State, job_id: UUID) -> Respon
         return await review(state, actor, job, status, checked=checked, errors=errors,
                             override_text=justification or "", **extra)
 
-    if not all(checked.values()):
-        return await again(400, {"checklist": CHECKLIST_ERROR}, error=CHECKLIST_ERROR)
+    if not all(checked.values()):  # each refusal is said once, beside what it concerns
+        return await again(400, {"checklist": CHECKLIST_ERROR})
     try:
         await check_queue(state)
         warnings = await asyncio.to_thread(state.store.app.start_job, job_id, actor.name, actor.role, utcnow(),
                                            justification)
     except BudgetExceededError as exc:
-        return await again(409, {}, refusal={"figures": exc.figures, "message": str(exc)}, error=str(exc))
+        return await again(409, {}, refusal={"figures": exc.figures, "message": str(exc)})
     except InvalidBudgetCommandError as exc:
-        return await again(400, {"override_justification": str(exc)}, error=str(exc), refusal_open=True)
+        return await again(400, {"override_justification": str(exc)}, refusal_open=True)
     except PermissionDeniedError as exc:
         return await again(403, {}, error=str(exc))
     except (QueueFullError, *DOMAIN_ERRORS) as exc:

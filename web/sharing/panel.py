@@ -13,6 +13,7 @@ from litestar.datastructures import State
 
 from domain.aggregates.budget import MANAGER_ROLES
 from domain.aggregates.job_sharing import DEFAULT_VISIBILITY, MESSAGE_MAX, RECIPIENTS_MAX, VISIBILITIES
+from handlers.notifications.preferences import team_slack_webhook
 from web.flows import Actor
 from web.share_links import PACKAGE, REPORT
 
@@ -33,7 +34,7 @@ async def sharing_panel(state: State, job_id: UUID, owner: str, actor: Actor, no
     sharing = await asyncio.to_thread(state.store.app.job_sharing, job_id)
     visibility = sharing.visibility if sharing else DEFAULT_VISIBILITY
     links = sharing.active_links(now) if sharing else []
-    return {
+    return await channels(state) | {
         "visibility": visibility, "visibilities": VISIBILITIES, "meaning": MEANING, "link": job_link(state, job_id),
         "can_change": actor.name == owner or actor.role in MANAGER_ROLES, "can_send": visibility != "private",
         "links": [{**link, "what": PURPOSES.get(link["purpose"], link["purpose"]),
@@ -42,6 +43,18 @@ async def sharing_panel(state: State, job_id: UUID, owner: str, actor: Actor, no
         "can_revoke_all": actor.name == owner or actor.role in MANAGER_ROLES,
         "recipients_max": RECIPIENTS_MAX, "message_max": MESSAGE_MAX,
     }
+
+
+async def channels(state: State) -> dict[str, str | None]:
+    """Why the link cannot be sent by email or to Slack on this deployment (None: it can), so the
+    panel offers only what works and says what to do otherwise (issue #23)."""
+    notify = state.settings.notifications
+    async with state.pool.connection() as conn:
+        slack = notify.slack_webhook_url or await team_slack_webhook(conn, state.settings.budget.team)
+    return {"email_off": None if notify.smtp_host else ("Email is not set up on this deployment (PIPELINE_SMTP_HOST,"
+                                                        " docs/notifications.md): copy the link instead."),
+            "slack_off": None if slack else
+            "The team has no Slack channel yet: a manager adds its webhook in Notification settings."}
 
 
 def as_json(panel: dict[str, Any]) -> dict[str, Any]:

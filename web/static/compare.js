@@ -1,9 +1,9 @@
 // Compare training runs (FR5.1.1): the jobs' loss curves on one chart (training solid, validation
-// dashed; blue, green, red, orange), toggles per kind of loss, zoom by dragging; and a picker that
+// dashed; each job in its colour from the page's data, web/comparison.py JOB_COLOURS, as in the PDF),
+// toggles per kind of loss, zoom by dragging; and a picker that
 // stops at four jobs. Without JavaScript the page shows the tables and the picker still submits.
 (function () {
   "use strict";
-  const COLOURS = ["#2563eb", "#0e9f6e", "#e02424", "#ff8a4c"];
 
   function drawCurves() {
     const holder = document.getElementById("compare-chart");
@@ -16,9 +16,9 @@
     const loss = (u, v) => v == null ? "—" : v.toFixed(4);
     jobs.forEach((job, i) => {
       const name = "Job " + (i + 1) + ": " + job.name;
-      series.push({label: name + " · training", stroke: COLOURS[i], width: 2, value: loss, spanGaps: true, points: {show: false}});
-      series.push({label: name + " · validation", stroke: COLOURS[i], width: 2, dash: [7, 5], value: loss, spanGaps: true,
-                   points: {show: true, size: 5, fill: COLOURS[i]}});
+      series.push({label: name + " · training", stroke: job.colour, width: 2, value: loss, spanGaps: true, points: {show: false}});
+      series.push({label: name + " · validation", stroke: job.colour, width: 2, dash: [7, 5], value: loss, spanGaps: true,
+                   points: {show: true, size: 5, fill: job.colour}});
       kinds.push("loss", "eval_loss");
     });
     const size = () => ({width: Math.max(280, holder.clientWidth), height: 320});

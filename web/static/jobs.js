@@ -1,5 +1,5 @@
-// The jobs list and the queue tab: select-all and the selected count for bulk cancel, whole rows
-// opening the job. Everything here is optional: the page works without it (CSP: no inline code).
+// The jobs list and the queue tab: select-all, the selected count and which of the selection bar's
+// actions apply (compare 2–4, export 1+, cancel 1+ not ended), whole rows opening the job. Everything here is optional: the page works without it (CSP: no inline code).
 (function () {
   "use strict";
 
@@ -10,16 +10,22 @@
   function refresh() {
     var all = document.getElementById("select-all");
     var count = document.getElementById("selected-count");
-    var button = document.getElementById("bulk-cancel-button");
     var list = boxes();
-    var chosen = list.filter(function (b) { return b.checked; }).length;
+    var chosen = list.filter(function (b) { return b.checked; });
+    var running = chosen.filter(function (b) { return !b.hasAttribute("data-ended"); }).length;
     if (all) {
-      all.hidden = list.length === 0;
-      all.checked = list.length > 0 && chosen === list.length;
-      all.indeterminate = chosen > 0 && chosen < list.length;
+      all.checked = list.length > 0 && chosen.length === list.length;
+      all.indeterminate = chosen.length > 0 && chosen.length < list.length;
     }
-    if (count) { count.textContent = chosen ? "(" + chosen + " selected)" : "(none selected)"; }
-    if (button) { button.disabled = chosen === 0; }
+    if (count) { count.textContent = chosen.length ? chosen.length + " selected" : "none selected"; }
+    enable("compare-selected", chosen.length >= 2 && chosen.length <= 4);
+    enable("export-selected", chosen.length > 0);
+    enable("bulk-cancel-button", running > 0);
+  }
+
+  function enable(id, on) {
+    var button = document.getElementById(id);
+    if (button) { button.disabled = !on; }
   }
 
   document.addEventListener("change", function (event) {

@@ -170,6 +170,7 @@
 
   function setupReview(form) {
     var start = form.querySelector('[data-needs-checklist]');
+    if (!start) return;  // over budget without an override: Start stays disabled, with the reason beside it
     var boxes = form.querySelectorAll('.rv-check input[type=checkbox]');
     function update() {
       start.disabled = !Array.prototype.every.call(boxes, function (box) { return box.checked; });
