@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import nats.errors
+
 from domain.applications import Pipeline
 from domain.gpu_memory.job_check import InsufficientGpuMemoryError, MemoryCheck
 from domain.job_status import FailureType, JobStatus
@@ -23,7 +25,7 @@ from domain.values import ArtifactRef
 from handlers.billing import BillingReconciler
 from handlers.evaluation import evaluation_inputs, evaluation_spec
 from handlers.pods.provider import NoCapacityError, PodExit, PodProvider
-from infra import bus
+from infra import bus, db
 from infra.nats_tls import check_pod_url
 from infra.natsauth import NatsAuthority
 from infra.pod_env import encode_json
@@ -44,6 +46,11 @@ REPORT_GRACE_S = 60.0
 UNTOLD_EXIT_GRACE_S = 15.0
 REPORTED_CAUSES = {"exited", "ended_by_us"}  # the container stopped, or we ended it (SIGTERM): the agent had its say
 EARLY_EXIT_KEEP_S = 60.0  # an exit reported before its pod was recorded is kept this long
+# Our own NATS or PostgreSQL away for a moment (a cluster node lost, a restart) while a pod's inputs
+# were staged or its credentials issued: no lack of GPUs, so tried again in seconds, not minutes.
+HICCUP_RETRY_S = 5.0
+HICCUPS: tuple[type[Exception], ...] = (nats.errors.Error, TimeoutError, ConnectionError, bus.BusUnavailableError,
+                                        *db.UNAVAILABLE)
 
 
 def now() -> datetime:
@@ -161,14 +168,17 @@ class Provisioner:
                 pod = self.provider.create_pod(str(job_id), attempt, gpu_tier, env)
             except Exception as exc:  # noqa: BLE001 - no capacity, or any provider error: retried
                 reason = str(exc) if isinstance(exc, NoCapacityError) else f"{type(exc).__name__}: {exc}"
-                log.warning("job %s: no pod (%s); retrying in %.0fs", job_id, reason, self.queue.retry_every_s)
+                hiccup = isinstance(exc, HICCUPS) and not isinstance(exc, NoCapacityError)
+                retry_s = HICCUP_RETRY_S if hiccup else self.queue.retry_every_s
+                log.warning("job %s: no pod (%s%s); retrying in %.0fs", job_id, reason,
+                            ": the control plane's NATS or PostgreSQL, not the GPUs" if hiccup else "", retry_s)
                 self.revoke(job_id, attempt)
                 self.app.update_job(job_id, lambda job: job.provisioning_failed(attempt, reason, now()))
                 if getattr(exc, "final", False):  # waiting cannot help (no spot at all): the user's choice now
                     self.app.update_job(job_id, lambda job: job.provisioning_timed_out(Decimal(0), now()))
                     return
                 first = self.waiting.get(job_id, (time.monotonic(), 0.0))[0]
-                self.waiting[job_id] = (first, time.monotonic() + self.queue.retry_every_s)
+                self.waiting[job_id] = (first, time.monotonic() + retry_s)
                 return
             self.waiting.pop(job_id, None)
             self.pods[pod.pod_id] = job_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -12,16 +13,24 @@ import nats
 from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, NoServersError, StaleConnectionError, UnexpectedEOF
 from nats.js import JetStreamContext
-from nats.js.api import ObjectStoreConfig, StorageType, StreamConfig
+from nats.js.api import (
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+    SubjectTransform,
+)
 from nats.js.errors import BadRequestError, NotFoundError
 
 from infra.logs import Outage
-from infra.telemetry import ALL_TELEMETRY
+from infra.telemetry import ALL_TELEMETRY, PARTITIONED, PARTITIONED_AS
 
 log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "EVENTS"
 TELEMETRY_STREAM = "TELEMETRY"
+TELEMETRY_PARTS_STREAM = "TELEMETRY_PARTS"  # TELEMETRY shared out by partition (infra/telemetry.py)
 DEADLETTER_STREAM = "DEADLETTER"
 BUCKETS = ("files", "checkpoints", "adapters")
 
@@ -135,8 +144,37 @@ async def declare(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+    await _ensure_telemetry_parts(js, replicas)
     for bucket in BUCKETS:
         await _ensure_bucket(js, bucket, replicas)
+
+
+# The telemetry reactor's one durable before its work was partitioned: where the partitions start.
+UNPARTITIONED_DURABLE = "handler-telemetry"
+
+
+async def _ensure_telemetry_parts(js: JetStreamContext, replicas: int) -> None:
+    """TELEMETRY shared out by partition for the telemetry reactor (infra/telemetry.py): a work queue
+    (a message is gone once its partition's consumer acked it) sourcing TELEMETRY. Made once,
+    starting after what the unpartitioned reactor had handled (or after what TELEMETRY held: a
+    new deployment's is empty); later only its replica count follows the settings (a source's
+    position is never moved)."""
+    try:
+        info = await js.stream_info(TELEMETRY_PARTS_STREAM)
+    except NotFoundError:
+        try:
+            start = (await js.consumer_info(TELEMETRY_STREAM, UNPARTITIONED_DURABLE)).ack_floor.stream_seq + 1
+        except NotFoundError:
+            start = (await js.stream_info(TELEMETRY_STREAM)).state.last_seq + 1
+        source = StreamSource(name=TELEMETRY_STREAM, opt_start_seq=start,
+                              subject_transforms=[SubjectTransform(src=PARTITIONED, dest=PARTITIONED_AS)])
+        await js.add_stream(StreamConfig(name=TELEMETRY_PARTS_STREAM, storage=StorageType.FILE, sources=[source],
+                                         retention=RetentionPolicy.WORK_QUEUE, num_replicas=replicas))
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(TELEMETRY_STREAM, UNPARTITIONED_DURABLE)
+        return
+    if info.config.num_replicas != replicas:  # a deployment grown from one server to a cluster
+        await js.update_stream(replace(info.config, num_replicas=replicas))
 
 
 async def _ensure_bucket(js: JetStreamContext, bucket: str, replicas: int) -> None:

@@ -3,14 +3,21 @@ several machines").
 
 A decision domain (the relay, each event-store projection, provisioning, the telemetry reactor,
 the notifications' clock) is led by the instance whose database session holds its PostgreSQL
-advisory lock. That session is a lease: the instance heartbeats on it every `tick`, and PostgreSQL
-itself ends a session silent for `lease_s` (`idle_session_timeout`), which frees its locks, so a
-frozen leader (SIGSTOP, a paused host) is replaced as surely as a dead one, whose session ends with
-its connection. A leader acts only while its last heartbeat is younger than half the lease
-(`Leases.valid`): one that wakes from a freeze acts on nothing before its next heartbeat finds the
-session gone; then `lost` is set and its worker exits, so that its supervisor starts it again as
-a standby (nothing held in memory acts on a lock another instance has since taken).
-The heartbeat also keeps the instance's row in `worker_instances`, which /health lists."""
+advisory lock. That session is a lease: a thread of the instance's own heartbeats on it every
+`tick` (neither a busy event loop nor a slow answer under load delays it or counts against it),
+and PostgreSQL itself ends a session silent for `lease_s` (`idle_session_timeout`), which frees its
+locks, so a frozen leader (SIGSTOP, a paused host) is replaced as surely as a dead one, whose
+session ends with its connection. A leader acts only while its last heartbeat was sent less than
+half a lease ago (`Leases.valid`): one that wakes from a freeze acts on nothing before a heartbeat
+answers.
+
+Each take of a domain counts a generation (`lease_generations`). A leader whose session ended (a
+PostgreSQL restart, a freeze) holds its domains *suspended*: it opens a new session and takes them
+again if their generation is still its own (nobody led them in between: what it holds in memory is
+still true), so a database restart costs no worker a restart. If another instance led one
+meanwhile, `lost` is set and the worker exits, for its supervisor to start it again as a standby
+(nothing held in memory acts on a lock another instance has taken). The heartbeat also keeps the
+instance's row in `worker_instances`, which /health lists."""
 
 from __future__ import annotations
 
@@ -21,9 +28,9 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
@@ -32,7 +39,7 @@ from infra import db
 
 log = logging.getLogger(__name__)
 
-# A heartbeat that failed: PostgreSQL away, or too slow to answer within half the lease.
+# A heartbeat that failed: PostgreSQL away, or the session ended.
 LEASE_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *db.UNAVAILABLE)
 LOST_EXIT_CODE = 3  # a worker that lost its lease exits with this; its supervisor starts it again
 
@@ -51,6 +58,12 @@ BEAT = ("INSERT INTO worker_instances (instance, kind, host, pid, leads, nats_ok
         " seen_at = now(), leads = EXCLUDED.leads, nats_ok = EXCLUDED.nats_ok")
 LIVE = ("SELECT count(*) FROM worker_instances WHERE kind = %s"
         " AND seen_at > now() - make_interval(secs => %s)")
+TAKE = ("INSERT INTO lease_generations (domain, generation, holder) VALUES (%s, 1, %s) ON CONFLICT (domain)"
+        " DO UPDATE SET generation = lease_generations.generation + 1, holder = EXCLUDED.holder, taken_at = now()"
+        " RETURNING generation")
+GENERATION = "SELECT generation FROM lease_generations WHERE domain = %s"
+RESUME = ("UPDATE lease_generations SET generation = generation + 1, taken_at = now()"
+          " WHERE domain = %s AND generation = %s AND holder = %s RETURNING generation")
 
 
 @dataclass
@@ -60,7 +73,10 @@ class Leases:
     fair share (the domains over the live instances of its kind, rounded up) so that instances
     started together split the work. There is no rebalancing while they run: an instance that
     joins later stands by until a leader goes away. Once past its start, an instance takes any
-    domain it finds free (its leader is gone) at once: a take-over never waits for the fair share."""
+    domain it finds free (its leader is gone) at once: a take-over never waits for the fair share.
+    After a database outage a standby waits a lease before taking free domains, so that the
+    leaders from before the outage (reconnecting in their own time on a loaded machine) take theirs
+    back first."""
 
     database_url: str
     kind: str
@@ -75,56 +91,83 @@ class Leases:
     conn: psycopg.Connection | None = None
     started: float = field(default_factory=time.monotonic)
     settled_after: float = 15.0
+    generations: dict[str, int] = field(default_factory=dict)  # domain → the generation this instance took
+    suspended: set[str] = field(default_factory=set)  # held when the session ended: taken back, or lost
+    suspended_at: float = 0.0
+    loop: asyncio.AbstractEventLoop | None = None
+    gone: bool = False  # lost, as the lease thread knows it at once (`lost` is set on the event loop)
+    closed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one heartbeat, or the close
 
     @property
     def tick(self) -> float:
         return min(0.5, self.lease_s / 5)
 
+    @property
+    def is_lost(self) -> bool:
+        return self.gone or self.lost.is_set()
+
     def valid(self, domain: str) -> bool:
         """Whether this instance may act for `domain` now: it holds the lock, and its last heartbeat
-        is recent enough that PostgreSQL cannot have ended the session since."""
-        return domain in self.held and not self.lost.is_set() and time.monotonic() - self.last_ok < self.lease_s / 2
+        was sent recently enough that PostgreSQL cannot have ended the session since."""
+        return domain in self.held and not self.gone and time.monotonic() - self.last_ok < self.lease_s / 2
 
     async def run(self, stop: asyncio.Event, first_wait_s: float | None = None) -> None:
-        """Until `stop`: heartbeat, take free domains. Waits `first_wait_s` (default: half a lease)
-        before taking any, so that instances started together see each other first and split the
-        domains. Its own thread: a heartbeat never waits behind the worker's other blocking calls."""
+        """Until `stop` (or the lease is lost): the heartbeats, in a thread of their own. Waits
+        `first_wait_s` (default: half a lease) before taking any domain, so that instances started
+        together see each other first and split the domains."""
         wait = self.lease_s / 2 if first_wait_s is None else first_wait_s
-        started, loop = time.monotonic(), asyncio.get_running_loop()
         self.settled_after = wait + self.lease_s
-        outage = False
-        beats = ThreadPoolExecutor(1, thread_name_prefix="lease")
+        self.loop = asyncio.get_running_loop()
+        halt = threading.Event()
+        threading.Thread(target=self._heartbeats, args=(halt, wait), name=f"lease-{self.kind}", daemon=True).start()
         try:
             while not stop.is_set() and not self.lost.is_set():
-                may_take = time.monotonic() - started >= wait
-                try:
-                    taken = await asyncio.wait_for(loop.run_in_executor(beats, self._beat, may_take), self.lease_s / 2)
-                    if outage:
-                        log.info("%s: PostgreSQL back; lease session open", self.name)
-                    outage = False
-                    if taken:
-                        self.changed.set()
-                except LEASE_FAILURES as exc:
-                    if not outage:
-                        log.warning("%s: lease heartbeat failed: %s", self.name, _first_line(exc))
-                    outage = True
-                    self._drop_connection()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.tick)
         finally:
-            beats.shutdown(wait=False, cancel_futures=True)  # a heartbeat stuck on a dead server is left behind
+            halt.set()  # a heartbeat stuck on a dead server is left behind: the thread is a daemon
+
+    def _heartbeats(self, halt: threading.Event, wait: float) -> None:
+        """The lease thread: a heartbeat every tick; a failed one ends the session (its domains
+        suspended) and the next opens another."""
+        may_take_at, outage = time.monotonic() + wait, None
+        while not halt.is_set() and not self.gone:
+            if outage is None and self.last_ok and (late := time.monotonic() - self.last_ok) > self.lease_s / 2:
+                log.warning("%s: heartbeat %.1f s after the last one (lease %.0f s)", self.name, late, self.lease_s)
+            try:
+                with self.lock:
+                    if self.closed:
+                        return
+                    taken = self._beat(time.monotonic() >= may_take_at)
+                if outage is not None:
+                    log.info("%s: PostgreSQL back after %.1f s; lease session open", self.name,
+                             time.monotonic() - outage)
+                    outage, may_take_at = None, max(may_take_at, time.monotonic() + self.lease_s)
+                if taken:
+                    self._signal(self.changed)
+            except Exception as exc:  # noqa: BLE001 - any failure ends this session; the next beat opens one
+                if outage is None:
+                    log.warning("%s: lease heartbeat failed: %s", self.name, _first_line(exc),
+                                exc_info=not isinstance(exc, LEASE_FAILURES))
+                    outage = time.monotonic()
+                self._session_ended()
+            halt.wait(self.tick)
 
     def _beat(self, may_take: bool) -> bool:
-        """One heartbeat (in the lease thread); returns whether it took a domain."""
+        """One heartbeat; returns whether it took (or took back) a domain."""
         if self.conn is None or self.conn.closed:
-            if self.held:  # the session that held them is gone, and its locks with it
-                raise psycopg.OperationalError("the lease session ended")
             self._open()
+            if self.closed:  # closed (without waiting any longer) while this heartbeat was connecting
+                self._session_ended()
+                return False
         conn = self.conn
         assert conn is not None
+        sent = time.monotonic()
+        resumed = self._resume(conn) if self.suspended else False
         conn.execute(BEAT, self._row())
-        self.last_ok = time.monotonic()
-        return self._take_free(conn) if may_take else False
+        self.last_ok = sent
+        return (self._take_free(conn) if may_take else False) or resumed
 
     def _row(self) -> tuple[object, ...]:
         return self.name, self.kind, socket.gethostname(), os.getpid(), sorted(self.held), self._nats_ok()
@@ -142,7 +185,7 @@ class Leases:
         self.conn = conn
 
     def _take_free(self, conn: psycopg.Connection) -> bool:
-        free = [d for d in self.domains if d not in self.held]
+        free = [d for d in self.domains if d not in self.held and d not in self.suspended]
         if not free:
             return False
         share = len(self.domains)
@@ -151,10 +194,12 @@ class Leases:
             share = math.ceil(len(self.domains) / max(1, live[0] if live else 1))
         taken: set[str] = set()
         for domain in free:
-            if len(self.held) + len(taken) >= share:
+            if len(self.held) + len(self.suspended) + len(taken) >= share:
                 break
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(domain),)).fetchone()
             if row is not None and row[0]:
+                generation = conn.execute(TAKE, (domain, self.name)).fetchone()
+                self.generations[domain] = generation[0] if generation else 0
                 taken.add(domain)
                 log.info("%s: leads %s", self.name, domain)
         if not taken:
@@ -163,25 +208,66 @@ class Leases:
         conn.execute(BEAT, self._row())
         return True
 
-    def _lose(self, why: str) -> None:
-        log.error("%s: lost its lease (%s); stopping so that a standby leads", self.name, why)
-        self.lost.set()
-        self.changed.set()
+    def _resume(self, conn: psycopg.Connection) -> bool:
+        """Takes back, on this new session, the domains the ended one held, each only if nobody led
+        it in between (its generation is still ours); else the lease is lost. A lock still held (by
+        our old session, not yet ended on the server) is tried again, for at most two leases."""
+        resumed: set[str] = set()
+        for domain in sorted(self.suspended):
+            row = conn.execute(GENERATION, (domain,)).fetchone()
+            if row is None or row[0] != self.generations.get(domain):
+                return self._lose(f"another instance led {domain} while its session was down")
+            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(domain),)).fetchone()
+            if not (locked and locked[0]):
+                if time.monotonic() - self.suspended_at > 2 * self.lease_s:
+                    return self._lose(f"{domain} stayed locked by another session")
+                continue
+            row = conn.execute(RESUME, (domain, self.generations[domain], self.name)).fetchone()
+            if row is None:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(domain),))
+                return self._lose(f"another instance took {domain} meanwhile")
+            self.generations[domain] = row[0]
+            resumed.add(domain)
+            log.info("%s: leads %s again (nobody led it while its session was down)", self.name, domain)
+        self.suspended -= resumed
+        self.held = self.held | resumed
+        return bool(resumed)
 
-    def _drop_connection(self) -> None:
+    def _lose(self, why: str) -> bool:
+        log.error("%s: lost its lease (%s); stopping so that a standby leads", self.name, why)
+        self.gone = True
+        self._signal(self.lost)
+        self._signal(self.changed)
+        return False
+
+    def _session_ended(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
-        if self.held and not self.lost.is_set():
-            self._lose(f"its PostgreSQL session ended while it led {', '.join(sorted(self.held))}")
+        if self.held:
+            if not self.suspended:
+                self.suspended_at = time.monotonic()
+            self.suspended |= self.held
+            self.held = set()
+            log.warning("%s: its lease session ended while it led %s; it leads them again if nobody else does"
+                        " meanwhile", self.name, ", ".join(sorted(self.suspended)))
+            self._signal(self.changed)
+
+    def _signal(self, event: asyncio.Event) -> None:
+        """Sets an event of the worker's loop from the lease thread."""
+        if self.loop is None:
+            event.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+            self.loop.call_soon_threadsafe(event.set)
 
     async def wait_for_any(self, stop: asyncio.Event, domains: Iterable[str], timeout: float | None = None) -> set[str]:
         """Blocks until this instance leads one of `domains` (or stops, lost its lease, or `timeout`
         passed); returns them."""
         wanted = set(domains)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not stop.is_set() and not self.lost.is_set() and (deadline is None or time.monotonic() < deadline):
+        while not stop.is_set() and not self.is_lost and (deadline is None or time.monotonic() < deadline):
             if led := wanted & self.held:
                 return led
             self.changed.clear()
@@ -190,14 +276,20 @@ class Leases:
         return set()
 
     def close(self) -> None:
-        """Leaves: the row goes, the locks with the session."""
-        conn, self.conn = self.conn, None
-        if conn is None or conn.closed:
-            return
-        with contextlib.suppress(Exception):
-            conn.execute("DELETE FROM worker_instances WHERE instance = %s", (self.name,))
-        with contextlib.suppress(Exception):
-            conn.close()
+        """Leaves: the row goes, the locks with the session (after a heartbeat under way, if it ends soon)."""
+        locked = self.lock.acquire(timeout=self.lease_s / 2)
+        try:
+            self.closed = True
+            conn, self.conn = self.conn, None
+            if conn is None or conn.closed:
+                return
+            with contextlib.suppress(Exception):
+                conn.execute("DELETE FROM worker_instances WHERE instance = %s", (self.name,))
+            with contextlib.suppress(Exception):
+                conn.close()
+        finally:
+            if locked:
+                self.lock.release()
 
 
 @contextlib.asynccontextmanager

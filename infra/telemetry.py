@@ -40,3 +40,28 @@ def job_subjects(job_id: str) -> str:
 def kind_subjects(kind: str) -> str:
     """Every job's messages of one kind."""
     return subject("*", kind)
+
+
+# The telemetry reactor's work is shared out by partition (pipeline/workers/handlers.py): the stream
+# TELEMETRY_PARTS sources TELEMETRY and stores each message as `tpart.<partition>.<job_id>.<kind>`,
+# the partition a fixed hash of the job id (NATS's `partition()` subject transform), so a job's
+# messages stay in one partition, in order, and each partition is led by one handlers instance.
+# Every process must agree on the count: it is part of the stream's definition, not a setting.
+PARTITIONS = 4
+PARTITION_DOMAINS = tuple(f"telemetry-{p}" for p in range(PARTITIONS))
+PARTITIONED = "telemetry.*.*"  # what is shared out: every `telemetry.<job_id>.<kind>`
+PARTITIONED_AS = f"tpart.{{{{partition({PARTITIONS},1)}}}}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}"
+
+
+def partition_subjects(partition: int) -> str:
+    """The stored subjects of one partition of TELEMETRY_PARTS."""
+    return f"tpart.{partition}.>"
+
+
+def published_subject(stored: str) -> str:
+    """`tpart.<partition>.<job_id>.<kind>` → `telemetry.<job_id>.<kind>`, where the pod published
+    (any other subject unchanged)."""
+    head, _, rest = stored.partition(".")
+    if head != "tpart":
+        return stored
+    return "telemetry." + rest.partition(".")[2]

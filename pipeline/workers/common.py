@@ -85,7 +85,7 @@ def halted(stop: asyncio.Event, leases: Leases) -> asyncio.Event:
 
 def exit_code(leases: Leases) -> int:
     """0 when asked to stop; LOST_EXIT_CODE when the lease was lost (the supervisor starts it again)."""
-    return LOST_EXIT_CODE if leases.lost.is_set() else 0
+    return LOST_EXIT_CODE if leases.is_lost else 0
 
 
 def connected(broker: NatsBroker) -> bool:

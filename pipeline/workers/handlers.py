@@ -1,11 +1,11 @@
 """`pipeline handlers run`: provisioning, queue and recovery (EVENTS) and telemetry (TELEMETRY)
-reactors with the configured pod provider. Two decision domains, each led by one instance
+reactors with the configured pod provider. Decision domains, each led by one instance
 (infra/leadership.py), a standby taking over: `provisioning` (the queue, pods, recovery, spend: one
-decision per job and attempt) and `telemetry` (the agents' milestones, applied in each job's order;
-a job's messages are not split between instances, since JetStream can share a stream out only by
-subject and telemetry's order within a job matters: a checkpoint before the interruption that
-resumes from it). The telemetry leader tells the provisioning leader's watchdog when each job was
-last heard of through `pod_heartbeats`."""
+decision per job and attempt) and the telemetry's partitions `telemetry-0` … (the agents'
+milestones, shared out by job: TELEMETRY_PARTS holds each job's messages in one partition, in
+order, since order within a job matters: a checkpoint before the interruption that resumes from
+it; infra/telemetry.py). The telemetry leaders tell the provisioning leader's watchdog when each
+job was last heard of through `pod_heartbeats`."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from handlers.pods import local
 from handlers.provisioning import AgentSettings, Provisioner, QueuePolicy
 from handlers.telemetry import TelemetryHandler
 from infra import bus, db, envelope, staging
-from infra.bus import TELEMETRY_STREAM
+from infra.bus import TELEMETRY_PARTS_STREAM
 from infra.consumers import PROJECTION_ACK_WAIT_S, BatchHandler, add_consumer
 from infra.eventstore import EventStore
 from infra.leadership import NotLeaderError
@@ -38,7 +38,7 @@ from infra.nats_tls import pod_ca_pem
 from infra.natsauth import NatsAuthority
 from infra.objectstore import ObjectStore
 from infra.settings import Settings
-from infra.telemetry import ALL_TELEMETRY
+from infra.telemetry import PARTITION_DOMAINS, PARTITIONS, partition_subjects, published_subject
 from pipeline.workers.common import (
     close_all,
     connected,
@@ -54,7 +54,8 @@ from projections.job_quality import judging_pending
 
 log = logging.getLogger(__name__)
 
-PROVISIONING, TELEMETRY = "provisioning", "telemetry"
+PROVISIONING = "provisioning"
+DOMAINS = (PROVISIONING, *PARTITION_DOMAINS)
 SPEND_EVERY_S = 30.0
 LOOP_EVERY_S = 0.5
 HEARTBEATS_EVERY_S = 1.0
@@ -69,11 +70,12 @@ async def run_handlers(settings: Settings, database_url: str, nats_url: str) -> 
     try:
         started: set[str] = set()
         tasks = []
-        while not halt.is_set() and started != {PROVISIONING, TELEMETRY}:
-            taken = await worker.leases.wait_for_any(halt, {PROVISIONING, TELEMETRY} - started)
-            if TELEMETRY in taken:
-                await worker.start_telemetry()
-                tasks.append(asyncio.create_task(worker.share_heartbeats(halt)))
+        while not halt.is_set() and started != set(DOMAINS):
+            taken = await worker.leases.wait_for_any(halt, set(DOMAINS) - started)
+            if partitions := sorted(taken & set(PARTITION_DOMAINS)):
+                await worker.start_telemetry(partitions)
+                if not started & set(PARTITION_DOMAINS):
+                    tasks.append(asyncio.create_task(worker.share_heartbeats(halt)))
             if PROVISIONING in taken:
                 await until_database_answers("handlers", worker.start, halt)  # it may have just restarted
                 tasks.append(asyncio.create_task(worker.loop(halt)))
@@ -100,8 +102,8 @@ class HandlersWorker:
         self.provider: Any = pod_provider(settings)
         self.telemetry = TelemetryHandler(self.store.app, read_object=self.read_object)
         self.broker: NatsBroker = quiet_broker(settings, nats_url)  # provisioning's
-        self.telemetry_broker: NatsBroker = quiet_broker(settings, nats_url)
-        self.leases = worker_leases(settings, database_url, "handlers", (PROVISIONING, TELEMETRY),
+        self.telemetry_brokers: list[NatsBroker] = []  # one per take of telemetry partitions
+        self.leases = worker_leases(settings, database_url, "handlers", DOMAINS,
                                     nats_ok=lambda: self.objects_nc.is_connected)
         self.heard: dict[str, float] = {}  # job → monotonic time it was last heard of (the watchdog's view)
         self.judging = judging_rounds(settings, self.store.app, self.read_object, self.job_ids,
@@ -148,9 +150,6 @@ class HandlersWorker:
         add_consumer(self.broker, self.pool, durable="handler-provisioning", subject="events.TrainingJob.>",
                      handle=self.led(PROVISIONING, each(on_job_event)), max_deliver=max_deliver,
                      ack_wait_s=PROJECTION_ACK_WAIT_S)
-        add_consumer(self.telemetry_broker, self.pool, durable="handler-telemetry", subject=ALL_TELEMETRY,
-                     stream=TELEMETRY_STREAM, handle=self.led(TELEMETRY, each(self.telemetry.handle)),
-                     max_deliver=max_deliver, with_subjects=True, ack_wait_s=PROJECTION_ACK_WAIT_S)
 
         @self.broker.subscriber("control.pods")
         async def pod_control(body: dict) -> dict:
@@ -177,17 +176,29 @@ class HandlersWorker:
         with self.pool.connection() as conn:
             return [row[0] for row in conn.execute(query, params)]
 
-    async def start_telemetry(self) -> None:
+    async def start_telemetry(self, domains: list[str]) -> None:
+        """As leader of these partitions of the telemetry: their consumers, on a broker of their own."""
+        broker = quiet_broker(self.settings, self.nats_url)
+        for domain in domains:
+            add_consumer(broker, self.pool, durable=f"handler-{domain}",
+                         subject=partition_subjects(PARTITION_DOMAINS.index(domain)), stream=TELEMETRY_PARTS_STREAM,
+                         handle=self.led(domain, each(self.on_telemetry)), with_subjects=True,
+                         max_deliver=self.settings.runtime.consumer_max_deliver, ack_wait_s=PROJECTION_ACK_WAIT_S)
         bus.probe(self.nats_url, self.settings.runtime.connect_timeout_s)
-        await self.telemetry_broker.start()
-        log.info("handlers: telemetry")
+        self.telemetry_brokers.append(broker)
+        await broker.start()
+        log.info("handlers: telemetry %s", ", ".join(domains))
+
+    def on_telemetry(self, subject: str, body: bytes) -> None:
+        """A message of a partition, checked against the subject its pod published on."""
+        self.telemetry.handle(published_subject(subject), body)
 
     async def share_heartbeats(self, halt: asyncio.Event) -> None:
         """Every second, when each job was last heard of, for the provisioning leader's watchdog."""
         sent: dict[str, float] = {}
         while not halt.is_set():
             fresh = {job: at for job, at in list(self.telemetry.heartbeats.items()) if sent.get(job) != at}
-            if fresh and self.leases.valid(TELEMETRY):
+            if fresh and any(self.leases.valid(domain) for domain in PARTITION_DOMAINS):
                 try:
                     await asyncio.to_thread(write_heartbeats, self.pool, fresh)
                     sent |= fresh
@@ -197,14 +208,15 @@ class HandlersWorker:
                 await asyncio.wait_for(halt.wait(), HEARTBEATS_EVERY_S)
 
     def last_heard(self) -> tuple[dict[str, float], bool]:
-        """The jobs' last telemetry (monotonic, merged into what the watchdog already knows), and whether the
-        telemetry leader is connected to NATS (else silence says nothing about the pods)."""
+        """The jobs' last telemetry (monotonic, merged into what the watchdog already knows), and whether
+        every partition of the telemetry has a leader connected to NATS (else silence says nothing about
+        the pods)."""
         with self.pool.connection() as conn:
             for job, age in conn.execute(HEARD):
                 heard = time.monotonic() - float(age)
                 self.heard[str(job)] = max(self.heard.get(str(job), 0.0), heard)
-            row = conn.execute(TELEMETRY_LEADER_CONNECTED, (self.settings.runtime.lease_s * 2,)).fetchone()
-        return self.heard, bool(row and row[0])
+            row = conn.execute(TELEMETRY_LEADERS_CONNECTED, (self.settings.runtime.lease_s * 2,)).fetchone()
+        return self.heard, bool(row and row[0] >= PARTITIONS)
 
     async def start(self) -> None:
         """As leader: the pods a previous leader left are adopted (those of active jobs) or ended,
@@ -261,16 +273,17 @@ class HandlersWorker:
         running: the next handlers worker adopts them; a stack shutdown ends them
         (pipeline/supervisor.py)."""
         await close_all("handlers", ("the broker", self.broker.stop),
-                        ("the telemetry broker", self.telemetry_broker.stop), ("NATS", self.objects_nc.close),
+                        *(("a telemetry broker", broker.stop) for broker in self.telemetry_brokers),
+                        ("NATS", self.objects_nc.close),
                         ("the pool", self.pool.close), ("the lease", self.leases.close),
                         ("the event store", self.store.close))
 
 
 HEARD = ("SELECT job_id, extract(epoch FROM now() - heard_at) FROM pod_heartbeats"
          " WHERE heard_at > now() - interval '1 day'")
-TELEMETRY_LEADER_CONNECTED = (
-    "SELECT bool_or(nats_ok) FROM worker_instances WHERE kind = 'handlers' AND 'telemetry' = ANY(leads)"
-    " AND seen_at > now() - make_interval(secs => %s)")
+TELEMETRY_LEADERS_CONNECTED = (  # the partitions of the telemetry led by an instance connected to NATS
+    "SELECT count(DISTINCT domain) FROM worker_instances, unnest(leads) AS domain WHERE kind = 'handlers'"
+    " AND domain LIKE 'telemetry-%%' AND nats_ok AND seen_at > now() - make_interval(secs => %s)")
 
 
 def write_heartbeats(pool: ConnectionPool, heard: dict[str, float]) -> None:

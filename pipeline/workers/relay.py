@@ -1,5 +1,7 @@
 """`pipeline relay`: the event store → JetStream relay; one instance leads (infra/leadership.py),
-the others stand by."""
+the others stand by. A PostgreSQL restart is ridden out: the leader takes its lease back, opens its
+position connection again and publishes from the recorded position (JetStream drops what it
+published twice)."""
 
 from __future__ import annotations
 
@@ -8,15 +10,19 @@ import contextlib
 import logging
 
 import psycopg
+from nats.aio.client import Client
 
 from infra import bus, db
 from infra.eventstore import EventStore
-from infra.leadership import LOST_EXIT_CODE
+from infra.leadership import Leases
+from infra.logs import Outage
 from infra.relay import RELAY, Relay
 from infra.settings import Settings
 from pipeline.workers.common import close_all, exit_code, halted, stop_on_signals, worker_leases
 
 log = logging.getLogger(__name__)
+
+RETRY_S = 0.5  # after PostgreSQL went away under the leader
 
 
 async def run_relay(settings: Settings, database_url: str, nats_url: str) -> int:
@@ -25,26 +31,40 @@ async def run_relay(settings: Settings, database_url: str, nats_url: str) -> int
     nc = await bus.connect(nats_url, "relay", settings.runtime.connect_timeout_s)
     leases = worker_leases(settings, database_url, "relay", (RELAY,), nats_ok=lambda: nc.is_connected)
     beating = asyncio.create_task(leases.run(stop))
-    conn: psycopg.Connection | None = None
-    code = 0
+    halt = halted(stop, leases)
+    outage = Outage(log, lost="relay: PostgreSQL unavailable; publishing again from the recorded position once it is"
+                    " back", back="relay: publishing again")
     try:
-        if await leases.wait_for_any(stop, [RELAY]):
-            log.info("relay: leader, publishing from the event store")
-            try:  # its position, read on a connection of its own opened now (the server may have restarted)
-                conn = psycopg.connect(database_url, autocommit=True)
-                relay = Relay(conn, nc.jetstream(publish_async_max_pending=4000), store.applications(),
-                              settings.runtime.relay_batch, settings.faults.control_plane,
-                              may_act=lambda: leases.valid(RELAY))
-                await relay.run(halted(stop, leases), settings.runtime.relay_idle_poll_s)
-            except db.UNAVAILABLE as exc:  # its lease session went with the server: a standby (or it, restarted) leads
-                log.error("relay: PostgreSQL unavailable (%s); stopping so that the next leader resumes",
-                          str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-                code = LOST_EXIT_CODE
+        while not halt.is_set() and await leases.wait_for_any(halt, [RELAY]):
+            await publish(settings, database_url, store, nc, leases, halt, outage)
     finally:
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
-        await close_all("relay", ("NATS", nc.close), ("the lease", leases.close),
-                        ("the position connection", conn.close if conn is not None else lambda: None),
-                        ("the event store", store.close))
-    return code or exit_code(leases)
+        await close_all("relay", ("NATS", nc.close), ("the lease", leases.close), ("the event store", store.close))
+    return exit_code(leases)
+
+
+async def publish(settings: Settings, database_url: str, store: EventStore, nc: Client, leases: Leases,
+                  halt: asyncio.Event, outage: Outage) -> None:
+    """As leader, until `halt` or PostgreSQL goes away: its position read on a connection of its own
+    opened now (the server may have restarted)."""
+    if not outage.ongoing:
+        log.info("relay: leader, publishing from the event store")
+    conn: psycopg.Connection | None = None
+    try:
+        conn = await asyncio.to_thread(psycopg.connect, database_url, autocommit=True,
+                                       connect_timeout=int(settings.runtime.connect_timeout_s))
+        relay = await asyncio.to_thread(Relay, conn, nc.jetstream(publish_async_max_pending=4000), store.applications(),
+                                        settings.runtime.relay_batch, settings.faults.control_plane,
+                                        lambda: leases.valid(RELAY))
+        outage.recovered()
+        await relay.run(halt, settings.runtime.relay_idle_poll_s)
+    except db.UNAVAILABLE as exc:
+        outage.failed(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(halt.wait(), RETRY_S)
+    finally:
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()

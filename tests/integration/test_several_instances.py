@@ -8,12 +8,13 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from infra import bus
+from infra import bus, telemetry
 from infra.embedded import EmbeddedNatsCluster
 from infra.eventstore import EventStore
 from infra.leadership import Leases
@@ -24,6 +25,7 @@ from tests.integration.test_notifications import BASE, completed_job
 from tests.live_stack import caught_up, declare, training_jobs
 
 LEASE = {"PIPELINE_LEASE_S": "2"}
+PARTS = bus.TELEMETRY_PARTS_STREAM
 
 
 def leaders(database_url: str, kind: str) -> dict[str, tuple[int, list[str]]]:
@@ -81,6 +83,70 @@ def test_leases_are_split_between_instances_and_postgresql_frees_those_of_a_sile
         finally:
             stop_b.set()
             await running_b
+            a.close()
+            b.close()
+
+    asyncio.run(scenario())
+
+
+def end_session(database_url: str, leases: Leases) -> None:
+    """What a PostgreSQL restart does to one lease session: the server ends it."""
+    assert leases.conn is not None
+    pid = leases.conn.info.backend_pid
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def until(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001 - a test helper
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+
+def test_a_leader_whose_session_ended_leads_again_when_nobody_led_meanwhile(migrated: str) -> None:
+    """A database restart costs a leader no restart: its domains are suspended, then taken back."""
+
+    async def scenario() -> None:
+        a = Leases(migrated, "test", "a", ("x",), lease_s=1.0)
+        stop = asyncio.Event()
+        running = asyncio.create_task(a.run(stop, first_wait_s=0))
+        try:
+            await until(lambda: a.valid("x"))
+            taken = a.generations["x"]
+            end_session(migrated, a)
+            await until(lambda: not a.valid("x"))  # it acts on nothing while it is not sure
+            await until(lambda: a.valid("x"))
+            assert not a.lost.is_set() and a.generations["x"] == taken + 1
+        finally:
+            stop.set()
+            await running
+            a.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_leader_whose_session_ended_while_another_led_loses_its_lease(migrated: str) -> None:
+    async def scenario() -> None:
+        a = Leases(migrated, "test", "a", ("x",), lease_s=1.0)
+        b = Leases(migrated, "test", "b", ("x",), lease_s=1.0)
+        stop_a, stop_b = asyncio.Event(), asyncio.Event()
+        running_a = asyncio.create_task(a.run(stop_a, first_wait_s=0))
+        await until(lambda: a.valid("x"))
+        running_b = asyncio.create_task(b.run(stop_b, first_wait_s=0))
+        try:
+            running_a.cancel()  # frozen: its session stays open, silent, until PostgreSQL ends it
+            await until(lambda: b.valid("x"))
+            stop_b.set()
+            await running_b
+            b.close()  # b led and left: the lock is free again, but a's memory is stale
+            running_a = asyncio.create_task(a.run(stop_a))  # a wakes
+            await until(lambda: a.lost.is_set())
+            assert not a.valid("x")
+        finally:
+            stop_a.set()
+            stop_b.set()
+            await asyncio.gather(running_a, running_b, return_exceptions=True)
             a.close()
             b.close()
 
@@ -202,6 +268,80 @@ def test_two_notifiers_share_the_events_and_deliver_each_notification_once(
         for worker in workers:
             stop_process(worker)
         slack.stop()
+
+
+async def partitions_of(js, expected: int) -> dict[str, list[tuple[int, int]]]:  # noqa: ANN001 - a JetStream context
+    """Job → [(partition, step)] as each partition's consumer reads TELEMETRY_PARTS."""
+    deadline = time.monotonic() + 20
+    while (await js.stream_info(PARTS)).state.messages < expected:  # sourced from TELEMETRY: shortly after
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    seen: dict[str, list[tuple[int, int]]] = {}
+    for partition in range(telemetry.PARTITIONS):
+        sub = await js.pull_subscribe(telemetry.partition_subjects(partition), durable=f"test-{partition}",
+                                      stream=PARTS)
+        while True:
+            try:
+                batch = await sub.fetch(100, timeout=0.5)
+            except TimeoutError:
+                break
+            for msg in batch:
+                job = telemetry.published_subject(msg.subject).split(".")[1]
+                seen.setdefault(job, []).append((partition, int(msg.data)))
+                await msg.ack()
+    return seen
+
+
+def test_the_telemetry_is_shared_out_by_job_each_in_one_partition_in_order(nats_server) -> None:  # noqa: ANN001
+    """The telemetry reactor's partitions (infra/telemetry.py): every job's messages in one, in order."""
+    declare(nats_server.url)
+    jobs = [str(uuid.uuid4()) for _ in range(16)]
+
+    async def scenario() -> None:
+        nc = await bus.connect(nats_server.url, "test-pods")
+        js = nc.jetstream()
+        try:
+            for step in range(1, 6):
+                for job in jobs:
+                    await js.publish(telemetry.subject(job, "step"), str(step).encode())
+            seen = await partitions_of(js, 5 * len(jobs))
+            assert sorted(seen) == sorted(jobs)
+            for job, found in seen.items():
+                assert len({partition for partition, _ in found}) == 1, job
+                assert [step for _, step in found] == [1, 2, 3, 4, 5]
+            assert len({found[0][0] for found in seen.values()}) > 1  # shared out, not all in one
+            assert (await js.stream_info(PARTS)).state.messages == 0  # a work queue: gone once acked
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_partitions_start_after_what_the_unpartitioned_reactor_had_handled(nats_server) -> None:  # noqa: ANN001
+    """A deployment from before the partitions: they take up where its one durable left off."""
+
+    async def scenario() -> None:
+        nc = await bus.connect(nats_server.url, "test-upgrade")
+        js = nc.jetstream()
+        try:
+            await js.add_stream(next(s for s in bus.STREAMS if s.name == bus.TELEMETRY_STREAM))
+            old, new = str(uuid.uuid4()), str(uuid.uuid4())
+            for step in (1, 2, 3):
+                await js.publish(telemetry.subject(old, "step"), str(step).encode())
+            sub = await js.pull_subscribe(telemetry.ALL_TELEMETRY, durable=bus.UNPARTITIONED_DURABLE,
+                                          stream=bus.TELEMETRY_STREAM)
+            first = (await sub.fetch(1, timeout=5))[0]
+            await first.ack_sync()  # handled step 1; steps 2 and 3 were still to come
+            await bus.declare(js)
+            await js.publish(telemetry.subject(new, "step"), b"1")
+            seen = await partitions_of(js, 3)
+            assert [step for _, step in seen[old]] == [2, 3] and [step for _, step in seen[new]] == [1]
+            with pytest.raises(Exception, match="consumer not found"):
+                await js.consumer_info(bus.TELEMETRY_STREAM, bus.UNPARTITIONED_DURABLE)
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_worker_reaches_postgresql_through_a_multi_host_url(migrated: str, nats_server, tmp_path: Path) -> None:

@@ -128,6 +128,33 @@ def test_no_capacity_waits_and_is_retried_and_jobs_beyond_the_limit_wait_their_t
     assert provider.created == ["pod-1", "pod-2"] and app.get_job(second).status == JobStatus.PROVISIONING
 
 
+def test_the_control_planes_own_nats_hiccup_is_retried_in_seconds_and_no_capacity_in_minutes(app: Pipeline) -> None:
+    """A NATS node lost while a pod's inputs were staged is not a lack of GPUs (issue #21's chaos run:
+    such a job waited five minutes)."""
+    import nats.errors
+
+    from handlers.provisioning import HICCUP_RETRY_S
+
+    provider = ScriptedProvider()
+    failures = [nats.errors.TimeoutError(), NoCapacityError("no H100 left")]
+
+    def create() -> None:
+        if failures:
+            raise failures.pop(0)
+
+    provider.on_create = create
+    p = provisioner(app, provider, retry_every_s=300)
+    job = queue_sample_job(app)
+    p.on_event("TrainingJob.Queued", job)
+    assert app.get_job(job).status == JobStatus.QUEUED_WAITING_FOR_GPU
+    p.retry_waiting(now_monotonic=time.monotonic() + HICCUP_RETRY_S + 1)  # the hiccup: tried again in seconds
+    assert provider.created == [] and app.get_job(job).status == JobStatus.QUEUED_WAITING_FOR_GPU
+    p.retry_waiting(now_monotonic=time.monotonic() + 2 * HICCUP_RETRY_S + 2)  # no capacity: not yet
+    assert provider.created == []
+    p.retry_waiting(now_monotonic=time.monotonic() + 301)
+    assert provider.created == ["pod-1"] and app.get_job(job).status == JobStatus.PROVISIONING
+
+
 def test_after_a_restart_pods_the_provider_does_not_know_are_recorded_lost_and_their_jobs_interrupted(
     app: Pipeline
 ) -> None:
