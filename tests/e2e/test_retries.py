@@ -125,7 +125,7 @@ def test_an_oom_is_retried_with_the_suggested_fix_as_a_linked_job_that_completes
         assert finished(base, retry_id)["status"] == "completed", (tmp_path / "up.log").read_text()[-3000:]
         (created,) = [s for t, s in job_events(env, retry_id) if t == "TrainingJob.Created"]
         assert UUID(created["retry_of"]["_data_"]) == UUID(original)
-        assert created["name"] == "Too big a batch (Retry #2)"
+        assert created["name"] == "Too big a batch (Retry #1)"  # the first retry is #1 (docs/domain.md)
         again = api.post(f"{base}/api/jobs/{retry_id}/retry", json={})
         assert again.status_code == 400 and "Only failed or cancelled" in again.json()["detail"]
     finally:
