@@ -27,6 +27,8 @@ from handlers.webhooks.store import Due
 from infra.secretbox import SecretBox, SecretBoxError
 
 log = logging.getLogger(__name__)
+# httpx logs every request's full URL at INFO: a receiver's path and query may carry its own secret
+logging.getLogger("httpx").setLevel(logging.WARNING)
 BATCH = 50
 ERROR_MAX = 500
 
