@@ -12,6 +12,7 @@ import logging
 from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from handlers.notifications.budget_reset import ResetBanners
@@ -72,7 +73,9 @@ async def send_webhooks(sender: WebhookSender, stop: asyncio.Event, every_s: flo
         tried = 0
         try:
             tried = await asyncio.to_thread(sender.send_due)
-        except Exception:  # noqa: BLE001 - PostgreSQL away: the next round tries again
+        except psycopg.OperationalError as exc:  # PostgreSQL away or restarted: one line, the next round retries
+            log.warning("webhooks: this round failed, PostgreSQL unavailable (%s); trying again", exc)
+        except Exception:  # noqa: BLE001 - anything else: the next round tries again
             log.exception("webhooks: this round failed")
         if tried < WEBHOOK_BATCH:
             with suppress(TimeoutError):
@@ -98,7 +101,9 @@ async def send_digests(digests: DigestSender, stop: asyncio.Event, every_s: floa
     while not stop.is_set():
         try:
             await asyncio.to_thread(digests.send_due, datetime.now(timezone.utc))
-        except Exception:  # noqa: BLE001 - PostgreSQL away, a bad row: the next round tries again
+        except psycopg.OperationalError as exc:  # PostgreSQL away or restarted: one line, the next round retries
+            log.warning("digests: this round failed, PostgreSQL unavailable (%s); trying again", exc)
+        except Exception:  # noqa: BLE001 - a bad row: the next round tries again
             log.exception("digests: this round failed")
         if resets is not None:
             try:

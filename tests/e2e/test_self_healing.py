@@ -128,6 +128,8 @@ def test_the_embedded_nats_server_and_postgresql_are_restarted_after_they_die(tm
     log = tmp_path / "up.log"
     process, base = start_up(env, log)
     try:
+        # the sample is seeded and projected before anything dies, so its row must outlive both deaths
+        wait_for(lambda: api.get(f"{base}/api/files").json(), timeout=60, message="the seeded sample")
         for server, name in (("nats", "nats-server"), ("pg", "PostgreSQL")):
             dead = server_pid(env, server)
             os.kill(dead, signal.SIGKILL)
