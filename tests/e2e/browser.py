@@ -52,6 +52,11 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Chromium for this module's tests; skipped (with how to fix it) when there is none."""
+    yield from launch_chromium()
+
+
+def launch_chromium() -> Iterator[Browser]:
+    """Headless Chromium for a fixture to yield; skips (with how to fix it) when there is none."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
     executable = find_chromium()
     if executable is None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from tests.e2e.browser import INSTALL_HINT, find_chromium, page, page_problems, screenshot, sign_in  # noqa: F401
+from tests.e2e.browser import launch_chromium, page, page_problems, screenshot, sign_in  # noqa: F401
 from tests.helpers import wait_for
 from tests.integration.test_web_job_detail import Served, add_job, ago, run, telemetry, training
 from tests.web_rig import PASSWORD, WebRig, web  # noqa: F401 - the fixture
@@ -30,18 +30,7 @@ DESKTOP, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 def browser(web: WebRig) -> Iterator[Browser]:
     """Chromium, started after the rig: Playwright's sync API keeps an event loop running in this
     thread, where the rig's set-up (declaring the streams) runs one of its own."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip(f"no Chromium found: {INSTALL_HINT}")
-    if not os.access(executable, os.X_OK):
-        pytest.fail(f"PIPELINE_CHROMIUM={executable} is not an executable file")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    yield from launch_chromium()
 
 
 def off_the_loop(work: Callable[[], Any]) -> None:
