@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -81,17 +82,19 @@ class CheckpointCallback(TrainerCallback):
 
 class StopCallback(TrainerCallback):
     """At the step boundary after SIGTERM: save a checkpoint of that step, then stop. Also the
-    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N`,
-    `oom_above_batch:N`: out of memory at the first step when the batch size is above N, as a
-    real OOM would be, so a retry with a smaller batch gets through, and `slow_steps:MS`: each step
-    takes MS milliseconds longer, so that a tiny model's run can be watched in a browser).
+    test-only faults (`oom_at_step:N`, `sigterm_at_step:N`, `sigkill_at_step:N` — once the checkpoints
+    already written are stored —, `oom_above_batch:N`: out of memory at the first step when the batch
+    size is above N, as a real OOM would be, so a retry with a smaller batch gets through, and
+    `slow_steps:MS`: each step takes MS milliseconds longer, so that a tiny model's run can be watched
+    in a browser).
 
     A save due on the last step of an epoch (periodic or emergency) is moved after the epoch-end
     evaluation: creating the evaluation's data loader draws from the global RNG, so a checkpoint
     taken before it would resume with another RNG state than the uninterrupted run had."""
 
-    def __init__(self, watcher: SigtermWatcher, fault: str = "") -> None:
+    def __init__(self, watcher: SigtermWatcher, fault: str = "", stored: Callable[[], None] = lambda: None) -> None:
         self.watcher = watcher
+        self.stored = stored  # waits until the checkpoints written so far are in the object store
         self.interrupted_at: int | None = None
         self.deferred_save = False
         self.stopped_mid_epoch = False
@@ -129,6 +132,10 @@ class StopCallback(TrainerCallback):
         if kind == "oom_at_step":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)")
         if kind == "sigkill_at_step":
+            # Once the checkpoints written so far are stored, so a test knows the newest one the recovery must
+            # find; their telemetry may still be unsent, as when a real pod dies just after an upload (the
+            # recovery takes the object store's word: handlers/provisioning.adopt_stored_checkpoint).
+            self.stored()
             os.kill(os.getpid(), signal.SIGKILL)
         if kind == "sigterm_at_step":
             os.kill(os.getpid(), signal.SIGTERM)

@@ -15,7 +15,7 @@ from pathlib import Path
 from domain.values import ArtifactRef
 from gpu_agent.publisher import Publisher
 from infra.bus import job_bucket
-from infra.objectstore import ObjectStore
+from infra.objectstore import ObjectStore, checkpoint_name
 
 
 def pack(directory: Path, archive: Path) -> Path:
@@ -61,9 +61,7 @@ class CheckpointUploader:
             return
         archive = pack(directory, self.work_dir / f"checkpoint-step-{step}.tar")
         shutil.rmtree(directory, ignore_errors=True)
-        # The attempt in the name: a stale pod of an older attempt can never overwrite the checkpoint
-        # a newer attempt resumes from.
-        name = f"{self.job_id}/attempt-{self.attempt}/checkpoint-step-{step}.tar"
+        name = checkpoint_name(self.job_id, self.attempt, step)
         ref = self.publisher.call_retrying(lambda: self.objects.put_file(job_bucket(self.job_id), name, archive),
                                            f"upload of {name}")
         archive.unlink(missing_ok=True)

@@ -123,7 +123,7 @@ class Agent:
         model = with_adapters(base_model(spec, tokenizer, work, device, attention), spec)
         resume_dir = self.fetch_resume(objects, unpack)
         uploader = CheckpointUploader(self.publisher, objects, self.config.job_id, work, self.config.attempt)
-        stop = StopCallback(self.watcher, spec.fault)
+        stop = StopCallback(self.watcher, spec.fault, stored=uploader.wait)
         counter = TokenCounter()
         run = train.build(spec, model, tokenizer, prepared.train, prepared.validation, work / "trainer",
                           [TelemetryCallback(self.publisher, counter), CheckpointCallback(uploader), stop], resume_dir,

@@ -28,10 +28,13 @@ from handlers.pods.provider import NoCapacityError, PodExit, PodProvider
 from infra import bus, db
 from infra.nats_tls import check_pod_url
 from infra.natsauth import NatsAuthority
+from infra.objectstore import StoredCheckpoint
 from infra.pod_env import encode_json
 
 Stager = Callable[[UUID, list[ArtifactRef]], list[ArtifactRef]]
 """Copies a job's input objects into the job's own bucket (infra/staging.py); returns their refs there."""
+CheckpointFinder = Callable[[UUID, int], StoredCheckpoint | None]
+"""The newest checkpoint an attempt's pod finished uploading (infra/objectstore.newest_checkpoint)."""
 
 log = logging.getLogger(__name__)
 PROVISIONABLE = {JobStatus.QUEUED, JobStatus.QUEUED_WAITING_FOR_GPU, JobStatus.RECOVERING}
@@ -88,8 +91,9 @@ class Provisioner:
     def __init__(self, app: Pipeline, provider: PodProvider, agent: AgentSettings,
                  queue: QueuePolicy = QueuePolicy(), queued_jobs: Callable[[], list[UUID]] = list,
                  stage: Stager | None = None, authority: NatsAuthority | None = None,
-                 billing: BillingReconciler | None = None) -> None:
+                 billing: BillingReconciler | None = None, find_checkpoint: CheckpointFinder | None = None) -> None:
         self.app, self.provider, self.agent, self.queue = app, provider, agent, queue
+        self.find_checkpoint = find_checkpoint
         self.billing = billing
         self.early_exits: list[tuple[PodExit, float]] = []  # reported before their pod was recorded
         self.queued_jobs = queued_jobs
@@ -314,12 +318,33 @@ class Provisioner:
                 return
             for pod_id in job.running_pods():
                 self.provider.terminate(pod_id)
+            self.adopt_stored_checkpoint(job)
             started = self.app.update_job(
                 job_id, lambda j: j.status == JobStatus.INTERRUPTED and j.begin_recovery(now(), max_attempts))
             if started:
                 self.provision(job_id)
             else:
                 self.active.discard(job_id)
+
+    def adopt_stored_checkpoint(self, job: Any) -> None:
+        """A pod killed right after a checkpoint's upload (SIGKILL, a lost host) may die before the control plane
+        reads that checkpoint's telemetry: the object store says what is durable, so the recovery resumes from
+        the newest checkpoint the dead attempt stored, recorded now as that attempt's CheckpointSaved (its
+        telemetry, when it comes, is then old news). One stored after the interruption is refused as its
+        telemetry would be (TrainingJob.record_checkpoint)."""
+        if self.find_checkpoint is None:
+            return
+        try:
+            stored = self.find_checkpoint(job.id, job.attempt)
+        except Exception as exc:  # noqa: BLE001 - resuming from the recorded checkpoint is still right
+            log.warning("job %s: could not list its stored checkpoints (%s); resuming from the recorded one",
+                        job.id, exc)
+            return
+        if stored is not None and stored.step > job.last_checkpoint_step:
+            log.info("job %s: checkpoint of step %d was stored before its telemetry was read; resuming from it",
+                     job.id, stored.step)
+            self.app.update_job(job.id, lambda j, a=job.attempt, c=stored: j.record_checkpoint(
+                c.step, c.ref, a, c.stored_at))
 
     def pause(self, job_id: UUID) -> None:
         """FR2.2.2: a pausing job's pods are stopped as a preemption would stop them (SIGTERM: the agent

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from io import BufferedIOBase
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from nats.js.api import ObjectMeta, ObjectMetaOptions
 from nats.js.errors import NotFoundError
 
 from domain.values import ArtifactRef
+from infra.bus import job_bucket
 
 CHUNK_SIZE = 128 * 1024  # below the server's max_payload; one chunk in memory at a time
 
@@ -75,6 +78,45 @@ class ObjectStore:
         except NotFoundError:
             return False
         return True
+
+
+def checkpoint_name(job_id: str, attempt: int, step: int) -> str:
+    """Where a pod uploads its checkpoint of `step`. The attempt in the name: a stale pod of an older
+    attempt can never overwrite the checkpoint a newer attempt resumes from."""
+    return f"{job_id}/attempt-{attempt}/checkpoint-step-{step}.tar"
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    step: int
+    ref: ArtifactRef
+    stored_at: datetime  # when its last chunk was written (the NATS server's clock)
+
+
+async def newest_checkpoint(objects: ObjectStore, job_id: str, attempt: int) -> StoredCheckpoint | None:
+    """The newest checkpoint `attempt`'s pod finished uploading, whether or not its telemetry has been
+    read yet: an object is listed only once its last chunk is stored, so what is listed is whole."""
+    try:
+        store = await objects.js.object_store(job_bucket(job_id))
+        infos = await store.list(ignore_deletes=True)
+    except NotFoundError:  # no bucket yet, or nothing in it
+        return None
+    prefix = checkpoint_name(job_id, attempt, 0).removesuffix("0.tar")
+    found: list[StoredCheckpoint] = []
+    for info in infos:
+        step = info.name.removeprefix(prefix).removesuffix(".tar")
+        if info.name.startswith(prefix) and step.isdigit() and not info.deleted and info.digest and info.size:
+            ref = ArtifactRef(job_bucket(job_id), info.name, hex_digest(info.digest), info.size)
+            found.append(StoredCheckpoint(int(step), ref, _parse_mtime(info.mtime)))
+    return max(found, key=lambda checkpoint: checkpoint.step, default=None)
+
+
+def _parse_mtime(mtime: str | None) -> datetime:
+    """NATS writes UTC with nanoseconds (`2026-12-07T12:00:00.123456789Z`); Python reads microseconds."""
+    if not mtime:
+        return datetime.now(timezone.utc)
+    whole, _, fraction = mtime.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}").replace(tzinfo=timezone.utc)
 
 
 def hex_digest(nats_digest: str) -> str:

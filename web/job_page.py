@@ -55,6 +55,7 @@ async def render_page(request: Request, state: State, job_id: UUID, view: PageIn
     detail = await read_job(state.pool, job_id, now)
     if detail is None:
         return await not_in_read_model(state, job_id)
+    settled = detail["job"]["status"] in TERMINAL  # the read model's: the page is already the job's last
     confirm = await awaited_outcome(state, job_id, detail) if notice else None
     context: dict[str, Any] = cards(detail, now) | await overview(request, state, job_id, detail, view) | {
         "outcome": notice, "form": form or {}}
@@ -66,7 +67,9 @@ async def render_page(request: Request, state: State, job_id: UUID, view: PageIn
                                   retryable=context["retry"] is not None)
     if confirm is not None:
         context["header"] |= {"confirming": True} | ({"remaining": None} if job["status"] in TERMINAL else {})
-        context["page_data"] |= {"confirm": confirm, "live": True}
+        # An ended job's page waits for the read model's cards, then stays: reloading it would take its notice
+        # away ("Saved: 2 of 2 items scored…") and show nothing new.
+        context["page_data"] |= {"confirm": confirm, "live": True, "reload_at_end": not settled}
     if context["tab"] == "quality":  # FR6.1, FR6.3 (web/quality_tab.py)
         context |= await quality_tab(request, state, detail["job"])
     context |= placed(error, form, forms_shown(context))
@@ -140,7 +143,7 @@ def page_data(job_id: UUID, job: dict[str, Any]) -> dict[str, Any]:
     """What the page's script needs (a JSON block): its endpoints and where the stream starts."""
     return {"points": f"/jobs/{job_id}/metrics-points", "stream": f"/jobs/{job_id}/events-stream",
             "cards": f"/jobs/{job_id}/cards", "name": job["name"], "live": job["status"] not in TERMINAL,
-            "status": job["status"],
+            "reload_at_end": True, "status": job["status"],
             "version": version_of(job), "attempt": job["attempt"]}
 
 

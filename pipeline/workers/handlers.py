@@ -36,7 +36,7 @@ from infra.leadership import NotLeaderError
 from infra.logs import Outage
 from infra.nats_tls import pod_ca_pem
 from infra.natsauth import NatsAuthority
-from infra.objectstore import ObjectStore
+from infra.objectstore import ObjectStore, StoredCheckpoint, newest_checkpoint
 from infra.settings import Settings
 from infra.telemetry import PARTITION_DOMAINS, PARTITIONS, partition_subjects, published_subject
 from pipeline.workers.common import (
@@ -122,6 +122,9 @@ class HandlersWorker:
         def stage(job_id: UUID, refs: list[ArtifactRef]) -> list[ArtifactRef]:
             return asyncio.run_coroutine_threadsafe(staging.stage(objects, str(job_id), refs), loop).result(600)
 
+        def find_checkpoint(job_id: UUID, attempt: int) -> StoredCheckpoint | None:
+            return asyncio.run_coroutine_threadsafe(newest_checkpoint(objects, str(job_id), attempt), loop).result(60)
+
         authority = NatsAuthority(runtime.nats_auth_dir, self.nats_url) if runtime.nats_auth_dir else None
         if authority is None:
             log.warning("handlers: PIPELINE_NATS_AUTH_DIR is not set: pods get this worker's NATS credentials")
@@ -133,7 +136,8 @@ class HandlersWorker:
         policy = QueuePolicy(pods.max_running, pods.provisioning_retry_s, pods.provisioning_window_s)
         return Provisioner(self.store.app, self.provider, agent, policy,
                            queued_jobs=lambda: self.job_ids(jobs.queued_jobs()), stage=stage, authority=authority,
-                           billing=billing_reconciler(self.settings, self.store.app, self.provider))
+                           billing=billing_reconciler(self.settings, self.store.app, self.provider),
+                           find_checkpoint=find_checkpoint)
 
     def read_object(self, ref: ArtifactRef) -> bytes:
         """An evaluation's results for the telemetry reactor (it runs in a consumer thread)."""

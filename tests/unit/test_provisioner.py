@@ -2,7 +2,7 @@
 redelivery, races between telemetry and pod exits, restarts."""
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import UUID
 
@@ -13,6 +13,8 @@ from domain.job_status import CancelReason, JobStatus
 from domain.values import ArtifactRef
 from handlers.pods.provider import NoCapacityError, Pod, PodExit
 from handlers.provisioning import AgentSettings, Provisioner, QueuePolicy
+from infra.objectstore import StoredCheckpoint
+from infra.pod_env import decode_json
 from tests.factories import queue_sample_job
 
 ADAPTER = ArtifactRef("adapters", "j/adapter.tar", "e" * 64, 10)
@@ -214,3 +216,79 @@ def test_the_pod_trains_with_the_seed_the_job_asked_for_and_42_otherwise(app: Pi
     for job_id in (seeded, queue_sample_job(app, name="Unseeded run")):
         p.on_event("TrainingJob.Queued", job_id)
     assert [decode_json(env["PIPELINE_JOB_CONFIG"], "config")["seed"] for env in envs] == [7, 42]
+
+
+class EnvProvider(ScriptedProvider):
+    """Keeps each pod's environment (where the agent is told to resume from)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.envs: list[dict[str, str]] = []
+
+    def create_pod(self, job_id: str, attempt: int, gpu_tier: str, env: dict[str, str]) -> Pod:
+        self.envs.append(env)
+        return super().create_pod(job_id, attempt, gpu_tier, env)
+
+
+CHECKPOINT_5 = ArtifactRef("job-x", "x/attempt-1/checkpoint-step-5.tar", "5" * 64, 50)
+CHECKPOINT_10 = ArtifactRef("job-x", "x/attempt-1/checkpoint-step-10.tar", "a" * 64, 100)
+
+
+def killed_after_its_step_10_upload(app: Pipeline, stored: StoredCheckpoint | Exception | None,
+                                    ) -> tuple[UUID, EnvProvider, list[tuple[UUID, int]]]:
+    """A training job whose checkpoint of step 5 was read from its telemetry; its pod then dies (SIGKILL) and
+    the object store holds what `stored` says; the provisioner recovers it."""
+    provider, asked = EnvProvider(), []
+
+    def find(job_id: UUID, attempt: int) -> StoredCheckpoint | None:
+        asked.append((job_id, attempt))
+        if isinstance(stored, Exception):
+            raise stored
+        return stored
+
+    p = Provisioner(app, provider, AgentSettings("nats://127.0.0.1:4222"), QueuePolicy(), find_checkpoint=find)
+    job_id = queue_sample_job(app)
+    p.on_event("TrainingJob.Queued", job_id)
+    t0 = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
+    app.update_job(job_id, lambda j: j.change_stage(JobStatus.TRAINING, j.attempt, t0))
+    app.update_job(job_id, lambda j: j.record_checkpoint(5, CHECKPOINT_5, j.attempt, t0 + timedelta(seconds=5)))
+    app.update_job(job_id, lambda j: j.interrupt("pod exited with -9", 12, j.attempt, t0 + timedelta(seconds=12)))
+    p.on_event("TrainingJob.Interrupted", job_id)
+    return job_id, provider, asked
+
+
+def recovered_from(app: Pipeline, job_id: UUID) -> ArtifactRef | None:
+    (started,) = [e for e in app.repository.event_store.get(job_id) if type(e).__name__ == "RecoveryStarted"]
+    return started.from_checkpoint
+
+
+def resumed_from(provider: EnvProvider) -> dict:
+    return decode_json(provider.envs[-1]["PIPELINE_RESUME_FROM"], "PIPELINE_RESUME_FROM")
+
+
+def test_a_checkpoint_stored_before_the_pod_died_but_not_yet_heard_of_is_where_the_recovery_resumes(
+        app: Pipeline) -> None:
+    stored = StoredCheckpoint(10, CHECKPOINT_10, datetime(2026, 12, 7, 12, 0, 11, tzinfo=timezone.utc))
+    job_id, provider, asked = killed_after_its_step_10_upload(app, stored)
+    assert asked == [(job_id, 1)]  # the attempt that died
+    assert recovered_from(app, job_id) == CHECKPOINT_10
+    assert resumed_from(provider)["name"] == CHECKPOINT_10.name and provider.created == ["pod-1", "pod-2"]
+    job = app.get_job(job_id)
+    assert job.last_checkpoint_step == 10
+    # its telemetry, read late, is old news: recorded once, not twice
+    app.update_job(job_id, lambda j: j.record_checkpoint(10, CHECKPOINT_10, 1, stored.stored_at))
+    saved = [e for e in app.repository.event_store.get(job_id) if type(e).__name__ == "CheckpointSaved"]
+    assert [e.step for e in saved] == [5, 10]
+
+
+@pytest.mark.parametrize("stored", [
+    StoredCheckpoint(10, CHECKPOINT_10, datetime(2026, 12, 7, 12, 0, 30, tzinfo=timezone.utc)),  # after the death
+    StoredCheckpoint(5, CHECKPOINT_5, datetime(2026, 12, 7, 12, 0, 5, tzinfo=timezone.utc)),  # the one it knew
+    None,  # nothing stored
+    OSError("object store unreachable"),  # cannot tell: the recorded checkpoint is still right
+], ids=["stored-after-the-interruption", "already-recorded", "none", "unreachable"])
+def test_otherwise_the_recovery_resumes_from_the_checkpoint_its_telemetry_recorded(
+        app: Pipeline, stored: StoredCheckpoint | Exception | None) -> None:
+    job_id, provider, _ = killed_after_its_step_10_upload(app, stored)
+    assert recovered_from(app, job_id) == CHECKPOINT_5
+    assert resumed_from(provider)["name"] == CHECKPOINT_5.name

@@ -393,7 +393,10 @@
       data = [[], [], []]; lastStep = lastEvalStep = -1;
       loadPoints(-1).then(connect);
     });
-    stream.addEventListener("end", function () { stream.close(); window.location.replace(cleanUrl()); });
+    stream.addEventListener("end", function () {
+      stream.close();
+      if (page.reload_at_end) window.location.replace(cleanUrl());  // the job ended while watched: its last page
+    });
     stream.addEventListener("error", function () {
       failures += 1;
       if (stream.readyState === EventSource.CLOSED || failures >= 2) liveError(true);
