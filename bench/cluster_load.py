@@ -14,8 +14,8 @@ then come spread over the jobs, as real pods' do), then each rate in turn for `-
 
 Live read-model lag per message: publish acknowledged → first seen by a 50 ms poller in
 `job_metrics` (its step's row: TELEMETRY → metrics projection) and, for the steps the telemetry reactor
-records progress at (1, 26, 51, …), in `jobs`
-(telemetry reactor → ProgressRecorded stored → relay → EVENTS → jobs projection). The knee is the
+recorded progress at (every 25 steps of a job, at most every 5 s: read back from the event store), in
+`jobs` (telemetry reactor → ProgressRecorded stored → relay → EVENTS → jobs projection). The knee is the
 highest rate whose p99 lag stays within 1 s in both, and whose messages were all published at the
 asked rate; a rate past it is tried once more (`--tries`: a shared machine's load spikes) before
 it counts. Prints the knee for each N and the 2-vs-1 ratio, with the load average."""
@@ -178,6 +178,30 @@ async def announce_training(nats_url: str, pods: Pods) -> None:
         await nc.close()
 
 
+async def reactor_caught_up(nats_url: str) -> bool:
+    """Whether the telemetry reactor has handled every message of its partitions."""
+    nc = await bus.connect(nats_url, "bench-check")
+    try:
+        js = nc.jetstream()
+        for domain in telemetry.PARTITION_DOMAINS:
+            info = await js.consumer_info(bus.TELEMETRY_PARTS_STREAM, f"handler-{domain}")
+            if info.num_pending or info.num_ack_pending:
+                return False
+        return True
+    finally:
+        await nc.close()
+
+
+def recorded_progress(database_url: str, samples: list[tuple[str, int, float]]) -> list[tuple[str, int, float]]:
+    """The published steps the telemetry reactor recorded a ProgressRecorded for."""
+    published = {(job, step): at for job, step, at in samples}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT originator_id::text, state FROM pipeline_events"
+                            " WHERE topic = 'TrainingJob.ProgressRecorded'").fetchall()
+    steps = [(job, json.loads(state)["step"]) for job, state in rows]
+    return [(job, step, published[job, step]) for job, step in steps if (job, step) in published]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("inf")
@@ -324,12 +348,15 @@ def one_deployment(n: int, args: argparse.Namespace, tmp: Path) -> list[Step]:
                 before = meter.sample()
                 sent, achieved = asyncio.run(publish_at(services.nats_url, pods, rate, args.seconds))
                 samples = list(pods.published)
-                # The telemetry reactor records progress at a job's first step, then every 25 (1, 26, 51, …).
-                progress = [s for s in samples if s[1] % PROGRESS_EVERY == 1]
                 drained = time.monotonic() + 30
-                while time.monotonic() < drained and not (all(poller.first_seen("job_metrics", j, n) for j, n, _ in
-                                                              samples[-len(jobs):]) and
-                                                          all(poller.first_seen("jobs", j, n) for j, n, _ in progress)):
+                while time.monotonic() < drained and not (
+                        all(poller.first_seen("job_metrics", j, n) for j, n, _ in samples[-len(jobs):])
+                        and asyncio.run(reactor_caught_up(services.nats_url))):
+                    time.sleep(0.1)
+                # The steps the telemetry reactor recorded progress at (every 25 steps, at most every 5 s a job:
+                # handlers/telemetry.py), and when each was published.
+                progress = recorded_progress(services.database_url, samples)
+                while time.monotonic() < drained and not all(poller.first_seen("jobs", j, n) for j, n, _ in progress):
                     time.sleep(0.1)
                 used = CpuMeter.used(before, meter.sample())
                 metric_lags, missing = lags(poller, samples, "job_metrics")

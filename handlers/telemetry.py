@@ -24,6 +24,9 @@ class ForgedTelemetryError(PoisonMessageError):
 
 PROGRESS_EVERY_STEPS = 25
 PROGRESS_EVERY_S = 30.0
+# A pod stepping fast (a small model: tens of steps a second) is not recorded every 25 steps: at most every
+# 5 s. The jobs list, cost and ETA need no more; the loss curve has every step from the stream itself.
+PROGRESS_AT_MOST_EVERY_S = 5.0
 
 
 class TelemetryHandler:
@@ -123,11 +126,13 @@ class TelemetryHandler:
         return False
 
     def progress_due(self, job_id: str, step: int, total: int | None) -> bool:
-        """Every PROGRESS_EVERY_STEPS steps or seconds, and the last step: enough for cost and ETA,
-        while the full curve goes to the metrics table from the stream itself."""
+        """Every PROGRESS_EVERY_STEPS steps (but not more often than every PROGRESS_AT_MOST_EVERY_S) or every
+        PROGRESS_EVERY_S, the first step this worker sees and the last step: enough for cost and ETA, while the
+        full curve goes to the metrics table from the stream itself."""
         last_step, last_time = self.last_progress.get(job_id, (0, 0.0))
         now = time.monotonic()
-        due = step - last_step >= PROGRESS_EVERY_STEPS or now - last_time >= PROGRESS_EVERY_S or step == total
+        due = (step - last_step >= PROGRESS_EVERY_STEPS and now - last_time >= PROGRESS_AT_MOST_EVERY_S
+               or now - last_time >= PROGRESS_EVERY_S or step == total or job_id not in self.last_progress)
         if due:
             self.last_progress[job_id] = (step, now)
         return due

@@ -93,24 +93,32 @@ def point(subject: str, body: bytes) -> Point | None:
                  at if at.tzinfo else at.replace(tzinfo=timezone.utc))
 
 
-def _upsert(at: str) -> sql.Composed:
+def _upsert(at: str, rows: sql.Composable) -> sql.Composed:
     """Non-null figures merge into the step's row; a later attempt's figures replace an earlier's,
-    an earlier attempt's arriving late change nothing."""
+    an earlier attempt's arriving late change nothing. `rows`: one row's placeholders, or a batch's arrays."""
     columns = [sql.Identifier(name) for name in FIELDS]
     return sql.SQL(
-        "INSERT INTO job_metrics (job_id, step, attempt, {columns}, at) VALUES ({values})"
+        "INSERT INTO job_metrics (job_id, step, attempt, {columns}, at) {rows}"
         " ON CONFLICT (job_id, step) DO UPDATE SET attempt = EXCLUDED.attempt, {merged}, at = {at}"
         " WHERE EXCLUDED.attempt >= job_metrics.attempt"
     ).format(
         columns=sql.SQL(", ").join(columns),
-        values=sql.SQL(", ").join(sql.Placeholder() * (len(columns) + 4)),
+        rows=rows,
         merged=sql.SQL(", ").join(sql.SQL("{0} = COALESCE(EXCLUDED.{0}, job_metrics.{0})").format(c) for c in columns),
         at=sql.SQL(at),
     )
 
 
+ONE_ROW = sql.SQL("VALUES ({})").format(sql.SQL(", ").join(sql.Placeholder() * (len(FIELDS) + 4)))
+ARRAYS = sql.SQL("SELECT * FROM unnest({})").format(sql.SQL(", ").join(
+    sql.SQL("%s::{}[]").format(sql.SQL(kind)) for kind in ("uuid", "integer", "integer", *["float8"] * len(FIELDS),
+                                                            "timestamptz")))
 # A row's time is its training step's; an evaluation only dates a row no step message has reached yet.
-UPSERT = {"step": _upsert("EXCLUDED.at"), "eval": _upsert("job_metrics.at")}
+# Rendered once: composing the statement again for every message cost a fifth of the live consumer's time.
+UPSERT = {kind: _upsert(at, ONE_ROW).as_string(None) for kind, at in (("step", "EXCLUDED.at"),
+                                                                       ("eval", "job_metrics.at"))}
+UPSERT_ROWS = {kind: _upsert(at, ARRAYS).as_string(None) for kind, at in (("step", "EXCLUDED.at"),
+                                                                           ("eval", "job_metrics.at"))}
 
 # A rebuild's points, in stream order (`seq`), before they are merged (`MERGE_STAGED`).
 STAGING = sql.SQL(
@@ -141,10 +149,31 @@ MERGE_STAGED = sql.SQL(
 
 
 def write(conn: psycopg.Connection, points: Sequence[Point]) -> None:
-    """One round trip for the whole batch (pipeline mode), rows in stream order; the caller owns
-    the transaction."""
+    """A batch in at most three statements, one round trip (pipeline mode); the caller owns the
+    transaction. The points of one (job, step) are first merged here as the upserts would merge them
+    one by one, in stream order: the last non-null value of each figure, the last step's time (an
+    evaluation's only when no step came). Where they come from different attempts, whether an older
+    one counts depends on the row already stored: those go one by one, in order."""
+    groups: dict[tuple[UUID, int], list[Point]] = {}
+    for p in points:
+        groups.setdefault((p.job_id, p.step), []).append(p)
+    merged: dict[str, list[tuple]] = {"step": [], "eval": []}
+    one_by_one: list[Point] = []
+    for (job_id, step), group in groups.items():
+        if any(p.attempt != group[0].attempt for p in group):
+            one_by_one.extend(group)
+            continue
+        values = list(group[0].values)
+        for p in group[1:]:
+            values = [v if v is not None else kept for v, kept in zip(p.values, values, strict=True)]
+        steps = [p for p in group if p.kind == "step"]
+        merged["step" if steps else "eval"].append(
+            (job_id, step, group[0].attempt, *values, steps[-1].at if steps else group[0].at))
     with conn.pipeline(), conn.cursor() as cur:
-        for p in points:
+        for kind, rows in merged.items():
+            if rows:
+                cur.execute(UPSERT_ROWS[kind], [list(column) for column in zip(*rows, strict=True)])
+        for p in one_by_one:
             cur.execute(UPSERT[p.kind], (p.job_id, p.step, p.attempt, *p.values, p.at))
 
 

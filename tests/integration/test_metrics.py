@@ -214,3 +214,39 @@ def test_a_rebuild_merges_a_stream_as_the_live_upserts_do_message_by_message(mig
     assert len(live) == 3 * 47
     assert repr(rebuilt) == repr(live)  # repr: NaN equals NaN there
     assert {r[2] for r in live} == {1, 2}
+
+
+def test_a_batch_merged_before_it_is_written_leaves_the_rows_that_its_messages_upserted_one_by_one_leave(
+        migrated: str) -> None:
+    """The live consumer merges a batch's points per (job, step) and writes them with one statement
+    (`metrics.write`); message by message (`metrics.UPSERT`, one statement each) must give the same rows,
+    whatever the batch holds: one step's step, evaluation and repeats, attempts mixed in one batch after
+    the row of either, missing figures, a diverged loss, an evaluation before its step."""
+    rng = random.Random(5)
+    job = uuid.uuid4()
+    items: list[tuple[str, bytes]] = []
+    for n in range(1, 31):
+        items.append(step(job, n, loss=rng.choice([None, float("nan"), 2.0 / n]), grad_norm=rng.choice([None, 0.3])))
+        if n % 4 == 0:
+            items.append(evaluation(job, n, 1.0 / n, attempt=rng.choice([1, 2])))
+        if n % 5 == 0:
+            items.append(step(job, n, attempt=2, loss=0.5 / n, tokens_per_s=None))
+        if n % 6 == 0:
+            items.append(step(job, n, attempt=1, loss=7.0, gpu_utilization=None))  # the older attempt, late
+    items += [evaluation(job, 40, 0.4), step(job, 40), evaluation(job, 41, 0.41), evaluation(job, 41, 0.42, 2)]
+    points = metrics.parse(items)[0]
+    with psycopg.connect(migrated) as conn:
+        for size in (1, 7, 50, len(points)):  # some steps' points split over batches, some in one
+            for seed in (1, 2):
+                order = random.Random(seed).sample(points, len(points))
+                with conn.transaction():
+                    conn.execute("TRUNCATE job_metrics")
+                    for p in order:
+                        conn.execute(metrics.UPSERT[p.kind], (p.job_id, p.step, p.attempt, *p.values, p.at))
+                one_by_one = repr(table(conn))
+                with conn.transaction():
+                    conn.execute("TRUNCATE job_metrics")
+                for start in range(0, len(order), size):
+                    with conn.transaction():
+                        metrics.write(conn, order[start:start + size])
+                assert repr(table(conn)) == one_by_one, (size, seed)
