@@ -1,6 +1,6 @@
 """docker-compose.yml's `cluster` profile (issue #21): three NATS nodes routed to each other and a
 second instance of every worker. Read as YAML here; `docker-compose config` (docker-compose 1.29,
-no engine needed) parses it too where that binary is installed."""
+no engine needed; `apt-get install docker-compose`) parses it too where that binary is installed."""
 
 from __future__ import annotations
 
