@@ -28,7 +28,7 @@ from domain.aggregates.quality_review import QualityReview
 from domain.aggregates.template import DEFAULTS, SYSTEM, ConfigurationTemplate, TemplateNotFoundError
 from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
 from domain.budget_month import budget_month, earlier_months
-from domain.cost_model import estimate_cost
+from domain.cost_model import DEFAULT_COEFFICIENTS, Coefficients, estimate_cost
 from domain.gpu import DEFAULT_INTERRUPTION_RATE, GPU_MEMORY_GB, PriceSource, PricingTier, gpu_option
 from domain.gpu_memory.job_check import MemoryCheck
 from domain.job_metadata import NAME_MAX, default_name, retry_name
@@ -42,7 +42,12 @@ from domain.quality.delivery import SuiteRef
 from domain.quality.generations import Generations
 from domain.quality.model import EiSuite, KnowledgeSuite, Rubric
 from domain.retries import RetryPlan, check_retryable, remaining_fraction
-from domain.training_file import TrainingFileStats, ValidationReport
+from domain.training_file import (
+    VALIDATION_FILE_NOT_FOUND,
+    IneligibleValidationFileError,
+    TrainingFileStats,
+    ValidationReport,
+)
 from domain.training_settings import overrides_for
 from domain.transcodings import register_domain_transcodings
 from domain.values import ArtifactRef
@@ -160,19 +165,23 @@ class Pipeline(Application[UUID]):
                        preset: str | None = None, gpu_tier: str = "spot", successful_jobs: int = 0,
                        prices: PriceSource | None = None,
                        interruption_probability: Decimal = DEFAULT_INTERRUPTION_RATE, notes: str | None = None,
+                       coefficients: Coefficients = DEFAULT_COEFFICIENTS,
                        requested: RequestedHyperparameters | None = None,
                        overrides: dict[str, Any] | None = None, knowledge_suite: SuiteRef | None = None,
                        probe_suites: Sequence[SuiteRef] = (), ei_suite: SuiteRef | None = None,
-                       rubric: SuiteRef | None = None, memory: MemoryCheck | None = None, **metadata: Any
-                       ) -> tuple[TrainingJob, CatalogFile]:
+                       rubric: SuiteRef | None = None, memory: MemoryCheck | None = None,
+                       validation_file_id: UUID | None = None, **metadata: Any) -> tuple[TrainingJob, CatalogFile]:
         """The configured job, unsaved. `requested`: hyperparameters in OpenAI's terms, mapped onto
         the nearest preset with overrides (domain/preset_choice.py); `memory`: the deployment's
-        pre-flight memory check (refuses a configuration that cannot fit the GPU); `metadata`:
+        pre-flight memory check (refuses a configuration that cannot fit the GPU); `validation_file_id`:
+        a catalogued file validated on instead of a hold-out of the training file; `metadata`:
         description, tags, client, project, labels, suffix, base_model."""
         entry = self.catalog_file(file_id)
         if entry is None:
             raise TrainingFileNotFoundError("Training file not found")
         entry.check_eligible()
+        if validation_file_id is not None:
+            metadata["validation_file"] = self.validation_file(validation_file_id)
         count = entry.conversation_count
         fixed = preset_named(preset) if preset else None
         if requested is None:
@@ -189,7 +198,7 @@ class Pipeline(Application[UUID]):
             memory.check(choice.hyperparameters)
         gpu = gpu_option(PricingTier(gpu_tier), prices)
         estimate = estimate_cost(chosen, entry.pair_count, gpu, epochs=choice.epochs,
-                                 interruption_probability=interruption_probability)
+                                 interruption_probability=interruption_probability, coefficients=coefficients)
         job = TrainingJob.create(
             uuid4(), name=name or default_name(entry.name, chosen.title, at.date()), training_file=entry.file,
             file_name=entry.name, conversation_count=count, pair_count=entry.pair_count,
@@ -206,10 +215,18 @@ class Pipeline(Application[UUID]):
             job.add_note(notes, created_by, at)
         return job, entry
 
+    def validation_file(self, file_id: UUID) -> ArtifactRef:
+        """The stored file a job validates on, if the catalog holds it and it may be one."""
+        entry = self.catalog_file(file_id)
+        if entry is None:
+            raise IneligibleValidationFileError(VALIDATION_FILE_NOT_FOUND)
+        entry.check_validates()
+        return entry.file
+
     def reconfigure_job(self, job_id: UUID, *, preset: str, gpu_tier: str, successful_jobs: int,
                         interruption_probability: Decimal, name: str, description: str | None,
                         tags: list[str], client: str | None, project: str | None, notes: str | None,
-                        actor: str, at: datetime) -> None:
+                        actor: str, at: datetime, coefficients: Coefficients = DEFAULT_COEFFICIENTS) -> None:
         """Edits a configured job before it starts (FR1.3.2's Edit): the configuration step of
         create_job_from_file again (Aggressive lock, VRAM, and a new estimate when the preset or GPU
         tier changed), its name and metadata, and a note; one save, re-run after a conflict."""
@@ -225,7 +242,8 @@ class Pipeline(Application[UUID]):
             gpu = gpu_option(PricingTier(gpu_tier))
             config = job.configuration or {}
             if (config.get("preset"), config.get("gpu_tier")) != (chosen.name, gpu.tier.value):
-                estimate = estimate_cost(chosen, job.pair_count, gpu, interruption_probability=interruption_probability)
+                estimate = estimate_cost(chosen, job.pair_count, gpu, interruption_probability=interruption_probability,
+                                         coefficients=coefficients)
                 job.configure(preset=chosen.name, hyperparameters=chosen.as_config(), gpu_tier=gpu.tier.value,
                               gpu_type=gpu.gpu_type, hourly_rate=gpu.hourly_rate,
                               estimated_duration_hours=estimate.duration_hours, estimated_cost_min=estimate.cost_min,
@@ -318,8 +336,8 @@ class Pipeline(Application[UUID]):
             self.record_job_spend(job_id, at)
 
     def retry_job(self, original_id: UUID, plan: RetryPlan, *, actor: str, role: str, at: datetime,
-                  override_justification: str | None = None, prices: PriceSource | None = None
-                  ) -> tuple[UUID, list[str]]:
+                  override_justification: str | None = None, prices: PriceSource | None = None,
+                  coefficients: Coefficients = DEFAULT_COEFFICIENTS) -> tuple[UUID, list[str]]:
         """A new job linked to a failed or cancelled one (FR3.3.1, FR3.3.2; FR3.2.2 when
         `plan.resume`: it starts from the original's latest checkpoint, its estimate scaled to the
         work left). Created, configured, queued and its budget reserved in one save: refused by
@@ -331,7 +349,7 @@ class Pipeline(Application[UUID]):
             number = original.retry_number + 1  # the first retry is #1 (the original is #0)
             gpu = gpu_option(PricingTier(plan.gpu_tier), prices)
             estimate = estimate_cost(preset_named(plan.preset), original.pair_count, gpu,
-                                     epochs=int(plan.hyperparameters["num_train_epochs"]))
+                                     epochs=int(plan.hyperparameters["num_train_epochs"]), coefficients=coefficients)
             left = Decimal(str(remaining_fraction(original))) if plan.resume else Decimal(1)
             job = TrainingJob.create(
                 uuid4(), name=retry_name(original.name, number), training_file=original.training_file,
@@ -340,7 +358,8 @@ class Pipeline(Application[UUID]):
                 tags=original.tags, client=original.client, project=original.project,
                 retry_of=original.retry_of or original.id, retry_number=number,
                 resumed_from=original.id if plan.resume else None,
-                resume_checkpoint=original.latest_checkpoint if plan.resume else None)
+                resume_checkpoint=original.latest_checkpoint if plan.resume else None,
+                validation_file=original.validation_file)  # validated, and resumed, as the original
             job.configure(preset=plan.preset, hyperparameters=plan.hyperparameters, gpu_tier=gpu.tier.value,
                           gpu_type=gpu.gpu_type, hourly_rate=gpu.hourly_rate,
                           estimated_duration_hours=estimate.duration_hours * left,
@@ -417,7 +436,7 @@ class Pipeline(Application[UUID]):
                 training_file=original.training_file, file_name=original.file_name,
                 conversation_count=original.conversation_count, pair_count=original.pair_count, created_by=actor,
                 at=at, description=original.description, tags=original.tags, client=original.client,
-                project=original.project)
+                project=original.project, validation_file=original.validation_file)
             job.configure(preset=preset, hyperparameters=dict(config.get("hyperparameters") or {}),
                           gpu_tier=gpu.tier.value, gpu_type=gpu.gpu_type, hourly_rate=gpu.hourly_rate,
                           estimated_duration_hours=estimate["duration_hours"],

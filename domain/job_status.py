@@ -12,6 +12,7 @@ class JobStatus(StrEnum):
     PROVISIONING = "provisioning"
     QUEUED_WAITING_FOR_GPU = "queued_waiting_for_gpu"
     PREPROCESSING = "preprocessing"
+    DOWNLOADING_MODEL = "downloading_model"  # the base model's weights fetched onto the pod's volume (issue #16)
     MODEL_LOADING = "model_loading"
     TRAINING = "training"
     FINALIZATION = "finalization"
@@ -27,8 +28,10 @@ class JobStatus(StrEnum):
 
 S = JobStatus
 # Evaluation (FR6.1, FR6.3) is a stage of its own after finalization: the adapter is saved first, then
-# scored against the base model (docs/quality-validation.md). A re-evaluation job skips to it.
-STAGES = (S.PREPROCESSING, S.MODEL_LOADING, S.TRAINING, S.FINALIZATION, S.EVALUATING)
+# scored against the base model (docs/quality-validation.md). A re-evaluation job skips to it. The base
+# model's download is a stage of its own before model loading, skipped where there is nothing to fetch (the
+# tiny model, a local directory).
+STAGES = (S.PREPROCESSING, S.DOWNLOADING_MODEL, S.MODEL_LOADING, S.TRAINING, S.FINALIZATION, S.EVALUATING)
 TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
 # Statuses in which a pod may be running (or being requested) and the job holds a queue slot.
 ACTIVE = frozenset({S.PROVISIONING, S.QUEUED_WAITING_FOR_GPU, *STAGES, S.INTERRUPTED, S.RECOVERING, S.PAUSING})
@@ -52,6 +55,7 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.PROVISIONING: frozenset({S.QUEUED_WAITING_FOR_GPU, *STAGES, S.INTERRUPTED, S.FAILED}),
     S.QUEUED_WAITING_FOR_GPU: frozenset({S.PROVISIONING, S.FAILED}),
     S.PREPROCESSING: frozenset({*_later(S.PREPROCESSING), S.INTERRUPTED, S.FAILED}),
+    S.DOWNLOADING_MODEL: frozenset({*_later(S.DOWNLOADING_MODEL), S.INTERRUPTED, S.FAILED}),
     S.MODEL_LOADING: frozenset({*_later(S.MODEL_LOADING), S.INTERRUPTED, S.FAILED}),
     S.TRAINING: frozenset({S.FINALIZATION, S.EVALUATING, S.COMPLETED, S.INTERRUPTED, S.FAILED, S.PAUSING}),
     S.FINALIZATION: frozenset({S.EVALUATING, S.COMPLETED, S.INTERRUPTED, S.FAILED}),

@@ -30,6 +30,9 @@ class JobSpec:
 
     training_file: ArtifactRef
     hyperparameters: dict[str, Any]
+    # Validated on instead of a hold-out of the training file, which is then trained on in full (/v1's
+    # `validation_file`); None: the 80/20 split of gpu_agent/data.py.
+    validation_file: ArtifactRef | None = None
     base_model: str = "tiny"
     qlora: bool = False
     checkpoint_every: int = 100
@@ -140,7 +143,9 @@ def _spec(raw: Any) -> JobSpec:
     ei, rubric, generation = evaluation.get("ei"), evaluation.get("rubric"), evaluation.get("generation") or {}
     if not isinstance(generation, dict):
         raise ConfigError("evaluation.generation must be a JSON object")
+    validation = raw.get("validation_file")
     spec = JobSpec(training_file=ArtifactRef(**raw["training_file"]), hyperparameters=hyper,
+                   validation_file=ArtifactRef(**validation) if validation else None,
                    speedups=tuple(speedups), knowledge_suite=ArtifactRef(**knowledge) if knowledge else None,
                    probe_suites=tuple(ArtifactRef(**p) for p in evaluation.get("probes") or ()), mode=mode,
                    adapter=ArtifactRef(**adapter) if isinstance(adapter, dict) else None,

@@ -1,5 +1,6 @@
 """Preprocessing: the training file validated by the shared validator, tokenized with the chat
-template, split 80/20 deterministically by conversation (no randomness besides the seeded sampler)."""
+template, split 80/20 deterministically by conversation (no randomness besides the seeded sampler), or,
+with a validation file, trained on in full and validated on that file's examples."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class Example:
 class Split:
     train: list[Example]
     validation: list[Example]
+    validation_file: TrainingFile | None = None  # the file validated on; None: a hold-out of the training file
 
 
 def examples(data: bytes) -> tuple[TrainingFile, list[Example]]:
@@ -45,3 +47,10 @@ def split(items: list[Example], validation_share: float = 0.2) -> Split:
     validation_ids = set(ids[:n_validation])
     return Split([e for e in items if e.conversation_id not in validation_ids],
                  [e for e in items if e.conversation_id in validation_ids])
+
+
+def with_validation_file(items: list[Example], data: bytes) -> Split:
+    """Every example of the training file trained on, every one of the validation file's validated on
+    (OpenAI's `validation_file`); the file is checked by the same validator."""
+    validation_file, validation = examples(data)
+    return Split(list(items), validation, validation_file)

@@ -13,7 +13,6 @@ says why we do not run the harness itself):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +23,8 @@ from domain.quality.perplexity import Sample
 from domain.quality.results import EvaluationResults, SuiteAnswers
 from domain.quality.retention import Answer
 from domain.training_file import TrainingFile
+from gpu_agent.baseline import baseline
+from gpu_agent.generation import generate_replies
 
 Progress = Callable[[str, int, int], None]  # (part, done, total)
 INSTRUCTION = "Answer with the letter of the correct choice only."
@@ -32,17 +33,19 @@ INSTRUCTION = "Answer with the letter of the correct choice only."
 def evaluate(model: Any, tokenizer: Any, training_file: TrainingFile, validation: Sequence[tuple[str, dict]],
              train_conversations: Iterable[str], knowledge: KnowledgeSuite | None, probes: Sequence[KnowledgeSuite],
              job_id: str, attempt: int, progress: Progress = lambda part, done, total: None, *,
-             ei: EiSuite | None = None, rubric: Rubric | None = None, max_new_tokens: int = 256,
-             batch_size: int = 8, seed: int = 42) -> EvaluationResults:
+             ei: EiSuite | None = None, rubric: Rubric | None = None, held_out: TrainingFile | None = None,
+             max_new_tokens: int = 256, batch_size: int = 8, seed: int = 42) -> EvaluationResults:
     """`validation`: (conversation id, tokenized example with input_ids and, if the trainer masks,
     labels) pairs of the held-out split; `train_conversations`: the training split's ids (coverage);
-    `ei`, `rubric`: the scenarios and brand-voice prompts both models reply to (gpu_agent/generation.py)."""
+    `ei`, `rubric`: the scenarios and brand-voice prompts both models reply to (gpu_agent/generation.py);
+    `held_out`: the validation file the held-out examples come from (None: the training file)."""
     model.eval()
     conversations = {c.id: c for c in training_file.conversations}
     trained = losses(model, [item for _, item in validation], lambda n: progress("perplexity", n, len(validation)))
     with baseline(model):
         base = losses(model, [item for _, item in validation], lambda n: None)
-    samples = perplexity_samples(validation, trained, base, conversations)
+    validated = conversations if held_out is None else {c.id: c for c in held_out.conversations}
+    samples = perplexity_samples(validation, trained, base, validated)
     coverage: dict[tuple[str, str], int] = {}
     for conversation_id in set(train_conversations):
         c = conversations[conversation_id]
@@ -51,18 +54,11 @@ def evaluate(model: Any, tokenizer: Any, training_file: TrainingFile, validation
     answered = [answers(model, tokenizer, suite, progress) for suite in suites]
     generations = None
     if ei is not None or (rubric is not None and rubric.prompts):
-        from gpu_agent.generation import generate_replies
-
         generations = generate_replies(model, tokenizer, ei, rubric, max_new_tokens, batch_size, seed, progress)
     return EvaluationResults(job_id, attempt, samples=tuple(samples), coverage=coverage,
                              knowledge=answered[0] if knowledge is not None else None,
                              probes=tuple(answered[1:] if knowledge is not None else answered),
                              generations=generations)
-
-
-def baseline(model: Any) -> AbstractContextManager[Any]:
-    disable = getattr(model, "disable_adapter", None)
-    return disable() if disable is not None else nullcontext()
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ import torch
 
 from domain.quality.generations import BRAND_VOICE, EI, Generated, Generations
 from domain.quality.model import EiSuite, Rubric
-from gpu_agent.evaluation import baseline
+from gpu_agent.baseline import baseline
 
 Progress = Callable[[str, int, int], None]
 PARTS = {EI: "ei replies", BRAND_VOICE: "brand voice replies"}

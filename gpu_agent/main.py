@@ -1,4 +1,4 @@
-"""`python -m gpu_agent`: preprocessing → model loading → training → finalization, reported on TELEMETRY.
+"""`python -m gpu_agent`: preprocessing → (the download →) model loading → training → finalization, on TELEMETRY.
 
 Exit codes: 0 completed, 1 failed (a `failed` message says why), 2 bad configuration,
 143 interrupted by SIGTERM (an `interrupted` message carries the checkpoint to resume from)."""
@@ -109,10 +109,12 @@ class Agent:
         path = self.publisher.call_retrying(lambda: objects.get_file(spec.training_file, work / "training-file"),
                                             "download of the training file")
         training_file, examples = data.examples(path.read_bytes())
-        split = data.split(examples)
+        split = data.split(examples) if spec.validation_file is None else data.with_validation_file(
+            examples, self.download(objects, spec.validation_file, "validation-file").read_bytes())
         device = settings.device_type()
         attention = settings.attention_implementation(device)
-        tokenizer = build_tokenizer(spec, [m["content"] for e in examples for m in e.messages])
+        seen = examples if split.validation_file is None else examples + split.validation
+        tokenizer = build_tokenizer(spec, [m["content"] for e in seen for m in e.messages])
         prepared = prepare(spec, tokenizer, split, device, attention)
         self.guarded = prepared.guarded
         if spec.mode == "evaluate":
@@ -157,8 +159,9 @@ class Agent:
         from gpu_agent.model import base_model
 
         spec, work = self.config.spec, self.config.work_dir
-        self.download_weights(spec.base_model)
-        self.enter("model_loading", f"Loading {spec.base_model} and the adapter to evaluate...")
+        download = self.download_weights(spec.base_model)
+        self.enter("model_loading", f"Loading {spec.base_model} and the adapter to evaluate...",
+                   **({"download": download.report()} if download else {}))
         adapter_dir = unpack(self.download(objects, spec.adapter, "evaluated-adapter.tar"), work / "evaluated")
         model = PeftModel.from_pretrained(base_model(spec, tokenizer, work, device, attention), adapter_dir)
         evaluation = self.evaluate(model, tokenizer, training_file, split, prepared, objects,
@@ -193,7 +196,8 @@ class Agent:
         results = evaluate(model, tokenizer, training_file, validation, [e.conversation_id for e in split.train],
                            knowledge, suites, job_id, self.config.attempt,
                            lambda part, done, total: self.evaluation_progress(part, done, total, uploader),
-                           ei=ei, rubric=rubric, max_new_tokens=spec.max_new_tokens or default_new_tokens(spec),
+                           ei=ei, rubric=rubric, held_out=split.validation_file,
+                           max_new_tokens=spec.max_new_tokens or default_new_tokens(spec),
                            batch_size=spec.generation_batch, seed=spec.seed)
         path = work / "evaluation.json"
         path.write_bytes(results.to_json())
@@ -203,12 +207,15 @@ class Agent:
 
     def download_weights(self, model_id: str) -> Any:
         """The base model's weights into HF_HOME (the pod's network volume: later pods find them there),
-        timed on their own (gpu_agent/weights.py); None for the tiny model or a local directory."""
+        timed on their own (gpu_agent/weights.py) in the `downloading_model` stage; None, and no such stage,
+        for the tiny model or a local directory. Whether the volume already holds every file of the hub's
+        current revision is only known by asking the hub, so a hub id always enters the stage (seconds long
+        when cached); the model loading stage's `download` then says how long it took and whether it was cached."""
         from gpu_agent.weights import fetch, needs_fetch
 
         if not needs_fetch(model_id):
             return None
-        self.enter("model_loading", f"Downloading {model_id} (cached for later pods)...", phase="downloading_model")
+        self.enter("downloading_model", f"Downloading {model_id} (cached for later pods)...")
         fetched = fetch(model_id)
         log.info("model weights: %s", fetched.describe())
         return fetched

@@ -7,13 +7,13 @@ and reported."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.training_file.lengths import covering_length  # one rule, shared with the new-job page
+
 IGNORE = -100  # the label the loss skips (transformers' ForCausalLMLoss ignore_index)
-COVERAGE = 0.99
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,6 @@ def _ids(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool
         return []
     return list(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt,
                                               return_dict=False))
-
-
-def covering_length(lengths: Sequence[int], share: float = COVERAGE) -> int:
-    """The shortest length that at least `share` of the rows fit in whole."""
-    ordered = sorted(lengths)
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
 def candidate_lengths(lengths: Sequence[int], explicit_cap: int | None,

@@ -222,9 +222,11 @@ class Provisioner:
         credentials that reach nothing else (when the server's users are ours to manage)."""
         resume = job.latest_checkpoint
         evaluation = evaluation_inputs(job)  # FR6.3 suites, a re-evaluation's adapter (handlers/evaluation.py)
-        staged = self.stage(job.id, [job.training_file, *([resume] if resume else []), *evaluation])
+        validation = [job.validation_file] if getattr(job, "validation_file", None) else []  # /v1 validation_file
+        staged = self.stage(job.id, [job.training_file, *validation, *([resume] if resume else []), *evaluation])
         config = job.configuration
         spec = {"training_file": staged[0].as_dict(), "hyperparameters": config["hyperparameters"],
+                **({"validation_file": staged[1].as_dict()} if validation else {}),
                 "base_model": self.agent.base_model, "qlora": self.agent.qlora,
                 # a template's or a cloned job's checkpoint frequency (FR5.2.2), else the deployment's
                 "checkpoint_every": int(config["hyperparameters"].get("save_steps") or self.agent.checkpoint_every),
@@ -236,7 +238,7 @@ class Provisioner:
         env = {"PIPELINE_JOB_ID": str(job.id), "PIPELINE_ATTEMPT": str(attempt), "NATS_URL": self.agent.nats_url,
                "PIPELINE_JOB_CONFIG": encode_json(spec), "PIPELINE_POD_NONCE": secrets.token_hex(8)}
         if resume is not None:
-            env["PIPELINE_RESUME_FROM"] = encode_json(staged[1].as_dict())
+            env["PIPELINE_RESUME_FROM"] = encode_json(staged[1 + len(validation)].as_dict())
         if self.authority is not None:
             env |= self.authority.grant(str(job.id), attempt).env()
             env["NATS_URL"] = bus.shown(self.agent.nats_url)

@@ -18,7 +18,7 @@ from infra.runtime import AlreadyRunningError, Services, check_and_prepare, lock
 from infra.settings import Settings, SettingsError, load_settings
 from pipeline import audit, notification_commands, template_commands, user_commands
 from pipeline.arguments import whole_number
-from pipeline.entry import CLIENT_COMMANDS
+from pipeline.client.commands import CLIENT_COMMANDS
 from web.reports import finance_exports as exports
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "financial-advisory.json"

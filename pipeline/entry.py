@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-CLIENT_COMMANDS = frozenset({"jobs", "login", "logout"})
+from pipeline.client.commands import CLIENT_COMMANDS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

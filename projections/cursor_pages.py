@@ -17,7 +17,7 @@ from projections.pool import rows
 JOB_COLUMNS = ("id, name, status, training_file, created_by, created_at, ended_at, preset, gpu_tier,"
                " estimated_cost_min, estimated_cost_max, estimated_duration_hours, queued_at, cost, cost_as_of,"
                " running_rate, interruptions, step, total_steps, failure_type, failure_message, labels, suffix,"
-               " base_model")
+               " base_model, validation_file")
 FILE_COLUMNS = "id, name, status, file, stats, problems, problem_count, registered_at"
 
 

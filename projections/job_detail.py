@@ -55,7 +55,7 @@ async def read_detail(pool: AsyncConnectionPool, job_id: UUID) -> dict[str, Any]
 
 
 # What the job page's cards show beside the detail: the metric history's latest rows, the event
-# log's size and the cost breakdown's redone work.
+# log's size, the latest data measurement (the sequence length and what it cut) and the cost breakdown's redone work.
 CARD_STATEMENTS = {
     "latest": "SELECT step, loss, learning_rate, tokens_per_s, gpu_util, gpu_memory_gb, token_efficiency,"
               " step_time_s, gpu_peak_memory_gb, at FROM job_metrics"
@@ -64,6 +64,8 @@ CARD_STATEMENTS = {
              " ORDER BY step DESC LIMIT 2",
     "first": "SELECT step, at, loss FROM job_metrics WHERE job_id = %(id)s ORDER BY step LIMIT 1",
     "event_count": "SELECT count(*) AS n FROM event_log WHERE job_id = %(id)s",
+    "data": "SELECT payload FROM event_log WHERE job_id = %(id)s AND topic = 'TrainingJob.DataMeasured'"
+            " ORDER BY notification_id DESC LIMIT 1",
     "breakdown": "SELECT lost_cost, interruptions, setup_cost, setup_seconds, download_cost, download_seconds,"
                  " billed_cost, billed_pods, total_cost FROM job_costs WHERE job_id = %(id)s",
 }
@@ -79,6 +81,7 @@ async def read_job(pool: AsyncConnectionPool, job_id: UUID, now: datetime) -> di
         return None
     return detail | {"metric_rows": {name: found[name] for name in ("latest", "evals", "first")},
                      "event_count": found["event_count"][0]["n"],
+                     "data_measured": found["data"][0]["payload"] if found["data"] else None,
                      "breakdown": found["breakdown"][0] if found["breakdown"] else None}
 
 

@@ -1,14 +1,18 @@
 """Small reads of the jobs read model (projections/jobs.py) that the pages and the API share, on the
-web process's async pool: a job's row, the queue, counts and names, and the history the new-job and
-review pages show (FR1.1-FR1.3). The jobs list and the job detail are in job_search.py and
-job_detail.py."""
+web process's async pool: a job's row, the queue, counts and names, the history the new-job and
+review pages show (FR1.1-FR1.3), and which jobs still need their owner's action; and, on a
+connection, the jobs in given states (the notifier's digest). The jobs list and the job detail are
+in job_search.py and job_detail.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import psycopg
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from domain.job_status import ACTIVE
@@ -120,3 +124,19 @@ async def similar_job(pool: AsyncConnectionPool, created_by: str, other_than: UU
                              " ORDER BY ended_at DESC NULLS LAST LIMIT 1",
                        (created_by, other_than, preset, file_name))
     return found[0] if found else None
+
+
+async def needing_action(pool: AsyncConnectionPool, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    """Of these jobs, each one's `name` and whether it still waits on its owner: `blocked` (completed,
+    its adapter held back by the quality gate and not released) and `awaiting_gpu_decision`."""
+    found = await rows(pool, "SELECT id, name, status = 'completed' AND quality_outcome = 'block'"
+                             " AND NOT quality_overridden AS blocked, awaiting_gpu_decision FROM jobs"
+                             " WHERE id = ANY(%s)", (ids,))
+    return {row["id"]: row for row in found}
+
+
+def jobs_in(conn: psycopg.Connection, statuses: Iterable[str]) -> list[dict[str, Any]]:
+    """The jobs in `statuses`, oldest first: their progress and owner."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT id, name, status, step, total_steps, created_by FROM jobs WHERE status = ANY(%s)"
+                           " ORDER BY created_at, id", ([str(s) for s in statuses],)).fetchall()

@@ -50,8 +50,8 @@ ROW_COLUMNS = (
     "gpu_type", "hourly_rate", "estimated_duration_hours", "attempt", "current_pod", "pods", "cost", "cost_as_of",
     "running_rate", "started_at", "ended_at", "step", "total_steps", "epoch", "loss", "validation_loss",
     "final_loss", "checkpoint_step", "interruptions", "downtime_seconds", "failure_type", "failure_message",
-    "cancellation", "labels", "suffix", "base_model", *QUALITY_COLUMNS)
-JSON_COLUMNS = {"training_file", "tags", "notes", "pods", "cancellation", "labels", *QUALITY_JSON}
+    "cancellation", "labels", "suffix", "base_model", "validation_file", *QUALITY_COLUMNS)
+JSON_COLUMNS = {"training_file", "tags", "notes", "pods", "cancellation", "labels", "validation_file", *QUALITY_JSON}
 # Name first, then description and tags, then notes: a match in the name ranks highest. The `simple`
 # configuration (no stemming, no stop words) makes every typed word prefix match (`experim` finds
 # "experiment", which English stemming stores as `experi`).
@@ -182,7 +182,8 @@ def _row(job: JobState) -> dict[str, Any]:
     row = {c: getattr(job, c) for c in ROW_COLUMNS if c not in JSON_COLUMNS}
     row |= {"training_file": jsonb(job.training_file), "tags": jsonb(job.tags), "notes": jsonb(job.notes),
             "pods": jsonb([pod_as_json(p) for p in job.pods.values()]),
-            "cancellation": None if job.cancellation is None else jsonb(job.cancellation), "labels": jsonb(job.labels)}
+            "cancellation": None if job.cancellation is None else jsonb(job.cancellation), "labels": jsonb(job.labels),
+            "validation_file": None if job.validation_file is None else jsonb(job.validation_file)}
     row |= {c: None if (value := getattr(job, c)) is None else jsonb(value) for c in QUALITY_JSON}
     if job.text_changed:
         row |= {"tag_text": " ".join(job.tags), "note_text": "\n".join(n["text"] for n in job.notes)}

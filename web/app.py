@@ -71,6 +71,7 @@ HERE = Path(__file__).parent
 
 class CreateJob(BaseModel):
     training_file_id: UUID
+    validation_file_id: UUID | None = None  # validated on instead of a hold-out of the training file
     name: str | None = Field(default=None, max_length=200)
     preset: Literal["conservative", "balanced", "aggressive"] | None = None
     gpu_tier: Literal["spot", "on_demand"] = "spot"

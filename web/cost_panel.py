@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from domain.aggregates.budget import MANAGER_ROLES, OVERRIDE_JUSTIFICATION_MIN
-from domain.cost_model import CostEstimate, estimate_warnings
+from domain.cost_model import MIN_SAMPLES_PER_PRESET, CostEstimate, estimate_warnings
 from domain.gpu import PricingTier, Savings
 from domain.money import usd
 from domain.presets import LOCKED_TOOLTIP, PRESETS, Preset, default_preset, is_unlocked, success_rate_text
@@ -38,7 +38,7 @@ def panel(quote: Quote) -> dict[str, Any]:
                        f"{'spot' if quote.tier is PricingTier.SPOT else 'on-demand'} provisioning <5 min)"),
         "delta": quote.delta(), "budget": quote.budget_lines(), "blocked": quote.blocked, "fits": quote.fits,
         "manager": quote.role in MANAGER_ROLES, "override_min": OVERRIDE_JUSTIFICATION_MIN,
-        "version": exact.algorithm_version,
+        "version": exact.algorithm_version, "basis": duration_basis(quote),
         "estimate_pdf": "/jobs/new/estimate.pdf?" + urlencode(
             {"training_file_id": quote.file["id"], "preset": quote.preset.name, "gpu_tier": quote.tier.value}),
     }
@@ -58,6 +58,16 @@ def cost_lines(shown: CostEstimate, exact: CostEstimate) -> dict[str, str]:
         "bar_gpu": share(exact.base_gpu_cost, exact.total_cost),
         "bar_buffer": share(exact.interruption_overhead, exact.total_cost),
     }
+
+
+def duration_basis(quote: Quote) -> str:
+    """Where the duration comes from: the tokens/s completed jobs of this preset measured, or the shipped rate."""
+    timing = quote.history.coefficients.timing(quote.preset.name)
+    if timing.tokens_per_second is None:
+        return (f"Duration from the default rate: fewer than {MIN_SAMPLES_PER_PRESET} completed {quote.preset.title}"
+                " jobs with measured throughput yet")
+    return (f"Duration based on {timing.jobs} completed job{'s' if timing.jobs != 1 else ''}:"
+            f" {timing.tokens_per_second:,} tokens/s")
 
 
 def disclaimer(history: History) -> str:

@@ -10,8 +10,8 @@ from domain.money import usd
 from web import job_format
 
 # The page names the stages as its stage timeline does (FR2.1.2), where the jobs list is shorter.
-STATUS_LABELS = job_format.STATUS_LABELS | {"model_loading": "Model loading", "finalization": "Finalization",
-                                            "evaluating": "Evaluation"}
+STATUS_LABELS = job_format.STATUS_LABELS | {"downloading_model": "Model download", "model_loading": "Model loading",
+                                            "finalization": "Finalization", "evaluating": "Evaluation"}
 
 
 def short_duration(seconds: Decimal | float) -> str:

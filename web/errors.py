@@ -20,13 +20,14 @@ from domain.cost_model import InvalidEstimateInputError
 from domain.gpu_memory.job_check import InsufficientGpuMemoryError
 from domain.job_metadata import InvalidJobError
 from domain.presets import InsufficientVramError, PresetLockedError, UnknownPresetError
-from domain.training_file import IneligibleTrainingFileError
+from domain.training_file import IneligibleTrainingFileError, IneligibleValidationFileError
 from infra.objectstore import ArtifactMissingError
 from web.catalog import TrainingFileTooLargeError
 from web.flows import QueueFullError, SpotNotOfferedError
 
 STATUS: dict[type[Exception], int] = {
     InvalidJobError: 400, InvalidBudgetCommandError: 400, IneligibleTrainingFileError: 400,
+    IneligibleValidationFileError: 400,
     PresetLockedError: 400, UnknownPresetError: 400, InsufficientVramError: 400,
     InvalidEstimateInputError: 400, ArtifactMissingError: 400, InvalidCatalogNameError: 400, PermissionDeniedError: 403,
     JobNotFoundError: 404, TrainingFileNotFoundError: 404, BudgetExceededError: 409,

@@ -45,5 +45,6 @@ def file_card(row: Mapping[str, Any], for_job: bool = False) -> dict[str, Any]:
         "scaffolding": [(label, stats.get(key) or []) for key, label in SCAFFOLDING],
         "human_reviewed": stats.get("human_reviewed_percent"), "size_bytes": stats.get("size_bytes"),
         "registered_at": row["registered_at"], "refusal": refusal,
+        "example_tokens": stats.get("example_tokens"),  # (estimated tokens, examples): the length warning
         "readiness": "✓ Ready for Training" if refusal is None else f"⚠ {refusal}",
     }

@@ -107,8 +107,10 @@ async def create_job(state: State, actor: Actor, *, training_file_id: UUID, star
     if start:
         await check_queue(state)
     successful = await job_reads.successful_jobs(state.pool, actor.name)
-    if "interruption_probability" not in options:  # the API prices as the cost panel does (FR1.2.1)
-        options["interruption_probability"] = (await load_history(state)).interruption_probability
+    if "interruption_probability" not in options or "coefficients" not in options:
+        history = await load_history(state)  # the API prices as the cost panel does (FR1.2.1)
+        options.setdefault("interruption_probability", history.interruption_probability)
+        options.setdefault("coefficients", history.coefficients)  # refitted on measured throughput
     now = datetime.now(timezone.utc)
     await evaluation_suites(state, options)
     template_id = options.pop("template_id", None)
@@ -137,7 +139,9 @@ async def launch_job(state: State, actor: Actor, *, training_file_id: UUID, over
     provider_terms(state, options)
     await check_queue(state)
     successful = await job_reads.successful_jobs(state.pool, actor.name)
-    options.setdefault("interruption_probability", (await load_history(state)).interruption_probability)
+    history = await load_history(state)
+    options.setdefault("interruption_probability", history.interruption_probability)
+    options.setdefault("coefficients", history.coefficients)
     await evaluation_suites(state, options)
     return await asyncio.to_thread(state.store.app.launch_job_from_file, training_file_id, actor=actor.name,
                                    role=actor.role, at=datetime.now(timezone.utc),

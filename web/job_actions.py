@@ -27,6 +27,7 @@ from projections import job_reads
 from web.auth import actor_of
 from web.clock import utcnow
 from web.flows import Actor, check_queue
+from web.job_history import measured_coefficients
 
 
 @get("/api/queue")
@@ -158,7 +159,8 @@ async def retry(actor: Actor, state: State, job_id: UUID, data: RetryRequest) ->
     if data.resume:
         plan = replace(plan, resume=True)
     new_id, warnings = await asyncio.to_thread(app.retry_job, job_id, plan, actor=actor.name, role=actor.role,
-                                               at=utcnow(), override_justification=data.override_justification)
+                                               at=utcnow(), override_justification=data.override_justification,
+                                               coefficients=await measured_coefficients(state))
     return {"id": str(new_id), "retry_of": str(job.retry_of or job.id), "resumed_from": str(job_id) if data.resume
             else None, "changes": [c.describe() for c in plan.changes], "warnings": warnings}
 

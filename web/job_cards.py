@@ -15,6 +15,7 @@ from domain.job_status import STAGES, TERMINAL, JobStatus
 from projections.job_detail import read_job
 from web.clock import utcnow
 from web.cost_tracker import cost_view
+from web.data_measured_view import data_rows
 from web.detail_format import STATUS_LABELS, completion_time, duration
 from web.interruption_view import interruption_view
 from web.job_menu import actions_context
@@ -31,7 +32,8 @@ TONES = {JobStatus.COMPLETED: "completed", JobStatus.FAILED: "failed", JobStatus
 def cards(detail: dict[str, Any], now: datetime) -> dict[str, Any]:
     """What the live parts of the page show."""
     return {"job": detail["job"], "header": header_view(detail, now), "stages": stage_view(detail),
-            "cost": cost_view(detail, now), "metrics": metrics_table(detail["metric_rows"], detail["job"]),
+            "cost": cost_view(detail, now),
+            "metrics": metrics_table(detail["metric_rows"], detail["job"]) + data_rows(detail.get("data_measured")),
             "throughput": throughput(detail["metric_rows"]),
             "interruptions": interruption_view(detail), "event_count": detail["event_count"],
             "updated": now.strftime("%H:%M:%S UTC")}

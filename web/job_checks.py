@@ -39,6 +39,16 @@ def form_errors(page: NewJobPage) -> dict[str, str]:
     return errors
 
 
+def length_check(page: NewJobPage) -> dict[str, Any] | None:
+    """Issue #17: whether the agent would cut the file's longest examples with the chosen preset, in figures (the
+    JSON estimate) and in words (the page's warning); None where the file's example lengths are not known."""
+    cut = page.length_cut()
+    if cut is None:
+        return None
+    return {"estimated": True, "seq_len": cut.seq_len, "examples": cut.total, "examples_cut": cut.examples,
+            "percent_cut": round(cut.percent, 1), "most_tokens_cut": cut.most_tokens, "warning": cut.warning}
+
+
 def file_error(v: JobInput, file: Mapping[str, Any] | None) -> str | None:
     if not v.training_file_id:
         return "Choose a training file"

@@ -16,7 +16,8 @@ PRESET_TITLES = {p.name: p.title for p in PRESETS}
 STATUS_LABELS = {
     "pending_configuration": "Pending configuration", "configured": "Configured", "queued": "Queued",
     "provisioning": "Provisioning", "queued_waiting_for_gpu": "Waiting for GPU", "preprocessing": "Preprocessing",
-    "model_loading": "Loading model", "training": "Training", "finalization": "Finalizing", "evaluating": "Evaluating",
+    "downloading_model": "Downloading model", "model_loading": "Loading model", "training": "Training",
+    "finalization": "Finalizing", "evaluating": "Evaluating",
     "completed": "Completed", "interrupted": "Interrupted", "recovering": "Recovering", "failed": "Failed",
     "cancelled": "Cancelled", "pausing": "Pausing", "paused": "Paused"}
 CANCEL_REASONS = {CancelReason.LOSS_NOT_DECREASING: "Loss not decreasing", CancelReason.TOO_EXPENSIVE: "Too expensive",

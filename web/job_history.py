@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from litestar.datastructures import State
 
-from domain.gpu import interruption_rate
-from projections import job_reads
+from domain.cost_model import DEFAULT_COEFFICIENTS, Coefficients, refit
+from domain.gpu import GPU_TYPE, interruption_rate
+from projections import job_reads, throughput
+
+REFIT_TTL_S = 300.0  # besides each completion: a finished job's last step rows may reach the metric history later
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class History:
     completed_jobs: int = 0
     preset_outcomes: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # completed, finished
     preset_accuracy: Mapping[str, Decimal] = field(default_factory=dict)         # mean |actual-est|/est, %
+    coefficients: Coefficients = DEFAULT_COEFFICIENTS  # refitted from completed jobs' measured tokens/s
 
     @property
     def interruption_probability(self) -> Decimal:
@@ -37,4 +42,18 @@ async def load_history(state: State) -> History:
         spot_finished=totals["spot_finished"], spot_completed=totals["spot_completed"],
         completed_jobs=totals["completed_jobs"],
         preset_outcomes={r["preset"]: (r["completed"], r["finished"]) for r in presets},
-        preset_accuracy={r["preset"]: Decimal(r["error"]) * 100 for r in presets if r["error"] is not None})
+        preset_accuracy={r["preset"]: Decimal(r["error"]) * 100 for r in presets if r["error"] is not None},
+        coefficients=await measured_coefficients(state))
+
+
+async def measured_coefficients(state: State) -> Coefficients:
+    """The duration coefficients every estimate uses: refitted from the throughput completed jobs measured on
+    the GPU offered (docs/cost-model.md, "Refit"), the shipped ones until a preset has enough jobs. The refit
+    is kept until another job completes, or for REFIT_TTL_S."""
+    marker, now = await throughput.completed_marker(state.pool), time.monotonic()
+    cached = state.get("cost_refit")
+    if cached is not None and cached[0] == marker and now - cached[1] < REFIT_TTL_S:
+        return cached[2]
+    coefficients = refit(await throughput.samples(state.pool, GPU_TYPE))
+    state.cost_refit = (marker, now, coefficients)
+    return coefficients

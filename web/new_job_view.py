@@ -30,6 +30,7 @@ from domain.job_metadata import (
 from domain.job_status import JobStatus
 from domain.presets import CONSERVATIVE, Preset, UnknownPresetError, default_preset, preset_named
 from domain.retries import ADJUSTABLE
+from domain.training_file.lengths import Cut, LengthDistribution
 from handlers.pods.provider import SPOT_UNAVAILABLE, offers_spot
 from projections import job_reads
 from projections.catalog import list_files
@@ -38,7 +39,7 @@ from web import cost_panel
 from web.budget_view import BudgetView, limit_months, load_budget, suggested_limit
 from web.clock import utcnow
 from web.file_cards import file_card
-from web.flows import Actor
+from web.flows import Actor, memory_check
 from web.job_checks import form_errors
 from web.job_form import JobInput, as_uuid
 from web.job_history import History, load_history
@@ -133,9 +134,20 @@ class NewJobPage:
         probability = self.history.interruption_probability
         prices = self.state.get("prices")  # RunPod's catalog price, or our configured rate (labelled as such)
         return Quote(self.file, self.preset(), self.tier(), estimates_for(self.file["pairs"], probability,
-                                                                          self.epochs(), prices),
+                                                                          self.epochs(), prices,
+                                                                          self.history.coefficients),
                      self.budget, self.history, self.actor.role, self.successful_jobs, self.previous_total,
                      prices=prices)
+
+    def length_cut(self) -> Cut | None:
+        """What the agent would cut from the file's longest examples with this preset (issue #17), on the
+        estimated lengths; None without a file, or for one catalogued before its example lengths were kept."""
+        lengths = LengthDistribution.stored(self.file.get("example_tokens")) if self.file else None
+        if lengths is None:
+            return None
+        seq_len = memory_check(self.state.settings).trained_length(self.preset().as_config(), lengths.longest,
+                                                                   lengths.covering_length())
+        return lengths.cut_at(seq_len)
 
     def epochs(self) -> int | None:
         """The epochs a template or clone set (FR5.2.2, FR8.1.2), when valid; else the preset's."""
@@ -170,6 +182,7 @@ class NewJobPage:
             "duplicate_name": DUPLICATE_NAME if await self.duplicate_name() else None,
             "probe_suites": await list_suites(self.state.pool, "probes"),  # FR6.3.2
             "rubrics": await list_suites(self.state.pool, "rubric"),  # FR6.4.1, FR6.4.2
+            "length_warning": (cut := self.length_cut()) and cut.warning,
             **extra,
         }
 

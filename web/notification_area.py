@@ -17,9 +17,14 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from projections.budget_reads import used_up_months
+from projections.job_reads import needing_action
 from web.banners import BANNER_DAYS
 from web.clock import utcnow
 
+# A job's notification that asks for action while the job still stands so (projections/job_reads.needing_action).
+JOB_CAUSES = {"completed": "blocked", "quality_scored": "blocked", "provisioning_timeout": "awaiting_gpu_decision"}
+JOB_BANNERS, BUDGET_BANNERS = 3, 1  # at most, newest first
 LIST_SIZE = 8  # in the header's drop-down; /notifications shows up to LIST_MAX
 LIST_MAX = 100
 UNREAD_CAP = 99  # the bell says "99+" past this
@@ -40,23 +45,17 @@ UNREAD = (
     f"   AND dismissed_at IS NULL AND {FRESH} LIMIT %(cap)s) mine)"
     " + (SELECT count(*) FROM (SELECT 1 FROM notification_banners b WHERE user_name IS NULL AND team = %(team)s"
     f"   AND dismissed_at IS NULL AND {FRESH} AND {NOT_DISMISSED_BY_ME} LIMIT %(cap)s) team)")
-# What needs action now: the cause is checked against the read models when the page is drawn.
-ACTION = (
-    "(SELECT b.event_key AS key, b.kind, b.created_at, j.id AS job_id, j.name AS job_name, NULL AS month"
-    " FROM notification_banners b JOIN jobs j ON j.id = b.job_id"
-    " WHERE b.user_name = %(user)s AND b.dismissed_at IS NULL"
-    " AND b.created_at > now() - make_interval(days => %(days)s)"
-    " AND ((b.kind IN ('completed', 'quality_scored') AND j.status = 'completed' AND j.quality_outcome = 'block'"
-    "       AND NOT j.quality_overridden)"
-    "      OR (b.kind = 'provisioning_timeout' AND j.awaiting_gpu_decision))"
-    " ORDER BY b.created_at DESC LIMIT 3)"
+# What may need action now (newest first): the person's job notifications that can ask for it, and
+# the team's "budget used up" ones with their month. Whether the cause still stands is the read
+# models' to say (projections/job_reads.needing_action, projections/budget_reads.used_up_months).
+MAY_NEED_ACTION = (
+    "SELECT event_key AS key, kind, created_at, job_id, NULL AS month FROM notification_banners b"
+    " WHERE user_name = %(user)s AND dismissed_at IS NULL AND created_at > now() - make_interval(days => %(days)s)"
+    f" AND kind IN ({', '.join(repr(kind) for kind in sorted(JOB_CAUSES))})"
     " UNION ALL "
-    "(SELECT b.event_key, b.kind, b.created_at, NULL, NULL, g.month"
-    " FROM notification_banners b JOIN budgets g ON g.team = b.team"
-    "  AND g.month = substring(b.link from 'month=([0-9]{4}-[0-9]{2})')"
-    f" WHERE b.user_name IS NULL AND b.team = %(team)s AND b.kind = 'budget_100' AND {FRESH}"
-    f" AND {NOT_DISMISSED_BY_ME} AND g.spent >= g.monthly_limit"
-    " ORDER BY b.created_at DESC LIMIT 1)"
+    "SELECT event_key, kind, created_at, NULL, substring(link from 'month=([0-9]{4}-[0-9]{2})')"
+    f" FROM notification_banners b WHERE user_name IS NULL AND team = %(team)s AND kind = 'budget_100' AND {FRESH}"
+    f" AND {NOT_DISMISSED_BY_ME}"
     " ORDER BY created_at DESC")
 MARK_ALL_READ = (
     "WITH own AS (UPDATE notification_banners SET dismissed_at = now(), dismissed_by = %(user)s"
@@ -77,11 +76,27 @@ async def inbox(pool: AsyncConnectionPool, user: str, team: str, limit: int = LI
         cur = conn.cursor(row_factory=dict_row)
         items = await (await cur.execute(RECENT, params)).fetchall()
         unread = (await (await conn.execute(UNREAD, params)).fetchone() or (0,))[0]
-        actions = await (await cur.execute(ACTION, params)).fetchall()
+        candidates = await (await cur.execute(MAY_NEED_ACTION, params)).fetchall()
+    actions = await still_standing(pool, team, candidates)
     now = utcnow()
     return {"unread": unread, "unread_text": f"{UNREAD_CAP}+" if unread > UNREAD_CAP else str(unread),
             "items": [row | {"ago": ago(row["created_at"], now)} for row in items],
             "banners": [action_banner(row) for row in actions]}
+
+
+async def still_standing(pool: AsyncConnectionPool, team: str,
+                         candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Those of the candidates (newest first) whose cause still stands as the read models have it
+    now: the latest JOB_BANNERS of the person's jobs, the latest BUDGET_BANNERS of the team's months."""
+    ids = [row["job_id"] for row in candidates if row["job_id"]]
+    months = [row["month"] for row in candidates if row["month"]]
+    jobs = await needing_action(pool, ids) if ids else {}
+    used_up = await used_up_months(pool, team, months) if months else set()
+    for_jobs = [row | {"job_name": jobs[row["job_id"]]["name"]} for row in candidates
+                if row["job_id"] in jobs and jobs[row["job_id"]][JOB_CAUSES[row["kind"]]]]
+    for_budget = [row for row in candidates if row["month"] in used_up]
+    return sorted(for_jobs[:JOB_BANNERS] + for_budget[:BUDGET_BANNERS], key=lambda row: row["created_at"],
+                  reverse=True)
 
 
 def action_banner(row: dict[str, Any]) -> dict[str, Any]:

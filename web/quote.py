@@ -10,7 +10,15 @@ from decimal import Decimal
 from typing import Any
 
 from domain.aggregates.budget import BudgetExceededError, describe_remaining
-from domain.cost_model import CostEstimate, delta_text, estimate_cost, insufficient_budget, percent_change
+from domain.cost_model import (
+    DEFAULT_COEFFICIENTS,
+    Coefficients,
+    CostEstimate,
+    delta_text,
+    estimate_cost,
+    insufficient_budget,
+    percent_change,
+)
 from domain.gpu import PriceSource, PricingTier, Savings, gpu_option, on_demand_confirmation, rate_label, recommend
 from domain.money import cents, usd
 from domain.presets import CONSERVATIVE, PRESETS, Preset
@@ -22,12 +30,14 @@ TIERS = (PricingTier.SPOT, PricingTier.ON_DEMAND)
 TIER_TITLES = {PricingTier.SPOT: "Spot Instance", PricingTier.ON_DEMAND: "On-Demand Instance"}
 
 
-def estimates_for(pairs: int, probability: Decimal, epochs: int | None = None,
-                  prices: PriceSource | None = None) -> dict[str, dict[PricingTier, CostEstimate]]:
+def estimates_for(pairs: int, probability: Decimal, epochs: int | None = None, prices: PriceSource | None = None,
+                  coefficients: Coefficients = DEFAULT_COEFFICIENTS) -> dict[str, dict[PricingTier, CostEstimate]]:
     """Every preset on every tier, so the cards can show each choice's cost; `epochs`: the number a
-    template or a cloned job set instead of each preset's own; `prices`: RunPod's (else our configured rates)."""
+    template or a cloned job set instead of each preset's own; `prices`: RunPod's (else our configured rates);
+    `coefficients`: refitted on completed jobs' measured throughput (web/job_history.py)."""
     options = {tier: gpu_option(tier, prices) for tier in TIERS}
-    return {p.name: {tier: estimate_cost(p, pairs, options[tier], epochs=epochs, interruption_probability=probability)
+    return {p.name: {tier: estimate_cost(p, pairs, options[tier], epochs=epochs, interruption_probability=probability,
+                                         coefficients=coefficients)
                      for tier in TIERS} for p in PRESETS}
 
 

@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from domain.aggregates.budget import LIMIT_JUSTIFICATION_MIN, MANAGER_ROLES, OVERRIDE_JUSTIFICATION_MIN
 from domain.aggregates.catalog_file import CatalogFile
 from domain.aggregates.training_job import TrainingJob
-from domain.cost_model import CostEstimate, estimate_cost, review_warnings
+from domain.cost_model import DEFAULT_COEFFICIENTS, Coefficients, CostEstimate, estimate_cost, review_warnings
 from domain.cost_model.review import LOW_BUDGET_WARNING
 from domain.gpu import GPU_TYPE, GpuOption, PricingTier, Savings, gpu_option
 from domain.money import cents, usd
@@ -53,16 +53,19 @@ class Repriced:
     probability: Decimal
 
     @classmethod
-    def of(cls, job: TrainingJob, preset: Preset, tier: PricingTier, probability: Decimal) -> Repriced:
+    def of(cls, job: TrainingJob, preset: Preset, tier: PricingTier, probability: Decimal,
+           coefficients: Coefficients = DEFAULT_COEFFICIENTS) -> Repriced:
         config = job.configuration or {}
         own = GpuOption(tier, Decimal(config["hourly_rate"]), config.get("gpu_type", GPU_TYPE))
         gpus = {t: gpu_option(t) for t in TIERS} | {tier: own}
         epochs = int((config.get("hyperparameters") or {}).get("num_train_epochs", preset.epochs))
 
         def on(gpu: GpuOption) -> CostEstimate:
-            return estimate_cost(preset, job.pair_count, gpu, epochs=epochs, interruption_probability=probability)
+            return estimate_cost(preset, job.pair_count, gpu, epochs=epochs, interruption_probability=probability,
+                                 coefficients=coefficients)
 
-        conservative = estimate_cost(CONSERVATIVE, job.pair_count, gpus[tier], interruption_probability=probability)
+        conservative = estimate_cost(CONSERVATIVE, job.pair_count, gpus[tier], interruption_probability=probability,
+                                     coefficients=coefficients)
         return cls(gpus, on(gpus[tier]), on(gpus[TIERS[1 - TIERS.index(tier)]]), conservative, probability)
 
 
@@ -70,7 +73,7 @@ async def review_context(state: State, actor: Actor, job: TrainingJob, **extra: 
     config = job.configuration or {}
     preset, tier = preset_named(config["preset"]), PricingTier(config["gpu_tier"])
     history, budget = await load_history(state), await load_budget(state, utcnow())
-    priced = Repriced.of(job, preset, tier, history.interruption_probability)
+    priced = Repriced.of(job, preset, tier, history.interruption_probability, history.coefficients)
     quote = reserved_quote(job, actor, preset, tier, priced, budget, history)
     high = config["estimated_cost_max"]
     cost_range = money_range(config["estimated_cost_min"], high)
@@ -92,7 +95,7 @@ def reserved_quote(job: TrainingJob, actor: Actor, preset: Preset, tier: Pricing
                    budget: BudgetView, history: History) -> Quote:
     """A quote whose chosen estimate is what the start reserves (the stored range): the budget lines."""
     config = job.configuration or {}
-    every = estimates_for(job.pair_count, priced.probability)
+    every = estimates_for(job.pair_count, priced.probability, coefficients=history.coefficients)
     every[preset.name][tier] = replace(priced.estimate, cost_min=config["estimated_cost_min"],
                                        cost_max=config["estimated_cost_max"])
     card = {"conversations": job.conversation_count, "pairs": job.pair_count, "name": job.file_name}

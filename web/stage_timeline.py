@@ -11,9 +11,10 @@ from web.detail_format import duration
 
 # FR2.1.2: the four stages and their share of the progress bar, and the evaluation after them (FR6.1,
 # FR6.3) with 5 % of its own taken from training (projections/job_state.py STAGE_SHARES, docs/domain.md).
-STAGE_BAR = ((JobStatus.PREPROCESSING, "Preprocessing", 2), (JobStatus.MODEL_LOADING, "Model Loading", 8),
-             (JobStatus.TRAINING, "Training", 80), (JobStatus.FINALIZATION, "Finalization", 5),
-             (JobStatus.EVALUATING, "Evaluation", 5))
+# The base model's download (issue #16) has its own row, with 5 % of model loading's 8 %.
+STAGE_BAR = ((JobStatus.PREPROCESSING, "Preprocessing", 2), (JobStatus.DOWNLOADING_MODEL, "Model Download", 5),
+             (JobStatus.MODEL_LOADING, "Model Loading", 3), (JobStatus.TRAINING, "Training", 80),
+             (JobStatus.FINALIZATION, "Finalization", 5), (JobStatus.EVALUATING, "Evaluation", 5))
 
 
 def stage_view(detail: dict[str, Any]) -> list[dict[str, Any]]:
@@ -23,8 +24,12 @@ def stage_view(detail: dict[str, Any]) -> list[dict[str, Any]]:
     for row in detail["stages"]:  # a stage run again by a later attempt: its time adds up
         spent[row["stage"]] = spent.get(row["stage"], Decimal(0)) + row["actual_seconds"]
     doing = activities(job)
-    return [stage_row(stage, label, share, runs.get(stage.value), spent, job, doing)
+    rows = [stage_row(stage, label, share, runs.get(stage.value), spent, job, doing)
             for stage, label, share in STAGE_BAR]
+    for i, row in enumerate(rows):  # never run, yet a later stage has: skipped (the weights were on the volume)
+        if row["actual"] is None and any(later["actual"] is not None for later in rows[i + 1:]):
+            row["status"], row["fill"] = "skipped", 100
+    return rows
 
 
 def stage_row(stage: JobStatus, label: str, share: int, run: dict[str, Any] | None, spent: dict[str, Decimal],
@@ -63,6 +68,8 @@ def activities(job: dict[str, Any]) -> dict[JobStatus, str]:
     current, epochs = epochs_of(job)
     return {
         JobStatus.PREPROCESSING: f"Tokenizing {job['file_name'] or 'the training file'}...",
+        JobStatus.DOWNLOADING_MODEL: "Downloading the base model from the Hugging Face Hub (kept on the volume for"
+                                     " later pods)...",
         JobStatus.MODEL_LOADING: "Loading the base model (4-bit quantization)...",
         JobStatus.TRAINING: f"Training epoch {current or 1}{f'/{epochs}' if epochs else ''}"
                             f" - Step {job['step']:,}/{job['total_steps']:,}...",

@@ -13,7 +13,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.text import check_storable
-from domain.training_file import TrainingFileStats, ValidationReport, check_eligibility
+from domain.training_file import TrainingFileStats, ValidationReport, check_eligibility, check_validation_file
 from domain.values import ArtifactRef
 
 NAME_MAX = 255  # characters: the longest file name most file systems allow
@@ -103,6 +103,11 @@ class CatalogFile(Aggregate):
         check_eligibility(found=True, stored=True, enrichment_status="completed",
                           first_problem=self.problems[0] if self.problems else None,
                           conversation_count=self.conversation_count, in_use=bool(others))
+
+    def check_validates(self) -> None:
+        """Raises IneligibleValidationFileError unless a job may validate on this file (OpenAI's `validation_file`)."""
+        check_validation_file(first_problem=self.problems[0] if self.problems else None,
+                              conversation_count=self.conversation_count)
 
     def claim(self, job_id: UUID, at: datetime) -> None:
         self.check_eligible(for_job=job_id)

@@ -73,6 +73,7 @@ class TrainingJob(Aggregate):
         labels: dict[str, str] | None = None   # free key-value pairs (OpenAI's `metadata`)
         suffix: str | None = None               # the adapter's model-name suffix (OpenAI's `suffix`)
         base_model: str | None = None           # the base model asked for (OpenAI's `model`); None: not said
+        validation_file: ArtifactRef | None = None  # validated on instead of a hold-out (OpenAI's `validation_file`)
 
     class Configured(Aggregate.Event):
         TOPIC = "TrainingJob.Configured"
@@ -396,7 +397,7 @@ class TrainingJob(Aggregate):
                project: str | None = None, retry_of: UUID | None = None, retry_number: int = 0,
                resumed_from: UUID | None = None, resume_checkpoint: ArtifactRef | None = None,
                labels: Mapping[str, str] | None = None, suffix: str | None = None,
-               base_model: str | None = None) -> TrainingJob:
+               base_model: str | None = None, validation_file: ArtifactRef | None = None) -> TrainingJob:
         return cls._create(
             cls.Created, id=job_id, name=clean_name(name), training_file=training_file, file_name=file_name,
             conversation_count=conversation_count, pair_count=pair_count, created_by=created_by,
@@ -404,7 +405,7 @@ class TrainingJob(Aggregate):
             client=clean_label(client, "Client"), project=clean_label(project, "Project"),
             retry_of=retry_of, retry_number=retry_number, resumed_from=resumed_from,
             resume_checkpoint=resume_checkpoint, at=at, labels=clean_labels(labels), suffix=clean_suffix(suffix),
-            base_model=base_model,
+            base_model=base_model, validation_file=validation_file,
         )
 
     @event(Created)
@@ -412,8 +413,10 @@ class TrainingJob(Aggregate):
                  pair_count: int, created_by: str, description: str, tags: list[str], client: str | None,
                  project: str | None, retry_of: UUID | None, retry_number: int, resumed_from: UUID | None,
                  resume_checkpoint: ArtifactRef | None, at: datetime, labels: dict[str, str] | None = None,
-                 suffix: str | None = None, base_model: str | None = None) -> None:
+                 suffix: str | None = None, base_model: str | None = None,
+                 validation_file: ArtifactRef | None = None) -> None:
         self.labels, self.suffix, self.base_model = dict(labels or {}), suffix, base_model
+        self.validation_file = validation_file
         self.name, self.training_file, self.file_name = name, training_file, file_name
         self.conversation_count, self.pair_count = conversation_count, pair_count
         self.created_by, self.created_at, self.updated_at = created_by, at, at

@@ -12,10 +12,14 @@ PRESET_NAMES = tuple(preset.name for preset in PRESETS)
 
 @dataclass(frozen=True)
 class PresetTiming:
-    """duration_seconds = overhead_seconds + seconds_per_pair × training_pairs × epochs."""
+    """duration_seconds = overhead_seconds + seconds_per_pair × training_pairs × epochs. A timing refitted from
+    measured throughput (refit.py) says what it rests on: the useful tokens per second of `jobs` completed jobs;
+    a shipped constant has neither (None, 0)."""
 
     seconds_per_pair: Decimal
     overhead_seconds: Decimal = Decimal(0)
+    tokens_per_second: Decimal | None = None
+    jobs: int = 0
 
     def seconds(self, pair_epochs: int) -> Decimal:
         return self.overhead_seconds + self.seconds_per_pair * pair_epochs

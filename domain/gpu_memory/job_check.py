@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.gpu_memory.lengths import trained_length
 from domain.gpu_memory.plan import Verdict
 from domain.gpu_memory.preflight import Preflight, preflight
 from domain.gpu_memory.setup import TrainingSetup
@@ -38,6 +39,20 @@ class MemoryCheck:
         setup = TrainingSetup.from_hyperparameters(hyperparameters, seq_len=int(cap or DEFAULT_SEQ_LEN),
                                                    quantization="nf4" if self.qlora else "bf16")
         return preflight(shape, setup, self.gpu_memory_gb, may_cap_seq_len=not cap)
+
+    def trained_length(self, hyperparameters: Mapping[str, Any], whole: int, covering: int) -> int:
+        """The sequence length the agent would train with, for examples of up to `whole` tokens of which 99 % fit
+        in `covering`: both capped by `max_seq_length`, then chosen by the memory guard where the model's shape
+        is published; for another model the guard cannot be judged here, and every example is taken whole."""
+        if cap := hyperparameters.get("max_seq_length"):
+            whole, covering = min(whole, int(cap)), min(covering, int(cap))
+        try:
+            shape = shape_for_model(self.base_model)
+        except UnknownModelError:
+            return whole
+        setup = TrainingSetup.from_hyperparameters(hyperparameters, seq_len=whole,
+                                                   quantization="nf4" if self.qlora else "bf16")
+        return trained_length(shape, setup, self.gpu_memory_gb, whole, covering)
 
     def check(self, hyperparameters: Mapping[str, Any]) -> Preflight | None:
         """Raises InsufficientGpuMemoryError for a configuration that cannot fit."""

@@ -2,9 +2,12 @@
 
 from domain.training_file.eligibility import (
     MIN_CONVERSATIONS,
+    VALIDATION_FILE_NOT_FOUND,
     IneligibleTrainingFileError,
+    IneligibleValidationFileError,
     Refusal,
     check_eligibility,
+    check_validation_file,
 )
 from domain.training_file.model import (
     FORMAT_VERSION,
@@ -32,8 +35,9 @@ from domain.training_file.validation import load, validate
 
 __all__ = [
     "FORMAT_VERSION", "HIGH_QUALITY", "MAX_FILE_BYTES", "MAX_PROBLEMS", "MIN_CONVERSATIONS", "OPENAI_CHAT_FORMAT",
-    "PIPELINE_FORMAT", "QUALITY_DIMENSIONS",
-    "REVIEW", "Conversation", "DatasetFormatError", "IneligibleTrainingFileError", "Problem", "Quality",
+    "PIPELINE_FORMAT", "QUALITY_DIMENSIONS", "VALIDATION_FILE_NOT_FOUND",
+    "REVIEW", "Conversation", "DatasetFormatError", "IneligibleTrainingFileError",
+    "IneligibleValidationFileError", "Problem", "Quality",
     "QualityAverages", "Refusal", "Share", "TrainingFile", "TrainingFileStats", "TrainingPair", "ValidationReport",
-    "check_eligibility", "load", "quality_indicator", "summarize", "validate",
+    "check_eligibility", "check_validation_file", "load", "quality_indicator", "summarize", "validate",
 ]

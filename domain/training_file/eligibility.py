@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 MIN_CONVERSATIONS = 50
+VALIDATION_FILE_NOT_FOUND = "Validation file not found"
 ENRICHMENT_COMPLETED = "completed"
 
 
@@ -41,6 +42,15 @@ def check_eligibility(
         raise IneligibleTrainingFileError(Refusal.IN_USE)
 
 
+def check_validation_file(*, first_problem: str | None, conversation_count: int) -> None:
+    """May a catalogued file be a job's validation file (OpenAI's `validation_file`)? Valid and holding
+    a conversation; unlike a training file it may be small and in use by other jobs."""
+    if first_problem is not None:
+        raise IneligibleValidationFileError(f"Validation file failed validation: {first_problem}")
+    if conversation_count < 1:
+        raise IneligibleValidationFileError("Validation file holds no conversations")
+
+
 class IneligibleTrainingFileError(ValueError):
     """A job cannot be created from the training file; str() is the message to show."""
 
@@ -48,3 +58,7 @@ class IneligibleTrainingFileError(ValueError):
         super().__init__(f"{refusal.value}: {detail}" if detail else refusal.value)
         self.refusal = refusal
         self.detail = detail
+
+
+class IneligibleValidationFileError(ValueError):
+    """The file named as a job's validation file cannot be one; str() is the message to show."""

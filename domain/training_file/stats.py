@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from domain.training_file.lengths import LengthDistribution, estimated_tokens
 from domain.training_file.model import PIPELINE_FORMAT, QUALITY_DIMENSIONS, TrainingFile
 from domain.training_file.validation import load
 
@@ -50,6 +51,9 @@ class TrainingFileStats:
     human_reviewed_count: int
     human_reviewed_percent: Decimal
     format: str = PIPELINE_FORMAT  # model.PIPELINE_FORMAT or OPENAI_CHAT_FORMAT
+    # (estimated tokens, examples) of every training pair as the agent trains on it (lengths.py): the new-job page's
+    # warning when a long tail would be cut
+    example_tokens: tuple[tuple[int, int], ...] = ()
 
     @property
     def quality_indicator(self) -> str:
@@ -76,6 +80,8 @@ def summarize(data: bytes) -> TrainingFileStats:
         human_reviewed_count=reviewed,
         human_reviewed_percent=_ratio(100 * reviewed, count, _PERCENT),
         format=training_file.source_format,
+        example_tokens=LengthDistribution.of(
+            estimated_tokens(pair) for c in conversations for pair in c.training_pairs).counts,
     )
 
 

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from domain.aggregates.budget import Budget
 from domain.budget_month import budget_month, previous_month
 from domain.money import usd
+from handlers.notifications.read_models import ReadModels
 
 KIND = "budget_reset"
 
@@ -31,6 +31,7 @@ class ResetBanners:
     team: str
     time_zone: str
     default_limit: Decimal
+    reads: ReadModels
 
     def post_due(self, conn: psycopg.Connection, now: datetime) -> str | None:
         """Posts the month's banner when `now` is on its first day and it is not posted yet;
@@ -40,22 +41,16 @@ class ResetBanners:
         if local.day != 1:
             return None
         month = budget_month(now, self.time_zone)
-        limit = self._figure(conn, month, "monthly_limit")
-        spent = self._figure(conn, previous_month(month), "spent")
-        still = self._figure(conn, previous_month(month), "reserved")
-        message = reset_message(self.default_limit if limit is None else limit, spent or Decimal(0),
-                                bool(still and still > 0))
+        figures = self.reads.month_figures
+        this, last = figures(conn, self.team, month), figures(conn, self.team, previous_month(month))
+        message = reset_message(self.default_limit if this is None else this["monthly_limit"],
+                                last["spent"] if last else Decimal(0), bool(last and last["reserved"] > 0))
         ends = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
         posted = conn.execute(
             "INSERT INTO notification_banners (event_key, team, kind, level, message, link, expires_at)"
             " VALUES (%s, %s, %s, 'info', %s, '/budget', %s) ON CONFLICT (event_key) DO NOTHING RETURNING 1",
             (f"budget-reset:{self.team}:{month}", self.team, KIND, message, ends)).fetchone()
         return message if posted else None
-
-    def _figure(self, conn: psycopg.Connection, month: str, column: str) -> Decimal | None:
-        row = conn.execute(f"SELECT {column} FROM budgets WHERE id = %s",  # noqa: S608 - a fixed column name
-                           (Budget.id_for(self.team, month),)).fetchone()
-        return row[0] if row else None
 
 
 def reset_message(limit: Decimal, last_spent: Decimal, running: bool = False) -> str:

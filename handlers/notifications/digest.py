@@ -4,7 +4,7 @@ budget summary": spent today, remaining budget, active jobs) and when it is due.
 The digest of day D is due at the team's digest hour on D (in the team's time zone) and covers the
 day before: the user's job events waiting since their last digest, spend since the hour on D-1, and
 the jobs active when it is sent. Read from the notifier's own lines and the budget and job read
-models; pure apart from `gather`."""
+models (their queries handed in: read_models.py); pure apart from `gather`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from domain.budget_month import budget_month
 from domain.job_status import ACTIVE, JobStatus
 from domain.money import usd
 from handlers.notifications.notices import Notice
+from handlers.notifications.read_models import ReadModels
 
 WAITING = JobStatus.QUEUED, *ACTIVE
 KIND_ORDER = ("completed", "quality_scored", "failed", "recovery_exhausted", "cancelled", "interrupted", "resumed",
@@ -123,7 +124,8 @@ def _progress(job: dict) -> str:
     return f"{job['name']}: {str(job['status']).replace('_', ' ')}{steps}"
 
 
-def gather(conn: psycopg.Connection, user: str, team: str, schedule: DigestSchedule, day: date) -> Digest:
+def gather(conn: psycopg.Connection, reads: ReadModels, user: str, team: str, schedule: DigestSchedule,
+           day: date) -> Digest:
     """Everything the user's digest of `day` says, as the database has it now."""
     start, end = schedule.send_time(day - timedelta(days=1)), schedule.send_time(day)
     month = budget_month(end, schedule.time_zone)
@@ -133,15 +135,8 @@ def gather(conn: psycopg.Connection, user: str, team: str, schedule: DigestSched
             "SELECT event_key, kind, headline, link, job_id, occurred_at FROM notification_digest_lines"
             " WHERE user_name = %s AND digest_key IS NULL AND occurred_at < %s ORDER BY occurred_at, event_key",
             (user, end)).fetchall()
-        jobs = cur.execute("SELECT id, name, status, step, total_steps, created_by FROM jobs WHERE status = ANY(%s)"
-                           " ORDER BY created_at, id", ([str(s) for s in WAITING],)).fetchall()
-        spend = cur.execute(
-            "SELECT coalesce(sum(s.amount), 0) AS team, coalesce(sum(s.amount) FILTER (WHERE j.created_by = %s), 0)"
-            " AS yours FROM budget_spend s JOIN budgets b ON b.id = s.budget_id LEFT JOIN jobs j ON j.id = s.job_id"
-            " WHERE b.team = %s AND b.month = ANY(%s) AND s.at >= %s AND s.at < %s",
-            (user, team, months, start, end)).fetchone()
-        budget = cur.execute("SELECT monthly_limit, spent, reserved FROM budgets WHERE team = %s AND month = %s",
-                             (team, month)).fetchone()
+    jobs = reads.jobs_in(conn, WAITING)
+    spent, spent_yours = reads.spend_between(conn, team, months, start, end, user)
     mine = tuple(job for job in jobs if job["created_by"] == user)
-    return Digest(user, day, schedule.time_zone, start, end, tuple(lines), mine, tuple(jobs), spend["team"],
-                  spend["yours"], month, budget)
+    return Digest(user, day, schedule.time_zone, start, end, tuple(lines), mine, tuple(jobs), spent, spent_yours,
+                  month, reads.month_figures(conn, team, month))

@@ -21,6 +21,7 @@ from handlers.notifications import ledger, render
 from handlers.notifications.channels import Mailer, PermanentDeliveryError, TransientDeliveryError
 from handlers.notifications.digest import Digest, DigestSchedule, gather
 from handlers.notifications.preferences import get_team, recipient_preferences
+from handlers.notifications.read_models import ReadModels
 from handlers.notifications.routing import Delivery
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,8 @@ RETIRE_EARLIER_SUMMARY = (
 
 class DigestSender:
     def __init__(self, pool: ConnectionPool, schedule: DigestSchedule, mailer: Mailer, *, team: str, base_url: str,
-                 sender: str) -> None:
-        self.pool, self.schedule, self.mailer = pool, schedule, mailer
+                 sender: str, reads: ReadModels) -> None:
+        self.pool, self.schedule, self.mailer, self.reads = pool, schedule, mailer, reads
         self.team, self.base_url, self.sender = team, base_url, sender
 
     def send_due(self, now: datetime) -> dict[str, str]:
@@ -86,7 +87,7 @@ class DigestSender:
     def send_budget_digest(self, address: str, day: date) -> str:
         key = f"budget-digest:{day.isoformat()}"
         with self.pool.connection() as conn, conn.transaction():
-            digest = gather(conn, "", self.team, self.schedule, day)
+            digest = gather(conn, self.reads, "", self.team, self.schedule, day)
             delivery = Delivery("email", address, address, digest.team_notice(self.base_url))
             if not ledger.claim(conn, key, delivery):
                 return "done"
@@ -101,7 +102,7 @@ class DigestSender:
         """The user's digest of `day`: sent, skipped, failed, pending (retried later) or done (settled before)."""
         key = f"digest:{day.isoformat()}:{user}"
         with self.pool.connection() as conn, conn.transaction():
-            digest = gather(conn, user, self.team, self.schedule, day)
+            digest = gather(conn, self.reads, user, self.team, self.schedule, day)
             email = recipient_preferences(conn, user).email
             delivery = Delivery("email", f"user:{user}", email or "", digest.notice(self.base_url),
                                 "" if email else f"no email address for {user} (pipeline notifications prefs set …)")

@@ -1,5 +1,6 @@
 """The client's commands (Typer): `pipeline login`, `pipeline logout` and `pipeline jobs
-create|start|list|show|watch|cancel|pause|resume|logs|download`. Each is one or two API calls; `--json`
+create|start|list|show|watch|cancel|pause|resume|logs|download|share|share-link|revoke-link` (a job from
+a configuration template, FR5.2.2; sharing, FR8.1.2). Each is one or two API calls; `--json`
 prints the API's answer as JSON. Exit codes (docs/operations.md, "Jobs from the terminal"):
 
     0  done (watch: the job succeeded)      4  the API refused (the reason is printed)
@@ -32,7 +33,8 @@ OK, USAGE, REFUSED, UNREACHABLE, INTERRUPTED = 0, 2, 4, 6, 130  # watch's own: p
 app = typer.Typer(name="pipeline", add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="LoRA Pipeline from the terminal, through the web API (an API token signs you in).")
 jobs = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
-                   help="Training jobs: create, start, list, show, watch, cancel, pause, resume, logs, download.")
+                   help="Training jobs: create, start, list, show, watch, cancel, pause, resume, logs, download,"
+                        " share, share-link, revoke-link.")
 app.add_typer(jobs, name="jobs")
 
 out = Console()
@@ -50,6 +52,18 @@ class Preset(StrEnum):
 class GpuTier(StrEnum):
     spot = "spot"
     on_demand = "on_demand"
+
+
+class Visibility(StrEnum):
+    private = "private"
+    team = "team"
+    public = "public"
+
+
+class Artefact(StrEnum):
+    job = "job"
+    report = "report"
+    package = "package"
 
 
 class Reason(StrEnum):
@@ -178,8 +192,13 @@ def logout(as_json: AsJson = False) -> None:
 def create(file: Annotated[str, typer.Option("--file", "-f", help="a catalogued training file's id, or a file"
                                                                   " to upload first")],
            name: Annotated[str | None, typer.Option(help="3-100 characters (default: made from the file)")] = None,
-           preset: Annotated[Preset | None, typer.Option(help="default: by the file's size")] = None,
-           gpu_tier: Annotated[GpuTier, typer.Option("--gpu-tier")] = GpuTier.spot,
+           template: Annotated[str | None, typer.Option(help="start from a configuration template: its id or"
+                                                              " its name (its preset, GPU tier and settings)")]
+           = None,
+           preset: Annotated[Preset | None, typer.Option(help="default: the template's, else by the file's"
+                                                              " size")] = None,
+           gpu_tier: Annotated[GpuTier | None, typer.Option("--gpu-tier", help="default: the template's, else"
+                                                                              " spot")] = None,
            description: Annotated[str | None, typer.Option()] = None,
            tag: Annotated[list[str] | None, typer.Option(help="repeat for several")] = None,
            client: Annotated[str | None, typer.Option()] = None,
@@ -190,15 +209,38 @@ def create(file: Annotated[str, typer.Option("--file", "-f", help="a catalogued 
            override_justification: Annotated[str | None, typer.Option(help="a manager's reason to start past"
                                                                            " the budget")] = None,
            as_json: AsJson = False) -> None:
-    """Creates a job from a training file and (by default) starts it."""
+    """Creates a job from a training file (and a template's configuration) and, by default, starts it."""
     with connected(as_json) as api:
+        chosen = template_of(api, template, as_json) if template else None
         file_id = training_file(api, file, as_json)
         body = {"training_file_id": file_id, "name": name, "preset": preset.value if preset else None,
-                "gpu_tier": gpu_tier.value, "description": description, "tags": tag or [], "client": client,
-                "project": project, "notes": notes, "start": start, "override_justification": override_justification}
-        made = api.post("/api/jobs", {k: v for k, v in body.items() if v is not None})
+                "gpu_tier": gpu_tier.value if gpu_tier else None, "description": description, "tags": tag or [],
+                "client": client, "project": project, "notes": notes, "start": start,
+                "override_justification": override_justification}
+        path = f"/api/templates/{chosen['id']}/jobs" if chosen else "/api/jobs"
+        made = api.post(path, {k: v for k, v in body.items() if v is not None})
     warnings = "".join(f"\n[yellow]{w}[/yellow]" for w in made.get("warnings") or [])
-    emit(as_json, made, f"Created job {made['id']} ({'queued' if made['started'] else 'not started'}){warnings}")
+    source = f" from template {chosen['name']}" if chosen else ""
+    emit(as_json, made, f"Created job {made['id']}{source} ({'queued' if made['started'] else 'not started'})"
+                        f"{warnings}")
+
+
+def template_of(api: Api, given: str, as_json: bool) -> dict[str, Any]:
+    """The template `given` names: by id, or by its name (any case) among those you may use."""
+    try:
+        return dict(api.get(f"/api/templates/{UUID(given.strip())}"))
+    except ValueError:
+        pass
+    usable = api.get("/api/templates")
+    found = [t for t in usable if t["name"].casefold() == " ".join(given.split()).casefold()]
+    if len(found) > 1:
+        stop(USAGE, f"--template: {len(found)} templates are named {given!r}; give one's id: "
+                    + ", ".join(f"{t['id']} (by {t['created_by']})" for t in found), as_json)
+    if not found:
+        names = ", ".join(sorted(t["name"] for t in usable)) or "none yet"
+        stop(REFUSED, f"--template: no template named {given!r} that you may use (yours and the team's: {names})",
+             as_json, 404)
+    return dict(found[0])
 
 
 def training_file(api: Api, given: str, as_json: bool) -> str:
@@ -378,6 +420,101 @@ def download(job: JobId, output: Annotated[Path | None, typer.Option("--output",
             digest.update(chunk)
     emit(as_json, {"path": str(path), "bytes": size, "sha256": digest.hexdigest()},
          f"Saved {path} ({size:,} bytes, sha256 {digest.hexdigest()})")
+
+
+# --- sharing (FR8.1.2) ----------------------------------------------------------------------------
+
+SHARING_WORDS = {"private": "only you (its creator), managers and admins can open it",
+                 "team": "everyone signed in can open it",
+                 "public": "anyone with its link can see its configuration, progress and results without signing"
+                           " in (never its costs, notes, training data or downloads)"}
+
+
+def sharing_text(sharing: dict[str, Any]) -> Callable[[], None]:
+    def text() -> None:
+        visibility = sharing["visibility"]
+        out.print(f"Visibility: [bold]{visibility}[/bold]: {SHARING_WORDS.get(visibility, '')}", highlight=False,
+                  soft_wrap=True)
+        out.print(f"Link: {sharing['link']}", highlight=False, soft_wrap=True)
+        for link in sharing.get("links") or []:
+            out.print(f"Share link {link['link_id']}: {link['purpose']} by {link['shared_by']},"
+                      f" expires {link['expires_at'][:16].replace('T', ' ')} UTC", highlight=False, soft_wrap=True)
+
+    return text
+
+
+@jobs.command()
+def share(job: JobId,
+          private: Annotated[bool, typer.Option("--private", help="only you, managers and admins (the default)")]
+          = False,
+          team: Annotated[bool, typer.Option("--team", help="everyone signed in")] = False,
+          public: Annotated[bool, typer.Option("--public", help="anyone with the link, without signing in")] = False,
+          as_json: AsJson = False) -> None:
+    """Shows who can see a job, its link and its share links; --private, --team or --public changes it."""
+    jid = job_id(job, as_json)
+    chosen = [v for v, on in ((Visibility.private, private), (Visibility.team, team), (Visibility.public, public))
+              if on]
+    if len(chosen) > 1:
+        stop(USAGE, "choose one of --private, --team and --public", as_json)
+    with connected(as_json) as api:
+        sharing = api.post(f"/api/jobs/{jid}/sharing", {"visibility": chosen[0].value}) if chosen else \
+            api.get(f"/api/jobs/{jid}/sharing")
+    emit(as_json, sharing, sharing_text(sharing))
+
+
+@jobs.command("share-link")
+def share_link(job: JobId,
+               what: Annotated[Artefact, typer.Option("--for", help="job: make the job public and print its"
+                                                                    " page's link; report: a 30-day link to its"
+                                                                    " training report; package: a 48-hour link"
+                                                                    " to its deployment package")] = Artefact.job,
+               as_json: AsJson = False) -> None:
+    """A link that opens without signing in: the job's public page, or its report or package."""
+    jid = job_id(job, as_json)
+    with connected(as_json) as api:
+        if what is Artefact.job:
+            answer = api.post(f"/api/jobs/{jid}/sharing", {"visibility": Visibility.public.value})
+            text = (f"{answer['link']}\nPublic: {SHARING_WORDS['public']}. `pipeline jobs share {jid} --private`"
+                    " withdraws it.")
+        else:
+            answer = api.post(f"/api/jobs/{jid}/share-links", {"purpose": what.value})
+            text = (f"{answer['url']}\nExpires {answer['expires_at'][:16].replace('T', ' ')} UTC;"
+                    f" `pipeline jobs revoke-link {jid} {answer['link_id']}` withdraws it.")
+    emit(as_json, answer, text)
+
+
+@jobs.command("revoke-link")
+def revoke_link(job: JobId,
+                link: Annotated[str | None, typer.Argument(metavar="LINK_ID", help="the share link's id (as"
+                                                                                     " `pipeline jobs share` lists"
+                                                                                     " it)")] = None,
+                every: Annotated[bool, typer.Option("--all", help="every report and package link, and the public"
+                                                                  " page (the job becomes private)")] = False,
+                as_json: AsJson = False) -> None:
+    """Withdraws share links at once: one by its id, or --all."""
+    jid = job_id(job, as_json)
+    if (link is None) == (not every):
+        stop(USAGE, "give either a LINK_ID (`pipeline jobs share JOB_ID` lists them) or --all", as_json)
+    if link is not None:
+        try:
+            link = str(UUID(link.strip()))
+        except ValueError:
+            stop(USAGE, f"LINK_ID: {link!r} is not a share link's id (`pipeline jobs share {jid}` lists them)",
+                 as_json)
+    with connected(as_json) as api:
+        if link is not None:
+            answer = api.post(f"/api/jobs/{jid}/share-links/{link}/revoke")
+            done = f"Share link {link} revoked: it no longer opens anything."
+        else:
+            answer = api.post(f"/api/jobs/{jid}/share-links/revoke-all")
+            if answer["visibility"] == Visibility.public.value:
+                answer = api.post(f"/api/jobs/{jid}/sharing", {"visibility": Visibility.private.value})
+            done = "Every share link revoked; the job is not public."
+    def text() -> None:
+        out.print(done, highlight=False)
+        sharing_text(answer)()
+
+    emit(as_json, answer, text)
 
 
 def main() -> None:  # pragma: no cover - `python -m pipeline.client.app`

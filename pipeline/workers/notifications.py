@@ -20,6 +20,7 @@ from handlers.notifications.channels import Mailer, SlackWebhooks, SmtpConfig
 from handlers.notifications.digest import DigestSchedule
 from handlers.notifications.digests import DigestSender
 from handlers.notifications.notifier import Notifier, NotifierConfig
+from handlers.notifications.read_models import ReadModels
 from handlers.webhooks.outbox import WebhookOutbox
 from handlers.webhooks.sender import BATCH as WEBHOOK_BATCH
 from handlers.webhooks.sender import RetryPolicy, WebhookSender
@@ -37,6 +38,8 @@ from pipeline.workers.common import (
     stop_on_signals,
     worker_leases,
 )
+from projections.budget_reads import month_figures, spend_between
+from projections.job_reads import jobs_in
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +85,15 @@ async def send_webhooks(sender: WebhookSender, stop: asyncio.Event, every_s: flo
                 await asyncio.wait_for(stop.wait(), every_s)
 
 
+# The read models' queries the digests and the reset banner read (handlers/notifications/read_models.py).
+READ_MODELS = ReadModels(jobs_in=jobs_in, month_figures=month_figures, spend_between=spend_between)
+
+
 def digests_from_settings(settings: Settings, notifier: Notifier, hour: int) -> DigestSender:
     schedule = DigestSchedule(settings.budget.time_zone, hour)
     config = notifier.config
     return DigestSender(notifier.pool, schedule, notifier.mailer, team=config.team, base_url=config.base_url,
-                        sender=config.sender)
+                        sender=config.sender, reads=READ_MODELS)
 
 
 def digest_hour(settings: Settings) -> int:
@@ -146,7 +153,8 @@ async def run_notifications(settings: Settings, database_url: str, nats_url: str
                  "on" if settings.notifications.slack_webhook_url else "from team settings (if set)",
                  digests.schedule.hour, settings.budget.time_zone)
         if await leases.wait_for_any(halt, [CLOCK]):
-            resets = ResetBanners(settings.budget.team, settings.budget.time_zone, settings.budget.default_limit)
+            resets = ResetBanners(settings.budget.team, settings.budget.time_zone, settings.budget.default_limit,
+                                  READ_MODELS)
             await asyncio.gather(send_digests(digests, halt, resets=resets), send_webhooks(webhooks, halt))
         await halt.wait()
     finally:

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
 
 import pytest
 
 from domain.aggregates.template import ConfigurationTemplate
+from handlers.notifications import tokens
 from tests.e2e import api
 from tests.e2e.browser import LiveStack, browser, live_stack, sign_in  # noqa: F401
 from tests.e2e.test_queue import upload_variant
 from tests.helpers import wait_for
+from web import share_links
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(600)]  # the stack, a job trained, 38 pages
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
+SECRET = "browser-tests-approval-secret-0123456789"  # approval and share links
+STACK_ENV = {"PIPELINE_APPROVAL_SECRET": SECRET}
 SYMBOLS = "❌ 💡 ⚠ ✓"
 # axe.run in the page: its violations of serious or critical impact, each with up to three places.
 RUN_AXE = """async () => {
@@ -67,17 +73,55 @@ def create(base: str, name: str, file_id: str, start: bool = True) -> str:
     return job
 
 
+@pytest.fixture(scope="module")
+def links(live_stack: LiveStack, jobs: dict[str, str]) -> dict[str, str]:
+    """What a signed-out visitor opens: the completed job made public (FR8.1.2), a report link revoked
+    on the job (its page then says so), a package link past its 48 hours, and a manager's approve link
+    for a pending limit increase (FR1.2.2). A valid report or package link serves a PDF or a zip, no
+    page; the pages at those addresses are these refusals. The blind review of the completed job's
+    generated replies (FR6.2.1) waits for its evaluation."""
+    base, done = live_stack.base, jobs["done"]
+    assert api.post(f"{base}/api/jobs/{done}/sharing", json={"visibility": "public"}).status_code == 200
+    made = api.post(f"{base}/jobs/{done}/report/share")
+    assert made.status_code == 200, made.text
+    report = re.search(r"/shared/reports/([\w.-]+)", made.text)
+    assert report, made.text
+    sharing = api.get(f"{base}/api/jobs/{done}/sharing").json()
+    link = next(lk["link_id"] for lk in sharing["links"] if lk["purpose"] == share_links.REPORT.key)
+    assert api.post(f"{base}/api/jobs/{done}/share-links/{link}/revoke").status_code == 200
+    now = datetime.now(timezone.utc)
+    package, _ = share_links.share(share_links.PACKAGE, UUID(done), "admin", SECRET, now - timedelta(days=3))
+    asked = api.post(f"{base}/budget/requests", data={"new_limit": "1000000", "justification":
+                                                      "A second product line needs its own adapters this month"})
+    assert asked.status_code == 303, asked.text
+    month = parse_qs(urlsplit(asked.headers["location"]).query)["month"][0]
+    request_id = re.search(r"/budget/requests/([0-9a-f-]{36})", api.get(f"{base}/budget?month={month}").text)
+    assert request_id, "the pending limit increase on /budget"
+    approve = tokens.links(UUID(request_id[1]), month, "admin", SECRET, timedelta(days=2), now, "")["approve"]
+    wait_for(lambda: api.get(f"{base}/jobs/{done}/replies").status_code == 200, timeout=120, interval=1,
+             message="the completed job's replies to review")
+    return {"report": report[1], "package": package, "approval": approve}
+
+
 def pages(jobs: dict[str, str]) -> dict[str, str]:
     done = jobs["done"]
     return {"jobs": "/jobs", "new-job": "/jobs/new", "review": f"/jobs/{jobs['draft']}/review",
             "job": f"/jobs/{done}", "job-events": f"/jobs/{done}?tab=events",
-            "job-quality": f"/jobs/{done}?tab=quality",
+            "job-quality": f"/jobs/{done}?tab=quality", "replies": f"/jobs/{done}/replies",
             "files": "/files", "suites": "/suites", "templates": "/templates",
             "template": f"/templates/{ConfigurationTemplate.default_id('quick-test')}", "queue": "/queue",
             "budget": "/budget",
             "analytics": "/analytics", "compare": f"/compare?jobs={done}&jobs={jobs['second']}",
             "compare-picker": "/compare", "storage": "/storage", "notifications": "/notifications",
             "settings": "/settings/notifications", "not-found": "/no-such-page"}
+
+
+def signed_out_pages(jobs: dict[str, str], links: dict[str, str]) -> dict[str, tuple[str, int, str]]:
+    """Name → (path, HTTP status, words the page shows)."""
+    return {"public-job": (f"/training-jobs/{jobs['done']}", 200, "Created by Administrator"),
+            "approval": (links["approval"], 200, "A second product line"),
+            "shared-report-revoked": (f"/shared/reports/{links['report']}", 410, "report link was revoked"),
+            "shared-package-expired": (f"/shared/packages/{links['package']}", 410, "link expired on")}
 
 
 @pytest.fixture
@@ -111,12 +155,27 @@ def check(tab: Page, size: str, name: str, shots: Path) -> list[str]:
 
 
 def test_every_page_fits_a_phone_and_has_no_serious_accessibility_problem_at_either_size(
-    tabs: dict[str, Page], live_stack: LiveStack, jobs: dict[str, str], tmp_path: Path
+    tabs: dict[str, Page], browser: Browser, live_stack: LiveStack, jobs: dict[str, str], links: dict[str, str],
+    tmp_path: Path
 ) -> None:
     shots = tmp_path / "screenshots"
     shots.mkdir()
     problems: list[str] = []
     script_errors: list[str] = []
+    for size, (width, height) in SIZES.items():  # signed out: a fresh context, no session cookie
+        context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US", timezone_id="UTC")
+        try:
+            tab = context.new_page()
+            tab.on("pageerror", lambda error, size=size: script_errors.append(f"{size} signed out: {error}"))
+            for name, (path, status, words) in signed_out_pages(jobs, links).items():
+                answer = tab.goto(live_stack.url(path))
+                tab.wait_for_load_state("load")
+                assert urlsplit(tab.url).path == path, f"{path} went to {tab.url}"
+                assert answer is not None and answer.status == status, f"{name}: {answer and answer.status}"
+                assert words in tab.locator("body").inner_text(), f"{name}: {tab.locator('body').inner_text()[:300]}"
+                problems += check(tab, size, name, shots)
+        finally:
+            context.close()
     for size, tab in tabs.items():
         tab.on("pageerror", lambda error, size=size: script_errors.append(f"{size}: {error}"))
         tab.goto(live_stack.url("/login"))
@@ -127,6 +186,9 @@ def test_every_page_fits_a_phone_and_has_no_serious_accessibility_problem_at_eit
             tab.wait_for_load_state("load")
             assert urlsplit(tab.url).path == urlsplit(path).path, f"{path} went to {tab.url}"
             problems += check(tab, size, name, shots)
+            if (size, name) == ("phone", "replies"):  # each characteristic a card across the screen
+                across = tab.locator("#rv-scores tbody th").first.bounding_box()["width"]
+                problems += [f"phone replies: a characteristic {across:.0f}px wide"] if across < 300 else []
     print(f"screenshots: {shots}")
     assert problems == [], "\n".join(problems)
     assert script_errors == []

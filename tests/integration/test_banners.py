@@ -103,7 +103,7 @@ def test_the_budget_reset_banner_shows_on_a_months_first_day_once_to_the_whole_t
 
     from domain.budget_month import previous_month
     from handlers.notifications.budget_reset import ResetBanners
-    from pipeline.workers.notifications import post_reset
+    from pipeline.workers.notifications import READ_MODELS, post_reset
     from projections.runner import rebuild_all
 
     now = datetime.now(timezone.utc)
@@ -117,7 +117,7 @@ def test_the_budget_reset_banner_shows_on_a_months_first_day_once_to_the_whole_t
     rig.app.save(before, ahead)
     with psycopg.connect(rig.url) as conn, conn.transaction():
         rebuild_all(conn, {"pipeline": rig.app})
-    resets = ResetBanners("default", "UTC", Decimal(500))
+    resets = ResetBanners("default", "UTC", Decimal(500), READ_MODELS)
     expected = "✓ Budget Reset: Your monthly training budget has been reset to $750.00. Last month's spend: $487.32."
     with psycopg.connect(rig.url) as conn:
         assert resets.post_due(conn, first - timedelta(seconds=1)) is None  # the last second of the month before
@@ -135,7 +135,7 @@ def test_the_budget_reset_banner_shows_on_a_months_first_day_once_to_the_whole_t
         conn.execute("UPDATE notification_banners SET expires_at = now() - interval '1 second'")
     assert client.get("/api/banners", headers=ALICE).json() == []
     # Another team's zone: the first day starts at its own midnight; no budget: the default limit.
-    east = ResetBanners("east", "Asia/Tokyo", Decimal(500))
+    east = ResetBanners("east", "Asia/Tokyo", Decimal(500), READ_MODELS)
     with psycopg.connect(rig.url) as conn:
         tokyo_first = first - timedelta(hours=9)
         assert east.post_due(conn, tokyo_first - timedelta(seconds=1)) is None
@@ -151,6 +151,6 @@ def test_the_budget_reset_banner_shows_on_a_months_first_day_once_to_the_whole_t
     with psycopg.connect(rig.url) as conn, conn.transaction():
         rebuild_all(conn, {"pipeline": rig.app})
     with psycopg.connect(rig.url) as conn:
-        assert ResetBanners("busy", "UTC", Decimal(500)).post_due(conn, first) == (
+        assert ResetBanners("busy", "UTC", Decimal(500), READ_MODELS).post_due(conn, first) == (
             "✓ Budget Reset: Your monthly training budget has been reset to $500.00. Last month's spend so far:"
             " $12.50 (jobs started then are still running).")

@@ -380,3 +380,46 @@ def test_the_memory_guard_turns_on_checkpointing_and_halves_the_micro_batch_keep
     assert [c.split(":")[0] for c in memory["changes"]] == [
         "Gradient checkpointing turned on", "Micro-batch 4 → 2, gradient accumulation 1 → 2 (effective batch 4 kept)"]
     assert [d["step"] for d in of_kind(messages, "step")] == [1, 2, 3, 4]
+
+
+def test_a_validation_file_is_validated_on_the_whole_training_file_trained_on_and_a_resume_matches(
+    nats, training_ref, tmp_path
+) -> None:
+    """OpenAI's `validation_file`: no hold-out of the training file; the eval losses and the held-out
+    perplexity are the validation file's own conversations; SIGTERM and resume still give the same run."""
+    from domain.quality.results import parse
+    from gpu_agent.data import examples
+    from tests.agent_helpers import SAMPLE
+
+    doc = json.loads(SAMPLE.read_bytes())
+    doc["conversations"] = doc["conversations"][40:43]  # none of the training file's 12
+    held_out = json.dumps(doc).encode()
+    with_validation = job_spec(training_ref, validation_file=upload(nats.url, held_out, tmp_path, "val.json").as_dict())
+    training_file, trained_on = examples(small_training_file(12))
+    validation_file, validated_on = examples(held_out)
+    validation_ids = {c.id for c in validation_file.conversations}
+    assert validation_ids.isdisjoint(c.id for c in training_file.conversations)
+
+    (tmp_path / "whole").mkdir()
+    _, code, messages = run_agent(nats, tmp_path / "whole", with_validation)
+    assert code == 0, (tmp_path / "whole" / "agent-1.log").read_text()[-3000:]
+    (training,) = [d for d in of_kind(messages, "stage") if d["stage"] == "training"]
+    assert training["status"] == f"Training {len(trained_on)} examples, validating on {len(validated_on)}..."
+    (completed,) = of_kind(messages, "completed")
+    results = parse(download(nats.url, ArtifactRef(**completed["evaluation"]), tmp_path / "results.json").read_bytes())
+    assert results.samples and {s.id for s in results.samples} <= validation_ids  # the perplexity: its conversations
+    evals = {e["step"]: e["eval_loss"] for e in of_kind(messages, "eval")}
+    assert evals
+
+    (tmp_path / "resumed").mkdir()
+    job_id, code, stopped = run_agent(nats, tmp_path / "resumed", with_validation | {"fault": "sigterm_at_step:7"})
+    assert code == 143, (tmp_path / "resumed" / "agent-1.log").read_text()[-3000:]
+    (interrupted,) = of_kind(stopped, "interrupted")
+    _, code, again = run_agent(nats, tmp_path / "resumed", with_validation, job_id, attempt=2,
+                               resume=ArtifactRef(**interrupted["checkpoint"]))
+    assert code == 0, (tmp_path / "resumed" / "agent-2.log").read_text()[-3000:]
+    assert losses(again, attempt=2) == {s: loss for s, loss in losses(messages).items() if s > 7}
+    assert {e["step"]: e["eval_loss"] for e in of_kind(again, "eval") if e["step"] > 7} == {
+        s: loss for s, loss in evals.items() if s > 7}
+    (done,) = of_kind(again, "completed")
+    assert adapter_weights(nats, done["adapter"], tmp_path) == adapter_weights(nats, completed["adapter"], tmp_path)

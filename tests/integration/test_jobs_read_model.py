@@ -29,6 +29,7 @@ from tests.factories import CHECKPOINT, job_fields
 from tests.finance_month import POLICY, SPOT, Month, add_job, busy_month, run_steps, utc
 from web import job_views
 from web.app import api_list_jobs
+from web.stage_timeline import stage_view
 
 PROJECTION = JobsProjection()
 LATER = utc(11, 28, 12, 0)
@@ -55,7 +56,8 @@ def running_job(app) -> UUID:
         (t, lambda j: j.start_provisioning("spot", t)),
         (t, lambda j: j.pod_started("pod-r1", 1, SPOT, t + timedelta(minutes=1))),
         (t, lambda j: j.change_stage(JobStatus.PREPROCESSING, 1, t + timedelta(minutes=2))),
-        (t, lambda j: j.change_stage(JobStatus.MODEL_LOADING, 1, t + timedelta(minutes=4))),
+        (t, lambda j: j.change_stage(JobStatus.DOWNLOADING_MODEL, 1, t + timedelta(minutes=4))),
+        (t, lambda j: j.change_stage(JobStatus.MODEL_LOADING, 1, t + timedelta(minutes=11))),
         (t, lambda j: j.change_stage(JobStatus.TRAINING, 1, t + timedelta(minutes=14))),
         (t, lambda j: j.record_progress(400, 2000, 0.6, 0.61, 1, t + timedelta(minutes=60))),
         (t, lambda j: j.record_checkpoint(800, CHECKPOINT, 1, t + timedelta(minutes=100))),
@@ -146,11 +148,15 @@ def test_the_stage_timeline_and_interruptions_of_a_resumed_job(projected: Projec
     assert stages == [
         (1, "provisioning", "completed", 120, 300),
         (1, "preprocessing", "completed", 120, hours * Decimal("0.02")),
-        (1, "model_loading", "completed", 600, hours * Decimal("0.08")),
+        (1, "downloading_model", "completed", 420, hours * Decimal("0.05")),  # model loading's 8 %, split
+        (1, "model_loading", "completed", 180, hours * Decimal("0.03")),
         (1, "training", "interrupted", 96 * 60, hours * Decimal("0.80")),
         (2, "provisioning", "completed", 9 * 60, 300),
         (2, "training", None, 50 * 60, hours * Decimal("0.80")),  # running: so far
     ]
+    timeline = {row["label"]: (row["status"], row["actual"], row["estimated"]) for row in stage_view(detail)}
+    assert timeline["Model Download"] == ("complete", "0h 7m", "0h 40m")  # the download's own time
+    assert timeline["Model Loading"] == ("complete", "0h 3m", "0h 24m")
     [interruption] = detail["interruptions"]
     assert (interruption["step"], interruption["reason"], interruption["checkpoint_step"]) == (
         850, "spot instance preempted", 800)

@@ -17,6 +17,7 @@ from handlers.notifications.channels import Mailer
 from handlers.notifications.digest import DigestSchedule
 from handlers.notifications.digests import DigestSender
 from handlers.notifications.preferences import Preferences, TeamSettings
+from pipeline.workers.notifications import READ_MODELS
 from projections.runner import PROJECTIONS, rebuild
 from tests.integration.test_notifications import (  # noqa: F401 - `rig` is a fixture
     BASE,
@@ -34,7 +35,7 @@ UTC = timezone.utc
 
 def sender_for(rig: Rig, pool: ConnectionPool | None = None, mailer: Mailer | None = None) -> DigestSender:
     return DigestSender(pool or rig.pool, DigestSchedule("UTC", 8), mailer or rig.notifier.mailer, team="default",
-                        base_url=BASE, sender=SENDER)
+                        base_url=BASE, sender=SENDER, reads=READ_MODELS)
 
 
 def project(rig: Rig) -> None:

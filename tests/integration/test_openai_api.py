@@ -265,6 +265,52 @@ def test_explicit_hyperparameters_pick_the_nearest_preset_and_override_the_rest(
     assert job.seed == 7
 
 
+def test_a_job_validates_on_its_validation_file_and_an_unknown_or_invalid_one_is_refused_naming_it(
+        web: WebRig) -> None:
+    ai = client(web)
+    chat = ai.files.create(file=("advisor.jsonl", chat_lines()), purpose="fine-tune")
+    held_out = ai.files.create(file=("held-out.jsonl", chat_lines(5, start=200)), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError) as bad:
+        ai.files.create(file=("bad.jsonl", b'{"messages": []}\n'), purpose="fine-tune")
+    invalid = bad.value.body["file_id"]  # catalogued, as invalid
+    before = stored_events(web)
+
+    for value, message in [
+        ("file-abc", "No validation file with id 'file-abc': upload it with POST /v1/files"),
+        ("9b2f4c1e-0000-4000-8000-000000000000",
+         "No validation file with id '9b2f4c1e-0000-4000-8000-000000000000': upload it with POST /v1/files"),
+        (invalid, "Validation file failed validation: "),
+    ]:
+        with pytest.raises(openai.BadRequestError) as refused:
+            ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id, validation_file=value)
+        assert (refused.value.param, refused.value.code) == ("validation_file", "invalid_validation_file")
+        assert refused.value.body["message"].startswith(message), refused.value.body
+    assert stored_events(web) == before  # no job, no reservation, the training file not claimed
+
+    job = ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id, validation_file=held_out.id)
+
+    assert (job.status, job.training_file, job.validation_file) == ("queued", chat.id, held_out.id)
+    assert web.store.app.get_job(UUID(job.id)).validation_file == web.store.app.catalog_file(UUID(held_out.id)).file
+    assert ai.fine_tuning.jobs.retrieve(job.id).validation_file == held_out.id  # from the aggregate
+    other = ai.files.create(file=("other.jsonl", chat_lines(50, start=100)), purpose="fine-tune")
+    second = ai.fine_tuning.jobs.create(model="tiny", training_file=other.id, validation_file=held_out.id)
+    web.project()  # the read model has them now
+    listed = {j.id: j.validation_file for j in ai.fine_tuning.jobs.list()}
+    assert listed == {job.id: held_out.id, second.id: held_out.id}  # one file validates any number of jobs
+    assert ai.fine_tuning.jobs.retrieve(job.id).validation_file == held_out.id
+
+    api = web.client()  # the JSON API's create takes it as validation_file_id
+    third = ai.files.create(file=("third.jsonl", chat_lines(50, start=150)), purpose="fine-tune")
+    unknown = api.post("/api/jobs", json={"training_file_id": third.id,
+                                          "validation_file_id": "9b2f4c1e-0000-4000-8000-000000000000"},
+                       headers=web.token("alice"))
+    assert (unknown.status_code, unknown.json()["detail"]) == (400, "Validation file not found")
+    made = api.post("/api/jobs", json={"training_file_id": third.id, "validation_file_id": held_out.id},
+                    headers=web.token("alice"))
+    assert made.status_code == 201, made.text
+    assert ai.fine_tuning.jobs.retrieve(made.json()["id"]).validation_file == held_out.id
+
+
 def test_jobs_are_listed_newest_first_page_by_page_and_by_metadata(web: WebRig) -> None:
     ai = client(web)
     ids = []
@@ -362,7 +408,7 @@ def test_cancel_ends_a_job_and_a_finished_job_cannot_be_cancelled(web: WebRig) -
     assert pause.value.body["message"] == "Only a training job can be paused (this one is completed)"
 
 
-def test_pause_reads_running_until_the_pod_has_stopped_then_paused_and_resume_queues_it_again(web: WebRig) -> None:
+def test_pause_reads_pausing_until_the_pod_has_stopped_then_paused_and_resume_queues_it_again(web: WebRig) -> None:
     ai = client(web)
     chat = ai.files.create(file=("advisor.jsonl", chat_lines()), purpose="fine-tune")
     job = ai.fine_tuning.jobs.create(model="tiny", training_file=chat.id)
@@ -374,12 +420,18 @@ def test_pause_reads_running_until_the_pod_has_stopped_then_paused_and_resume_qu
         client(web, "carol").fine_tuning.jobs.pause(job.id)
     assert stranger.value.body["message"] == "Only the job's creator, a manager or an admin may pause it"
 
-    pausing = ai.fine_tuning.jobs.pause(job.id)  # strict: "running" while the pod saves and stops
-    assert (pausing.status, pausing.model_extra["pipeline_status"]) == ("running", "pausing")
-    assert ai.fine_tuning.jobs.pause(job.id).status == "running"  # asked again: nothing more happens
+    lenient = client(web, _strict_response_validation=False)  # "pausing", "paused": not in the client's type
+    pausing = lenient.fine_tuning.jobs.pause(job.id)  # while the pod saves a checkpoint and stops
+    assert (pausing.status, pausing.model_extra["pipeline_status"]) == ("pausing", "pausing")
+    assert lenient.fine_tuning.jobs.pause(job.id).status == "pausing"  # asked again: nothing more happens
+    web.project()
+    assert lenient.fine_tuning.jobs.retrieve(job.id).status == "pausing"  # the read model's row says it too
     run(web, job.id, lambda j: j.interrupt("sigterm", 230, 1, ago(0.5)), lambda j: j.pod_stopped("pod-1", ago(0.4)))
-    lenient = client(web, _strict_response_validation=False)  # "paused" is not in the client's status type
-    assert lenient.fine_tuning.jobs.retrieve(job.id).status == "paused"
+    web.project()
+    paused_object = lenient.fine_tuning.jobs.retrieve(job.id)
+    assert (paused_object.status, paused_object.model_extra["pipeline_status"]) == ("paused", "paused")
+    assert (paused_object.finished_at, paused_object.fine_tuned_model, paused_object.error) == (None, None, None)
+    assert paused_object.estimated_finish is None  # not under way: no finish to estimate
     paused = web.store.app.get_job(UUID(job.id))
     assert paused.pause["step"] == 230 and paused.pause["checkpoint_step"] == 200 and not paused.running_pods()
     with pytest.raises(openai.ConflictError):

@@ -11,9 +11,9 @@ from domain.cost_model import (
     DEFAULT_COEFFICIENTS,
     SPEC_COEFFICIENTS,
     Coefficients,
-    DurationSample,
     InvalidEstimateInputError,
     PresetTiming,
+    ThroughputSample,
     accuracy,
     delta_text,
     estimate_cost,
@@ -150,63 +150,64 @@ def test_review_warns_of_extended_training_beyond_20_hours():
     assert any(w.startswith("⚠ Extended Training Time") for w in review_warnings(e, D(0), None, 2))
 
 
-def synthetic(preset, timing, pair_epochs, noise=()):
-    noise = noise or [D(1)] * len(pair_epochs)
-    return [
-        DurationSample(preset, conversation_count=x // 6, training_pairs=x, epochs=1,
-                       actual_duration_seconds=timing.seconds(x) * k)
-        for x, k in zip(pair_epochs, noise, strict=True)
-    ]
+def measured(preset, rate, per_pair, pair_epochs, slowness=()):
+    """Completed jobs that trained `per_pair` useful tokens per pair-epoch at `rate` tokens/s (× a slowness each)."""
+    slowness = slowness or [D(1)] * len(pair_epochs)
+    return [ThroughputSample(preset, x, D(x) * per_pair, D(x) * per_pair / rate * k)
+            for x, k in zip(pair_epochs, slowness, strict=True)]
 
 
 SIZES = [1000, 2500, 4000, 6000, 9000, 12000]
 
 
-def test_refit_recovers_known_coefficients_from_exact_durations():
-    truth = {"conservative": PresetTiming(D("8.25"), D("900")), "balanced": PresetTiming(D("12.5"), D("1200")),
-             "aggressive": PresetTiming(D("19"), D(0))}
-    samples = [s for name, timing in truth.items() for s in synthetic(name, timing, SIZES)]
+def test_refit_takes_seconds_per_pair_from_the_measured_tokens_per_second():
+    fitted = refit(measured("balanced", D(2000), D(400), SIZES[:5]))
+    # 400 tokens a pair-epoch at 2,000 tokens/s: 0.2 s a pair-epoch, on the spec's own formula
+    assert fitted.balanced == PresetTiming(D("0.2000"), tokens_per_second=D("2000.0"), jobs=5)
+    assert fitted.conservative == DEFAULT_COEFFICIENTS.conservative  # no jobs: the shipped constant
+    assert (fitted.confidence, fitted.sample_count) == (100, 5)
+    assert fitted.version.startswith("fit-") and fitted.version == refit(measured("balanced", D(2000), D(400),
+                                                                                  SIZES[:5])).version
+    estimate = estimate_cost(BALANCED, EXAMPLE_PAIRS, SPOT, coefficients=fitted)
+    assert estimate.duration_hours == D(EXAMPLE_PAIRS * 3) * D("0.2") / 3600  # pairs × epochs × s/pair / 3600
+    assert estimate.algorithm_version == fitted.version
+
+
+def test_the_rate_is_tokens_over_seconds_summed_not_a_mean_of_the_jobs_rates():
+    fast_short = ThroughputSample("conservative", 1000, D(100_000), D(100))     # 1,000 tokens/s for 100 s
+    slow_long = ThroughputSample("conservative", 1000, D(2_700_000), D(900))    # 3,000 tokens/s for 900 s
+    fitted = refit([fast_short, slow_long], min_samples=2)
+    assert fitted.conservative.tokens_per_second == D("2800.0")  # 2.8 M tokens / 1,000 s, not (1,000 + 3,000) / 2
+    assert fitted.conservative.seconds_per_pair == D("0.5000")  # 1,400 tokens a pair-epoch / 2,800 tokens/s
+
+
+def test_tokens_per_pair_come_from_every_preset_and_the_rate_from_the_presets_own_jobs():
+    samples = measured("balanced", D(1500), D(300), SIZES[:5]) + measured("aggressive", D(900), D(600), [4000] * 3)
     fitted = refit(samples)
-    assert fitted.timings() == truth
-    assert (fitted.confidence, fitted.sample_count) == (100, 18)
-    assert fitted.version.startswith("fit-") and fitted.version == refit(samples).version
+    per_pair = (D(300) * sum(SIZES[:5]) + D(600) * 12000) / (sum(SIZES[:5]) + 12000)
+    assert fitted.balanced.seconds_per_pair == (per_pair / 1500).quantize(D("0.0001"))
+    assert fitted.aggressive == DEFAULT_COEFFICIENTS.aggressive  # 3 jobs are too few for its own rate
+    assert fitted.sample_count == 5  # the confidence is measured on the refitted presets' jobs
 
 
-def test_refit_with_noise_lands_close_and_reports_the_share_within_15_percent():
-    noise = [D("1.30"), D("0.95"), D("1.10"), D("0.90"), D("1.02"), D("1.05")]
-    fitted = refit(synthetic("balanced", PresetTiming(D("12")), SIZES, noise))
-    assert abs(fitted.balanced.seconds(9000) - D(12 * 9000)) / D(12 * 9000) < D("0.10")
-    assert fitted.confidence == accuracy(fitted, synthetic("balanced", PresetTiming(D("12")), SIZES, noise))
+def test_slower_jobs_than_the_rate_predicts_show_in_the_confidence():
+    slowness = [D("1.30"), D("0.95"), D("1.10"), D("0.90"), D("1.02"), D("1.05")]
+    fitted = refit(measured("balanced", D(2000), D(400), SIZES, slowness))
+    assert fitted.confidence == accuracy(fitted, measured("balanced", D(2000), D(400), SIZES, slowness))
     assert 50 <= fitted.confidence < 100
 
 
-def test_a_preset_with_too_few_jobs_keeps_its_default_timing():
-    samples = synthetic("aggressive", PresetTiming(D("20")), SIZES)
-    samples += synthetic("balanced", PresetTiming(D(9)), SIZES[:4])
-    fitted = refit(samples)
-    assert fitted.aggressive == PresetTiming(D("20"))
-    assert fitted.balanced == DEFAULT_COEFFICIENTS.balanced
-    assert fitted.conservative == DEFAULT_COEFFICIENTS.conservative
-
-
-def test_refit_that_changes_nothing_keeps_the_version_but_measures_confidence():
-    fitted = refit(synthetic("balanced", DEFAULT_COEFFICIENTS.balanced, SIZES[:2]))
-    assert fitted.timings() == DEFAULT_COEFFICIENTS.timings()
-    assert (fitted.version, fitted.confidence) == ("calibrated-1", 100)
+def test_with_too_few_completed_jobs_the_shipped_constants_stay():
+    assert refit(measured("balanced", D(2000), D(400), SIZES[:4])) is DEFAULT_COEFFICIENTS
     assert refit([]) is DEFAULT_COEFFICIENTS
+    assert refit(measured("balanced", D(2000), D(400), SIZES[:4]), min_samples=4).balanced.jobs == 4
 
 
-def test_a_negative_fitted_overhead_falls_back_to_a_line_through_zero():
-    samples = [DurationSample("balanced", 1, x, 1, D(y)) for x, y in
-               [(1000, 9000), (2000, 20000), (3000, 31000), (4000, 42000), (5000, 53000)]]
-    timing = refit(samples).balanced
-    assert timing.overhead_seconds == 0
-    assert timing.seconds_per_pair == D("10.4545")  # OLS: 11 s/pair − 2,000 s; Σxy / Σx² = 575e6 / 55e6
-
-
-def test_refit_rejects_samples_of_an_unknown_preset():
+def test_refit_rejects_samples_of_an_unknown_preset_or_without_a_measurement():
     with pytest.raises(UnknownPresetError):
-        refit([DurationSample("turbo", 10, 60, 1, D(600))])
+        refit([ThroughputSample("turbo", 60, D(6000), D(6))])
+    with pytest.raises(ValueError, match="positive"):
+        ThroughputSample("balanced", 60, D(6000), D(0))
 
 
 def test_coefficients_are_looked_up_by_preset_name_only():
@@ -233,12 +234,12 @@ def test_the_total_lies_inside_its_range_and_all_money_is_decimal(preset, pairs,
 
 
 @given(
-    slope=st.decimals(min_value=D("0.5"), max_value=D("600"), places=4),
-    overhead=st.decimals(min_value=0, max_value=D("7200"), places=2),
-    sizes=st.lists(st.integers(10, 200_000), min_size=5, max_size=12, unique=True),
+    rate=st.decimals(min_value=D("10"), max_value=D("20000"), places=1),
+    per_pair=st.decimals(min_value=D("20"), max_value=D("8000"), places=1),
+    sizes=st.lists(st.integers(10, 200_000), min_size=5, max_size=12),
 )
-def test_refit_recovers_any_exact_linear_timing(slope, overhead, sizes):
-    truth = PresetTiming(slope, overhead)
-    fitted = refit(synthetic("conservative", truth, sizes), base=DEFAULT_COEFFICIENTS)
-    assert fitted.conservative == truth
+def test_refit_recovers_any_measured_rate_and_tokens_per_pair(rate, per_pair, sizes):
+    fitted = refit(measured("conservative", rate, per_pair, sizes), base=DEFAULT_COEFFICIENTS)
+    assert fitted.conservative.tokens_per_second == rate
+    assert fitted.conservative.seconds_per_pair == (per_pair / rate).quantize(D("0.0001"))
     assert isinstance(fitted, Coefficients)

@@ -35,18 +35,20 @@ def shown(**overrides) -> dict:
 @pytest.mark.parametrize(("ours", "theirs"), [
     (S.PENDING_CONFIGURATION, "validating_files"), (S.CONFIGURED, "validating_files"), (S.QUEUED, "queued"),
     (S.PROVISIONING, "queued"), (S.QUEUED_WAITING_FOR_GPU, "queued"), (S.PREPROCESSING, "running"),
-    (S.MODEL_LOADING, "running"), (S.TRAINING, "running"), (S.FINALIZATION, "running"), (S.INTERRUPTED, "running"),
+    (S.DOWNLOADING_MODEL, "running"), (S.MODEL_LOADING, "running"), (S.TRAINING, "running"),
+    (S.FINALIZATION, "running"), (S.INTERRUPTED, "running"),
     (S.RECOVERING, "running"), (S.COMPLETED, "succeeded"), (S.FAILED, "failed"), (S.CANCELLED, "cancelled"),
-    (S.PAUSING, "running"), (S.PAUSED, "paused"),
+    (S.PAUSING, "pausing"), (S.PAUSED, "paused"),
 ])
 def test_each_status_reads_as_the_clients_status(ours: JobStatus, theirs: str) -> None:
     assert openai_status(ours.value) == theirs
 
 
 def test_every_status_of_ours_has_a_reading_and_an_unknown_one_reads_as_running() -> None:
-    # "paused" is OpenAI's own word for a paused job, though its client's status type leaves it out (docs/web.md)
+    # "pausing", "paused": OpenAI's own words for a pausing and a paused job, though its client's status type
+    # leaves them out (docs/web.md)
     assert {openai_status(s.value) for s in JobStatus} <= {"validating_files", "queued", "running", "succeeded",
-                                                           "failed", "cancelled", "paused"}
+                                                           "failed", "cancelled", "pausing", "paused"}
     assert openai_status("a_status_added_later") == "running"
 
 
@@ -80,3 +82,19 @@ def test_a_succeeded_job_names_its_model_and_a_failed_one_says_why_in_the_client
     assert shown(status="cancelled", ended_at=T0)["error"] is None
     for job in (done, failed, oom):
         FineTuningJob.model_validate(job)
+
+
+def test_a_job_names_its_validation_file_by_its_catalog_id_and_none_when_it_validates_on_a_hold_out() -> None:
+    from domain.aggregates.catalog_file import CatalogFile
+
+    assert shown()["validation_file"] is None
+    job = shown(validation_file_sha256="b" * 64)
+    assert job["validation_file"] == str(CatalogFile.id_for("b" * 64)) != job["training_file"]
+    assert FineTuningJob.model_validate(job).validation_file == job["validation_file"]
+
+
+def test_a_pausing_and_a_paused_job_have_no_finish_no_model_and_no_error() -> None:
+    for status in ("pausing", "paused"):
+        job = shown(status=status)
+        assert (job["status"], job["finished_at"], job["fine_tuned_model"], job["error"], job["estimated_finish"]) == (
+            status, None, None, None, None)

@@ -292,3 +292,34 @@ def test_otherwise_the_recovery_resumes_from_the_checkpoint_its_telemetry_record
     job_id, provider, _ = killed_after_its_step_10_upload(app, stored)
     assert recovered_from(app, job_id) == CHECKPOINT_5
     assert resumed_from(provider)["name"] == CHECKPOINT_5.name
+
+
+def test_a_job_with_a_validation_file_stages_it_with_the_training_file_and_a_resumed_pod_still_gets_its_checkpoint(
+        app: Pipeline) -> None:
+    from tests.factories import REF, configuration, job_fields
+
+    validation = ArtifactRef("files", "held-out/val.jsonl", "f" * 64, 321)
+    staged: list[list[ArtifactRef]] = []
+
+    def stage(job_id: UUID, refs: list[ArtifactRef]) -> list[ArtifactRef]:
+        staged.append(refs)
+        return [ArtifactRef(f"job-{job_id}", f"staged/{ref.name}", ref.sha256, ref.size) for ref in refs]
+
+    provider = EnvProvider()
+    p = Provisioner(app, provider, AgentSettings("nats://127.0.0.1:4222"), QueuePolicy(), stage=stage)
+    job_id = app.create_job(**job_fields(validation_file=validation))
+    app.configure_job(job_id, **configuration())
+    app.start_job(job_id, "alice", "member", datetime.now(timezone.utc))
+    p.on_event("TrainingJob.Queued", job_id)
+    app.update_job(job_id, lambda j: j.change_stage(JobStatus.TRAINING, j.attempt, datetime.now(timezone.utc)))
+    app.update_job(job_id, lambda j: j.record_checkpoint(5, CHECKPOINT_5, j.attempt, datetime.now(timezone.utc)))
+    app.update_job(job_id, lambda j: j.interrupt("preempted", 6, j.attempt, datetime.now(timezone.utc)))
+    p.on_event("TrainingJob.Interrupted", job_id)
+
+    assert staged[0] == [REF, validation]  # the first pod: the training file, then the validation file
+    assert staged[1] == [REF, validation, CHECKPOINT_5]  # its replacement resumes from the checkpoint too
+    for env in provider.envs:
+        spec = decode_json(env["PIPELINE_JOB_CONFIG"], "config")
+        assert spec["validation_file"] == {"bucket": f"job-{job_id}", "name": f"staged/{validation.name}",
+                                           "sha256": validation.sha256, "size": validation.size}
+    assert resumed_from(provider)["name"] == f"staged/{CHECKPOINT_5.name}"

@@ -24,16 +24,17 @@ def app() -> Pipeline:
     return Pipeline(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=BudgetPolicy(default_limit=Decimal(5000)))
 
 
-def queued(app: Pipeline, batch: int | None = None):
-    job_id = app.create_job(**job_fields())
+def queued(app: Pipeline, batch: int | None = None, **fields):
+    job_id = app.create_job(**job_fields(**fields))
     hyper = BALANCED.as_config() | ({"per_device_train_batch_size": batch} if batch else {})
     app.configure_job(job_id, **configuration(hyperparameters=hyper))
     app.start_job(job_id, "alice", "member", T0)
     return job_id
 
 
-def failed(app: Pipeline, failure: FailureType, *, checkpoint: bool = False, batch: int | None = None) -> object:
-    job_id = queued(app, batch)
+def failed(app: Pipeline, failure: FailureType, *, checkpoint: bool = False, batch: int | None = None,
+           **fields) -> object:
+    job_id = queued(app, batch, **fields)
 
     def run(job) -> None:
         attempt = job.start_provisioning("spot", NOW)
@@ -97,6 +98,19 @@ def test_a_resume_starts_from_the_checkpoint_with_an_estimate_for_the_work_left(
     assert resumed.configuration["gpu_tier"] == "on_demand"
     fresh, _ = app.retry_job(original.id, plan, actor="bob", role="member", at=NOW)
     assert resumed.estimated_cost_max < app.get_job(fresh).estimated_cost_max  # 3/4 of the steps left
+
+
+def test_a_retry_and_a_resume_validate_on_the_validation_file_the_original_did(app: Pipeline) -> None:
+    from dataclasses import replace
+
+    held_out = ArtifactRef("files", "held-out/val.jsonl", "f" * 64, 321)
+    original = failed(app, FailureType.OOM, checkpoint=True, validation_file=held_out)
+    plan = same_configuration(original)
+    for resume in (False, True):
+        new_id, _ = app.retry_job(original.id, replace(plan, resume=resume), actor="bob", role="member", at=NOW)
+        assert app.get_job(new_id).validation_file == held_out
+    assert app.get_job(app.retry_job(failed(app, FailureType.OOM).id, plan, actor="bob", role="member",
+                                     at=NOW)[0]).validation_file is None
 
 
 def test_what_cannot_be_retried_is_refused_and_leaves_nothing(app: Pipeline) -> None:

@@ -263,3 +263,22 @@ def test_a_created_event_keeps_its_labels_suffix_and_base_model_and_one_stored_w
     job = loaded.mutate(None)
     assert (loaded.labels, loaded.suffix, loaded.base_model) == (None, None, None)
     assert (job.labels, job.suffix, job.base_model, job.name) == ({}, None, None, created.name)
+
+
+def test_a_created_event_keeps_its_validation_file_and_one_stored_without_it_reads_as_a_hold_out(
+        app: Pipeline) -> None:
+    """The OpenAI-compatible API's `validation_file` rides on TrainingJob.Created, added to it later: an
+    event stored before has none and reads as a job validating on a hold-out of its training file."""
+    import json
+
+    held_out = ArtifactRef("files", "held-out/val.jsonl", "f" * 64, 321)
+    created = new_job(validation_file=held_out)
+    event = created.collect_events()[0]
+    stored = app.mapper.to_stored_event(event)
+    assert app.mapper.to_domain_event(stored) == event and event.validation_file == held_out
+
+    older = {key: value for key, value in json.loads(stored.state).items() if key != "validation_file"}
+    before = type(stored)(stored.originator_id, stored.originator_version, stored.topic, json.dumps(older).encode())
+    loaded = app.mapper.to_domain_event(before)
+    assert loaded.validation_file is None and loaded.mutate(None).validation_file is None
+    assert new_job().validation_file is None

@@ -9,7 +9,7 @@ from eventsourcing.domain import Aggregate
 from domain.aggregates.budget import Budget
 from domain.aggregates.training_job import IllegalTransitionError, TrainingJob
 from domain.job_metadata import InvalidMetadataError, default_name, retry_name
-from domain.job_status import CancelReason, FailureType, JobStatus
+from domain.job_status import ACTIVE, CancelReason, FailureType, JobStatus, can_move
 from domain.values import ArtifactRef
 from tests.factories import T0, configuration, configured_job, new_job
 
@@ -37,6 +37,28 @@ def test_a_job_moves_from_configuration_through_its_stages_to_completed() -> Non
     job.change_stage(S.FINALIZATION, attempt, t(600))
     job.complete(CKPT, {"final_loss": 0.3}, attempt, t(605))
     assert job.status == S.COMPLETED and job.adapter == CKPT
+
+
+def test_the_base_models_download_is_a_stage_between_preprocessing_and_model_loading_and_may_be_skipped() -> None:
+    assert can_move(S.PREPROCESSING, S.DOWNLOADING_MODEL) and can_move(S.DOWNLOADING_MODEL, S.MODEL_LOADING)
+    assert can_move(S.PREPROCESSING, S.MODEL_LOADING) and can_move(S.PROVISIONING, S.DOWNLOADING_MODEL)
+    assert not can_move(S.MODEL_LOADING, S.DOWNLOADING_MODEL) and S.DOWNLOADING_MODEL in ACTIVE
+    downloaded, cached = configured_job(), configured_job()
+    for job in (downloaded, cached):
+        job.queue(t(0))
+        attempt = job.start_provisioning("spot", t(0))
+        job.pod_started("pod-1", attempt, Decimal("2.49"), t(0))
+        job.change_stage(S.PREPROCESSING, attempt, t(2))
+    downloaded.change_stage(S.DOWNLOADING_MODEL, attempt, t(3))
+    assert downloaded.status == S.DOWNLOADING_MODEL
+    downloaded.change_stage(S.PREPROCESSING, attempt, t(4))  # a late report of the earlier stage moves nothing
+    for job in (downloaded, cached):  # a pod whose volume holds the weights goes straight to model loading
+        job.change_stage(S.MODEL_LOADING, attempt, t(13))
+        assert job.status == S.MODEL_LOADING
+    downloaded.change_stage(S.DOWNLOADING_MODEL, attempt, t(14))
+    assert downloaded.status == S.MODEL_LOADING
+    stages = [e.stage for e in downloaded.collect_events() if isinstance(e, TrainingJob.StageChanged)]
+    assert stages == ["preprocessing", "downloading_model", "model_loading"]
 
 
 def test_queueing_an_unconfigured_job_raises_and_changes_nothing() -> None:

@@ -26,7 +26,7 @@ from domain.aggregates.budget import BudgetExceededError
 from domain.job_metadata import InvalidLabelsError, InvalidSuffixError
 from domain.preset_choice import HyperparameterError
 from domain.presets import PresetLockedError, UnknownPresetError
-from domain.training_file import IneligibleTrainingFileError
+from domain.training_file import IneligibleTrainingFileError, IneligibleValidationFileError
 from web import request_checks
 from web.catalog import TrainingFileTooLargeError
 from web.errors import DOMAIN_ERRORS, message_of, status_of
@@ -40,6 +40,7 @@ TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permis
 # Where a domain refusal points in a create request (`param`), and its code.
 PARAMS: dict[type[Exception], tuple[str | None, str]] = {
     IneligibleTrainingFileError: ("training_file", "invalid_training_file"),
+    IneligibleValidationFileError: ("validation_file", "invalid_validation_file"),
     InvalidLabelsError: ("metadata", "invalid_metadata"), InvalidSuffixError: ("suffix", "invalid_suffix"),
     PresetLockedError: ("preset", "preset_locked"), UnknownPresetError: ("preset", "unknown_preset"),
     BudgetExceededError: (None, "budget_exceeded"), QueueFullError: (None, "queue_full"),

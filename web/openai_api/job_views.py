@@ -24,12 +24,12 @@ from projections.job_detail import spend_at
 S = JobStatus
 # Ours → OpenAI's (validating_files, queued, running, succeeded, failed, cancelled). A job created
 # on the pages and not started yet reads as validating_files; every pod stage, an interruption and
-# its recovery read as running (the job is under way; `interruptions` counts them). Pausing reads as
-# running (its pod is still stopping); paused is OpenAI's own word for it, though the client's status
-# type does not list it (a client in strict mode refuses it: docs/web.md).
+# its recovery read as running (the job is under way; `interruptions` counts them). Pausing (its pod
+# still saving and stopping) and paused are OpenAI's own words for them, though the client's status type
+# does not list them (a client in strict mode refuses them: docs/web.md).
 STATUS = {S.PENDING_CONFIGURATION: "validating_files", S.CONFIGURED: "validating_files", S.QUEUED: "queued",
           S.PROVISIONING: "queued", S.QUEUED_WAITING_FOR_GPU: "queued", S.COMPLETED: "succeeded",
-          S.FAILED: "failed", S.CANCELLED: "cancelled", S.PAUSED: "paused"}
+          S.FAILED: "failed", S.CANCELLED: "cancelled", S.PAUSING: "pausing", S.PAUSED: "paused"}
 RUNNING = "running"
 # Our failure types (domain/job_status.FailureType) → the error's code, and the request field at fault.
 FAILURE_CODES = {"dataset_format": ("invalid_training_file", "training_file"), "oom": ("out_of_memory", None),
@@ -71,6 +71,7 @@ class JobFacts:
     labels: dict[str, str] = field(default_factory=dict)
     suffix: str | None = None
     base_model: str | None = None
+    validation_file_sha256: str | None = None  # None: validated on a hold-out of the training file
 
     @classmethod
     def of_row(cls, row: dict[str, Any], hyperparameters: dict[str, Any], metrics: dict[str, Any],
@@ -84,7 +85,8 @@ class JobFacts:
             row["estimated_cost_min"], row["estimated_cost_max"], row["estimated_duration_hours"],
             spend_at(row["cost"], row["cost_as_of"], row["running_rate"], now), row["queued_at"],
             row["interruptions"], min(1.0, row["step"] / total) if total else 0.0, row["failure_type"],
-            row["failure_message"], _tokens(metrics), row["labels"] or {}, row["suffix"], row["base_model"])
+            row["failure_message"], _tokens(metrics), row["labels"] or {}, row["suffix"], row["base_model"],
+            (row["validation_file"] or {}).get("sha256"))
 
     @classmethod
     def of_job(cls, job: TrainingJob, now: datetime) -> JobFacts:
@@ -98,7 +100,12 @@ class JobFacts:
             config.get("estimated_cost_max"), config.get("estimated_duration_hours"), job.cost(now).total_cost,
             job.queued_at, job.interruptions, min(1.0, job.last_step / job.total_steps) if job.total_steps else 0.0,
             failure.get("type"), failure.get("message"), _tokens(job.final_metrics), dict(job.labels), job.suffix,
-            job.base_model)
+            job.base_model, job.validation_file.sha256 if job.validation_file else None)
+
+
+def _file_id(sha256: str | None) -> str | None:
+    """A stored file's id in the catalog (the /v1/files id): its entry's id follows from its bytes."""
+    return None if sha256 is None else str(CatalogFile.id_for(sha256))
 
 
 def _tokens(metrics: dict[str, Any]) -> int | None:
@@ -116,7 +123,8 @@ def job_object(facts: JobFacts, *, default_model: str, organization: str, time_z
         "finished_at": _unix(facts.ended_at) if status in ("succeeded", "failed", "cancelled") else None,
         "fine_tuned_model": model_name(model, facts.suffix, facts.id) if status == "succeeded" else None,
         "organization_id": organization, "result_files": [], "status": status,
-        "validation_file": None, "training_file": str(CatalogFile.id_for(facts.training_file_sha256)),
+        "validation_file": _file_id(facts.validation_file_sha256),
+        "training_file": _file_id(facts.training_file_sha256),
         "hyperparameters": hyper, "trained_tokens": facts.trained_tokens,
         "error": _error(facts) if status == "failed" else None, "integrations": [],
         "seed": int(facts.hyperparameters.get("seed", DEFAULT_SEED)),

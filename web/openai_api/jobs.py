@@ -19,6 +19,7 @@ from domain.aggregates.training_job import TrainingJob
 from domain.applications import JobNotFoundError, TrainingFileNotFoundError
 from domain.job_status import CancelReason
 from domain.preset_choice import HyperparameterError, RequestedHyperparameters
+from domain.training_file import VALIDATION_FILE_NOT_FOUND, IneligibleValidationFileError
 from projections import cursor_pages
 from projections.queries import configured_hyperparameters
 from web import job_actions
@@ -119,10 +120,6 @@ def check_supported(data: CreateJob, base_model: str) -> None:
     if data.model != base_model:
         raise OpenAIError(400, f"Model '{data.model}' cannot be fine-tuned here: this pipeline fine-tunes"
                                f" '{base_model}' (PIPELINE_AGENT_BASE_MODEL)", "model", "model_not_available")
-    if data.validation_file is not None:
-        raise OpenAIError(400, "validation_file is not supported: every job holds out 20 % of the training file's"
-                               " conversations for validation; leave validation_file out", "validation_file",
-                          "validation_file_not_supported")
     if data.integrations:
         raise OpenAIError(400, "Integrations (Weights & Biases) are not supported: the job page and"
                                " /v1/fine_tuning/jobs/{id}/events carry the metrics", "integrations",
@@ -134,6 +131,19 @@ def training_file_id(value: str) -> UUID:
         return UUID(value)
     except ValueError:
         raise no_training_file(value) from None
+
+
+def validation_file_id(value: str | None) -> UUID | None:
+    """The catalogued file to validate on instead of a hold-out of the training file (None: the hold-out)."""
+    try:
+        return None if value is None else UUID(value)
+    except ValueError:
+        raise no_validation_file(str(value)) from None
+
+
+def no_validation_file(value: str) -> OpenAIError:
+    return OpenAIError(400, f"No validation file with id '{value}': upload it with POST /v1/files",
+                       "validation_file", "invalid_validation_file")
 
 
 def no_training_file(value: str) -> OpenAIError:
@@ -148,6 +158,7 @@ async def create_job(request: Request, state: State, data: CreateJob) -> dict[st
     check_supported(data, base_model)
     options = {"requested": requested(data), "labels": data.metadata or {}, "suffix": data.suffix,
                "base_model": data.model, "preset": data.preset, "gpu_tier": data.gpu_tier, "name": data.name,
+               "validation_file_id": validation_file_id(data.validation_file),
                **{choice: getattr(data, choice) for choice in EVALUATION}}
     file_id = training_file_id(data.training_file)
     try:
@@ -155,6 +166,10 @@ async def create_job(request: Request, state: State, data: CreateJob) -> dict[st
                                             override_justification=data.override_justification, **options)
     except TrainingFileNotFoundError:
         raise no_training_file(data.training_file) from None
+    except IneligibleValidationFileError as exc:
+        if str(exc) == VALIDATION_FILE_NOT_FOUND:
+            raise no_validation_file(str(data.validation_file)) from None
+        raise  # invalid or empty: answered with its reason, naming validation_file (errors.PARAMS)
     except HyperparameterError as exc:
         raise OpenAIError(400, str(exc), "seed" if exc.field == "seed" else f"{hyperparameters_place(data)}."
                                          f"{exc.field}", "invalid_hyperparameters") from None
@@ -226,7 +241,7 @@ async def cancel_job(request: Request, state: State, job_id: FromPath[str]) -> d
 
 @post("/fine_tuning/jobs/{job_id:str}/pause", status_code=200)
 async def pause_job(request: Request, state: State, job_id: FromPath[str]) -> dict[str, Any]:
-    """FR2.2.2 as the job page pauses: the job reads `running` while its pod stops, then `paused`; a job
+    """FR2.2.2 as the job page pauses: the job reads `pausing` while its pod stops, then `paused`; a job
     that is not training answers 409."""
     job = await aggregate(state, job_id)
     await job_actions.pause(actor_of(request), state, job.id)

@@ -19,6 +19,7 @@ from web.auth import actor_of
 from web.clock import utcnow
 from web.errors import message_of
 from web.estimate_pdf import render_estimate
+from web.job_checks import length_check
 from web.job_form import JobInput, as_money
 from web.new_job_view import NewJobPage, editable_job
 from web.pages.job_downloads import safe_name
@@ -37,8 +38,10 @@ async def estimate_fragment(request: Request, state: State, training_file_id: st
     quote = page.quote()
     if quote is None:
         return Template("partials/cost_panel.html", context={"panel": None, "figures": None})
+    cut = page.length_cut()
     return Template("partials/cost_panel.html", context={"panel": cost_panel.panel(quote),
-                                                         "figures": cost_panel.figures(quote, page.default_name())})
+                                                         "figures": cost_panel.figures(quote, page.default_name()),
+                                                         "length_warning": cut and cut.warning})
 
 
 @get("/jobs/new/estimate.json")
@@ -58,7 +61,8 @@ async def estimate_json(request: Request, state: State, training_file_id: str | 
         return Response({"status_code": 400, "detail": message_of(exc)}, status_code=400)
     locked = not is_unlocked(quote.preset, page.file["conversations"], page.successful_jobs)
     return Response(estimate_body(quote, page.file["id"]) | {"locked": LOCKED_TOOLTIP if locked else None,
-                                                             "budget": budget_body(quote)})
+                                                             "budget": budget_body(quote),
+                                                             "sequence_length": length_check(page)})
 
 
 def estimate_body(quote: Quote, file_id: str) -> dict[str, Any]:
@@ -72,8 +76,17 @@ def estimate_body(quote: Quote, file_id: str) -> dict[str, Any]:
         "cost_min": str(shown.cost_min), "cost_max": str(shown.cost_max),
         "interruption_probability": str(quote.history.interruption_probability),
         "algorithm_version": shown.algorithm_version, "confidence": shown.confidence,
-        "warnings": list(estimate_warnings(quote.estimate)),
+        "warnings": list(estimate_warnings(quote.estimate)), "duration_basis": duration_basis(quote),
     }
+
+
+def duration_basis(quote: Quote) -> dict[str, Any]:
+    """Whether the duration rests on measured throughput (its completed jobs and tokens/s) or the default rate."""
+    timing = quote.history.coefficients.timing(quote.preset.name)
+    rate = timing.tokens_per_second
+    return {"source": "default" if rate is None else "measured", "completed_jobs": timing.jobs,
+            "tokens_per_second": None if rate is None else str(rate), "seconds_per_pair": str(timing.seconds_per_pair),
+            "text": cost_panel.duration_basis(quote)}
 
 
 def budget_body(quote: Quote) -> dict[str, Any]:

@@ -152,5 +152,12 @@ async def api_revoke(request: Request, state: State, job_id: UUID, link_id: UUID
     return await panel_json(request, state, job_id)
 
 
+@post("/api/jobs/{job_id:uuid}/share-links/revoke-all", status_code=200)
+async def api_revoke_all(request: Request, state: State, job_id: UUID) -> dict[str, Any]:
+    """Every report and package link of the job stops working at once."""
+    await revoke(state, job_id, None, actor_of(request))
+    return await panel_json(request, state, job_id)
+
+
 routes = [visibility_form, send_form, revoke_form, revoke_all_form, api_sharing, api_set_visibility, api_share,
-          api_revoke]
+          api_revoke, api_revoke_all]

@@ -99,11 +99,12 @@ async def save(page: NewJobPage) -> UUID:
     probability = page.history.interruption_probability
     if page.editing is None:
         job_id, _ = await create_job(page.state, page.actor, training_file_id=page.values.file_uuid(), start=False,
-                                     interruption_probability=probability, **options)
+                                     interruption_probability=probability, coefficients=page.history.coefficients,
+                                     **options)
         return job_id
     await asyncio.to_thread(page.state.store.app.reconfigure_job, page.editing.id, **options,
                             successful_jobs=page.successful_jobs, interruption_probability=probability,
-                            actor=page.actor.name, at=utcnow())
+                            coefficients=page.history.coefficients, actor=page.actor.name, at=utcnow())
     return page.editing.id
 
 

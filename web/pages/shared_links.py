@@ -1,6 +1,7 @@
 """Share links for a completed job's artefacts (web/share_links.py): the training report for 30
 days (FR4.2.2), the deployment package for 48 hours (FR4.3.1). POST .../share makes one and shows it
-to copy (recorded on the job, and by id on its sharing record); GET /shared/... is public
+to copy (recorded on the job, and by id on its sharing record), POST /api/jobs/{id}/share-links the
+same for scripts and `pipeline jobs share-link`; GET /shared/... is public
 (web/auth.py PUBLIC) and serves what a valid, unexpired, unrevoked link names — 403 for a link that
 is not valid, 410 for an expired or revoked one. Links are listed and revoked on the job's page
 (web/pages/job_sharing.py)."""
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.response import Template
+from pydantic import BaseModel
 
+from domain.aggregates.training_job import TrainingJob
 from domain.applications import JobNotFoundError
 from domain.job_status import JobStatus
 from web import share_links
@@ -39,6 +44,35 @@ async def share_package(request: Request, state: State, job_id: UUID) -> Respons
 
 
 async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpose) -> Response:
+    made = await issue_link(request, state, job_id, purpose)
+    if isinstance(made, Template):
+        return made
+    job, url, shared = made
+    hours = int(purpose.lasts.total_seconds() // 3600)
+    return Template("shared_link.html", context={
+        "job": job, "what": purpose.noun, "url": url, "expires": shared.expires_at,
+        "lasts": f"{hours // 24} days" if hours % 24 == 0 and hours > 48 else f"{hours} hours"})
+
+
+class NewLink(BaseModel):
+    purpose: Literal["report", "package"]
+
+
+@post("/api/jobs/{job_id:uuid}/share-links", status_code=201)
+async def api_share_link(request: Request, state: State, job_id: UUID, data: NewLink) -> dict[str, Any]:
+    """A report (30 days) or deployment package (48 hours) link, as the job page's buttons make one;
+    refused with the page's own sentence."""
+    made = await issue_link(request, state, job_id, REPORT if data.purpose == "report" else PACKAGE)
+    if isinstance(made, Template):
+        raise HTTPException(status_code=made.status_code, detail=str((made.context or {}).get("message")))
+    _, url, shared = made
+    return {"job_id": str(job_id), "purpose": data.purpose, "url": url, "link_id": str(shared.link_id),
+            "expires_at": shared.expires_at.isoformat()}
+
+
+async def issue_link(request: Request, state: State, job_id: UUID, purpose: Purpose
+                     ) -> Template | tuple[TrainingJob, str, share_links.Shared]:
+    """A new link recorded on the job and its sharing record, or the page that says why not."""
     secret, now, actor = state.settings.notifications.approval_secret.get_secret_value(), utcnow(), actor_of(request)
     if not secret:
         return Template("error.html", status_code=409, context={
@@ -67,11 +101,7 @@ async def make_link(request: Request, state: State, job_id: UUID, purpose: Purpo
                             lambda s: s.issue_link(link_id, purpose.key, shared.expires_at, actor.name, now), now)
     await asyncio.to_thread(state.store.app.update_job, job_id,
                             lambda j: j.record_export(f"{purpose.key}-link", actor.name, now))
-    hours = int(purpose.lasts.total_seconds() // 3600)
-    url = f"{state.settings.web.public_base_url}/shared/{PATHS[purpose.key]}/{token}"
-    return Template("shared_link.html", context={
-        "job": job, "what": purpose.noun, "url": url, "expires": shared.expires_at,
-        "lasts": f"{hours // 24} days" if hours % 24 == 0 and hours > 48 else f"{hours} hours"})
+    return job, f"{state.settings.web.public_base_url}/shared/{PATHS[purpose.key]}/{token}", shared
 
 
 @get("/shared/reports/{token:str}", media_type=MediaType.HTML)
@@ -120,4 +150,4 @@ def private_message(owner: str) -> str:
     return f"This job is private to {owner}: ask them (or a manager) to share it with the team."
 
 
-routes = [share_report, share_package, shared_report, shared_package]
+routes = [share_report, share_package, api_share_link, shared_report, shared_package]
