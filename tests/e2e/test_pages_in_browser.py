@@ -95,8 +95,9 @@ def links(live_stack: LiveStack, jobs: dict[str, str]) -> dict[str, str]:
                                                       "A second product line needs its own adapters this month"})
     assert asked.status_code == 303, asked.text
     month = parse_qs(urlsplit(asked.headers["location"]).query)["month"][0]
-    request_id = re.search(r"/budget/requests/([0-9a-f-]{36})", api.get(f"{base}/budget?month={month}").text)
-    assert request_id, "the pending limit increase on /budget"
+    request_id = wait_for(  # /budget lists it once the budget's read model has it
+        lambda: re.search(r"/budget/requests/([0-9a-f-]{36})", api.get(f"{base}/budget?month={month}").text),
+        timeout=60, interval=0.5, message="the pending limit increase on /budget")
     approve = tokens.links(UUID(request_id[1]), month, "admin", SECRET, timedelta(days=2), now, "")["approve"]
     wait_for(lambda: api.get(f"{base}/jobs/{done}/replies").status_code == 200, timeout=120, interval=1,
              message="the completed job's replies to review")
