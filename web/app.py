@@ -27,7 +27,7 @@ from litestar.exceptions import (
 )
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Body, FromQuery
+from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -156,7 +156,7 @@ async def api_list_jobs(
 
 
 @get("/api/jobs/{job_id:uuid}")
-async def api_get_job(state: State, job_id: UUID) -> dict[str, Any]:
+async def api_get_job(state: State, job_id: FromPath[UUID]) -> dict[str, Any]:
     row = await job_reads.get_job(state.pool, job_id)
     if row is None:
         raise NotFoundException(f"no training job {job_id} (it may still be on its way to the read model)")
@@ -173,7 +173,8 @@ async def api_create_job(request: Request, state: State, data: CreateJob) -> Cre
 
 
 @post("/api/jobs/{job_id:uuid}/start", status_code=200)
-async def api_start_job(request: Request, state: State, job_id: UUID, override_justification: str | None = None
+async def api_start_job(request: Request, state: State, job_id: FromPath[UUID],
+                        override_justification: FromQuery[str | None] = None
                         ) -> CreatedJob:
     await check_queue(state)
     actor = actor_of(request)
@@ -183,7 +184,7 @@ async def api_start_job(request: Request, state: State, job_id: UUID, override_j
 
 
 @post("/api/jobs/{job_id:uuid}/cancel", status_code=200)
-async def api_cancel_job(request: Request, state: State, job_id: UUID, data: CancelJob) -> dict[str, str]:
+async def api_cancel_job(request: Request, state: State, job_id: FromPath[UUID], data: CancelJob) -> dict[str, str]:
     await asyncio.to_thread(state.store.app.cancel_job, job_id, data.reason, data.notes, actor_of(request).name,
                             datetime.now(timezone.utc))
     return {"id": str(job_id), "status": "cancelled"}
@@ -198,7 +199,7 @@ class PodFault(BaseModel):
 
 
 @post("/api/jobs/{job_id:uuid}/faults", status_code=200, guards=[auth.require_admin])
-async def api_inject_fault(state: State, job_id: UUID, data: PodFault) -> dict[str, Any]:
+async def api_inject_fault(state: State, job_id: FromPath[UUID], data: PodFault) -> dict[str, Any]:
     """Fault injection on the local pod provider (tests, demos): preempt = SIGTERM, kill = SIGKILL,
     no_capacity = the next `count` pod requests fail, slow_start = each pod start takes `count` s."""
     try:

@@ -22,6 +22,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 
@@ -162,7 +163,7 @@ def local_path(target: object, default: str = "/") -> str:
 
 
 @get("/login", media_type=MediaType.HTML, sync_to_thread=False)
-def login_page(request: Request, next: str | None = None, error: str | None = None) -> Template:  # noqa: A002 - the query name
+def login_page(request: Request, next: FromQuery[str | None] = None, error: FromQuery[str | None] = None) -> Template:  # noqa: A002 - the query name
     return _login_form(request, {"next": local_path(next), "error": error})
 
 

@@ -11,6 +11,7 @@ from uuid import UUID
 import psycopg
 from litestar import Request, Response, Router, get
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from web.job_actions import actor_of
@@ -33,17 +34,17 @@ async def _download(request: Request, state: State, job_id: UUID, fmt: metrics_e
 
 
 @get("/api/jobs/{job_id:uuid}/metrics.csv", media_type="text/csv")
-async def metrics_csv(request: Request, state: State, job_id: UUID) -> Stream:
+async def metrics_csv(request: Request, state: State, job_id: FromPath[UUID]) -> Stream:
     return await _download(request, state, job_id, "csv")
 
 
 @get("/api/jobs/{job_id:uuid}/metrics.json")
-async def metrics_json(request: Request, state: State, job_id: UUID) -> Stream:
+async def metrics_json(request: Request, state: State, job_id: FromPath[UUID]) -> Stream:
     return await _download(request, state, job_id, "json")
 
 
 @get("/api/jobs/{job_id:uuid}/metrics.zip", media_type="application/zip")
-async def metrics_package(request: Request, state: State, job_id: UUID) -> Response:
+async def metrics_package(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """FR4.2.1 "include charts (loss curves) as embedded PNG in export package": CSV, JSON and PNGs."""
     actor = actor_of(request)
 

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from litestar import Request, Router, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 from pydantic import BaseModel, Field
 
 from domain.queue import estimate_starts, remaining
@@ -55,7 +56,7 @@ async def queue_plan(state: State) -> list[dict[str, Any]]:
 
 
 @post("/api/jobs/{job_id:uuid}/promote", status_code=200)
-async def api_promote(request: Request, state: State, job_id: UUID) -> dict[str, str]:
+async def api_promote(request: Request, state: State, job_id: FromPath[UUID]) -> dict[str, str]:
     actor = actor_of(request)
     await asyncio.to_thread(state.store.app.promote_job, job_id, actor=actor.name, role=actor.role, at=utcnow())
     return {"id": str(job_id), "promoted_by": actor.name}
@@ -67,7 +68,7 @@ class SwitchGpu(BaseModel):
 
 
 @post("/api/jobs/{job_id:uuid}/gpu", status_code=200)
-async def api_switch_gpu(request: Request, state: State, job_id: UUID, data: SwitchGpu) -> dict[str, Any]:
+async def api_switch_gpu(request: Request, state: State, job_id: FromPath[UUID], data: SwitchGpu) -> dict[str, Any]:
     """FR3.1.3 "Switch to on-demand" for a job waiting for a GPU; its reservation grows with it."""
     actor = actor_of(request)
     warnings = await asyncio.to_thread(state.store.app.switch_gpu_tier, job_id, data.gpu_tier, actor=actor.name,
@@ -76,14 +77,14 @@ async def api_switch_gpu(request: Request, state: State, job_id: UUID, data: Swi
 
 
 @post("/api/jobs/{job_id:uuid}/pause", status_code=200)
-async def api_pause(request: Request, state: State, job_id: UUID) -> dict[str, str]:
+async def api_pause(request: Request, state: State, job_id: FromPath[UUID]) -> dict[str, str]:
     """FR2.2.2: a training job's pod saves a checkpoint at the next step and stops (status `pausing`,
     then `paused`: no pod, no spend, its reservation kept); 409 unless it is training."""
     return await pause(actor_of(request), state, job_id)
 
 
 @post("/api/jobs/{job_id:uuid}/resume", status_code=200)
-async def api_resume(request: Request, state: State, job_id: UUID) -> dict[str, str]:
+async def api_resume(request: Request, state: State, job_id: FromPath[UUID]) -> dict[str, str]:
     """A paused job is queued again (409 when the queue is full, or the job is not paused); its next
     pod continues from the checkpoint it was paused at."""
     return await resume(actor_of(request), state, job_id)
@@ -119,7 +120,7 @@ class RetryRequest(BaseModel):
 
 
 @get("/api/jobs/{job_id:uuid}/retry-options")
-async def api_retry_options(state: State, job_id: UUID) -> dict[str, Any]:
+async def api_retry_options(state: State, job_id: FromPath[UUID]) -> dict[str, Any]:
     """What a retry would run: the same configuration, the suggested fix (with its diff), and
     whether the job can be resumed from a checkpoint."""
     return await retry_options(state, job_id)
@@ -142,7 +143,7 @@ async def retry_options(state: State, job_id: UUID) -> dict[str, Any]:
 
 
 @post("/api/jobs/{job_id:uuid}/retry", status_code=201)
-async def api_retry(request: Request, state: State, job_id: UUID, data: RetryRequest) -> dict[str, Any]:
+async def api_retry(request: Request, state: State, job_id: FromPath[UUID], data: RetryRequest) -> dict[str, Any]:
     """A new job linked to this failed or cancelled one, queued at once with its own reservation."""
     return await retry(actor_of(request), state, job_id, data)
 

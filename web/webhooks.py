@@ -15,6 +15,7 @@ import psycopg
 from litestar import Request, Response, Router, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.params import FromPath, FromQuery
 from pydantic import BaseModel, Field
 
 from handlers.webhooks import store
@@ -107,31 +108,31 @@ async def api_create(request: Request, state: State, data: WebhookBody) -> Respo
 
 
 @get("/api/webhooks/{endpoint_id:uuid}")
-async def api_get(state: State, endpoint_id: UUID) -> dict[str, Any]:
+async def api_get(state: State, endpoint_id: FromPath[UUID]) -> dict[str, Any]:
     return await in_db(state, store.endpoint, team_of(state), endpoint_id)
 
 
 @delete("/api/webhooks/{endpoint_id:uuid}", status_code=204)
-async def api_delete(state: State, endpoint_id: UUID) -> None:
+async def api_delete(state: State, endpoint_id: FromPath[UUID]) -> None:
     """Nothing more is sent to it (its pending deliveries are given up); its delivery log stays."""
     await in_db(state, store.delete_endpoint, team_of(state), endpoint_id)
 
 
 @post("/api/webhooks/{endpoint_id:uuid}/rotate-secret", status_code=200)
-async def api_rotate(state: State, endpoint_id: UUID) -> Response[dict[str, Any]]:
+async def api_rotate(state: State, endpoint_id: FromPath[UUID]) -> Response[dict[str, Any]]:
     """A new secret, shown this once; the old one also signs for 24 hours while receivers switch over."""
     return unstored(Response(await rotate(state, endpoint_id)))
 
 
 @get("/api/webhooks/{endpoint_id:uuid}/deliveries")
-async def api_deliveries(state: State, endpoint_id: UUID, limit: int = 50) -> list[dict[str, Any]]:
+async def api_deliveries(state: State, endpoint_id: FromPath[UUID], limit: FromQuery[int] = 50) -> list[dict[str, Any]]:
     """The endpoint's deliveries newest first, each with every attempt (time, duration, answer, error)."""
     await in_db(state, store.endpoint, team_of(state), endpoint_id)
     return await in_db(state, store.deliveries, team_of(state), endpoint_id, max(1, min(limit, 500)))
 
 
 @post("/api/webhooks/deliveries/{delivery_id:int}/redeliver", status_code=200)
-async def api_redeliver(request: Request, state: State, delivery_id: int) -> Response[dict[str, Any]]:
+async def api_redeliver(request: Request, state: State, delivery_id: FromPath[int]) -> Response[dict[str, Any]]:
     """Sent again now (same event id and body), whatever became of it before."""
     row = await in_db(state, store.redeliver, team_of(state), delivery_id, actor_of(request).name)
     return Response(row)

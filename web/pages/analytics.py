@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from litestar import MediaType, get
 from litestar.datastructures import State
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from domain.money import cents, usd
@@ -114,8 +115,8 @@ def savings_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 @get("/analytics", media_type=MediaType.HTML)
-async def analytics_page(state: State, since: str | None = None, until: str | None = None,
-                         period: str | None = None, quality: str | None = None) -> Template:
+async def analytics_page(state: State, since: FromQuery[str | None] = None, until: FromQuery[str | None] = None,
+                         period: FromQuery[str | None] = None, quality: FromQuery[str | None] = None) -> Template:
     """All jobs by default; `since` / `until` (dates, inclusive, in the team's time zone) or a
     `period` of the last 7, 30 or 90 days narrow it to the jobs created then; `quality` to the
     jobs with that delivery-gate outcome (pass, review, block, released, not_evaluated)."""

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import psycopg
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from domain.budget_month import budget_month
@@ -24,8 +25,9 @@ from web.optimization_pdf import render_optimization
 
 
 @get("/budget", media_type=MediaType.HTML)
-async def budget_page(request: Request, state: State, month: str | None = None, error: str | None = None,
-                      notice: str | None = None) -> Template:
+async def budget_page(request: Request, state: State, month: FromQuery[str | None] = None,
+                      error: FromQuery[str | None] = None,
+                      notice: FromQuery[str | None] = None) -> Template:
     """The month's dashboard, the current month in the team's time zone by default."""
     try:
         chosen = parse_month(month, budget_month(utcnow(), state.settings.budget.time_zone))
@@ -36,13 +38,13 @@ async def budget_page(request: Request, state: State, month: str | None = None, 
 
 
 @get("/dashboard/training-budget", media_type=MediaType.HTML)
-async def spec_address(month: str | None = None) -> Redirect:
+async def spec_address(month: FromQuery[str | None] = None) -> Redirect:
     """FR7.2.1 names this address for the dashboard."""
     return Redirect(f"/budget?month={quote(month)}" if month else "/budget", status_code=301)
 
 
 @get("/budget/optimization.pdf", media_type=MediaType.HTML)
-async def optimization_report(state: State, month: str | None = None) -> Response:
+async def optimization_report(state: State, month: FromQuery[str | None] = None) -> Response:
     """FR7.3.1 "Export cost optimization report as PDF for stakeholders", for one budget month."""
     settings = state.settings
     try:

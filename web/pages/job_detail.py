@@ -10,6 +10,7 @@ from uuid import UUID
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 
 from projections.loss_curve import read_points
 from web.job_cards import rendered_cards
@@ -17,8 +18,9 @@ from web.job_page import PageInput, render_page
 
 
 @get("/jobs/{job_id:uuid}", media_type=MediaType.HTML)
-async def job_page(request: Request, state: State, job_id: UUID, tab: str = "overview", q: str = "",
-                   category: str = "", page: int = 1, error: str | None = None, notice: str | None = None
+async def job_page(request: Request, state: State, job_id: FromPath[UUID], tab: FromQuery[str] = "overview",
+                   q: FromQuery[str] = "", category: FromQuery[str] = "", page: FromQuery[int] = 1,
+                   error: FromQuery[str | None] = None, notice: FromQuery[str | None] = None
                    ) -> Response:
     """The job's dashboard; `tab=events` shows the event log (`q` keyword, `category`, `page`)."""
     view = PageInput(tab, q[:200].replace("\x00", ""), category, page)
@@ -26,7 +28,7 @@ async def job_page(request: Request, state: State, job_id: UUID, tab: str = "ove
 
 
 @get("/jobs/{job_id:uuid}/metrics-points")
-async def metrics_points(state: State, job_id: UUID, after: int = -1) -> Response[bytes]:
+async def metrics_points(state: State, job_id: FromPath[UUID], after: FromQuery[int] = -1) -> Response[bytes]:
     """The loss curve: `steps`, `loss` (training) and `eval` (validation) columns after step
     `after`, a long history thinned to about 2,000 points (every validation point kept), and
     `last_step` / `last_eval_step` (where the live stream goes on from)."""
@@ -34,7 +36,7 @@ async def metrics_points(state: State, job_id: UUID, after: int = -1) -> Respons
 
 
 @get("/jobs/{job_id:uuid}/cards")
-async def live_cards(request: Request, job_id: UUID) -> dict[str, Any]:
+async def live_cards(request: Request, job_id: FromPath[UUID]) -> dict[str, Any]:
     """The page's live cards as HTML (the refresh button)."""
     found = await rendered_cards(request, job_id)
     if found is None:

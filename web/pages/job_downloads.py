@@ -14,6 +14,7 @@ from uuid import UUID
 from litestar import MediaType, Request, Response, get
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from litestar.response import File, Template
 
 from domain.aggregates.training_job import TrainingJob
@@ -28,7 +29,7 @@ from web.job_page import error_page
 
 
 @get("/jobs/{job_id:uuid}/adapter", media_type=MediaType.HTML)
-async def adapter_download(request: Request, state: State, job_id: UUID) -> Response:
+async def adapter_download(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """FR4.1.1: the adapter archive from the object store (digest checked), named
     `{job_name}-adapters-{job_id}.tar`; each download is recorded on the job."""
     app = state.store.app
@@ -50,7 +51,7 @@ async def adapter_download(request: Request, state: State, job_id: UUID) -> Resp
 
 
 @get("/jobs/{job_id:uuid}/deployment-package", media_type=MediaType.HTML)
-async def deployment_package(request: Request, state: State, job_id: UUID) -> Response:
+async def deployment_package(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """FR4.3.1 "Download Deployment Package": the adapter with inference.py, requirements, README,
     example prompts from the job's training file and the training summary, as
     `{job_name}-deployment-package-{job_id}.zip`; each download is recorded on the job."""
@@ -160,14 +161,16 @@ def safe_name(name: str) -> str:
 
 
 @get("/jobs/{job_id:uuid}/event-log.csv")
-async def event_log_csv(state: State, job_id: UUID, q: str = "", category: str = "") -> Response:
+async def event_log_csv(state: State, job_id: FromPath[UUID], q: FromQuery[str] = "",
+                        category: FromQuery[str] = "") -> Response:
     """FR2.1.3 "Export log as JSON or CSV": the filtered log, every page."""
     rows = await export_rows(state.pool, job_id, q, category)
     return Response(as_csv(rows), media_type="text/csv; charset=utf-8", headers=attachment(job_id, "csv"))
 
 
 @get("/jobs/{job_id:uuid}/event-log.json")
-async def event_log_json(state: State, job_id: UUID, q: str = "", category: str = "") -> Response:
+async def event_log_json(state: State, job_id: FromPath[UUID], q: FromQuery[str] = "",
+                         category: FromQuery[str] = "") -> Response:
     rows = await export_rows(state.pool, job_id, q, category)
     return Response(as_json(rows), media_type=MediaType.JSON, headers=attachment(job_id, "json"))
 

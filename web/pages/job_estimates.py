@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from domain.cost_model import estimate_warnings
@@ -27,9 +28,10 @@ from web.quote import Quote
 
 
 @get("/jobs/new/estimate", media_type=MediaType.HTML)
-async def estimate_fragment(request: Request, state: State, training_file_id: str | None = None,
-                            preset: str | None = None, gpu_tier: str | None = None,
-                            previous_total: str | None = None, job_id: str | None = None) -> Template:
+async def estimate_fragment(request: Request, state: State, training_file_id: FromQuery[str | None] = None,
+                            preset: FromQuery[str | None] = None, gpu_tier: FromQuery[str | None] = None,
+                            previous_total: FromQuery[str | None] = None,
+                            job_id: FromQuery[str | None] = None) -> Template:
     """The cost panel for one configuration (HTML fragment; new_job.js swaps it in on every change)."""
     values = JobInput(training_file_id=(training_file_id or "")[:64], preset=(preset or "")[:40].lower(),
                       gpu_tier=(gpu_tier or "spot")[:20], job_id=(job_id or "")[:64])
@@ -45,8 +47,9 @@ async def estimate_fragment(request: Request, state: State, training_file_id: st
 
 
 @get("/jobs/new/estimate.json")
-async def estimate_json(request: Request, state: State, training_file_id: str | None = None,
-                        preset: str | None = None, gpu_tier: str | None = None) -> Response[dict[str, Any]]:
+async def estimate_json(request: Request, state: State, training_file_id: FromQuery[str | None] = None,
+                        preset: FromQuery[str | None] = None,
+                        gpu_tier: FromQuery[str | None] = None) -> Response[dict[str, Any]]:
     """The domain's estimate for one configuration, amounts to the cent, with the budget check."""
     values = JobInput(training_file_id=(training_file_id or "")[:64], preset=(preset or "")[:40].lower(),
                       gpu_tier=(gpu_tier or "spot")[:20])
@@ -98,8 +101,8 @@ def budget_body(quote: Quote) -> dict[str, Any]:
 
 
 @get("/jobs/new/estimate.pdf", media_type=MediaType.HTML)
-async def estimate_pdf(request: Request, state: State, training_file_id: str | None = None,
-                       preset: str | None = None, gpu_tier: str | None = None) -> Response:
+async def estimate_pdf(request: Request, state: State, training_file_id: FromQuery[str | None] = None,
+                       preset: FromQuery[str | None] = None, gpu_tier: FromQuery[str | None] = None) -> Response:
     """FR1.2.1 "Download Cost Estimate": the estimate for one configuration as a PDF, named
     `cost-estimate-{file}-{preset}-{tier}-{timestamp}.pdf`."""
     values = JobInput(training_file_id=(training_file_id or "")[:64], preset=(preset or "")[:40].lower(),

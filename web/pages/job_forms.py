@@ -11,7 +11,7 @@ from uuid import UUID
 from litestar import MediaType, Request, Response, post
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 
 from domain.aggregates.budget import BudgetExceededError, PermissionDeniedError
 from domain.applications import JobNotFoundError
@@ -52,7 +52,7 @@ async def refused(request: Request, state: State, job_id: UUID, exc: Exception, 
 
 
 @post("/jobs/{job_id:uuid}/cancel", media_type=MediaType.HTML)
-async def cancel_form(request: Request, state: State, job_id: UUID,
+async def cancel_form(request: Request, state: State, job_id: FromPath[UUID],
                       data: Annotated[CancelForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
     """FR2.2.1: a reason from the list, optional notes, and the confirmation box ticked."""
     if problem := cancel_problem(data):
@@ -82,7 +82,7 @@ def cancel_problem(data: CancelForm) -> str | None:
 
 
 @post("/jobs/{job_id:uuid}/pause", media_type=MediaType.HTML)
-async def pause_form(request: Request, state: State, job_id: UUID) -> Response:
+async def pause_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """FR2.2.2's Pause button (web/job_actions.py's logic)."""
     try:
         await job_actions.pause(actor_of(request), state, job_id)
@@ -95,7 +95,7 @@ async def pause_form(request: Request, state: State, job_id: UUID) -> Response:
 
 
 @post("/jobs/{job_id:uuid}/resume", media_type=MediaType.HTML)
-async def resume_form(request: Request, state: State, job_id: UUID) -> Response:
+async def resume_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """The Resume button of a paused job: queued again, continuing from its checkpoint."""
     try:
         await job_actions.resume(actor_of(request), state, job_id)
@@ -108,7 +108,7 @@ async def resume_form(request: Request, state: State, job_id: UUID) -> Response:
 
 
 @post("/jobs/{job_id:uuid}/retry", media_type=MediaType.HTML)
-async def retry_form(request: Request, state: State, job_id: UUID,
+async def retry_form(request: Request, state: State, job_id: FromPath[UUID],
                      data: Annotated[RetryForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
     """FR3.3.1 / FR3.3.2 / FR3.2.2 through the JSON route's logic (web/job_actions.py)."""
     form = {"retry": vars(data)}
@@ -135,7 +135,7 @@ def retry_notice(mode: str, made: dict[str, Any]) -> str:
 
 
 @post("/jobs/{job_id:uuid}/notes", media_type=MediaType.HTML)
-async def note_form(request: Request, state: State, job_id: UUID,
+async def note_form(request: Request, state: State, job_id: FromPath[UUID],
                     data: Annotated[NoteForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response:
     """A timestamped note by the signed-in person (Markdown, shown sanitized)."""
     actor = actor_of(request)

@@ -12,6 +12,7 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from pydantic import BaseModel, Field
 
 from domain.aggregates.budget import BudgetExceededError
@@ -59,14 +60,14 @@ def _download(request: Request, state: State, job_id: UUID, kind: str, body: str
 
 
 @get("/jobs/{job_id:uuid}/quality/categories.csv")
-async def categories_csv(request: Request, state: State, job_id: UUID) -> Response:
+async def categories_csv(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """FR6.1.2 "Export detailed category analysis as CSV"."""
     _, results = await _evaluated(state, job_id)
     return _download(request, state, job_id, "categories", as_csv(CATEGORY_COLUMNS, category_rows(results)))
 
 
 @get("/jobs/{job_id:uuid}/quality/questions.csv")
-async def questions_csv(request: Request, state: State, job_id: UUID) -> Response:
+async def questions_csv(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """FR6.3.1 "Export detailed question-by-question results as CSV" (every suite)."""
     job, results = await _evaluated(state, job_id)
     texts = await question_texts(state, job)
@@ -83,14 +84,14 @@ async def _judged(state: State, job_id: UUID) -> tuple[Any, list[Any]]:
 
 
 @get("/jobs/{job_id:uuid}/quality/ei.csv")
-async def ei_csv(request: Request, state: State, job_id: UUID) -> Response:
+async def ei_csv(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """FR6.2.1 "Export full evaluation results (all 50 scenarios) as CSV": a row per scenario per source."""
     generations, sources = await _judged(state, job_id)
     return _download(request, state, job_id, "ei", as_csv(EI_COLUMNS, ei_rows(generations, sources)))
 
 
 @get("/jobs/{job_id:uuid}/quality/brand-voice.csv")
-async def brand_voice_csv(request: Request, state: State, job_id: UUID) -> Response:
+async def brand_voice_csv(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """FR6.4.1 "Export detailed scoring (30 responses × 10 characteristics) as CSV"."""
     generations, sources = await _judged(state, job_id)
     return _download(request, state, job_id, "brand-voice",
@@ -98,7 +99,7 @@ async def brand_voice_csv(request: Request, state: State, job_id: UUID) -> Respo
 
 
 @get("/api/jobs/{job_id:uuid}/quality")
-async def api_quality(state: State, job_id: UUID) -> dict[str, Any]:
+async def api_quality(state: State, job_id: FromPath[UUID]) -> dict[str, Any]:
     """The gate's outcome, the recorded figures, the suites, a failure or the progress, and the scoring of the
     generated replies as it stands (`review`: the judge's and the people's progress, the judging cost)."""
     job = await _job(state, job_id)
@@ -132,21 +133,21 @@ class Reevaluate(BaseModel):
 
 
 @post("/api/jobs/{job_id:uuid}/delivery-override", status_code=200)
-async def api_override(request: Request, state: State, job_id: UUID, data: Override) -> dict[str, Any]:
+async def api_override(request: Request, state: State, job_id: FromPath[UUID], data: Override) -> dict[str, Any]:
     """A manager or admin releases an adapter the gate blocked: `{"justification"}` (20+ characters)."""
     await override(state, actor_of(request), job_id, data.justification)
     return {"id": str(job_id), "released": True}
 
 
 @post("/api/jobs/{job_id:uuid}/reevaluate", status_code=201)
-async def api_reevaluate(request: Request, state: State, job_id: UUID, data: Reevaluate) -> dict[str, Any]:
+async def api_reevaluate(request: Request, state: State, job_id: FromPath[UUID], data: Reevaluate) -> dict[str, Any]:
     """A new job evaluating this completed job's adapter: `{"suite_ids": [...], "override_justification"?}`."""
     new_id, warnings = await reevaluate(state, actor_of(request), job_id, data.suite_ids, data.override_justification)
     return {"id": str(new_id), "evaluates": str(job_id), "warnings": warnings}
 
 
 @post("/jobs/{job_id:uuid}/quality/override", media_type=MediaType.HTML)
-async def override_form(request: Request, state: State, job_id: UUID) -> Response:
+async def override_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     form = await request.form()
     justification = str(form.get("justification") or "")
     try:
@@ -159,7 +160,7 @@ async def override_form(request: Request, state: State, job_id: UUID) -> Respons
 
 
 @post("/jobs/{job_id:uuid}/reevaluate", media_type=MediaType.HTML)
-async def reevaluate_form(request: Request, state: State, job_id: UUID) -> Response:
+async def reevaluate_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     form = await request.form()
     try:
         new_id, warnings = await reevaluate(state, actor_of(request), job_id, form.getall("suite_ids", []),

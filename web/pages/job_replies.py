@@ -13,6 +13,7 @@ from uuid import UUID
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from domain.quality.generations import EI, PART_TITLES, TRAINED_FIRST, Generated, Generations, blind_order, shown_pair
@@ -60,7 +61,7 @@ def _item_view(generations: Generations, item: Generated, order: str, mine: tupl
 
 
 @get("/jobs/{job_id:uuid}/replies", media_type=MediaType.HTML)
-async def review_page(request: Request, state: State, job_id: UUID, item: str = "") -> Template:
+async def review_page(request: Request, state: State, job_id: FromPath[UUID], item: FromQuery[str] = "") -> Template:
     job, results, generations = await _reviewable(state, job_id)
     reviewer = actor_of(request).name
     review = await review_of(state, job)
@@ -84,7 +85,7 @@ async def review_page(request: Request, state: State, job_id: UUID, item: str = 
 
 
 @post("/jobs/{job_id:uuid}/replies", media_type=MediaType.HTML)
-async def review_form(request: Request, state: State, job_id: UUID) -> Response:
+async def review_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """One item's scores; then the reviewer's next unscored item."""
     actor = actor_of(request)
     if not await asyncio.to_thread(state.store.app.can_view_job, job_id, actor.name, actor.role):

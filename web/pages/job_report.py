@@ -12,6 +12,7 @@ from uuid import UUID
 
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from domain.applications import JobNotFoundError
@@ -26,7 +27,8 @@ from web.report_pdf import render
 
 
 @get("/jobs/{job_id:uuid}/report.pdf", media_type=MediaType.HTML)
-async def training_report(request: Request, state: State, job_id: UUID, preview: bool = False) -> Response:
+async def training_report(request: Request, state: State, job_id: FromPath[UUID],
+                          preview: FromQuery[bool] = False) -> Response:
     now = utcnow()
     built = await report_of(state, job_id, now)
     if not isinstance(built, tuple):

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.response import Redirect
 from pydantic import BaseModel, Field
 
@@ -64,7 +65,7 @@ async def revoke(state: State, job_id: UUID, link_id: UUID | None, actor: Actor)
 # --- the job page's forms --------------------------------------------------------------------
 
 @post("/jobs/{job_id:uuid}/sharing/visibility", media_type=MediaType.HTML)
-async def visibility_form(request: Request, state: State, job_id: UUID) -> Response:
+async def visibility_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     form = await request.form()
     chosen = str(form.get("visibility") or "")
     try:
@@ -75,7 +76,7 @@ async def visibility_form(request: Request, state: State, job_id: UUID) -> Respo
 
 
 @post("/jobs/{job_id:uuid}/sharing/send", media_type=MediaType.HTML)
-async def send_form(request: Request, state: State, job_id: UUID) -> Response:
+async def send_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     form = await request.form()
     channel = str(form.get("channel") or "")
     recipients = split_recipients(str(form.get("recipients") or ""))
@@ -88,7 +89,7 @@ async def send_form(request: Request, state: State, job_id: UUID) -> Response:
 
 
 @post("/jobs/{job_id:uuid}/share-links/{link_id:uuid}/revoke", media_type=MediaType.HTML)
-async def revoke_form(request: Request, state: State, job_id: UUID, link_id: UUID) -> Response:
+async def revoke_form(request: Request, state: State, job_id: FromPath[UUID], link_id: FromPath[UUID]) -> Response:
     try:
         await revoke(state, job_id, link_id, actor_of(request))
     except DOMAIN_ERRORS as exc:
@@ -97,7 +98,7 @@ async def revoke_form(request: Request, state: State, job_id: UUID, link_id: UUI
 
 
 @post("/jobs/{job_id:uuid}/share-links/revoke-all", media_type=MediaType.HTML)
-async def revoke_all_form(request: Request, state: State, job_id: UUID) -> Response:
+async def revoke_all_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     try:
         await revoke(state, job_id, None, actor_of(request))
     except DOMAIN_ERRORS as exc:
@@ -128,32 +129,33 @@ async def panel_json(request: Request, state: State, job_id: UUID) -> dict[str, 
 
 
 @get("/api/jobs/{job_id:uuid}/sharing")
-async def api_sharing(request: Request, state: State, job_id: UUID) -> dict[str, Any]:
+async def api_sharing(request: Request, state: State, job_id: FromPath[UUID]) -> dict[str, Any]:
     """The job's visibility, its link (/training-jobs/{id}) and its active share links."""
     return await panel_json(request, state, job_id)
 
 
 @post("/api/jobs/{job_id:uuid}/sharing", status_code=200)
-async def api_set_visibility(request: Request, state: State, job_id: UUID, data: Visibility) -> dict[str, Any]:
+async def api_set_visibility(request: Request, state: State, job_id: FromPath[UUID],
+                             data: Visibility) -> dict[str, Any]:
     await change_visibility(state, job_id, data.visibility, actor_of(request))
     return await panel_json(request, state, job_id)
 
 
 @post("/api/jobs/{job_id:uuid}/share", status_code=202)
-async def api_share(request: Request, state: State, job_id: UUID, data: ShareRequest) -> dict[str, Any]:
+async def api_share(request: Request, state: State, job_id: FromPath[UUID], data: ShareRequest) -> dict[str, Any]:
     """Sends the job's link (accepted: the notifier delivers it, once per recipient)."""
     await send(state, job_id, data.channel, data.recipients, data.message, actor_of(request))
     return {"job_id": str(job_id), "channel": data.channel, "recipients": data.recipients, "status": "accepted"}
 
 
 @post("/api/jobs/{job_id:uuid}/share-links/{link_id:uuid}/revoke", status_code=200)
-async def api_revoke(request: Request, state: State, job_id: UUID, link_id: UUID) -> dict[str, Any]:
+async def api_revoke(request: Request, state: State, job_id: FromPath[UUID], link_id: FromPath[UUID]) -> dict[str, Any]:
     await revoke(state, job_id, link_id, actor_of(request))
     return await panel_json(request, state, job_id)
 
 
 @post("/api/jobs/{job_id:uuid}/share-links/revoke-all", status_code=200)
-async def api_revoke_all(request: Request, state: State, job_id: UUID) -> dict[str, Any]:
+async def api_revoke_all(request: Request, state: State, job_id: FromPath[UUID]) -> dict[str, Any]:
     """Every report and package link of the job stops working at once."""
     await revoke(state, job_id, None, actor_of(request))
     return await panel_json(request, state, job_id)

@@ -20,6 +20,7 @@ from uuid import UUID
 from litestar import Request, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
@@ -88,8 +89,10 @@ async def updates(request: Request, job_id: UUID, after: int, eval_after: int, v
 
 
 @get("/jobs/{job_id:uuid}/events-stream")
-async def events_stream(request: Request, state: State, job_id: UUID, after: int = -1, eval_after: int = -1,
-                        version: str = "", attempt: int = -1, confirm: int = 0) -> ServerSentEvent:
+async def events_stream(request: Request, state: State, job_id: FromPath[UUID], after: FromQuery[int] = -1,
+                        eval_after: FromQuery[int] = -1,
+                        version: FromQuery[str] = "", attempt: FromQuery[int] = -1,
+                        confirm: FromQuery[int] = 0) -> ServerSentEvent:
     """New loss-curve points (`points`: step, loss and validation-loss columns; id "step:eval_step"),
     the re-rendered cards when the job changed (`cards`; with its actions while it has not ended),
     `reset` when a new attempt replaces steps, and `end` once the job has ended and everything was

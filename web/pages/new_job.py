@@ -10,6 +10,7 @@ from uuid import UUID
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from domain.aggregates.catalog_file import CatalogFile
@@ -45,9 +46,11 @@ def field_of(exc: Exception) -> str:
 
 
 @get("/jobs/new", media_type=MediaType.HTML)
-async def new_job_page(request: Request, state: State, file: str | None = None, edit: str | None = None,
-                       preset: str | None = None, gpu_tier: str | None = None, template: str | None = None,
-                       clone: str | None = None) -> Template:
+async def new_job_page(request: Request, state: State, file: FromQuery[str | None] = None,
+                       edit: FromQuery[str | None] = None,
+                       preset: FromQuery[str | None] = None, gpu_tier: FromQuery[str | None] = None,
+                       template: FromQuery[str | None] = None,
+                       clone: FromQuery[str | None] = None) -> Template:
     """Steps: training file, preset, GPU, details; the cost panel beside them (`?file=` preselects;
     `?template=` starts from a template, FR5.2.2; `?clone=` from another job's settings, FR8.1.2)."""
     editing = await editable_job(state, edit)

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import MediaType, Request, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from web import banners, notification_area
@@ -48,7 +48,8 @@ async def open_notification(request: Request, state: State, key: FromPath[str]) 
 
 
 @get("/api/notifications")
-async def api_notifications(request: Request, state: State, limit: int = notification_area.LIST_SIZE) -> dict[str, Any]:
+async def api_notifications(request: Request, state: State,
+                            limit: FromQuery[int] = notification_area.LIST_SIZE) -> dict[str, Any]:
     """`unread`, `items` (newest first, each with `unread`) and `banners` (what needs action now)."""
     found = await notification_area.inbox(state.pool, *_who(request, state),
                                           limit=max(1, min(limit, notification_area.LIST_MAX)))

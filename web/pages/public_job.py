@@ -16,6 +16,7 @@ from uuid import UUID
 
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 
@@ -87,7 +88,7 @@ async def view_of(state: State, job_id: UUID) -> dict[str, Any]:
 
 
 @get("/training-jobs/{job_id:uuid}", media_type=MediaType.HTML)
-async def shared_job_page(request: Request, state: State, job_id: UUID) -> Response:
+async def shared_job_page(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     viewer = await viewer_of(request)
     refused = await refusal(request, state, job_id, viewer, html=True)
     if refused is not None:
@@ -100,21 +101,22 @@ async def shared_job_page(request: Request, state: State, job_id: UUID) -> Respo
 
 
 @get("/training-jobs/{job_id:uuid}/summary")
-async def shared_job_summary(request: Request, state: State, job_id: UUID) -> Response:
+async def shared_job_summary(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """The same view as JSON (configuration, progress, results, creator)."""
     refused = await refusal(request, state, job_id, await viewer_of(request), html=False)
     return refused or Response(as_json(await view_of(state, job_id)), media_type=MediaType.JSON)
 
 
 @get("/training-jobs/{job_id:uuid}/points")
-async def shared_job_points(request: Request, state: State, job_id: UUID, after: int = -1) -> Response:
+async def shared_job_points(request: Request, state: State, job_id: FromPath[UUID],
+                            after: FromQuery[int] = -1) -> Response:
     refused = await refusal(request, state, job_id, await viewer_of(request), html=False)
     return refused or Response(await read_points(state.pool, job_id, after), media_type=MediaType.JSON)
 
 
 @get("/training-jobs/{job_id:uuid}/stream")
-async def shared_job_stream(request: Request, state: State, job_id: UUID, after: int = -1,
-                            eval_after: int = -1) -> Response:
+async def shared_job_stream(request: Request, state: State, job_id: FromPath[UUID], after: FromQuery[int] = -1,
+                            eval_after: FromQuery[int] = -1) -> Response:
     """`points` (new loss-curve rows), `progress` (status, step, epoch, loss), `end` once the job
     has ended, `revoked` when the job stops being shared with this viewer (then the stream ends)."""
     viewer = await viewer_of(request)

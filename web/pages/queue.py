@@ -10,6 +10,7 @@ from uuid import UUID
 
 from litestar import MediaType, Request, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from domain.queue import remaining
@@ -48,7 +49,7 @@ async def running_jobs(state: State, now: datetime) -> list[dict[str, Any]]:
 
 
 @post("/queue/{job_id:uuid}/promote", media_type=MediaType.HTML, guards=[require_manager])
-async def promote_form(request: Request, state: State, job_id: UUID) -> Redirect:
+async def promote_form(request: Request, state: State, job_id: FromPath[UUID]) -> Redirect:
     """FR2.3.2: a manager moves a queued job to the front (the same command as the API's promote)."""
     actor = actor_of(request)
     name = await name_of(state, job_id)
@@ -60,7 +61,7 @@ async def promote_form(request: Request, state: State, job_id: UUID) -> Redirect
 
 
 @post("/queue/{job_id:uuid}/on-demand", media_type=MediaType.HTML)
-async def switch_to_on_demand(request: Request, state: State, job_id: UUID) -> Redirect:
+async def switch_to_on_demand(request: Request, state: State, job_id: FromPath[UUID]) -> Redirect:
     """FR3.1.3 "Switch to on-demand" for a job waiting for a GPU; its budget reservation grows with it."""
     actor = actor_of(request)
     name = await name_of(state, job_id)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from domain.aggregates.budget import BudgetExceededError, InvalidBudgetCommandError, PermissionDeniedError
@@ -48,8 +49,8 @@ async def review(state: State, actor: Actor, job: TrainingJob, status: int = 200
 
 
 @get("/jobs/{job_id:uuid}/review", media_type=MediaType.HTML)
-async def review_page(request: Request, state: State, job_id: UUID, notice: str | None = None,
-                      error: str | None = None) -> Response:
+async def review_page(request: Request, state: State, job_id: FromPath[UUID], notice: FromQuery[str | None] = None,
+                      error: FromQuery[str | None] = None) -> Response:
     """The final check before starting (FR1.3.2); a job already started goes to its own page."""
     job = await job_to_review(state, job_id)
     if not isinstance(job, TrainingJob):
@@ -58,7 +59,7 @@ async def review_page(request: Request, state: State, job_id: UUID, notice: str 
 
 
 @post("/jobs/{job_id:uuid}/start", media_type=MediaType.HTML)
-async def start_job_form(request: Request, state: State, job_id: UUID) -> Response:
+async def start_job_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """Start Training: all three boxes checked, then queued with its reservation (or refused)."""
     job = await job_to_review(state, job_id, say_why=True)
     if not isinstance(job, TrainingJob):
@@ -90,7 +91,7 @@ async def start_job_form(request: Request, state: State, job_id: UUID) -> Respon
 
 
 @post("/jobs/{job_id:uuid}/discard", media_type=MediaType.HTML)
-async def discard_job_form(request: Request, state: State, job_id: UUID) -> Response:
+async def discard_job_form(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """Cancel at review: the configured job is cancelled (it never started, so nothing was charged)."""
     job = await job_to_review(state, job_id)
     if not isinstance(job, TrainingJob):
@@ -102,7 +103,7 @@ async def discard_job_form(request: Request, state: State, job_id: UUID) -> Resp
 
 
 @post("/jobs/{job_id:uuid}/limit-increase", media_type=MediaType.HTML)
-async def review_limit_increase(request: Request, state: State, job_id: UUID) -> Response:
+async def review_limit_increase(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     """"Increase Budget Limit" from the review page."""
     job = await job_to_review(state, job_id)
     if not isinstance(job, TrainingJob):

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import psycopg
 from litestar import MediaType, Request, get, post
 from litestar.datastructures import State
+from litestar.params import FromQuery
 from litestar.response import Response, Template
 
 from handlers.notifications.preferences import (
@@ -100,7 +101,7 @@ render = _page  # the webhooks section's forms answer with this page too (web/pa
 
 
 @get(PATH, media_type=MediaType.HTML)
-async def settings_page(request: Request, state: State, notice: str | None = None) -> Template:
+async def settings_page(request: Request, state: State, notice: FromQuery[str | None] = None) -> Template:
     return await _page(request, state, notice=notice)
 
 

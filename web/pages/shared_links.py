@@ -16,6 +16,7 @@ from uuid import UUID
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath
 from litestar.response import Template
 from pydantic import BaseModel
 
@@ -34,12 +35,12 @@ PATHS = {REPORT.key: "reports", PACKAGE.key: "packages"}
 
 
 @post("/jobs/{job_id:uuid}/report/share", media_type=MediaType.HTML, status_code=200)
-async def share_report(request: Request, state: State, job_id: UUID) -> Response:
+async def share_report(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     return await make_link(request, state, job_id, REPORT)
 
 
 @post("/jobs/{job_id:uuid}/deployment-package/share", media_type=MediaType.HTML, status_code=200)
-async def share_package(request: Request, state: State, job_id: UUID) -> Response:
+async def share_package(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     return await make_link(request, state, job_id, PACKAGE)
 
 
@@ -59,7 +60,7 @@ class NewLink(BaseModel):
 
 
 @post("/api/jobs/{job_id:uuid}/share-links", status_code=201)
-async def api_share_link(request: Request, state: State, job_id: UUID, data: NewLink) -> dict[str, Any]:
+async def api_share_link(request: Request, state: State, job_id: FromPath[UUID], data: NewLink) -> dict[str, Any]:
     """A report (30 days) or deployment package (48 hours) link, as the job page's buttons make one;
     refused with the page's own sentence."""
     made = await issue_link(request, state, job_id, REPORT if data.purpose == "report" else PACKAGE)
@@ -105,7 +106,7 @@ async def issue_link(request: Request, state: State, job_id: UUID, purpose: Purp
 
 
 @get("/shared/reports/{token:str}", media_type=MediaType.HTML)
-async def shared_report(state: State, token: str) -> Response:
+async def shared_report(state: State, token: FromPath[str]) -> Response:
     """Public (no sign-in): the report a valid, unexpired link names."""
     now = utcnow()
     shared = await opened(state, REPORT, token, now)
@@ -116,7 +117,7 @@ async def shared_report(state: State, token: str) -> Response:
 
 
 @get("/shared/packages/{token:str}", media_type=MediaType.HTML)
-async def shared_package(state: State, token: str) -> Response:
+async def shared_package(state: State, token: FromPath[str]) -> Response:
     """Public (no sign-in): the deployment package a valid, unexpired link names."""
     shared = await opened(state, PACKAGE, token, utcnow())
     if isinstance(shared, Template):

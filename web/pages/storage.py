@@ -12,6 +12,7 @@ from uuid import UUID
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from domain.aggregates.budget import PermissionDeniedError
@@ -27,14 +28,15 @@ LOG = logging.getLogger(__name__)
 
 
 @get("/storage", media_type=MediaType.HTML)
-async def storage_page(state: State, notice: str | None = None, error: str | None = None) -> Template:
+async def storage_page(state: State, notice: FromQuery[str | None] = None,
+                       error: FromQuery[str | None] = None) -> Template:
     found = await adapters(state.pool)
     return Template("storage.html", context={"adapters": found, "usage": adapter_storage.usage(found),
                                              "size": adapter_storage.size, "notice": notice, "error": error})
 
 
 @post("/jobs/{job_id:uuid}/adapter/delete", media_type=MediaType.HTML)
-async def delete_one(request: Request, state: State, job_id: UUID) -> Response:
+async def delete_one(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     form = await request.form()
     problem = await delete(request, state, [job_id], str(form.get("reason") or ""), form.get("confirm") == "yes")
     return redirect_with(f"/jobs/{job_id}", **({"error": problem} if problem else {"notice": "Adapter deleted"}))

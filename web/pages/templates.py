@@ -10,6 +10,7 @@ from uuid import UUID
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from domain.aggregates.template import NAME_MAX, VISIBILITIES, TemplateNotFoundError
@@ -28,9 +29,11 @@ VIEWS = ("grid", "list")
 
 
 @get("/templates", media_type=MediaType.HTML)
-async def library(request: Request, state: State, creator: str = "", tag: str = "", visibility: str = "",
-                  sort: str = "name", order: str = "", view: str = "grid", notice: str | None = None,
-                  error: str | None = None) -> Template:
+async def library(request: Request, state: State, creator: FromQuery[str] = "", tag: FromQuery[str] = "",
+                  visibility: FromQuery[str] = "",
+                  sort: FromQuery[str] = "name", order: FromQuery[str] = "", view: FromQuery[str] = "grid",
+                  notice: FromQuery[str | None] = None,
+                  error: FromQuery[str | None] = None) -> Template:
     """FR5.2.2's library: every template this person may use, with its analytics."""
     actor = actor_of(request)
     sort = sort if sort in SORTS else "name"
@@ -49,8 +52,9 @@ async def library(request: Request, state: State, creator: str = "", tag: str = 
 
 
 @get("/templates/{template_id:uuid}", media_type=MediaType.HTML)
-async def template_page(request: Request, state: State, template_id: UUID, notice: str | None = None,
-                        error: str | None = None) -> Response:
+async def template_page(request: Request, state: State, template_id: FromPath[UUID],
+                        notice: FromQuery[str | None] = None,
+                        error: FromQuery[str | None] = None) -> Response:
     actor = actor_of(request)
     row = await get_template(state.pool, template_id, actor.name)
     if row is None:
@@ -72,7 +76,7 @@ async def not_in_read_model(state: State, template_id: UUID, actor: Actor) -> Re
 
 
 @post("/templates/{template_id:uuid}/edit", media_type=MediaType.HTML)
-async def edit_template(request: Request, state: State, template_id: UUID) -> Response:
+async def edit_template(request: Request, state: State, template_id: FromPath[UUID]) -> Response:
     form, actor = await request.form(), actor_of(request)
     try:
         await asyncio.to_thread(state.store.app.edit_template, template_id,
@@ -86,7 +90,7 @@ async def edit_template(request: Request, state: State, template_id: UUID) -> Re
 
 
 @post("/templates/{template_id:uuid}/delete", media_type=MediaType.HTML)
-async def delete_template(request: Request, state: State, template_id: UUID) -> Response:
+async def delete_template(request: Request, state: State, template_id: FromPath[UUID]) -> Response:
     """Needs the confirmation box ticked; the jobs started from the template keep their settings."""
     form, actor = await request.form(), actor_of(request)
     if form.get("confirm") != "yes":
@@ -112,7 +116,7 @@ async def save_from_job(state: State, job_id: UUID, actor: Actor, *, name: str, 
 
 
 @post("/jobs/{job_id:uuid}/save-as-template", media_type=MediaType.HTML)
-async def save_as_template(request: Request, state: State, job_id: UUID) -> Response:
+async def save_as_template(request: Request, state: State, job_id: FromPath[UUID]) -> Response:
     form, actor = await request.form(), actor_of(request)
     sent = {k: str(form.get(k) or "")[:5000] for k in ("name", "description", "visibility", "tags")}
     try:

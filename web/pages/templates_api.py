@@ -12,6 +12,7 @@ from uuid import UUID
 from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import FromPath, FromQuery
 from pydantic import BaseModel, Field
 
 from projections.templates import SORTS, get_template, list_templates
@@ -52,9 +53,10 @@ class StartFromTemplate(BaseModel):
 
 
 @get("/api/templates")
-async def api_templates(request: Request, state: State, creator: str | None = None, tag: str | None = None,
-                        visibility: Literal["private", "team"] | None = None, sort: str = "name",
-                        descending: bool = False) -> list[dict[str, Any]]:
+async def api_templates(request: Request, state: State, creator: FromQuery[str | None] = None,
+                        tag: FromQuery[str | None] = None,
+                        visibility: FromQuery[Literal["private", "team"] | None] = None, sort: FromQuery[str] = "name",
+                        descending: FromQuery[bool] = False) -> list[dict[str, Any]]:
     """The templates you may use, with usage count, success rate and averages (FR5.2.2)."""
     if sort not in SORTS:
         raise ClientException(f"sort must be one of {', '.join(SORTS)} (got {sort!r})")
@@ -64,7 +66,7 @@ async def api_templates(request: Request, state: State, creator: str | None = No
 
 
 @get("/api/templates/{template_id:uuid}")
-async def api_template(request: Request, state: State, template_id: UUID) -> dict[str, Any]:
+async def api_template(request: Request, state: State, template_id: FromPath[UUID]) -> dict[str, Any]:
     row = await get_template(state.pool, template_id, actor_of(request).name)
     if row is None:
         raise NotFoundException(f"no template {template_id} that you may see (it may still be on its way to the"
@@ -81,7 +83,8 @@ async def api_save_template(request: Request, state: State, data: SaveTemplate) 
 
 
 @patch("/api/templates/{template_id:uuid}")
-async def api_edit_template(request: Request, state: State, template_id: UUID, data: EditTemplate) -> dict[str, Any]:
+async def api_edit_template(request: Request, state: State, template_id: FromPath[UUID],
+                            data: EditTemplate) -> dict[str, Any]:
     """Description, tags and visibility (FR5.2.2); a field left out keeps its value."""
     actor, app = actor_of(request), state.store.app
     current = await asyncio.to_thread(app.template, template_id)
@@ -97,7 +100,8 @@ async def api_edit_template(request: Request, state: State, template_id: UUID, d
 
 
 @delete("/api/templates/{template_id:uuid}", status_code=200)
-async def api_delete_template(request: Request, state: State, template_id: UUID, confirm: bool = False
+async def api_delete_template(request: Request, state: State, template_id: FromPath[UUID],
+                              confirm: FromQuery[bool] = False
                               ) -> dict[str, Any]:
     """Needs `?confirm=true`; the jobs started from the template keep their settings."""
     if not confirm:
@@ -109,7 +113,7 @@ async def api_delete_template(request: Request, state: State, template_id: UUID,
 
 
 @post("/api/templates/{template_id:uuid}/jobs", status_code=201)
-async def api_start_from_template(request: Request, state: State, template_id: UUID,
+async def api_start_from_template(request: Request, state: State, template_id: FromPath[UUID],
                                   data: StartFromTemplate) -> Response[dict[str, Any]]:
     """A job from the template (its preset, GPU tier and settings unless given here), its notes
     starting with "Started from template: {name}"; configured, or started with `start`."""

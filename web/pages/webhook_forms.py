@@ -10,6 +10,7 @@ from uuid import UUID
 from litestar import MediaType, Request, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import FromPath
 from litestar.response import Response
 from pydantic import ValidationError
 
@@ -39,7 +40,7 @@ async def add_endpoint(request: Request, state: State) -> Response:
 
 
 @post(f"{BASE}/{{endpoint_id:uuid}}/delete", media_type=MediaType.HTML, guards=[require_manager])
-async def delete_endpoint(state: State, endpoint_id: UUID) -> Response:
+async def delete_endpoint(state: State, endpoint_id: FromPath[UUID]) -> Response:
     try:
         await webhooks.in_db(state, webhooks.store.delete_endpoint, webhooks.team_of(state), endpoint_id)
     except NotFoundException as exc:
@@ -48,7 +49,7 @@ async def delete_endpoint(state: State, endpoint_id: UUID) -> Response:
 
 
 @post(f"{BASE}/{{endpoint_id:uuid}}/rotate", media_type=MediaType.HTML, guards=[require_manager])
-async def rotate_secret(request: Request, state: State, endpoint_id: UUID) -> Response:
+async def rotate_secret(request: Request, state: State, endpoint_id: FromPath[UUID]) -> Response:
     try:
         rotated = await webhooks.rotate(state, endpoint_id)
     except NotFoundException as exc:
@@ -59,7 +60,7 @@ async def rotate_secret(request: Request, state: State, endpoint_id: UUID) -> Re
 
 
 @post(f"{BASE}/deliveries/{{delivery_id:int}}/redeliver", media_type=MediaType.HTML, guards=[require_manager])
-async def redeliver(request: Request, state: State, delivery_id: int) -> Response:
+async def redeliver(request: Request, state: State, delivery_id: FromPath[int]) -> Response:
     try:
         row = await webhooks.in_db(state, webhooks.store.redeliver, webhooks.team_of(state), delivery_id,
                                    actor_of(request).name)
