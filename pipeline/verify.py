@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import nats.errors
 import psycopg
 from eventsourcing.application import Application
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 from psycopg import sql
 
 from infra import bus
@@ -137,19 +138,31 @@ def copy_tables(conn: psycopg.Connection, origin: str, live: str, tables: Sequen
         conn.isolation_level = None
 
 
+CONSUMER_INFO_PATIENCE_S = 30.0
+
+
 def consumed(nats_url: str) -> tuple[int, int]:
     """(last stream sequence delivered, deliveries not yet acknowledged) of the metric consumer;
     without one, the stream's last sequence (a rebuild filled the table from all of it)."""
 
     async def ask() -> tuple[int, int]:
         nc = await bus.connect(nats_url, "audit-verify")
+        deadline = time.monotonic() + CONSUMER_INFO_PATIENCE_S
         try:
             js = nc.jetstream()
-            try:
-                info = await js.consumer_info(bus.TELEMETRY_STREAM, metrics.DURABLE)
-            except NotFoundError:
-                return (await js.stream_info(bus.TELEMETRY_STREAM)).state.last_seq, 0
-            return info.delivered.stream_seq or 0, info.num_ack_pending or 0
+            while True:
+                try:
+                    info = await js.consumer_info(bus.TELEMETRY_STREAM, metrics.DURABLE)
+                except NotFoundError:
+                    return (await js.stream_info(bus.TELEMETRY_STREAM)).state.last_seq, 0
+                except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+                    # A cluster whose node was just restarted may not answer for a few seconds (its
+                    # stream and consumer leaders being elected): asked again, not a difference.
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+                    continue
+                return info.delivered.stream_seq or 0, info.num_ack_pending or 0
         finally:
             await nc.close()
 

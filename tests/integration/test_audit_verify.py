@@ -102,3 +102,46 @@ def test_only_the_named_read_models_are_verified(live) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "job_metrics" not in result.stdout and "projection_positions:" in result.stdout
     assert verify(env, "nonsense").returncode == 2
+
+
+def test_a_cluster_that_does_not_answer_for_a_moment_is_asked_again_not_reported_as_a_difference(
+        nats_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a NATS node's restart its consumer leaders may take seconds to answer (the chaos run met a
+    `nats: timeout` there): `consumed` asks again until CONSUMER_INFO_PATIENCE_S, then gives up loudly."""
+    import asyncio
+
+    import nats.errors
+    from nats.js.client import JetStreamContext
+
+    from infra import bus
+    from pipeline import verify as verify_module
+
+    async def declared() -> None:
+        nc = await bus.connect(nats_server.url, "test")
+        try:
+            await bus.declare(nc.jetstream())
+        finally:
+            await nc.close()
+
+    asyncio.run(declared())
+    real, failures = JetStreamContext.consumer_info, []
+
+    async def flaky(self: JetStreamContext, *args: object, **kwargs: object) -> object:
+        if len(failures) < 3:
+            failures.append(1)
+            raise nats.errors.TimeoutError
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext, "consumer_info", flaky)
+    assert verify_module.consumed(nats_server.url) == (0, 0)  # the stream's last sequence: nothing in it
+    assert len(failures) == 3
+
+    failures.clear()
+    monkeypatch.setattr(verify_module, "CONSUMER_INFO_PATIENCE_S", 0.2)
+
+    async def silent(self: JetStreamContext, *args: object, **kwargs: object) -> object:
+        raise nats.errors.TimeoutError
+
+    monkeypatch.setattr(JetStreamContext, "consumer_info", silent)
+    with pytest.raises(nats.errors.TimeoutError):
+        verify_module.consumed(nats_server.url)
